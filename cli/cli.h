@@ -1,0 +1,24 @@
+/*
+ * cli: the blocksim command's subcommands.
+ *
+ * Role: parse arguments (getopt_long), run, print, and map outcomes to exit
+ *   status: 0 ok, 1 a property or expectation failed, 2 usage or bad input.
+ * Model: DESIGN.md "Command line".
+ * Invariants: errors go to stderr and name what and where; nothing is
+ *   printed to stdout on a usage error.
+ * Ownership: each command frees what it allocated before returning.
+ * Async contract: none.
+ * Depends on: sim/ (world, trace, importers, report).
+ */
+#ifndef BLOCKSIM_CLI_H
+#define BLOCKSIM_CLI_H
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+int cmd_replay(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+/* Print "blocksim CMD: MSG" to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,373 @@
+/*
+ * cmd_replay: `blocksim replay` and `blocksim convert`.
+ *
+ * Method: load the file, pick the format (native, or fio when the first line
+ * says so), parse into a trace, run it in a world, print the report.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../ref/node.h"
+#include "../sim/import_fio.h"
+#include "../sim/report.h"
+#include "../sim/trace.h"
+#include "../sim/world.h"
+#include "cli.h"
+
+#define TRACE_FILE_MAX (1ull << 30)
+
+struct mutant {
+    const char *name;
+    unsigned node;
+    unsigned disk;
+    const char *what;
+};
+
+static const struct mutant mutants[] = {
+    { "overlay-no-copyup", NODE_MUTANT_OVERLAY_NO_COPYUP, 0,
+      "overlay: a partial write skips copying the rest of the cluster up" },
+    { "overlay-no-serialise", NODE_MUTANT_OVERLAY_NO_SERIALISE, 0,
+      "overlay: copy-up does not serialise against overlapping writes" },
+    { "file-drop-fua", NODE_MUTANT_FILE_DROP_FUA, 0,
+      "file driver: the FUA flag is not passed down" },
+    { "disk-fua-volatile", 0, DISK_MUTANT_FUA_VOLATILE,
+      "disk: acknowledges FUA writes but keeps them in its volatile cache" },
+    { "disk-flush-noop", 0, DISK_MUTANT_FLUSH_NOOP,
+      "disk: flush succeeds without making anything durable" },
+};
+
+struct replay_args {
+    const char *path;
+    const char *format; /* "auto", "native", "fio" */
+    struct world_opts o;
+    bool json;
+    bool quiet;
+    bool wall;
+    char mutant_names[128];
+};
+
+static void replay_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: blocksim replay TRACE [OPTIONS]\n"
+            "Replay TRACE through the simulated block stack under its faults (and any\n"
+            "added here), check every read against the model, print a report.\n\n"
+            "  --format F      native, fio or auto (default: fio if the first line says\n"
+            "                  'fio version 2|3 iolog', else native)\n"
+            "  --seed N        world seed (default: the trace's 'seed' record, else 1)\n"
+            "  --faults SPEC   extra fault rules, 'RULE;RULE', e.g.\n"
+            "                  'write-eio prob=1%%;read-corrupt disk=d0 nth=50'\n"
+            "  --size BYTES    guest disk size (default: the trace's topology size, else\n"
+            "                  its extent rounded up to 1M)\n"
+            "  --qd N          queue depth, overriding the trace's qd records\n"
+            "  --json          print the report as JSON\n"
+            "  --quiet         print no report; the exit status tells\n"
+            "  --no-wall       leave wall-clock figures out (byte-identical reruns)\n"
+            "  --mutant NAME   plant a known bug (repeatable), to see a checker catch it:\n");
+    for (size_t i = 0; i < ARRAY_LEN(mutants); i++) {
+        fprintf(out, "                    %-21s %s\n", mutants[i].name, mutants[i].what);
+    }
+    fprintf(out, "\nExit status: 0 pass, 1 a property or an 'expect' record failed, "
+            "2 usage or input error.\n");
+}
+
+static int opt_u64(const char *opt, const char *val, uint64_t *out, bool size)
+{
+    int ret = size ? parse_size(val, out) : parse_u64(val, out);
+    if (ret < 0) {
+        cli_error("replay", "%s: expected %s, got '%s'", opt,
+                  size ? "a size such as 1G" : "an unsigned integer", val);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+static int opt_mutant(struct replay_args *a, const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(mutants); i++) {
+        if (strcmp(name, mutants[i].name) == 0) {
+            a->o.node_mutants |= mutants[i].node;
+            a->o.disk_mutants |= mutants[i].disk;
+            size_t at = strlen(a->mutant_names);
+            snprintf(a->mutant_names + at, sizeof(a->mutant_names) - at, " --mutant %s",
+                     name);
+            return 0;
+        }
+    }
+    cli_error("replay", "--mutant: unknown mutant '%s' (see --help)", name);
+    return CLI_USAGE;
+}
+
+enum { OPT_FORMAT = 256, OPT_SEED, OPT_FAULTS, OPT_SIZE, OPT_QD, OPT_JSON, OPT_QUIET,
+       OPT_NO_WALL, OPT_MUTANT, OPT_HELP };
+
+static const struct option replay_options[] = {
+    { "format", required_argument, NULL, OPT_FORMAT },
+    { "seed", required_argument, NULL, OPT_SEED },
+    { "faults", required_argument, NULL, OPT_FAULTS },
+    { "size", required_argument, NULL, OPT_SIZE },
+    { "qd", required_argument, NULL, OPT_QD },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "quiet", no_argument, NULL, OPT_QUIET },
+    { "no-wall", no_argument, NULL, OPT_NO_WALL },
+    { "mutant", required_argument, NULL, OPT_MUTANT },
+    { "help", no_argument, NULL, OPT_HELP },
+    { NULL, 0, NULL, 0 },
+};
+
+/* One option; -1 for --help (print usage, exit 0). */
+static int replay_opt(struct replay_args *a, int c, const char *val)
+{
+    uint64_t v;
+    switch (c) {
+    case OPT_FORMAT:
+        a->format = val;
+        return 0;
+    case OPT_SEED:
+        a->o.has_seed = true;
+        return opt_u64("--seed", val, &a->o.seed, false);
+    case OPT_FAULTS:
+        a->o.faults = val;
+        return 0;
+    case OPT_SIZE:
+        TRY(opt_u64("--size", val, &a->o.size, true));
+        if (a->o.size == 0 || a->o.size % 512) {
+            cli_error("replay", "--size: %s is not a positive multiple of 512", val);
+            return CLI_USAGE;
+        }
+        return 0;
+    case OPT_QD:
+        TRY(opt_u64("--qd", val, &v, false));
+        if (v == 0 || v > 1024) {
+            cli_error("replay", "--qd: expected 1..1024, got %s", val);
+            return CLI_USAGE;
+        }
+        a->o.qd = (unsigned)v;
+        return 0;
+    case OPT_JSON:
+        a->json = true;
+        return 0;
+    case OPT_QUIET:
+        a->quiet = true;
+        return 0;
+    case OPT_NO_WALL:
+        a->wall = false;
+        return 0;
+    case OPT_MUTANT:
+        return opt_mutant(a, val);
+    case OPT_HELP:
+        return -1;
+    default:
+        return CLI_USAGE; /* getopt printed the problem */
+    }
+}
+
+static int replay_parse_args(struct replay_args *a, int argc, char **argv)
+{
+    memset(a, 0, sizeof(*a));
+    a->format = "auto";
+    a->wall = true;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", replay_options, NULL)) != -1) {
+        int ret = replay_opt(a, c, optarg);
+        if (ret == -1) {
+            replay_usage(stdout);
+            return -1;
+        }
+        if (ret != 0) {
+            return CLI_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        cli_error("replay", optind == argc ? "missing TRACE (see --help)"
+                                           : "one TRACE only (see --help)");
+        return CLI_USAGE;
+    }
+    a->path = argv[optind];
+    if (strcmp(a->format, "auto") && strcmp(a->format, "native") && strcmp(a->format, "fio")) {
+        cli_error("replay", "--format: expected native, fio or auto, got '%s'", a->format);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+static const char *format_detect(const char *data, size_t len)
+{
+    static const char fio[] = "fio version ";
+    return len >= sizeof(fio) - 1 && memcmp(data, fio, sizeof(fio) - 1) == 0 ? "fio"
+                                                                               : "native";
+}
+
+/* Load @path as @format into @t; prints the error and returns CLI_USAGE. */
+static int trace_load(const char *cmd, const char *path, const char **format, struct trace *t)
+{
+    char *data = NULL;
+    size_t len = 0;
+    struct err e = { .file = path };
+    int ret = trace_file_read(path, TRACE_FILE_MAX, &data, &len, &e);
+    if (ret == 0) {
+        if (strcmp(*format, "auto") == 0) {
+            *format = format_detect(data, len);
+        }
+        ret = strcmp(*format, "fio") == 0 ? import_fio(data, len, t, NULL, &e)
+                                          : trace_parse(t, data, len, &e);
+    }
+    trace_file_free(data, len);
+    if (ret < 0) {
+        char msg[512];
+        err_format(&e, msg, sizeof(msg));
+        cli_error(cmd, "%s", msg);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+static double wall_now(void)
+{
+    /* Wall time is reported, never used by the run: cli/ may read it. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void repro_command(const struct replay_args *a, const char *format, uint64_t seed,
+                          char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "blocksim replay %s --format %s --seed %" PRIu64 "%s",
+                     a->path, format, seed, a->mutant_names);
+    size_t at = n > 0 ? (size_t)n : 0;
+    if (a->o.faults && at < size) {
+        at += (size_t)snprintf(buf + at, size - at, " --faults '%s'", a->o.faults);
+    }
+    if (a->o.size && at < size) {
+        at += (size_t)snprintf(buf + at, size - at, " --size %" PRIu64, a->o.size);
+    }
+    if (a->o.qd && at < size) {
+        snprintf(buf + at, size - at, " --qd %u", a->o.qd);
+    }
+}
+
+static void replay_print(const struct replay_args *a, const struct world_result *r,
+                         const struct report_info *info)
+{
+    if (a->quiet) {
+        return;
+    }
+    if (a->json) {
+        json_t *j = report_json(r, info);
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        fputc('\n', stdout);
+        json_decref(j);
+    } else {
+        report_text(r, info, stdout);
+    }
+}
+
+int cmd_replay(int argc, char **argv)
+{
+    struct replay_args a;
+    int ret = replay_parse_args(&a, argc, argv);
+    if (ret != 0) {
+        return ret < 0 ? CLI_OK : ret;
+    }
+    struct trace t;
+    const char *format = a.format;
+    ret = trace_load("replay", a.path, &format, &t);
+    if (ret != 0) {
+        return ret;
+    }
+    struct world_result r;
+    struct err e = { .file = a.path };
+    double start = wall_now();
+    ret = world_run(&t, &a.o, &r, &e);
+    double secs = wall_now() - start;
+    trace_fini(&t);
+    if (ret < 0) {
+        char msg[512];
+        err_format(&e, msg, sizeof(msg));
+        cli_error("replay", "%s", msg);
+        return CLI_USAGE;
+    }
+    char repro[1024];
+    repro_command(&a, format, r.seed, repro, sizeof(repro));
+    struct report_info info = { a.path, format, repro, a.wall, secs };
+    replay_print(&a, &r, &info);
+    return report_exit_status(&r);
+}
+
+/* ---- convert ---- */
+
+static void convert_usage(FILE *out)
+{
+    fprintf(out, "usage: blocksim convert IN OUT [--from auto|native|fio]\n"
+            "Write IN as a native trace to OUT ('-' for standard output). OUT is\n"
+            "replaced only once the whole trace was written.\n");
+}
+
+static int convert_write(const struct trace *t, const char *out_path)
+{
+    if (strcmp(out_path, "-") == 0) {
+        trace_print_canonical(t, stdout);
+        return fflush(stdout) == 0 ? CLI_OK : CLI_USAGE;
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", out_path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        cli_error("convert", "%s: cannot create: %s", tmp, strerror(errno));
+        return CLI_USAGE;
+    }
+    trace_print_canonical(t, f);
+    bool ok = !ferror(f);
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, out_path) != 0) {
+        cli_error("convert", "%s: cannot write: %s", out_path, strerror(errno));
+        unlink(tmp);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "from", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *from = "auto";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (c == 'h') {
+            convert_usage(stdout);
+            return CLI_OK;
+        }
+        if (c != 'f') {
+            return CLI_USAGE;
+        }
+        from = optarg;
+    }
+    if (optind != argc - 2) {
+        cli_error("convert", "expected IN and OUT (see --help)");
+        return CLI_USAGE;
+    }
+    if (strcmp(from, "auto") && strcmp(from, "native") && strcmp(from, "fio")) {
+        cli_error("convert", "--from: expected native, fio or auto, got '%s'", from);
+        return CLI_USAGE;
+    }
+    struct trace t;
+    int ret = trace_load("convert", argv[optind], &from, &t);
+    if (ret != 0) {
+        return ret;
+    }
+    ret = convert_write(&t, argv[optind + 1]);
+    trace_fini(&t);
+    return ret;
+}

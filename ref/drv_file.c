@@ -1,0 +1,109 @@
+/*
+ * drv_file: see drv_file.h. Method: one storage call per request; the
+ * storage callback completes the request.
+ */
+#include "drv_file.h"
+
+struct file_state {
+    struct env_storage st;
+};
+
+static struct file_state *file_state(const struct node *n)
+{
+    return n->state;
+}
+
+static int file_open(struct node *n, const void *opts, struct err *e)
+{
+    const struct drv_file_opts *o = opts;
+    if (!o || !o->storage.ops) {
+        return err_set(e, 0, 0, "file node '%s' needs a storage device", n->name);
+    }
+    file_state(n)->st = o->storage;
+    n->length = align_down(o->storage.ops->length(o->storage.dev), NODE_SECTOR);
+    return 0;
+}
+
+static void file_io_done(void *opaque, int ret)
+{
+    req_complete(opaque, ret);
+}
+
+static void file_read(struct node *n, struct req *req)
+{
+    struct env_storage *st = &file_state(n)->st;
+    st->ops->read(st->dev, req->offset, req->buf, req->len, file_io_done, req);
+}
+
+static unsigned file_flags(const struct node *n, const struct req *req)
+{
+    if (node_mutant(n, NODE_MUTANT_FILE_DROP_FUA)) {
+        return 0;
+    }
+    return (req->flags & NODE_REQ_FUA) ? ENV_IO_FUA : 0;
+}
+
+static void file_write(struct node *n, struct req *req)
+{
+    struct env_storage *st = &file_state(n)->st;
+    st->ops->write(st->dev, req->offset, req->buf, req->len, file_flags(n, req),
+                   file_io_done, req);
+}
+
+static void file_flush(struct node *n, struct req *req)
+{
+    struct env_storage *st = &file_state(n)->st;
+    st->ops->flush(st->dev, file_io_done, req);
+}
+
+static void file_discard(struct node *n, struct req *req)
+{
+    struct env_storage *st = &file_state(n)->st;
+    st->ops->discard(st->dev, req->offset, req->len, file_io_done, req);
+}
+
+static void file_write_zeroes(struct node *n, struct req *req)
+{
+    struct env_storage *st = &file_state(n)->st;
+    st->ops->write_zeroes(st->dev, req->offset, req->len, file_flags(n, req),
+                          file_io_done, req);
+}
+
+static int file_block_status(struct node *n, uint64_t offset, uint64_t len, uint64_t *pnum)
+{
+    struct env_storage *st = &file_state(n)->st;
+    int ret = st->ops->allocated(st->dev, offset, len, pnum);
+    if (ret < 0) {
+        return ret;
+    }
+    /* A protocol node owns all its bytes; holes read as zeroes. */
+    return NODE_BS_ALLOCATED | (ret ? NODE_BS_DATA : NODE_BS_ZERO);
+}
+
+static int file_pread_sync(struct node *n, uint64_t offset, uint8_t *buf, uint64_t len)
+{
+    struct env_storage *st = &file_state(n)->st;
+    return st->ops->read_sync(st->dev, offset, buf, len);
+}
+
+static void file_check(const struct node *n)
+{
+    ASSERT(file_state(n)->st.ops != NULL);
+    ASSERT(n->n_children == 0);
+}
+
+const struct node_driver drv_file = {
+    .name = "file",
+    .state_size = sizeof(struct file_state),
+    .open = file_open,
+    .submit = {
+        [NODE_OP_READ] = file_read,
+        [NODE_OP_WRITE] = file_write,
+        [NODE_OP_FLUSH] = file_flush,
+        [NODE_OP_DISCARD] = file_discard,
+        [NODE_OP_WRITE_ZEROES] = file_write_zeroes,
+    },
+    .block_status = file_block_status,
+    .pread_sync = file_pread_sync,
+    .check = file_check,
+};

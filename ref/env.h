@@ -1,0 +1,92 @@
+/*
+ * env: the only three interfaces through which ref/ reaches the world.
+ *
+ * Role: storage ops (a block device), transport ops (a byte stream) and timer
+ *   ops (virtual time and deferred calls). sim/ implements all three with
+ *   faults; oracle adapters may implement them over real files and sockets.
+ * Model: QEMU's BlockDriver protocol layer (bdrv_co_preadv on a file) and its
+ *   AioContext bottom halves; libuv's rule that completion is deferred.
+ * Invariants: an implementation never calls a completion callback from inside
+ *   the call that submitted it; it posts the completion to the timer instead.
+ * Ownership: buffers are borrowed until the completion callback runs.
+ * Async contract: read, write, flush, discard, write_zeroes, send and recv
+ *   complete through their callback with 0 or a negative errno. now_ns, post,
+ *   length, allocated and read_sync are synchronous.
+ * Depends on: nothing.
+ */
+#ifndef BLOCKSIM_ENV_H
+#define BLOCKSIM_ENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void env_cb(void *opaque);
+typedef void env_io_cb(void *opaque, int ret);
+
+/* Virtual time. post() runs @cb after @delay_ns, after every event already
+ * posted for the same instant (FIFO at equal times). */
+struct env_timer_ops {
+    uint64_t (*now_ns)(void *ctx);
+    void (*post)(void *ctx, uint64_t delay_ns, env_cb *cb, void *opaque);
+};
+
+struct env_timer {
+    const struct env_timer_ops *ops;
+    void *ctx;
+};
+
+static inline uint64_t env_now(const struct env_timer *t)
+{
+    return t->ops->now_ns(t->ctx);
+}
+
+static inline void env_post(const struct env_timer *t, uint64_t delay_ns, env_cb *cb,
+                            void *opaque)
+{
+    t->ops->post(t->ctx, delay_ns, cb, opaque);
+}
+
+enum {
+    ENV_IO_FUA = 1u << 0, /* the write is durable when it completes */
+};
+
+/* A block device. Offsets and lengths are bytes, multiples of 512. */
+struct env_storage_ops {
+    void (*read)(void *dev, uint64_t offset, uint8_t *buf, uint64_t len, env_io_cb *cb,
+                 void *opaque);
+    void (*write)(void *dev, uint64_t offset, const uint8_t *buf, uint64_t len,
+                  unsigned flags, env_io_cb *cb, void *opaque);
+    void (*flush)(void *dev, env_io_cb *cb, void *opaque);
+    /* Advisory: afterwards a range reads as zeroes or as its old data. */
+    void (*discard)(void *dev, uint64_t offset, uint64_t len, env_io_cb *cb, void *opaque);
+    void (*write_zeroes)(void *dev, uint64_t offset, uint64_t len, unsigned flags,
+                         env_io_cb *cb, void *opaque);
+    uint64_t (*length)(void *dev);
+    /* 1 if [offset, offset + *run) is allocated, 0 if it is a hole; *run is the
+     * length of the run with that status, at most @len. Negative errno. */
+    int (*allocated)(void *dev, uint64_t offset, uint64_t len, uint64_t *run);
+    /* Synchronous read for open-time metadata only (QEMU opens images with
+     * blocking I/O too). Returns 0 or a negative errno. */
+    int (*read_sync)(void *dev, uint64_t offset, uint8_t *buf, uint64_t len);
+};
+
+struct env_storage {
+    const struct env_storage_ops *ops;
+    void *dev;
+};
+
+/* A reliable, ordered byte stream (what NBD runs on). recv completes when
+ * exactly @len bytes arrived, or with -ECONNRESET / -ETIMEDOUT. sim/net
+ * implements it with the NBD work (issue 5); nothing in ref/ uses it yet. */
+struct env_transport_ops {
+    void (*send)(void *conn, const uint8_t *buf, size_t len, env_io_cb *cb, void *opaque);
+    void (*recv)(void *conn, uint8_t *buf, size_t len, env_io_cb *cb, void *opaque);
+    void (*close)(void *conn);
+};
+
+struct env_transport {
+    const struct env_transport_ops *ops;
+    void *conn;
+};
+
+#endif

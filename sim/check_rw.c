@@ -1,0 +1,137 @@
+/*
+ * check_rw: see check_rw.h. Method: every sector of a read is identified by
+ * its content tag and looked up in the model's current set; the model
+ * narrows to what was read, so a later read of the same sector must agree.
+ */
+#include "check_rw.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../ref/base.h"
+#include "content.h"
+
+void check_rw_init(struct check_rw *c, uint64_t seed, check_taint_fn *taint, void *opaque)
+{
+    memset(c, 0, sizeof(*c));
+    model_disk_init(&c->model);
+    c->seed = seed;
+    c->taint = taint;
+    c->taint_opaque = opaque;
+}
+
+void check_rw_fini(struct check_rw *c)
+{
+    model_disk_fini(&c->model);
+}
+
+void check_rw_write_done(struct check_rw *c, uint64_t sector, uint64_t n, uint64_t tag,
+                         bool ok, bool fua)
+{
+    model_disk_tick(&c->model);
+    uint32_t flags = ok ? (fua ? MODEL_DURABLE : 0) : MODEL_MAYBE;
+    model_disk_write(&c->model, sector, n, tag, flags);
+}
+
+void check_rw_discard_done(struct check_rw *c, uint64_t sector, uint64_t n)
+{
+    /* Whether it succeeded or not, a discarded range reads as zeroes or as
+     * its old data. */
+    model_disk_tick(&c->model);
+    model_disk_write(&c->model, sector, n, CONTENT_TAG_ZERO, MODEL_MAYBE);
+}
+
+uint64_t check_rw_flush_submit(struct check_rw *c)
+{
+    return model_disk_tick(&c->model);
+}
+
+void check_rw_flush_done(struct check_rw *c, uint64_t submit_seq, bool ok)
+{
+    model_disk_tick(&c->model);
+    if (ok) {
+        model_disk_flush(&c->model, submit_seq);
+    }
+}
+
+void check_rw_write_lost(struct check_rw *c, uint64_t sector, uint64_t n, uint64_t tag)
+{
+    model_disk_tick(&c->model);
+    model_disk_write(&c->model, sector, n, tag, MODEL_MAYBE);
+}
+
+void check_rw_crash(struct check_rw *c)
+{
+    model_disk_crash(&c->model);
+    c->crashed_since_write = true;
+}
+
+void check_tag_name(uint64_t tag, char *buf, size_t size)
+{
+    if (tag == CONTENT_TAG_ZERO) {
+        snprintf(buf, size, "zeroes");
+    } else if (tag == CONTENT_TAG_GARBAGE) {
+        snprintf(buf, size, "garbage");
+    } else {
+        snprintf(buf, size, "write #%" PRIu64, content_tag_op(tag));
+    }
+}
+
+static void violation_fill(struct check_rw *c, uint64_t sector, uint64_t tag,
+                           uint64_t home, const uint64_t *expect, unsigned n_expect)
+{
+    struct violation *v = &c->first;
+    snprintf(v->property, sizeof(v->property), "%s",
+             c->crashed_since_write ? "crash-consistency" : "read-your-writes");
+    v->sector = sector;
+    v->actual = tag;
+    v->actual_home = home;
+    v->n_expected = n_expect < CHECK_EXPECT_MAX ? n_expect : CHECK_EXPECT_MAX;
+    memcpy(v->expected, expect, v->n_expected * sizeof(*expect));
+    char want[160] = "";
+    for (unsigned i = 0; i < v->n_expected; i++) {
+        char name[40];
+        check_tag_name(expect[i], name, sizeof(name));
+        size_t at = strlen(want);
+        snprintf(want + at, sizeof(want) - at, "%s%s", i ? " or " : "", name);
+    }
+    char got[80];
+    check_tag_name(tag, got, sizeof(got));
+    if (home != UINT64_MAX) {
+        size_t at = strlen(got);
+        snprintf(got + at, sizeof(got) - at, " (data meant for sector %" PRIu64 ")", home);
+    }
+    snprintf(v->msg, sizeof(v->msg), "sector %" PRIu64 " (byte %" PRIu64 "): expected %s%s, "
+             "read %s", sector, sector * CONTENT_SECTOR, want, n_expect > CHECK_EXPECT_MAX ?
+             " or ..." : "", got);
+}
+
+bool check_rw_read_done(struct check_rw *c, const uint8_t *buf, uint64_t sector, uint64_t n,
+                        uint64_t op_index, unsigned line, uint64_t now_ns)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t s = sector + i;
+        uint64_t home;
+        uint64_t tag = content_identify(buf + i * CONTENT_SECTOR, c->seed, s, &home);
+        uint64_t expect[CHECK_EXPECT_MAX];
+        unsigned n_expect;
+        c->sectors_checked++;
+        if (model_disk_read(&c->model, s, tag, expect, CHECK_EXPECT_MAX, &n_expect)) {
+            continue;
+        }
+        if (c->taint && c->taint(c->taint_opaque, s)) {
+            c->explained++;
+            continue;
+        }
+        if (!c->failed) {
+            c->failed = true;
+            violation_fill(c, s, tag, home, expect, n_expect);
+            c->first.op_index = op_index;
+            c->first.line = line;
+            c->first.time_ns = now_ns;
+        }
+        return false;
+    }
+    return true;
+}

@@ -1,0 +1,74 @@
+/*
+ * check_rw: the read-your-writes and crash-consistency checker.
+ *
+ * Role: judge every guest read against the model disk, feed the model every
+ *   guest completion, and tell a stack bug from an injected fault.
+ * Model: model_disk; content tags from content.h.
+ * Invariants: the first violation is kept and never overwritten; a mismatch
+ *   on a sector an injected fault tainted counts as explained, not as a
+ *   violation.
+ * Ownership: the checker owns its models; the taint oracle is borrowed.
+ * Async contract: none; called from completion events in event order.
+ * Depends on: model_disk, content, base.
+ */
+#ifndef BLOCKSIM_CHECK_RW_H
+#define BLOCKSIM_CHECK_RW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model_disk.h"
+
+#define CHECK_EXPECT_MAX 4
+
+struct violation {
+    char property[32];      /* "read-your-writes", "crash-consistency", ... */
+    uint64_t op_index;      /* the guest operation that observed it */
+    unsigned line;          /* its trace line, 0 if none */
+    uint64_t time_ns;
+    uint64_t sector;
+    uint64_t expected[CHECK_EXPECT_MAX]; /* tags the model allowed */
+    unsigned n_expected;
+    uint64_t actual;        /* tag read, CONTENT_TAG_ZERO or CONTENT_TAG_GARBAGE */
+    uint64_t actual_home;   /* garbage that is another sector's data: that sector */
+    char msg[320];
+};
+
+/* Says whether an injected fault explains a wrong value at guest @sector. */
+typedef bool check_taint_fn(void *opaque, uint64_t sector);
+
+struct check_rw {
+    struct model_disk model;
+    uint64_t seed;            /* content seed */
+    bool crashed_since_write; /* names the property: crash-consistency */
+    bool failed;
+    struct violation first;
+    uint64_t sectors_checked;
+    uint64_t explained;       /* mismatches explained by injected faults */
+    check_taint_fn *taint;
+    void *taint_opaque;
+};
+
+void check_rw_init(struct check_rw *c, uint64_t seed, check_taint_fn *taint, void *opaque);
+void check_rw_fini(struct check_rw *c);
+
+/* Completions, in event order. @ok is ret == 0. */
+void check_rw_write_done(struct check_rw *c, uint64_t sector, uint64_t n, uint64_t tag,
+                         bool ok, bool fua);
+void check_rw_discard_done(struct check_rw *c, uint64_t sector, uint64_t n);
+uint64_t check_rw_flush_submit(struct check_rw *c);
+void check_rw_flush_done(struct check_rw *c, uint64_t submit_seq, bool ok);
+
+/* A write in flight when its host lost power: it may have landed. */
+void check_rw_write_lost(struct check_rw *c, uint64_t sector, uint64_t n, uint64_t tag);
+void check_rw_crash(struct check_rw *c);
+
+/* Judge a successful read of @n sectors from @sector. Returns false on the
+ * first violation (kept in c->first, with @op_index, @line and @now_ns). */
+bool check_rw_read_done(struct check_rw *c, const uint8_t *buf, uint64_t sector, uint64_t n,
+                        uint64_t op_index, unsigned line, uint64_t now_ns);
+
+/* Describe a tag for humans: "write #12", "zeroes", "garbage". */
+void check_tag_name(uint64_t tag, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,717 @@
+/*
+ * disk: see disk.h.
+ *
+ * Method: contents are one map of 4 KiB chunks (current state: what reads
+ * see). Each completed write, discard or write-zeroes is applied to the
+ * chunks at once and, when the disk has a cache, appended to the cache log
+ * with a copy of the bytes it replaced. A flush completing removes from the
+ * log every entry that completed before the flush was submitted (they are
+ * durable); capacity pressure removes the oldest entries (written back).
+ * A crash undoes the whole log, newest first, which yields exactly the
+ * durable state, then redoes the entries the crash generator keeps, oldest
+ * first. Injected faults never touch the log's notion of true data: they
+ * taint the sectors whose contents they made untrue, so a checker can tell
+ * a stack bug from an injected fault.
+ */
+#include "disk.h"
+
+#include <string.h>
+#include <xxhash.h>
+
+#include "../ref/base.h"
+
+enum disk_io { IO_READ, IO_WRITE, IO_FLUSH, IO_DISCARD, IO_ZEROES };
+
+struct disk_op {
+    struct disk_handle *h;
+    uint64_t epoch;
+    enum disk_io io;
+    uint64_t offset;
+    uint64_t len;
+    uint8_t *buf;
+    unsigned flags;
+    uint64_t flush_mark; /* flush: log entries with seq below it are durable */
+    env_io_cb *cb;
+    void *opaque;
+};
+
+static const char *const crash_mode_names[DISK_CRASH__COUNT] = {
+    [DISK_CRASH_PREFIX] = "prefix",
+    [DISK_CRASH_SUBSET] = "subset",
+    [DISK_CRASH_TEAR] = "tear",
+};
+
+static const char *const taint_names[DISK_TAINT__COUNT] = {
+    [DISK_TAINT_NONE] = "none",
+    [DISK_TAINT_MISDIRECT_STALE] = "misdirected write never landed",
+    [DISK_TAINT_MISDIRECT_CLOBBER] = "overwritten by a misdirected write",
+    [DISK_TAINT_READ_CORRUPT] = "read corrupted in flight",
+    [DISK_TAINT_TORN] = "torn by a crash",
+    [DISK_TAINT_GARBAGE] = "garbage after a crash",
+};
+
+const char *disk_crash_mode_name(enum disk_crash_mode mode)
+{
+    ASSERT(mode < DISK_CRASH__COUNT);
+    return crash_mode_names[mode];
+}
+
+int disk_crash_mode_parse(const char *s, enum disk_crash_mode *out)
+{
+    for (int m = 0; m < DISK_CRASH__COUNT; m++) {
+        if (strcmp(s, crash_mode_names[m]) == 0) {
+            *out = (enum disk_crash_mode)m;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *disk_taint_name(enum disk_taint t)
+{
+    ASSERT(t < DISK_TAINT__COUNT);
+    return taint_names[t];
+}
+
+void disk_config_default(struct disk_config *c, const char *name, uint64_t size)
+{
+    memset(c, 0, sizeof(*c));
+    ASSERT(strlen(name) < sizeof(c->name));
+    memcpy(c->name, name, strlen(name) + 1);
+    c->size = size;
+    c->cache_bytes = 16u << 20;
+    c->lat_min_ns = 20000;
+    c->lat_max_ns = 200000;
+    c->flush_ns = 500000;
+    c->atomic_sector = true;
+}
+
+struct disk *disk_new(const struct disk_config *c, struct evq *q, struct fault_plan *plan,
+                      uint64_t root_seed, unsigned id, unsigned mutants)
+{
+    ASSERT(c->size % DISK_SECTOR == 0);
+    ASSERT(c->lat_min_ns <= c->lat_max_ns);
+    struct disk *d = mem_alloc(sizeof(*d));
+    d->cfg = *c;
+    d->evq = q;
+    d->plan = plan;
+    d->mutants = mutants;
+    rng_stream(&d->rng_latency, root_seed, "disk-latency", id, 0);
+    rng_stream(&d->rng_fault, root_seed, "disk-fault", id, 0);
+    rng_stream(&d->rng_crash, root_seed, "disk-crash", id, 0);
+    u64map_init(&d->chunks);
+    u64map_init(&d->taint);
+    u64map_init(&d->latent);
+    return d;
+}
+
+static void log_entry_free(struct disk_log_entry *e)
+{
+    mem_free(e->old, e->len);
+    mem_free(e->data, e->data ? e->len : 0);
+    memset(e, 0, sizeof(*e));
+}
+
+static struct disk_log_entry *log_at(const struct disk *d, uint64_t i)
+{
+    ASSERT(i < d->log_n);
+    return &d->log[(d->log_head + i) % d->log_cap];
+}
+
+static void log_pop_oldest(struct disk *d)
+{
+    struct disk_log_entry *e = log_at(d, 0);
+    d->log_bytes -= e->len;
+    log_entry_free(e);
+    d->log_head = (d->log_head + 1) % d->log_cap;
+    d->log_n--;
+}
+
+void disk_free(struct disk *d)
+{
+    disk_check(d);
+    ASSERT(d->inflight == 0);
+    while (d->log_n > 0) {
+        log_pop_oldest(d);
+    }
+    mem_free(d->log, d->log_cap * sizeof(*d->log));
+    for (size_t i = 0; i < d->chunks.cap; i++) {
+        if (d->chunks.slots[i].key != U64MAP_EMPTY) {
+            mem_free((void *)(uintptr_t)d->chunks.slots[i].value, DISK_CHUNK);
+        }
+    }
+    u64map_fini(&d->chunks);
+    u64map_fini(&d->taint);
+    u64map_fini(&d->latent);
+    mem_free(d, sizeof(*d));
+}
+
+/* ---- contents ---- */
+
+static uint8_t *chunk_get(const struct disk *d, uint64_t index)
+{
+    uint64_t *v = u64map_get(&d->chunks, index);
+    return v ? (uint8_t *)(uintptr_t)*v : NULL;
+}
+
+void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len)
+{
+    ASSERT(offset + len <= d->cfg.size);
+    while (len > 0) {
+        uint64_t in = offset % DISK_CHUNK;
+        uint64_t n = min_u64(len, DISK_CHUNK - in);
+        const uint8_t *c = chunk_get(d, offset / DISK_CHUNK);
+        if (c) {
+            memcpy(buf, c + in, n);
+        } else {
+            memset(buf, 0, n);
+        }
+        buf += n;
+        offset += n;
+        len -= n;
+    }
+}
+
+/* Write @src (NULL: zeroes) into the chunks. */
+static void store_write(struct disk *d, uint64_t offset, const uint8_t *src, uint64_t len)
+{
+    ASSERT(offset + len <= d->cfg.size);
+    while (len > 0) {
+        uint64_t index = offset / DISK_CHUNK;
+        uint64_t in = offset % DISK_CHUNK;
+        uint64_t n = min_u64(len, DISK_CHUNK - in);
+        uint8_t *c = chunk_get(d, index);
+        if (!src && n == DISK_CHUNK) {
+            if (c) {
+                mem_free(c, DISK_CHUNK);
+                u64map_del(&d->chunks, index);
+            }
+        } else if (!src) {
+            if (c) {
+                memset(c + in, 0, n);
+            }
+        } else {
+            if (!c) {
+                c = mem_alloc(DISK_CHUNK);
+                *u64map_put(&d->chunks, index, NULL) = (uint64_t)(uintptr_t)c;
+            }
+            memcpy(c + in, src, n);
+            src += n;
+        }
+        offset += n;
+        len -= n;
+    }
+}
+
+void disk_poke(struct disk *d, uint64_t offset, const uint8_t *buf, uint64_t len)
+{
+    store_write(d, offset, buf, len);
+}
+
+static void taint_range(struct disk *d, uint64_t offset, uint64_t len, enum disk_taint t)
+{
+    for (uint64_t s = offset / DISK_SECTOR; s < (offset + len) / DISK_SECTOR; s++) {
+        *u64map_put(&d->taint, s, NULL) = t;
+    }
+}
+
+/* A clean write makes its sectors true again and readable. */
+static void untaint_range(struct disk *d, uint64_t offset, uint64_t len)
+{
+    if (d->taint.n == 0 && d->latent.n == 0) {
+        return;
+    }
+    for (uint64_t s = offset / DISK_SECTOR; s < (offset + len) / DISK_SECTOR; s++) {
+        u64map_del(&d->taint, s);
+        u64map_del(&d->latent, s);
+    }
+}
+
+enum disk_taint disk_taint_get(const struct disk *d, uint64_t sector)
+{
+    const uint64_t *v = u64map_get(&d->taint, sector);
+    return v ? (enum disk_taint)*v : DISK_TAINT_NONE;
+}
+
+/* ---- the cache log ---- */
+
+static void log_append(struct disk *d, uint64_t offset, const uint8_t *src, uint64_t len,
+                       bool fua)
+{
+    if (d->log_n == d->log_cap) {
+        uint64_t cap = d->log_cap ? 2 * d->log_cap : 64;
+        struct disk_log_entry *log = mem_alloc(cap * sizeof(*log));
+        for (uint64_t i = 0; i < d->log_n; i++) {
+            log[i] = *log_at(d, i);
+        }
+        mem_free(d->log, d->log_cap * sizeof(*d->log));
+        d->log = log;
+        d->log_cap = cap;
+        d->log_head = 0;
+    }
+    struct disk_log_entry *e = &d->log[(d->log_head + d->log_n) % d->log_cap];
+    d->log_n++;
+    e->seq = d->next_seq++;
+    e->offset = offset;
+    e->len = len;
+    e->fua = fua && !(d->mutants & DISK_MUTANT_FUA_VOLATILE);
+    e->old = mem_alloc(len);
+    disk_peek(d, offset, e->old, len);
+    e->data = NULL;
+    if (src) {
+        e->data = mem_alloc(len);
+        memcpy(e->data, src, len);
+    }
+    d->log_bytes += len;
+    while (d->log_n > 1 && d->log_bytes > d->cfg.cache_bytes) {
+        log_pop_oldest(d);
+        d->stats.written_back++;
+    }
+}
+
+/* Apply a write that completed without fault: log it, then store it. */
+static void disk_apply(struct disk *d, uint64_t offset, const uint8_t *src, uint64_t len,
+                       bool fua)
+{
+    if (d->cfg.cache_bytes > 0) {
+        log_append(d, offset, src, len, fua);
+    }
+    store_write(d, offset, src, len);
+    untaint_range(d, offset, len);
+}
+
+/* ---- requests ---- */
+
+static uint64_t draw_latency(struct disk *d, enum disk_io io)
+{
+    uint64_t ns = rng_range(&d->rng_latency, d->cfg.lat_min_ns, d->cfg.lat_max_ns);
+    return io == IO_FLUSH ? ns + d->cfg.flush_ns : ns;
+}
+
+static int read_faults(struct disk *d, struct disk_op *op, struct fault_rule **corrupt)
+{
+    struct fault_rule *r = fault_plan_fire(d->plan, &d->rng_fault, d->cfg.name, FAULT_IO_READ,
+                                           op->offset, op->len, d->evq->now_ns);
+    if (r && r->kind == FAULT_LATENT) {
+        d->stats.faults[FAULT_LATENT]++;
+        uint64_t lo = max_u64(op->offset, r->range_start) / DISK_SECTOR;
+        uint64_t hi = (min_u64(op->offset + op->len, r->range_end) - 1) / DISK_SECTOR;
+        *u64map_put(&d->latent, rng_range(&d->rng_fault, lo, hi), NULL) = 1;
+    } else if (r && r->kind == FAULT_READ_EIO) {
+        d->stats.faults[FAULT_READ_EIO]++;
+        return -EIO;
+    } else if (r) {
+        ASSERT(r->kind == FAULT_READ_CORRUPT);
+        *corrupt = r;
+    }
+    if (d->latent.n > 0) {
+        for (uint64_t s = op->offset / DISK_SECTOR; s < (op->offset + op->len) / DISK_SECTOR;
+             s++) {
+            if (u64map_get(&d->latent, s)) {
+                return -EIO;
+            }
+        }
+    }
+    return 0;
+}
+
+static int do_read(struct disk *d, struct disk_op *op)
+{
+    struct fault_rule *corrupt = NULL;
+    TRY(read_faults(d, op, &corrupt));
+    disk_peek(d, op->offset, op->buf, op->len);
+    d->stats.bytes_read += op->len;
+    if (corrupt) {
+        d->stats.faults[FAULT_READ_CORRUPT]++;
+        uint64_t at = rng_below(&d->rng_fault, op->len);
+        op->buf[at] ^= (uint8_t)(1u << rng_below(&d->rng_fault, 8));
+        taint_range(d, align_down(op->offset + at, DISK_SECTOR), DISK_SECTOR,
+                    DISK_TAINT_READ_CORRUPT);
+    }
+    return 0;
+}
+
+static void do_misdirect(struct disk *d, struct disk_op *op, const struct fault_rule *r,
+                         const uint8_t *src)
+{
+    uint64_t span = d->cfg.size - op->len + DISK_SECTOR;
+    uint64_t target = align_down((op->offset + r->delta) % span, DISK_SECTOR);
+    d->stats.faults[FAULT_MISDIRECT]++;
+    disk_apply(d, target, src, op->len, op->flags & ENV_IO_FUA);
+    taint_range(d, target, op->len, DISK_TAINT_MISDIRECT_CLOBBER);
+    if (!ranges_overlap(target, op->len, op->offset, op->len) || target != op->offset) {
+        /* The intended sectors the write did not cover keep stale data. */
+        for (uint64_t s = op->offset; s < op->offset + op->len; s += DISK_SECTOR) {
+            if (!ranges_overlap(s, DISK_SECTOR, target, op->len)) {
+                taint_range(d, s, DISK_SECTOR, DISK_TAINT_MISDIRECT_STALE);
+            }
+        }
+    }
+}
+
+static int do_write(struct disk *d, struct disk_op *op)
+{
+    const uint8_t *src = op->io == IO_ZEROES ? NULL : op->buf;
+    struct fault_rule *r = fault_plan_fire(d->plan, &d->rng_fault, d->cfg.name,
+                                           FAULT_IO_WRITE, op->offset, op->len,
+                                           d->evq->now_ns);
+    if (r && r->kind == FAULT_ENOSPC) {
+        d->stats.faults[FAULT_ENOSPC]++;
+        return -ENOSPC;
+    }
+    if (r && r->kind == FAULT_WRITE_EIO) {
+        /* A failed write may have landed in part: some leading sectors. */
+        d->stats.faults[FAULT_WRITE_EIO]++;
+        uint64_t sectors = rng_below(&d->rng_fault, op->len / DISK_SECTOR);
+        if (sectors) {
+            disk_apply(d, op->offset, src, sectors * DISK_SECTOR, false);
+        }
+        return -EIO;
+    }
+    if (r) {
+        ASSERT(r->kind == FAULT_MISDIRECT);
+        do_misdirect(d, op, r, src);
+        return 0;
+    }
+    disk_apply(d, op->offset, src, op->len, op->flags & ENV_IO_FUA);
+    d->stats.bytes_written += op->len;
+    return 0;
+}
+
+static int do_flush(struct disk *d, struct disk_op *op)
+{
+    if (fault_plan_fire(d->plan, &d->rng_fault, d->cfg.name, FAULT_IO_FLUSH, 0, 0,
+                        d->evq->now_ns)) {
+        d->stats.faults[FAULT_FLUSH_EIO]++;
+        return -EIO;
+    }
+    if (d->mutants & DISK_MUTANT_FLUSH_NOOP) {
+        return 0;
+    }
+    while (d->log_n > 0 && log_at(d, 0)->seq < op->flush_mark) {
+        log_pop_oldest(d);
+    }
+    return 0;
+}
+
+static void disk_op_done(void *opaque)
+{
+    struct disk_op *op = opaque;
+    struct disk *d = op->h->disk;
+    int ret;
+    ASSERT(d->inflight > 0);
+    d->inflight--;
+    if (op->epoch != d->epoch) {
+        ret = BS_ECRASHED;
+    } else if (op->io == IO_READ) {
+        ret = do_read(d, op);
+    } else if (op->io == IO_WRITE || op->io == IO_ZEROES) {
+        ret = do_write(d, op);
+    } else if (op->io == IO_FLUSH) {
+        ret = do_flush(d, op);
+    } else {
+        ASSERT(op->io == IO_DISCARD);
+        disk_apply(d, op->offset, NULL, op->len, false);
+        ret = 0;
+    }
+    op->cb(op->opaque, ret);
+    mem_free(op, sizeof(*op));
+}
+
+static void disk_submit(struct disk_handle *h, enum disk_io io, uint64_t offset,
+                        uint64_t len, uint8_t *buf, unsigned flags, env_io_cb *cb,
+                        void *opaque)
+{
+    struct disk *d = h->disk;
+    if (io != IO_FLUSH) {
+        ASSERT(offset % DISK_SECTOR == 0);
+        ASSERT(len % DISK_SECTOR == 0 && len > 0);
+        ASSERT(offset + len <= d->cfg.size);
+    }
+    struct disk_op *op = mem_alloc(sizeof(*op));
+    op->h = h;
+    op->epoch = h->epoch;
+    op->io = io;
+    op->offset = offset;
+    op->len = len;
+    op->buf = buf;
+    op->flags = flags;
+    op->flush_mark = d->next_seq;
+    op->cb = cb;
+    op->opaque = opaque;
+    d->stats.ops[io]++;
+    d->inflight++;
+    evq_post(d->evq, draw_latency(d, io), disk_op_done, op);
+}
+
+static void st_read(void *dev, uint64_t offset, uint8_t *buf, uint64_t len, env_io_cb *cb,
+                    void *opaque)
+{
+    disk_submit(dev, IO_READ, offset, len, buf, 0, cb, opaque);
+}
+
+static void st_write(void *dev, uint64_t offset, const uint8_t *buf, uint64_t len,
+                     unsigned flags, env_io_cb *cb, void *opaque)
+{
+    disk_submit(dev, IO_WRITE, offset, len, (uint8_t *)buf, flags, cb, opaque);
+}
+
+static void st_flush(void *dev, env_io_cb *cb, void *opaque)
+{
+    disk_submit(dev, IO_FLUSH, 0, 0, NULL, 0, cb, opaque);
+}
+
+static void st_discard(void *dev, uint64_t offset, uint64_t len, env_io_cb *cb,
+                       void *opaque)
+{
+    disk_submit(dev, IO_DISCARD, offset, len, NULL, 0, cb, opaque);
+}
+
+static void st_write_zeroes(void *dev, uint64_t offset, uint64_t len, unsigned flags,
+                            env_io_cb *cb, void *opaque)
+{
+    disk_submit(dev, IO_ZEROES, offset, len, NULL, flags, cb, opaque);
+}
+
+static uint64_t st_length(void *dev)
+{
+    return ((struct disk_handle *)dev)->disk->cfg.size;
+}
+
+static int st_allocated(void *dev, uint64_t offset, uint64_t len, uint64_t *run)
+{
+    const struct disk *d = ((struct disk_handle *)dev)->disk;
+    uint64_t end = offset + len;
+    bool first = chunk_get(d, offset / DISK_CHUNK) != NULL;
+    uint64_t at = align_down(offset, DISK_CHUNK) + DISK_CHUNK;
+    while (at < end && (chunk_get(d, at / DISK_CHUNK) != NULL) == first) {
+        at += DISK_CHUNK;
+    }
+    *run = min_u64(at, end) - offset;
+    return first;
+}
+
+static int st_read_sync(void *dev, uint64_t offset, uint8_t *buf, uint64_t len)
+{
+    struct disk_handle *h = dev;
+    if (h->epoch != h->disk->epoch) {
+        return BS_ECRASHED;
+    }
+    disk_peek(h->disk, offset, buf, len);
+    return 0;
+}
+
+static const struct env_storage_ops disk_storage_ops = {
+    .read = st_read,
+    .write = st_write,
+    .flush = st_flush,
+    .discard = st_discard,
+    .write_zeroes = st_write_zeroes,
+    .length = st_length,
+    .allocated = st_allocated,
+    .read_sync = st_read_sync,
+};
+
+struct disk_handle *disk_handle_new(struct disk *d)
+{
+    struct disk_handle *h = mem_alloc(sizeof(*h));
+    h->disk = d;
+    h->epoch = d->epoch;
+    return h;
+}
+
+void disk_handle_free(struct disk_handle *h)
+{
+    mem_free(h, sizeof(*h));
+}
+
+struct env_storage disk_storage(struct disk_handle *h)
+{
+    struct env_storage st = { &disk_storage_ops, h };
+    return st;
+}
+
+/* ---- crash resolution (see Method) ---- */
+
+enum sector_fate { FATE_DROP, FATE_KEEP, FATE_TORN, FATE_GARBAGE };
+
+/* Redo one sector of @e with @fate. */
+static void redo_sector(struct disk *d, const struct disk_log_entry *e, uint64_t at,
+                        enum sector_fate fate, struct disk_crash_report *rep)
+{
+    const uint8_t *src = e->data ? e->data + at : NULL;
+    uint64_t offset = e->offset + at;
+    uint8_t buf[DISK_SECTOR];
+    switch (fate) {
+    case FATE_DROP:
+        break;
+    case FATE_KEEP:
+        store_write(d, offset, src, DISK_SECTOR);
+        break;
+    case FATE_TORN: {
+        /* The sector's leading part is new, the rest old. */
+        uint64_t cut = rng_range(&d->rng_crash, 1, DISK_SECTOR - 1);
+        disk_peek(d, offset, buf, DISK_SECTOR);
+        if (src) {
+            memcpy(buf, src, cut);
+        } else {
+            memset(buf, 0, cut);
+        }
+        store_write(d, offset, buf, DISK_SECTOR);
+        taint_range(d, offset, DISK_SECTOR, DISK_TAINT_TORN);
+        rep->torn_sectors++;
+        break;
+    }
+    case FATE_GARBAGE:
+        for (size_t i = 0; i < DISK_SECTOR; i += 8) {
+            put_le64(buf + i, rng_next(&d->rng_crash));
+        }
+        store_write(d, offset, buf, DISK_SECTOR);
+        taint_range(d, offset, DISK_SECTOR, DISK_TAINT_GARBAGE);
+        rep->garbage_sectors++;
+        break;
+    default:
+        UNREACHABLE();
+    }
+}
+
+static enum sector_fate tear_fate(struct disk *d)
+{
+    if (d->cfg.atomic_sector) {
+        return rng_below(&d->rng_crash, 2) ? FATE_KEEP : FATE_DROP;
+    }
+    /* Mostly whole sectors; torn and garbage sectors are the rare tail. */
+    uint64_t x = rng_below(&d->rng_crash, 16);
+    return x < 7 ? FATE_KEEP : x < 14 ? FATE_DROP : x == 14 ? FATE_TORN : FATE_GARBAGE;
+}
+
+static void redo_entry_torn(struct disk *d, const struct disk_log_entry *e,
+                            struct disk_crash_report *rep)
+{
+    uint64_t kept = 0;
+    for (uint64_t at = 0; at < e->len; at += DISK_SECTOR) {
+        enum sector_fate fate = tear_fate(d);
+        kept += fate == FATE_KEEP;
+        redo_sector(d, e, at, fate, rep);
+    }
+    if (kept == e->len / DISK_SECTOR) {
+        rep->kept++;
+    } else if (kept > 0) {
+        rep->partial++;
+    }
+}
+
+/* Which entries survive whole (prefix and subset generators). */
+static bool entry_kept(struct disk *d, enum disk_crash_mode mode, uint64_t i,
+                       uint64_t prefix_len)
+{
+    const struct disk_log_entry *e = log_at(d, i);
+    if (mode == DISK_CRASH_PREFIX) {
+        return i < prefix_len;
+    }
+    return e->fua || rng_below(&d->rng_crash, 2);
+}
+
+static uint64_t prefix_draw(struct disk *d)
+{
+    uint64_t min_len = 0;
+    for (uint64_t i = 0; i < d->log_n; i++) {
+        if (log_at(d, i)->fua) {
+            min_len = i + 1;
+        }
+    }
+    return rng_range(&d->rng_crash, min_len, d->log_n);
+}
+
+void disk_crash(struct disk *d, enum disk_crash_mode mode, struct disk_crash_report *out)
+{
+    disk_check(d);
+    struct disk_crash_report rep = { .mode = mode, .pending = d->log_n };
+    /* Newest first: undo yields the durable state exactly. */
+    for (uint64_t i = d->log_n; i > 0; i--) {
+        const struct disk_log_entry *e = log_at(d, i - 1);
+        store_write(d, e->offset, e->old, e->len);
+    }
+    uint64_t prefix_len = mode == DISK_CRASH_PREFIX ? prefix_draw(d) : 0;
+    for (uint64_t i = 0; i < d->log_n; i++) {
+        const struct disk_log_entry *e = log_at(d, i);
+        if (mode == DISK_CRASH_TEAR && !e->fua) {
+            redo_entry_torn(d, e, &rep);
+        } else if (entry_kept(d, mode, i, prefix_len)) {
+            store_write(d, e->offset, e->data, e->len);
+            rep.kept++;
+        }
+    }
+    while (d->log_n > 0) {
+        log_pop_oldest(d);
+    }
+    d->epoch++;
+    d->stats.crashes++;
+    if (out) {
+        *out = rep;
+    }
+    disk_check(d);
+}
+
+static bool chunk_is_zero(const uint8_t *c)
+{
+    for (size_t i = 0; i < DISK_CHUNK; i++) {
+        if (c[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+uint64_t disk_content_hash(const struct disk *d)
+{
+    XXH3_state_t *st = XXH3_createState();
+    ASSERT(st != NULL);
+    XXH3_64bits_reset_withSeed(st, d->cfg.size);
+    uint64_t *keys = u64map_keys(&d->chunks);
+    for (size_t i = 0; i < d->chunks.n; i++) {
+        const uint8_t *c = chunk_get(d, keys[i]);
+        if (chunk_is_zero(c)) {
+            continue;
+        }
+        uint8_t idx[8];
+        put_le64(idx, keys[i]);
+        XXH3_64bits_update(st, idx, sizeof(idx));
+        XXH3_64bits_update(st, c, DISK_CHUNK);
+    }
+    mem_free(keys, d->chunks.n * sizeof(*keys));
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+}
+
+uint64_t disk_mem_bytes(const struct disk *d)
+{
+    uint64_t chunks = d->chunks.n * (uint64_t)DISK_CHUNK;
+    uint64_t index = d->chunks.cap * sizeof(struct u64map_slot);
+    uint64_t log = 0;
+    for (uint64_t i = 0; i < d->log_n; i++) {
+        const struct disk_log_entry *e = log_at(d, i);
+        log += e->len + (e->data ? e->len : 0);
+    }
+    return chunks + index + log;
+}
+
+void disk_check(const struct disk *d)
+{
+    ASSERT(d->log_n <= d->log_cap);
+    ASSERT(d->cfg.size % DISK_SECTOR == 0);
+    uint64_t bytes = 0;
+    for (uint64_t i = 0; i < d->log_n; i++) {
+        const struct disk_log_entry *e = log_at(d, i);
+        bytes += e->len;
+        ASSERT(e->old != NULL);
+        if (i > 0) {
+            ASSERT(e->seq > log_at(d, i - 1)->seq);
+        }
+    }
+    ASSERT(bytes == d->log_bytes);
+    if (d->log_n > 1) {
+        ASSERT(d->log_bytes <= d->cfg.cache_bytes || d->cfg.cache_bytes == 0);
+    }
+}

@@ -1,0 +1,99 @@
+/*
+ * fault: fault rules as data, and the plan that holds a run's rules.
+ *
+ * Role: describe when a simulated disk misbehaves: which kind of fault, on
+ *   which disk, over which byte range, in which time window, and how often
+ *   (probability, every nth matching request, at most some times).
+ * Model: the kernel's fault-injection knobs (probability, interval, times)
+ *   and QEMU's blkdebug rules; SQLite's test VFS as a shim over storage.
+ * Invariants: range_end > range_start; before_ns > after_ns when set;
+ *   fired <= times when times is set (sticky rules stop counting once stuck).
+ * Ownership: a plan owns its rules array.
+ * Async contract: none.
+ * Depends on: base, rng.
+ *
+ * Text form (one rule; the trace's "fault" line and --faults use it):
+ *   KIND [disk=NAME] [range=START-END] [after=DUR] [before=DUR]
+ *        [prob=P|P%] [nth=N] [times=N] [sticky] [delta=SIZE]
+ * KIND: read-eio write-eio flush-eio enospc latent misdirect read-corrupt.
+ * Without prob and nth a rule fires on every matching request.
+ */
+#ifndef BLOCKSIM_FAULT_H
+#define BLOCKSIM_FAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../ref/base.h"
+#include "rng.h"
+
+enum fault_kind {
+    FAULT_READ_EIO,     /* a read fails with -EIO */
+    FAULT_WRITE_EIO,    /* a write fails with -EIO; a prefix may have landed */
+    FAULT_FLUSH_EIO,    /* a flush fails with -EIO; nothing becomes durable */
+    FAULT_ENOSPC,       /* a write fails with -ENOSPC; nothing landed */
+    FAULT_LATENT,       /* one sector in range turns unreadable until rewritten */
+    FAULT_MISDIRECT,    /* a write lands at offset + delta instead */
+    FAULT_READ_CORRUPT, /* a read returns one flipped byte; media unchanged */
+    FAULT__COUNT,
+};
+
+enum fault_io {
+    FAULT_IO_READ,
+    FAULT_IO_WRITE, /* write and write-zeroes */
+    FAULT_IO_FLUSH,
+    FAULT_IO_DISCARD,
+};
+
+#define FAULT_NAME_MAX 32
+
+struct fault_rule {
+    enum fault_kind kind;
+    char disk[FAULT_NAME_MAX]; /* "" matches every disk */
+    uint64_t range_start;      /* bytes */
+    uint64_t range_end;        /* exclusive; UINT64_MAX: to the end */
+    uint64_t after_ns;
+    uint64_t before_ns;        /* exclusive; UINT64_MAX: forever */
+    uint64_t prob;             /* threshold out of 2^64; 0 when unset */
+    uint64_t nth;              /* 0 when unset */
+    uint64_t times;            /* 0: unlimited */
+    uint64_t delta;            /* misdirect distance in bytes */
+    bool sticky;               /* EIO kinds: once fired, the range keeps failing */
+    bool prob_set;
+    /* Run state. */
+    uint64_t matched;
+    uint64_t fired;
+    bool stuck;
+};
+
+struct fault_plan {
+    struct fault_rule *rules;
+    size_t n;
+    size_t cap;
+};
+
+const char *fault_kind_name(enum fault_kind kind);
+
+/* Parse one rule from @text. On error fills @e (field = 1-based word). */
+int fault_rule_parse(const char *text, struct fault_rule *out, struct err *e) WUR;
+
+/* Canonical text of @r (what fault_rule_parse reads back to the same rule). */
+void fault_rule_format(const struct fault_rule *r, char *buf, size_t size);
+
+void fault_plan_init(struct fault_plan *p);
+void fault_plan_fini(struct fault_plan *p);
+void fault_plan_add(struct fault_plan *p, const struct fault_rule *r);
+
+/* Parse "RULE;RULE;..." and add each rule. */
+int fault_plan_parse_spec(struct fault_plan *p, const char *spec, struct err *e) WUR;
+
+/* The first rule of @p that fires for this request, or NULL. Rules are tried
+ * in order; each matching rule counts the request and may draw from @r. */
+struct fault_rule *fault_plan_fire(struct fault_plan *p, struct rng *r, const char *disk,
+                                   enum fault_io io, uint64_t offset, uint64_t len,
+                                   uint64_t now_ns);
+
+void fault_rule_check(const struct fault_rule *r);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * model_disk: what a guest may read from each sector, now and after a crash.
+ *
+ * Role: the reference model of the read-your-writes and crash-consistency
+ *   checker; far simpler than the stack it judges.
+ * Model: flush and FUA semantics as QEMU states them for guest-visible
+ *   devices: a completed flush makes durable every write that completed
+ *   before the flush was submitted; a completed FUA write is durable.
+ * Invariants: each sector keeps its candidates in completion order: the
+ *   first is the durable base (the value known to survive a crash); every
+ *   later one is a value that may have reached media. The values a read may
+ *   return now ("current set") run from the last definite candidate to the
+ *   end; a MAYBE candidate (failed write, discard) widens the set instead of
+ *   replacing it. A sector with no entry holds zeroes, durably.
+ * Ownership: the model owns its sector table and candidate arrays.
+ * Async contract: none; the checker feeds it completions in event order.
+ * Depends on: base, u64map.
+ */
+#ifndef BLOCKSIM_MODEL_DISK_H
+#define BLOCKSIM_MODEL_DISK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "u64map.h"
+
+enum {
+    MODEL_MAYBE = 1u << 0,   /* may or may not have replaced what came before */
+    MODEL_DURABLE = 1u << 1, /* on media: nothing before it survives a crash */
+    MODEL_CRASHED = 1u << 2, /* a crash left it as one possible value */
+};
+
+struct model_cand {
+    uint64_t tag;  /* content tag; 0 = zeroes */
+    uint64_t seq;  /* model sequence number at completion */
+    uint32_t flags;
+};
+
+struct model_sector {
+    struct model_cand *c;
+    uint32_t n;
+    uint32_t cap;
+};
+
+struct model_disk {
+    struct u64map index;      /* sector -> position in sectors[] */
+    struct model_sector *sectors;
+    uint64_t n_sectors;
+    uint64_t cap_sectors;
+    uint64_t seq;             /* bumped at every completion */
+    uint64_t durable_seq;     /* completions below it are durable */
+};
+
+void model_disk_init(struct model_disk *m);
+void model_disk_fini(struct model_disk *m);
+
+/* A new sequence number for a completion (or a flush's submission). */
+uint64_t model_disk_tick(struct model_disk *m);
+
+/* Record a completed write of @tag over sectors [first, first + n); @flags is
+ * MODEL_MAYBE (failed or advisory) and/or MODEL_DURABLE (FUA). */
+void model_disk_write(struct model_disk *m, uint64_t first, uint64_t n, uint64_t tag,
+                      uint32_t flags);
+
+/* A flush submitted at @submit_seq completed. */
+void model_disk_flush(struct model_disk *m, uint64_t submit_seq);
+
+/* Power loss: every value that may be on media becomes possible. */
+void model_disk_crash(struct model_disk *m);
+
+/* Is @tag a value sector @s may hold now? If so, narrow the sector to it
+ * (what was read is what is there). The current set is written to
+ * @expect (at most @max tags), its size to *n_expect. */
+bool model_disk_read(struct model_disk *m, uint64_t s, uint64_t tag, uint64_t *expect,
+                     unsigned max, unsigned *n_expect);
+
+/* The current set of sector @s without narrowing. */
+unsigned model_disk_current(const struct model_disk *m, uint64_t s, uint64_t *expect,
+                            unsigned max);
+
+/* Make @dst's sectors hold @src's current values, durably (overlay commit
+ * copies the view into the backing node; make-empty the reverse). */
+void model_disk_assign(struct model_disk *dst, const struct model_disk *src);
+
+void model_disk_check(const struct model_disk *m);
+
+#endif

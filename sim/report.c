@@ -1,0 +1,185 @@
+/*
+ * report: see report.h. Method: both forms read the same fields in the same
+ * order; per-kind counters are walked through tables so adding an operation
+ * or fault kind adds a row, not code.
+ */
+#include "report.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "check_rw.h"
+
+static const enum trace_kind op_kinds[] = {
+    TRACE_READ, TRACE_WRITE, TRACE_FLUSH, TRACE_DISCARD, TRACE_ZERO,
+};
+
+int report_exit_status(const struct world_result *r)
+{
+    if (r->expect_failed) {
+        return 1;
+    }
+    return r->verdict == WORLD_PASS ? 0 : 1;
+}
+
+static json_t *hex_json(uint64_t v)
+{
+    char buf[20];
+    snprintf(buf, sizeof(buf), "%016" PRIx64, v);
+    return json_string(buf);
+}
+
+static uint64_t ops_total(const struct world_result *r)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < ARRAY_LEN(op_kinds); i++) {
+        n += r->ops[op_kinds[i]];
+    }
+    return n;
+}
+
+static json_t *violation_json(const struct violation *v)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "property", json_string(v->property));
+    json_object_set_new(o, "message", json_string(v->msg));
+    json_object_set_new(o, "op_index", json_integer((json_int_t)v->op_index));
+    json_object_set_new(o, "line", json_integer(v->line));
+    json_object_set_new(o, "time_ns", json_integer((json_int_t)v->time_ns));
+    if (v->n_expected > 0) {
+        json_t *exp = json_array();
+        char name[48];
+        for (unsigned i = 0; i < v->n_expected; i++) {
+            check_tag_name(v->expected[i], name, sizeof(name));
+            json_array_append_new(exp, json_string(name));
+        }
+        check_tag_name(v->actual, name, sizeof(name));
+        json_object_set_new(o, "sector", json_integer((json_int_t)v->sector));
+        json_object_set_new(o, "expected", exp);
+        json_object_set_new(o, "actual", json_string(name));
+    }
+    return o;
+}
+
+static json_t *counts_json(const uint64_t *counts)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < ARRAY_LEN(op_kinds); i++) {
+        json_object_set_new(o, trace_kind_name(op_kinds[i]),
+                            json_integer((json_int_t)counts[op_kinds[i]]));
+    }
+    return o;
+}
+
+static json_t *faults_json(const struct world_result *r)
+{
+    json_t *o = json_object();
+    for (int k = 0; k < FAULT__COUNT; k++) {
+        json_object_set_new(o, fault_kind_name((enum fault_kind)k),
+                            json_integer((json_int_t)r->faults[k]));
+    }
+    return o;
+}
+
+json_t *report_json(const struct world_result *r, const struct report_info *info)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "verdict", json_string(r->verdict == WORLD_PASS ? "pass" : "fail"));
+    json_object_set_new(o, "expectations", json_string(r->expect_failed ? "failed" : "met"));
+    if (r->expect_failed) {
+        json_object_set_new(o, "expectation_failure", json_string(r->expect_msg));
+    }
+    json_object_set_new(o, "trace", json_string(info->trace));
+    json_object_set_new(o, "format", json_string(info->format));
+    json_object_set_new(o, "seed", json_integer((json_int_t)r->seed));
+    json_object_set_new(o, "digest", hex_json(r->digest));
+    json_object_set_new(o, "content_hash", hex_json(r->content_hash));
+    json_object_set_new(o, "topology", json_string(r->topology));
+    json_object_set_new(o, "ops", counts_json(r->ops));
+    json_object_set_new(o, "errors", counts_json(r->errors));
+    json_object_set_new(o, "ops_total", json_integer((json_int_t)ops_total(r)));
+    json_object_set_new(o, "lost_in_crash", json_integer((json_int_t)r->lost));
+    json_object_set_new(o, "bytes_read", json_integer((json_int_t)r->bytes_read));
+    json_object_set_new(o, "bytes_written", json_integer((json_int_t)r->bytes_written));
+    json_object_set_new(o, "serialised", json_integer((json_int_t)r->serialised));
+    json_object_set_new(o, "crashes", json_integer((json_int_t)r->crashes));
+    json_object_set_new(o, "restarts", json_integer((json_int_t)r->restarts));
+    json_object_set_new(o, "sectors_checked", json_integer((json_int_t)r->sectors_checked));
+    json_object_set_new(o, "explained_by_faults", json_integer((json_int_t)r->explained));
+    json_object_set_new(o, "faults_fired", faults_json(r));
+    json_object_set_new(o, "sim_time_ns", json_integer((json_int_t)r->sim_ns));
+    json_object_set_new(o, "events", json_integer((json_int_t)r->events));
+    if (r->verdict == WORLD_FAIL) {
+        json_object_set_new(o, "violation", violation_json(&r->first));
+        if (info->repro) {
+            json_object_set_new(o, "reproduce", json_string(info->repro));
+        }
+    }
+    if (info->has_wall) {
+        json_t *wall = json_object();
+        double secs = info->wall_seconds > 0 ? info->wall_seconds : 1e-9;
+        json_object_set_new(wall, "seconds", json_real(info->wall_seconds));
+        json_object_set_new(wall, "ops_per_sec", json_real((double)ops_total(r) / secs));
+        json_object_set_new(o, "wall", wall);
+    }
+    return o;
+}
+
+static void text_violation(const struct violation *v, FILE *out)
+{
+    fprintf(out, "  violation   %s\n", v->property);
+    fprintf(out, "              %s\n", v->msg);
+    fprintf(out, "              at guest operation #%" PRIu64 ", trace line %u, virtual "
+            "time %" PRIu64 " ns\n", v->op_index, v->line, v->time_ns);
+}
+
+void report_text(const struct world_result *r, const struct report_info *info, FILE *out)
+{
+    fprintf(out, "blocksim replay: %s (%s, %s topology)\n", info->trace, info->format,
+            r->topology);
+    fprintf(out, "  verdict     %s%s\n", r->verdict == WORLD_PASS ? "PASS" : "FAIL",
+            r->expect_failed ? " (expectation FAILED)" : "");
+    if (r->expect_failed) {
+        fprintf(out, "              %s\n", r->expect_msg);
+    }
+    if (r->verdict == WORLD_FAIL) {
+        text_violation(&r->first, out);
+    }
+    fprintf(out, "  seed        %" PRIu64 "   digest %016" PRIx64 "   content %016" PRIx64
+            "\n", r->seed, r->digest, r->content_hash);
+    fprintf(out, "  operations  %" PRIu64 " (", ops_total(r));
+    for (size_t i = 0; i < ARRAY_LEN(op_kinds); i++) {
+        enum trace_kind k = op_kinds[i];
+        fprintf(out, "%s%s %" PRIu64, i ? ", " : "", trace_kind_name(k), r->ops[k]);
+        if (r->errors[k]) {
+            fprintf(out, " [%" PRIu64 " failed]", r->errors[k]);
+        }
+    }
+    fprintf(out, "), %" PRIu64 " lost in crashes\n", r->lost);
+    fprintf(out, "  data        %" PRIu64 " bytes read, %" PRIu64 " written, %" PRIu64
+            " sectors checked, %" PRIu64 " wrong values explained by injected faults\n",
+            r->bytes_read, r->bytes_written, r->sectors_checked, r->explained);
+    fprintf(out, "  host        %" PRIu64 " crash(es), %" PRIu64 " restart(s), %" PRIu64
+            " operations waited for an overlapping one\n", r->crashes, r->restarts,
+            r->serialised);
+    fprintf(out, "  faults      ");
+    unsigned shown = 0;
+    for (int k = 0; k < FAULT__COUNT; k++) {
+        if (r->faults[k]) {
+            fprintf(out, "%s%s %" PRIu64, shown++ ? ", " : "",
+                    fault_kind_name((enum fault_kind)k), r->faults[k]);
+        }
+    }
+    fprintf(out, "%s\n", shown ? "" : "none fired");
+    fprintf(out, "  time        %.6f s virtual, %" PRIu64 " events", (double)r->sim_ns / 1e9,
+            r->events);
+    if (info->has_wall) {
+        double secs = info->wall_seconds > 0 ? info->wall_seconds : 1e-9;
+        fprintf(out, "; %.3f s wall, %.0f ops/s", info->wall_seconds,
+                (double)ops_total(r) / secs);
+    }
+    fprintf(out, "\n");
+    if (r->verdict == WORLD_FAIL && info->repro) {
+        fprintf(out, "  reproduce   %s\n", info->repro);
+    }
+}

@@ -1,0 +1,771 @@
+/*
+ * trace: see trace.h.
+ *
+ * Method: each line is cut into fields at blanks (a field starting with '#'
+ * ends the line), an optional @TIME field is taken off, and the first word
+ * picks a parser from a table. After parsing, the record is printed in
+ * canonical form; if that differs from the source line the source text is
+ * kept with the record. Printing writes the kept text or the canonical form.
+ */
+#include "trace.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TRACE_FIELDS_MAX 16
+#define TRACE_LINE_MAX 1024
+
+struct fields {
+    char *w[TRACE_FIELDS_MAX];
+    unsigned n;
+    unsigned first; /* field number of w[0] (2 when @TIME came first) */
+};
+
+typedef int rec_parser(struct trace_rec *r, const struct fields *f, struct err *e);
+typedef void rec_printer(const struct trace_rec *r, char *buf, size_t size);
+
+struct kind_info {
+    const char *word;
+    rec_parser *parse;
+    rec_printer *print;
+    bool timed; /* may carry @TIME */
+};
+
+static const struct kind_info *kind_info(enum trace_kind kind);
+
+void trace_init(struct trace *t)
+{
+    memset(t, 0, sizeof(*t));
+}
+
+static void rec_fini(struct trace_rec *r)
+{
+    mem_strfree(r->text);
+    mem_free(r->cfg, r->cfg ? sizeof(*r->cfg) : 0);
+}
+
+void trace_fini(struct trace *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        rec_fini(&t->recs[i]);
+    }
+    mem_free(t->recs, t->cap * sizeof(*t->recs));
+    memset(t, 0, sizeof(*t));
+}
+
+struct trace_cfg *trace_cfg_new(void)
+{
+    return mem_alloc(sizeof(struct trace_cfg));
+}
+
+struct trace_rec *trace_append(struct trace *t, enum trace_kind kind)
+{
+    ASSERT(kind < TRACE__COUNT);
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        t->recs = mem_realloc(t->recs, t->cap * sizeof(*t->recs), cap * sizeof(*t->recs));
+        t->cap = cap;
+    }
+    struct trace_rec *r = &t->recs[t->n++];
+    memset(r, 0, sizeof(*r));
+    r->kind = kind;
+    return r;
+}
+
+bool trace_kind_is_op(enum trace_kind kind)
+{
+    return kind == TRACE_READ || kind == TRACE_WRITE || kind == TRACE_FLUSH ||
+           kind == TRACE_DISCARD || kind == TRACE_ZERO;
+}
+
+/* ---- canonical printing helpers ---- */
+
+static void fmt_scaled(char *buf, size_t size, uint64_t v, const char *const *units,
+                       const uint64_t *mults, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        if (v != 0 && v % mults[i - 1] == 0) {
+            snprintf(buf, size, "%" PRIu64 "%s", v / mults[i - 1], units[i - 1]);
+            return;
+        }
+    }
+    snprintf(buf, size, "%" PRIu64 "%s", v, units[0]);
+}
+
+static void fmt_duration(char *buf, size_t size, uint64_t ns)
+{
+    static const char *const units[] = { "ns", "us", "ms", "s" };
+    static const uint64_t mults[] = { 1, 1000, 1000000, 1000000000 };
+    fmt_scaled(buf, size, ns, units, mults, ARRAY_LEN(units));
+}
+
+static void fmt_size(char *buf, size_t size, uint64_t bytes)
+{
+    static const char *const units[] = { "", "K", "M", "G", "T" };
+    static const uint64_t mults[] = { 1, 1ull << 10, 1ull << 20, 1ull << 30, 1ull << 40 };
+    fmt_scaled(buf, size, bytes, units, mults, ARRAY_LEN(units));
+}
+
+/* Bounded append used by every printer. */
+static void cat(char *buf, size_t size, const char *text)
+{
+    size_t at = strnlen(buf, size);
+    size_t n = strlen(text);
+    if (at + n >= size) {
+        n = size - 1 - at;
+    }
+    memcpy(buf + at, text, n);
+    buf[at + n] = '\0';
+}
+
+static void cat_kv_size(char *buf, size_t size, const char *key, uint64_t v)
+{
+    char num[32];
+    fmt_size(num, sizeof(num), v);
+    cat(buf, size, " ");
+    cat(buf, size, key);
+    cat(buf, size, "=");
+    cat(buf, size, num);
+}
+
+static void cat_kv_duration(char *buf, size_t size, const char *key, uint64_t v)
+{
+    char num[32];
+    fmt_duration(num, sizeof(num), v);
+    cat(buf, size, " ");
+    cat(buf, size, key);
+    cat(buf, size, "=");
+    cat(buf, size, num);
+}
+
+/* ---- per-kind parsers and printers ---- */
+
+static int want_fields(const struct fields *f, unsigned min, unsigned max, struct err *e)
+{
+    if (f->n < min) {
+        return err_set(e, 0, f->first + f->n, "'%s' needs %u more field(s)", f->w[0],
+                       min - f->n);
+    }
+    if (f->n > max) {
+        return err_set(e, 0, f->first + max, "unexpected field '%s' after '%s'", f->w[max],
+                       f->w[0]);
+    }
+    return 0;
+}
+
+static int field_u64(const struct fields *f, unsigned i, uint64_t *out, const char *what,
+                     struct err *e)
+{
+    if (parse_u64(f->w[i], out) < 0) {
+        return err_set(e, 0, f->first + i, "%s: expected an unsigned integer, got '%s'",
+                       what, f->w[i]);
+    }
+    return 0;
+}
+
+static int field_size(const struct fields *f, unsigned i, const char *val, uint64_t *out,
+                      const char *what, struct err *e)
+{
+    if (parse_size(val, out) < 0) {
+        return err_set(e, 0, f->first + i, "%s: expected a size such as 4096 or 4K, got '%s'",
+                       what, val);
+    }
+    return 0;
+}
+
+static int parse_header(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    (void)r;
+    TRY(want_fields(f, 2, 2, e));
+    if (f->w[1][0] != 'v' || parse_u64(f->w[1] + 1, &r->value) < 0) {
+        return err_set(e, 0, f->first + 1, "expected a version such as v1, got '%s'",
+                       f->w[1]);
+    }
+    if (r->value != TRACE_VERSION) {
+        return err_set(e, 0, f->first + 1, "trace version %s is not supported (this "
+                       "blocksim reads v%u)", f->w[1], TRACE_VERSION);
+    }
+    return 0;
+}
+
+static void print_header(const struct trace_rec *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s v%" PRIu64, TRACE_MAGIC, r->value ? r->value : TRACE_VERSION);
+}
+
+static int parse_seed(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 2, 2, e));
+    return field_u64(f, 1, &r->value, "seed", e);
+}
+
+static void print_seed(const struct trace_rec *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "seed %" PRIu64, r->value);
+}
+
+static int parse_qd(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 2, 2, e));
+    TRY(field_u64(f, 1, &r->value, "queue depth", e));
+    if (r->value == 0 || r->value > 1024) {
+        return err_set(e, 0, f->first + 1, "queue depth must be 1..1024, got %s", f->w[1]);
+    }
+    return 0;
+}
+
+static void print_qd(const struct trace_rec *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "qd %" PRIu64, r->value);
+}
+
+static int parse_range_op(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    bool fua_ok = r->kind == TRACE_WRITE || r->kind == TRACE_ZERO;
+    TRY(want_fields(f, 3, fua_ok ? 4 : 3, e));
+    TRY(field_u64(f, 1, &r->offset, "offset", e));
+    TRY(field_u64(f, 2, &r->len, "length", e));
+    if (r->offset % 512) {
+        return err_set(e, 0, f->first + 1, "offset %" PRIu64 " is not a multiple of 512",
+                       r->offset);
+    }
+    if (r->len == 0 || r->len % 512 || r->len > (64u << 20)) {
+        return err_set(e, 0, f->first + 2, "length %" PRIu64 " is not a multiple of 512 "
+                       "in 512..64M", r->len);
+    }
+    if (r->offset > UINT64_MAX - r->len) {
+        return err_set(e, 0, f->first + 1, "offset + length overflows");
+    }
+    if (f->n == 4) {
+        if (strcmp(f->w[3], "fua") != 0) {
+            return err_set(e, 0, f->first + 3, "expected 'fua', got '%s'", f->w[3]);
+        }
+        r->fua = true;
+    }
+    return 0;
+}
+
+static void print_range_op(const struct trace_rec *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s %" PRIu64 " %" PRIu64 "%s", kind_info(r->kind)->word, r->offset,
+             r->len, r->fua ? " fua" : "");
+}
+
+static int parse_bare(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    (void)r;
+    return want_fields(f, 1, 1, e);
+}
+
+static void print_bare(const struct trace_rec *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", kind_info(r->kind)->word);
+}
+
+static int parse_crash(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 1, 2, e));
+    if (f->n == 2) {
+        if (strncmp(f->w[1], "mode=", 5) != 0 ||
+            disk_crash_mode_parse(f->w[1] + 5, &r->mode) < 0) {
+            return err_set(e, 0, f->first + 1, "expected mode=prefix, mode=subset or "
+                           "mode=tear, got '%s'", f->w[1]);
+        }
+        r->has_mode = true;
+    }
+    return 0;
+}
+
+static void print_crash(const struct trace_rec *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "crash%s%s", r->has_mode ? " mode=" : "",
+             r->has_mode ? disk_crash_mode_name(r->mode) : "");
+}
+
+static const char *const expect_words[] = { "verdict", "digest", "content" };
+
+static int parse_expect(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 3, 3, e));
+    unsigned which = 0;
+    while (which < ARRAY_LEN(expect_words) && strcmp(f->w[1], expect_words[which]) != 0) {
+        which++;
+    }
+    if (which == ARRAY_LEN(expect_words)) {
+        return err_set(e, 0, f->first + 1, "expected verdict, digest or content, got '%s'",
+                       f->w[1]);
+    }
+    r->expect = (enum trace_expect)which;
+    if (r->expect == TRACE_EXPECT_VERDICT) {
+        if (strcmp(f->w[2], "pass") && strcmp(f->w[2], "fail")) {
+            return err_set(e, 0, f->first + 2, "expected pass or fail, got '%s'", f->w[2]);
+        }
+        r->value = strcmp(f->w[2], "pass") == 0;
+        return 0;
+    }
+    char hex[24];
+    if (strlen(f->w[2]) != 16 || (snprintf(hex, sizeof(hex), "0x%s", f->w[2]),
+                                  parse_u64(hex, &r->value) < 0)) {
+        return err_set(e, 0, f->first + 2, "expected 16 hex digits, got '%s'", f->w[2]);
+    }
+    return 0;
+}
+
+static void print_expect(const struct trace_rec *r, char *buf, size_t size)
+{
+    if (r->expect == TRACE_EXPECT_VERDICT) {
+        snprintf(buf, size, "expect verdict %s", r->value ? "pass" : "fail");
+    } else {
+        snprintf(buf, size, "expect %s %016" PRIx64, expect_words[r->expect], r->value);
+    }
+}
+
+static int parse_fault(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 2, TRACE_FIELDS_MAX, e));
+    char text[TRACE_LINE_MAX] = "";
+    for (unsigned i = 1; i < f->n; i++) {
+        cat(text, sizeof(text), f->w[i]);
+        cat(text, sizeof(text), i + 1 < f->n ? " " : "");
+    }
+    r->cfg = trace_cfg_new();
+    struct err sub = { .file = NULL };
+    if (fault_rule_parse(text, &r->cfg->fault, &sub) < 0) {
+        return err_set(e, 0, f->first + (sub.field ? sub.field : 1), "%s", sub.msg);
+    }
+    return 0;
+}
+
+static void print_fault(const struct trace_rec *r, char *buf, size_t size)
+{
+    char text[TRACE_LINE_MAX];
+    fault_rule_format(&r->cfg->fault, text, sizeof(text));
+    snprintf(buf, size, "fault %s", text);
+}
+
+static int parse_topology(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 2, 4, e));
+    struct trace_cfg *c = r->cfg = trace_cfg_new();
+    if (strcmp(f->w[1], "plain") == 0) {
+        c->topology = TRACE_TOPO_PLAIN;
+    } else if (strcmp(f->w[1], "overlay") == 0) {
+        c->topology = TRACE_TOPO_OVERLAY;
+    } else {
+        return err_set(e, 0, f->first + 1, "unknown topology '%s' (expected plain or "
+                       "overlay)", f->w[1]);
+    }
+    for (unsigned i = 2; i < f->n; i++) {
+        if (strncmp(f->w[i], "size=", 5) == 0) {
+            TRY(field_size(f, i, f->w[i] + 5, &c->size, "size", e));
+            c->has_size = c->size > 0 && c->size % 512 == 0;
+            if (!c->has_size) {
+                return err_set(e, 0, f->first + i, "size must be a positive multiple of 512");
+            }
+        } else if (strncmp(f->w[i], "cluster=", 8) == 0) {
+            TRY(field_size(f, i, f->w[i] + 8, &c->cluster, "cluster", e));
+            if (!is_pow2(c->cluster) || c->cluster < 512 || c->cluster > (2u << 20)) {
+                return err_set(e, 0, f->first + i, "cluster must be a power of two in 512..2M");
+            }
+            c->has_cluster = true;
+        } else {
+            return err_set(e, 0, f->first + i, "unknown topology option '%s'", f->w[i]);
+        }
+    }
+    return 0;
+}
+
+static void print_topology(const struct trace_rec *r, char *buf, size_t size)
+{
+    const struct trace_cfg *c = r->cfg;
+    snprintf(buf, size, "topology %s", c->topology == TRACE_TOPO_PLAIN ? "plain" : "overlay");
+    if (c->has_size) {
+        cat_kv_size(buf, size, "size", c->size);
+    }
+    if (c->has_cluster) {
+        cat_kv_size(buf, size, "cluster", c->cluster);
+    }
+}
+
+static int disk_latency(struct trace_cfg *c, const struct fields *f, unsigned i,
+                        const char *val, struct err *e)
+{
+    const char *dash = strchr(val, '-');
+    char lo[32];
+    if (!dash || (size_t)(dash - val) >= sizeof(lo)) {
+        return err_set(e, 0, f->first + i, "latency: expected MIN-MAX durations such as "
+                       "20us-200us");
+    }
+    memcpy(lo, val, (size_t)(dash - val));
+    lo[dash - val] = '\0';
+    if (parse_duration(lo, &c->lat_min_ns) < 0 || parse_duration(dash + 1, &c->lat_max_ns) < 0 ||
+        c->lat_min_ns > c->lat_max_ns) {
+        return err_set(e, 0, f->first + i, "latency: expected MIN-MAX durations with "
+                       "MIN <= MAX, got '%s'", val);
+    }
+    c->has_latency = true;
+    return 0;
+}
+
+static int disk_option(struct trace_cfg *c, const struct fields *f, unsigned i, struct err *e)
+{
+    const char *w = f->w[i];
+    if (strncmp(w, "size=", 5) == 0) {
+        TRY(field_size(f, i, w + 5, &c->size, "size", e));
+        c->has_size = true;
+        if (c->size == 0 || c->size % 512) {
+            return err_set(e, 0, f->first + i, "size must be a positive multiple of 512");
+        }
+    } else if (strncmp(w, "cache=", 6) == 0) {
+        TRY(field_size(f, i, w + 6, &c->cache, "cache", e));
+        c->has_cache = true;
+    } else if (strncmp(w, "latency=", 8) == 0) {
+        TRY(disk_latency(c, f, i, w + 8, e));
+    } else if (strncmp(w, "flush=", 6) == 0) {
+        if (parse_duration(w + 6, &c->flush_ns) < 0) {
+            return err_set(e, 0, f->first + i, "flush: expected a duration, got '%s'", w + 6);
+        }
+        c->has_flush = true;
+    } else if (strcmp(w, "atomic=yes") == 0 || strcmp(w, "atomic=no") == 0) {
+        c->atomic = strcmp(w, "atomic=yes") == 0;
+        c->has_atomic = true;
+    } else {
+        return err_set(e, 0, f->first + i, "unknown disk option '%s'", w);
+    }
+    return 0;
+}
+
+static int parse_disk(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 2, 7, e));
+    struct trace_cfg *c = r->cfg = trace_cfg_new();
+    if (strlen(f->w[1]) >= sizeof(c->name) || strchr(f->w[1], '=')) {
+        return err_set(e, 0, f->first + 1, "bad disk name '%s'", f->w[1]);
+    }
+    memcpy(c->name, f->w[1], strlen(f->w[1]) + 1);
+    for (unsigned i = 2; i < f->n; i++) {
+        TRY(disk_option(c, f, i, e));
+    }
+    return 0;
+}
+
+static void print_disk(const struct trace_rec *r, char *buf, size_t size)
+{
+    const struct trace_cfg *c = r->cfg;
+    snprintf(buf, size, "disk %s", c->name);
+    if (c->has_size) {
+        cat_kv_size(buf, size, "size", c->size);
+    }
+    if (c->has_cache) {
+        cat_kv_size(buf, size, "cache", c->cache);
+    }
+    if (c->has_latency) {
+        char lo[32];
+        char hi[32];
+        fmt_duration(lo, sizeof(lo), c->lat_min_ns);
+        fmt_duration(hi, sizeof(hi), c->lat_max_ns);
+        cat(buf, size, " latency=");
+        cat(buf, size, lo);
+        cat(buf, size, "-");
+        cat(buf, size, hi);
+    }
+    if (c->has_flush) {
+        cat_kv_duration(buf, size, "flush", c->flush_ns);
+    }
+    if (c->has_atomic) {
+        cat(buf, size, c->atomic ? " atomic=yes" : " atomic=no");
+    }
+}
+
+static void print_blank(const struct trace_rec *r, char *buf, size_t size)
+{
+    (void)r;
+    ASSERT(size > 0);
+    buf[0] = '\0';
+}
+
+static const struct kind_info kinds[TRACE__COUNT] = {
+    [TRACE_HEADER] = { TRACE_MAGIC, parse_header, print_header, false },
+    [TRACE_BLANK] = { "", NULL, print_blank, false },
+    [TRACE_SEED] = { "seed", parse_seed, print_seed, false },
+    [TRACE_TOPOLOGY] = { "topology", parse_topology, print_topology, false },
+    [TRACE_DISK] = { "disk", parse_disk, print_disk, false },
+    [TRACE_FAULT] = { "fault", parse_fault, print_fault, false },
+    [TRACE_QD] = { "qd", parse_qd, print_qd, false },
+    [TRACE_READ] = { "read", parse_range_op, print_range_op, true },
+    [TRACE_WRITE] = { "write", parse_range_op, print_range_op, true },
+    [TRACE_FLUSH] = { "flush", parse_bare, print_bare, true },
+    [TRACE_DISCARD] = { "discard", parse_range_op, print_range_op, true },
+    [TRACE_ZERO] = { "zero", parse_range_op, print_range_op, true },
+    [TRACE_CRASH] = { "crash", parse_crash, print_crash, true },
+    [TRACE_RESTART] = { "restart", parse_bare, print_bare, true },
+    [TRACE_COMMIT] = { "commit", parse_bare, print_bare, false },
+    [TRACE_MAKE_EMPTY] = { "make-empty", parse_bare, print_bare, false },
+    [TRACE_EXPECT] = { "expect", parse_expect, print_expect, false },
+};
+
+static const struct kind_info *kind_info(enum trace_kind kind)
+{
+    ASSERT(kind < TRACE__COUNT);
+    return &kinds[kind];
+}
+
+const char *trace_kind_name(enum trace_kind kind)
+{
+    return kind == TRACE_BLANK ? "comment" : kind_info(kind)->word;
+}
+
+/* Canonical text of @r into @buf. */
+static void rec_canonical(const struct trace_rec *r, char *buf, size_t size)
+{
+    char body[TRACE_LINE_MAX];
+    body[0] = '\0';
+    kind_info(r->kind)->print(r, body, sizeof(body));
+    if (r->has_at) {
+        char at[32];
+        fmt_duration(at, sizeof(at), r->at_ns);
+        snprintf(buf, size, "@%s %s", at, body);
+    } else {
+        snprintf(buf, size, "%s", body);
+    }
+}
+
+/* ---- parsing ---- */
+
+static unsigned split_fields(char *line, struct fields *f)
+{
+    f->n = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(line, " \t\r", &save); w; w = strtok_r(NULL, " \t\r", &save)) {
+        if (w[0] == '#') {
+            break;
+        }
+        if (f->n == TRACE_FIELDS_MAX) {
+            return TRACE_FIELDS_MAX + 1;
+        }
+        f->w[f->n++] = w;
+    }
+    return f->n;
+}
+
+static int take_at(struct trace_rec *r, struct fields *f, struct err *e)
+{
+    f->first = 1;
+    if (f->n == 0 || f->w[0][0] != '@') {
+        return 0;
+    }
+    if (parse_duration(f->w[0] + 1, &r->at_ns) < 0) {
+        return err_set(e, 0, 1, "expected @TIME such as @5ms, got '%s'", f->w[0]);
+    }
+    r->has_at = true;
+    memmove(f->w, f->w + 1, (f->n - 1) * sizeof(f->w[0]));
+    f->n--;
+    f->first = 2;
+    if (f->n == 0) {
+        return err_set(e, 0, 2, "@TIME needs a record after it");
+    }
+    return 0;
+}
+
+static int lookup_kind(const struct fields *f, bool first_line, enum trace_kind *kind,
+                       struct err *e)
+{
+    if (first_line) {
+        if (strcmp(f->w[0], TRACE_MAGIC) != 0) {
+            return err_set(e, 0, 1, "not a blocksim trace: the first line must be "
+                           "'%s v%u'", TRACE_MAGIC, TRACE_VERSION);
+        }
+        *kind = TRACE_HEADER;
+        return 0;
+    }
+    for (int k = TRACE_SEED; k < TRACE__COUNT; k++) {
+        if (strcmp(f->w[0], kinds[k].word) == 0) {
+            *kind = (enum trace_kind)k;
+            return 0;
+        }
+    }
+    return err_set(e, 0, f->first, "unknown record '%s'", f->w[0]);
+}
+
+/* Parse one line (without its '\n') into a new record. */
+static int parse_line(struct trace *t, const char *raw, size_t len, unsigned line_no,
+                      struct err *e)
+{
+    char line[TRACE_LINE_MAX];
+    if (len >= sizeof(line)) {
+        return err_set(e, line_no, 0, "line longer than %zu bytes", sizeof(line) - 1);
+    }
+    if (memchr(raw, '\0', len)) {
+        return err_set(e, line_no, 0, "line contains a NUL byte");
+    }
+    memcpy(line, raw, len);
+    line[len] = '\0';
+    struct fields f;
+    struct trace_rec tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.line = line_no;
+    int ret;
+    if (split_fields(line, &f) > TRACE_FIELDS_MAX) {
+        ret = err_set(e, line_no, TRACE_FIELDS_MAX + 1, "too many fields");
+        goto out_free;
+    }
+    ret = take_at(&tmp, &f, e);
+    if (ret == 0 && (f.n > 0 || line_no == 1)) {
+        if (f.n == 0) {
+            ret = err_set(e, 1, 0, "not a blocksim trace: the first line is empty");
+        } else {
+            ret = lookup_kind(&f, line_no == 1, &tmp.kind, e);
+        }
+        if (ret == 0 && tmp.has_at && !kinds[tmp.kind].timed) {
+            ret = err_set(e, line_no, 1, "'%s' cannot carry @TIME", f.w[0]);
+        }
+        if (ret == 0) {
+            ret = kinds[tmp.kind].parse(&tmp, &f, e);
+        }
+    } else if (ret == 0) {
+        tmp.kind = TRACE_BLANK;
+    }
+    if (ret < 0) {
+        if (e) {
+            e->line = line_no;
+        }
+        goto out_free;
+    }
+    char canon[TRACE_LINE_MAX];
+    rec_canonical(&tmp, canon, sizeof(canon));
+    if (strlen(canon) != len || memcmp(canon, raw, len) != 0) {
+        tmp.text = mem_alloc(len + 1);
+        memcpy(tmp.text, raw, len);
+    }
+    *trace_append(t, tmp.kind) = tmp;
+    return 0;
+out_free:
+    rec_fini(&tmp);
+    return ret;
+}
+
+int trace_parse(struct trace *t, const char *data, size_t len, struct err *e)
+{
+    trace_init(t);
+    unsigned line_no = 0;
+    size_t at = 0;
+    if (len == 0) {
+        return err_set(e, 1, 0, "empty file: a trace starts with '%s v%u'", TRACE_MAGIC,
+                       TRACE_VERSION);
+    }
+    while (at < len) {
+        const char *nl = memchr(data + at, '\n', len - at);
+        size_t line_len = nl ? (size_t)(nl - (data + at)) : len - at;
+        if (++line_no > 100000000u) {
+            trace_fini(t);
+            return err_set(e, line_no, 0, "too many lines");
+        }
+        int ret = parse_line(t, data + at, line_len, line_no, e);
+        if (ret < 0) {
+            trace_fini(t);
+            return ret;
+        }
+        at += line_len + (nl ? 1 : 0);
+        t->no_final_newline = nl == NULL;
+    }
+    return 0;
+}
+
+int trace_file_read(const char *path, size_t max, char **data, size_t *len, struct err *e)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        int ret = -errno;
+        err_set(e, 0, 0, "cannot open: %s", blocksim_strerror(ret));
+        return ret;
+    }
+    struct stat st;
+    int ret = 0;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        ret = err_set(e, 0, 0, "not a regular file");
+        goto out_close;
+    }
+    if ((uint64_t)st.st_size > max) {
+        ret = err_set(e, 0, 0, "file is %lld bytes, more than the %zu this command reads",
+                      (long long)st.st_size, max);
+        goto out_close;
+    }
+    *len = (size_t)st.st_size;
+    *data = mem_alloc(*len + 1);
+    for (size_t got = 0; got < *len;) {
+        ssize_t n = read(fd, *data + got, *len - got);
+        if (n <= 0) {
+            ret = n < 0 ? -errno : -EIO;
+            err_set(e, 0, 0, "read failed: %s", blocksim_strerror(ret));
+            mem_free(*data, *len + 1);
+            *data = NULL;
+            goto out_close;
+        }
+        got += (size_t)n;
+    }
+out_close:
+    close(fd);
+    return ret;
+}
+
+void trace_file_free(char *data, size_t len)
+{
+    mem_free(data, data ? len + 1 : 0);
+}
+
+static void print_recs(const struct trace *t, FILE *out, bool canonical)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const struct trace_rec *r = &t->recs[i];
+        bool last = i + 1 == t->n;
+        const char *nl = last && t->no_final_newline && !canonical ? "" : "\n";
+        if (r->text && (!canonical || r->kind == TRACE_BLANK)) {
+            fprintf(out, "%s%s", r->text, nl);
+            continue;
+        }
+        char canon[TRACE_LINE_MAX];
+        rec_canonical(r, canon, sizeof(canon));
+        fprintf(out, "%s%s", canon, nl);
+    }
+}
+
+void trace_print(const struct trace *t, FILE *out)
+{
+    print_recs(t, out, false);
+}
+
+void trace_print_canonical(const struct trace *t, FILE *out)
+{
+    print_recs(t, out, true);
+}
+
+static bool cfg_equal(const struct trace_cfg *a, const struct trace_cfg *b)
+{
+    if (!a || !b) {
+        return a == b;
+    }
+    char fa[TRACE_LINE_MAX];
+    char fb[TRACE_LINE_MAX];
+    fault_rule_format(&a->fault, fa, sizeof(fa));
+    fault_rule_format(&b->fault, fb, sizeof(fb));
+    return a->topology == b->topology && strcmp(a->name, b->name) == 0 &&
+           a->size == b->size && a->cluster == b->cluster && a->cache == b->cache &&
+           a->lat_min_ns == b->lat_min_ns && a->lat_max_ns == b->lat_max_ns &&
+           a->flush_ns == b->flush_ns && a->atomic == b->atomic &&
+           a->has_size == b->has_size && a->has_cluster == b->has_cluster &&
+           a->has_cache == b->has_cache && a->has_latency == b->has_latency &&
+           a->has_flush == b->has_flush && a->has_atomic == b->has_atomic &&
+           strcmp(fa, fb) == 0;
+}
+
+bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b)
+{
+    return a->kind == b->kind && a->has_at == b->has_at && a->at_ns == b->at_ns &&
+           a->fua == b->fua && a->has_mode == b->has_mode &&
+           (!a->has_mode || a->mode == b->mode) && a->expect == b->expect &&
+           a->offset == b->offset && a->len == b->len && a->value == b->value &&
+           cfg_equal(a->cfg, b->cfg);
+}

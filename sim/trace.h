@@ -1,0 +1,137 @@
+/*
+ * trace: the native scenario format, v1: parse, print, and build in memory.
+ *
+ * Role: the one serialised form of a scenario. Recorded guest I/O, imported
+ *   traces, generated counterexamples and golden tests are all traces.
+ * Model: DESIGN.md "Trace formats"; dm-log-writes' idea of a replayable log.
+ * Invariants: records keep file order; a parsed record keeps its source text
+ *   only when that text differs from its canonical form, so printing a parsed
+ *   trace gives back the same bytes, and records made in memory print in
+ *   canonical form.
+ * Ownership: a trace owns its records, their texts and config blocks.
+ * Async contract: none.
+ * Depends on: base, fault, disk (crash mode names).
+ *
+ * Grammar (one record a line; '#' starts a comment; blanks separate fields):
+ *   blocksim-trace v1                         first line
+ *   seed N                                    world seed (CLI --seed wins)
+ *   topology plain|overlay [size=S] [cluster=S]
+ *   disk NAME [size=S] [cache=S] [latency=D-D] [flush=D] [atomic=yes|no]
+ *   fault KIND [key=value...]                 see fault.h
+ *   qd N                                      queue depth from here on
+ *   [@TIME] read|write|discard|zero OFFSET LENGTH [fua]
+ *   [@TIME] flush
+ *   [@TIME] crash [mode=prefix|subset|tear]
+ *   [@TIME] restart
+ *   commit | make-empty                       overlay topology only
+ *   expect verdict pass|fail | expect digest HEX | expect content HEX
+ * Sizes take K/M/G/T suffixes (binary); durations ns/us/ms/s. @TIME is the
+ * earliest virtual time at which the record may run.
+ */
+#ifndef BLOCKSIM_TRACE_H
+#define BLOCKSIM_TRACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../ref/base.h"
+#include "disk.h"
+#include "fault.h"
+
+#define TRACE_MAGIC "blocksim-trace"
+#define TRACE_VERSION 1u
+
+enum trace_kind {
+    TRACE_HEADER,
+    TRACE_BLANK, /* empty or comment-only line */
+    TRACE_SEED,
+    TRACE_TOPOLOGY,
+    TRACE_DISK,
+    TRACE_FAULT,
+    TRACE_QD,
+    TRACE_READ,
+    TRACE_WRITE,
+    TRACE_FLUSH,
+    TRACE_DISCARD,
+    TRACE_ZERO,
+    TRACE_CRASH,
+    TRACE_RESTART,
+    TRACE_COMMIT,
+    TRACE_MAKE_EMPTY,
+    TRACE_EXPECT,
+    TRACE__COUNT,
+};
+
+enum trace_topology { TRACE_TOPO_PLAIN, TRACE_TOPO_OVERLAY };
+enum trace_expect { TRACE_EXPECT_VERDICT, TRACE_EXPECT_DIGEST, TRACE_EXPECT_CONTENT };
+
+/* Settings of a topology or disk record; a field is used when its has_ bit is set. */
+struct trace_cfg {
+    enum trace_topology topology;
+    char name[FAULT_NAME_MAX];
+    uint64_t size;
+    uint64_t cluster;
+    uint64_t cache;
+    uint64_t lat_min_ns;
+    uint64_t lat_max_ns;
+    uint64_t flush_ns;
+    bool atomic;
+    bool has_size, has_cluster, has_cache, has_latency, has_flush, has_atomic;
+    struct fault_rule fault;
+};
+
+struct trace_rec {
+    enum trace_kind kind;
+    unsigned line;        /* 1-based source line; 0 when made in memory */
+    bool has_at;
+    bool fua;
+    bool has_mode;        /* crash */
+    enum disk_crash_mode mode;
+    enum trace_expect expect;
+    uint64_t at_ns;
+    uint64_t offset;      /* ops: bytes */
+    uint64_t len;
+    uint64_t value;       /* seed, qd, expected digest/content, verdict (1 pass) */
+    struct trace_cfg *cfg; /* topology, disk, fault; else NULL */
+    char *text;           /* source text when not canonical; else NULL */
+};
+
+struct trace {
+    struct trace_rec *recs;
+    size_t n;
+    size_t cap;
+    bool no_final_newline; /* the source's last line had no '\n' */
+};
+
+void trace_init(struct trace *t);
+void trace_fini(struct trace *t);
+
+/* Parse @len bytes. On error fills @e (file is left to the caller) and the
+ * trace holds nothing. */
+int trace_parse(struct trace *t, const char *data, size_t len, struct err *e) WUR;
+
+/* Read a whole file (at most @max bytes) into a new buffer; *len gets its
+ * length. Returns 0 or a negative errno with @e filled. */
+int trace_file_read(const char *path, size_t max, char **data, size_t *len,
+                    struct err *e) WUR;
+void trace_file_free(char *data, size_t len);
+
+/* Print every record: the same bytes a parsed trace came from. */
+void trace_print(const struct trace *t, FILE *out);
+
+/* Print every record in canonical form (drops source spelling, keeps
+ * comments and blank lines). */
+void trace_print_canonical(const struct trace *t, FILE *out);
+
+/* Append a record made in memory (text NULL, line 0); the trace takes @cfg. */
+struct trace_rec *trace_append(struct trace *t, enum trace_kind kind);
+struct trace_cfg *trace_cfg_new(void);
+
+bool trace_kind_is_op(enum trace_kind kind);
+const char *trace_kind_name(enum trace_kind kind);
+
+/* Semantic equality of two records (ignores source text and line). */
+bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b);
+
+#endif

@@ -1,0 +1,761 @@
+/*
+ * world: see world.h.
+ *
+ * Method: world_run validates the trace into a scenario (sizes, disks,
+ * faults, host up/down order), builds the disks and the first stack, and
+ * pumps: the pump walks trace records in order, applies settings, submits
+ * guest operations while the queue depth allows and no overlap forbids,
+ * and runs control records (crash, restart, commit, make-empty) at their
+ * place. Every completion feeds the checker and the digest, then pumps
+ * again. A crash kills the live stack (it frees itself once its last
+ * request has drained), resolves each disk's cache and tells the model;
+ * requests of the old stack that still complete are counted as lost.
+ */
+#include "world.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "../ref/drv_file.h"
+#include "../ref/drv_overlay.h"
+#include "../ref/node.h"
+#include "content.h"
+
+#define WORLD_DEADLINE_DEFAULT (3600ull * 1000000000ull)
+#define WORLD_EVENTS_MAX (1ull << 40) /* loop bound: far beyond any real run */
+
+struct stack {
+    struct world *w;
+    struct graph g;
+    struct disk_handle *h[WORLD_DISKS_MAX];
+    struct node *root;
+};
+
+struct guest_op {
+    struct world *w;
+    const struct trace_rec *rec;
+    uint64_t index;    /* guest operation index (content tag - 1) */
+    uint64_t epoch;    /* host incarnation it was issued in */
+    uint64_t flush_seq;
+    uint8_t *buf;
+};
+
+struct world {
+    const struct trace *t;
+    struct world_opts o;
+    struct world_result *r;
+    uint64_t seed;
+    struct evq q;
+    struct rng root;
+    struct rng crash_rng;
+    struct fault_plan plan;
+    enum trace_topology topo;
+    uint64_t size;
+    uint64_t cluster;
+    struct disk_config dcfg[WORLD_DISKS_MAX];
+    unsigned n_disks;
+    struct disk *disks[WORLD_DISKS_MAX];
+    struct stack *live;   /* NULL while the host is down */
+    uint64_t epoch;
+    unsigned qd;
+    size_t next;          /* next trace record */
+    uint64_t next_op;
+    struct guest_op **inflight;
+    unsigned n_inflight;
+    unsigned cap_inflight;
+    bool control_busy;
+    bool timer_armed;
+    bool waited;
+    struct check_rw check;
+    struct model_disk base_model; /* overlay topology: the backing's content */
+    XXH3_state_t *digest;
+};
+
+/* ---- observations and digest ---- */
+
+static void observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret, uint64_t a,
+                    uint64_t b)
+{
+    uint8_t rec[40];
+    put_le64(rec, w->q.now_ns);
+    put_le64(rec + 8, index);
+    put_le32(rec + 16, kind);
+    put_le32(rec + 20, (uint32_t)ret);
+    put_le64(rec + 24, a);
+    put_le64(rec + 32, b);
+    XXH3_64bits_update(w->digest, rec, sizeof(rec));
+}
+
+/* ---- the host's stack ---- */
+
+static int stack_open(struct world *w, struct err *e)
+{
+    struct stack *s = mem_alloc(sizeof(*s));
+    s->w = w;
+    graph_init(&s->g, evq_timer(&w->q), w->o.node_mutants);
+    struct node *file[WORLD_DISKS_MAX] = { NULL };
+    int ret = 0;
+    for (unsigned i = 0; i < w->n_disks && ret == 0; i++) {
+        s->h[i] = disk_handle_new(w->disks[i]);
+        struct drv_file_opts fo = { disk_storage(s->h[i]) };
+        char name[NODE_NAME_MAX];
+        snprintf(name, sizeof(name), "%s-file", w->dcfg[i].name);
+        ret = node_new(&s->g, &drv_file, name, &fo, e, &file[i]);
+    }
+    if (ret == 0 && w->topo == TRACE_TOPO_OVERLAY) {
+        struct drv_overlay_opts oo = { file[1], file[0], w->size, w->cluster };
+        ret = node_new(&s->g, &drv_overlay, "guest", &oo, e, &s->root);
+    } else if (ret == 0) {
+        s->root = file[0];
+    }
+    if (ret < 0) {
+        graph_fini(&s->g);
+        for (unsigned i = 0; i < w->n_disks; i++) {
+            disk_handle_free(s->h[i]);
+        }
+        mem_free(s, sizeof(*s));
+        return ret;
+    }
+    w->live = s;
+    return 0;
+}
+
+static void stack_free(struct stack *s)
+{
+    graph_fini(&s->g);
+    for (unsigned i = 0; i < s->w->n_disks; i++) {
+        disk_handle_free(s->h[i]);
+    }
+    mem_free(s, sizeof(*s));
+}
+
+static void stack_idle(void *opaque)
+{
+    stack_free(opaque);
+}
+
+static void stack_kill(struct world *w)
+{
+    struct stack *s = w->live;
+    w->live = NULL;
+    graph_kill(&s->g, stack_idle, s);
+}
+
+/* ---- guest operations ---- */
+
+static void pump(struct world *w);
+
+static void inflight_remove(struct world *w, struct guest_op *op)
+{
+    for (unsigned i = 0; i < w->n_inflight; i++) {
+        if (w->inflight[i] == op) {
+            w->inflight[i] = w->inflight[--w->n_inflight];
+            return;
+        }
+    }
+    UNREACHABLE();
+}
+
+static bool op_writes(enum trace_kind k)
+{
+    return k == TRACE_WRITE || k == TRACE_ZERO || k == TRACE_DISCARD;
+}
+
+/* Must @rec wait for operations in flight? */
+static bool op_conflicts(const struct world *w, const struct trace_rec *rec)
+{
+    for (unsigned i = 0; i < w->n_inflight; i++) {
+        const struct trace_rec *o = w->inflight[i]->rec;
+        if (rec->kind == TRACE_FLUSH) {
+            if (op_writes(o->kind)) {
+                return true;
+            }
+        } else if (o->kind != TRACE_FLUSH && (op_writes(rec->kind) || op_writes(o->kind)) &&
+                   ranges_overlap(rec->offset, rec->len, o->offset, o->len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void op_judge(struct world *w, struct guest_op *op, int ret)
+{
+    const struct trace_rec *rec = op->rec;
+    uint64_t s = rec->offset / CONTENT_SECTOR;
+    uint64_t n = rec->len / CONTENT_SECTOR;
+    bool ok = ret == 0;
+    switch (rec->kind) {
+    case TRACE_READ:
+        if (ok && !check_rw_read_done(&w->check, op->buf, s, n, op->index, rec->line,
+                                      w->q.now_ns)) {
+            w->r->verdict = WORLD_FAIL;
+        }
+        break;
+    case TRACE_WRITE:
+        check_rw_write_done(&w->check, s, n, op->index + 1, ok, rec->fua);
+        break;
+    case TRACE_ZERO:
+        check_rw_write_done(&w->check, s, n, CONTENT_TAG_ZERO, ok, rec->fua);
+        break;
+    case TRACE_DISCARD:
+        check_rw_discard_done(&w->check, s, n);
+        break;
+    case TRACE_FLUSH:
+        check_rw_flush_done(&w->check, op->flush_seq, ok);
+        break;
+    default:
+        UNREACHABLE();
+    }
+}
+
+static void op_free(struct guest_op *op)
+{
+    mem_free(op->buf, op->buf ? op->rec->len : 0);
+    mem_free(op, sizeof(*op));
+}
+
+static void op_done(void *opaque, int ret)
+{
+    struct guest_op *op = opaque;
+    struct world *w = op->w;
+    if (op->epoch != w->epoch) {
+        op_free(op); /* its host crashed: already counted as lost */
+        return;
+    }
+    inflight_remove(w, op);
+    uint64_t data = 0;
+    if (ret == 0 && op->rec->kind == TRACE_READ) {
+        data = XXH3_64bits(op->buf, op->rec->len);
+        w->r->bytes_read += op->rec->len;
+    } else if (ret == 0 && op->rec->kind == TRACE_WRITE) {
+        w->r->bytes_written += op->rec->len;
+    }
+    observe(w, op->rec->kind, op->index, ret, data, 0);
+    w->r->ops[op->rec->kind]++;
+    w->r->errors[op->rec->kind] += ret < 0;
+    op_judge(w, op, ret);
+    op_free(op);
+    pump(w);
+}
+
+static const enum node_op node_ops[TRACE__COUNT] = {
+    [TRACE_READ] = NODE_OP_READ,
+    [TRACE_WRITE] = NODE_OP_WRITE,
+    [TRACE_FLUSH] = NODE_OP_FLUSH,
+    [TRACE_DISCARD] = NODE_OP_DISCARD,
+    [TRACE_ZERO] = NODE_OP_WRITE_ZEROES,
+};
+
+static void op_submit(struct world *w, const struct trace_rec *rec)
+{
+    struct guest_op *op = mem_alloc(sizeof(*op));
+    op->w = w;
+    op->rec = rec;
+    op->index = w->next_op++;
+    op->epoch = w->epoch;
+    if (rec->kind == TRACE_READ || rec->kind == TRACE_WRITE) {
+        op->buf = mem_alloc(rec->len);
+    }
+    if (rec->kind == TRACE_WRITE) {
+        content_fill(op->buf, w->seed, op->index + 1, rec->offset / CONTENT_SECTOR,
+                     rec->len / CONTENT_SECTOR);
+    }
+    if (rec->kind == TRACE_FLUSH) {
+        op->flush_seq = check_rw_flush_submit(&w->check);
+    }
+    if (w->n_inflight == w->cap_inflight) {
+        unsigned cap = w->cap_inflight ? 2 * w->cap_inflight : 16;
+        w->inflight = mem_realloc(w->inflight, w->cap_inflight * sizeof(*w->inflight),
+                                  cap * sizeof(*w->inflight));
+        w->cap_inflight = cap;
+    }
+    w->inflight[w->n_inflight++] = op;
+    unsigned flags = rec->fua ? NODE_REQ_FUA : 0;
+    uint64_t len = rec->kind == TRACE_FLUSH ? 0 : rec->len;
+    node_submit(w->live->root, node_ops[rec->kind], rec->offset, len, op->buf, flags, op_done,
+                op);
+}
+
+/* ---- control records ---- */
+
+static void do_crash(struct world *w, const struct trace_rec *rec)
+{
+    for (unsigned i = 0; i < w->n_inflight; i++) {
+        const struct guest_op *op = w->inflight[i];
+        if (op_writes(op->rec->kind) && op->rec->kind != TRACE_DISCARD) {
+            uint64_t tag = op->rec->kind == TRACE_WRITE ? op->index + 1 : CONTENT_TAG_ZERO;
+            check_rw_write_lost(&w->check, op->rec->offset / CONTENT_SECTOR,
+                                op->rec->len / CONTENT_SECTOR, tag);
+        } else if (op->rec->kind == TRACE_DISCARD) {
+            check_rw_discard_done(&w->check, op->rec->offset / CONTENT_SECTOR,
+                                  op->rec->len / CONTENT_SECTOR);
+        }
+    }
+    w->r->lost += w->n_inflight;
+    w->n_inflight = 0; /* their completions will see the old epoch */
+    stack_kill(w);
+    w->epoch++;
+    enum disk_crash_mode mode = rec->has_mode ? rec->mode
+                                              : (enum disk_crash_mode)rng_below(
+                                                    &w->crash_rng, DISK_CRASH__COUNT);
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        disk_crash(w->disks[i], mode, &w->r->last_crash);
+        observe(w, TRACE_CRASH, i, (int32_t)mode, w->r->last_crash.kept,
+                w->r->last_crash.pending);
+    }
+    check_rw_crash(&w->check);
+    w->r->crashes++;
+}
+
+static void control_fail(struct world *w, const struct trace_rec *rec, const char *prop,
+                         const char *msg)
+{
+    if (w->r->verdict == WORLD_FAIL) {
+        return;
+    }
+    w->r->verdict = WORLD_FAIL;
+    struct violation *v = &w->r->first;
+    snprintf(v->property, sizeof(v->property), "%s", prop);
+    snprintf(v->msg, sizeof(v->msg), "%s", msg);
+    v->line = rec->line;
+    v->time_ns = w->q.now_ns;
+    v->op_index = w->next_op;
+}
+
+static void do_restart(struct world *w, const struct trace_rec *rec)
+{
+    struct err e = { .file = NULL };
+    int ret = stack_open(w, &e);
+    observe(w, TRACE_RESTART, 0, ret, 0, 0);
+    w->r->restarts++;
+    if (ret < 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "the host's images did not reopen after the crash: %.200s",
+                 e.msg);
+        control_fail(w, rec, "restart", msg);
+    }
+}
+
+struct control_op {
+    struct world *w;
+    const struct trace_rec *rec;
+};
+
+static void control_done(void *opaque, int ret)
+{
+    struct control_op *c = opaque;
+    struct world *w = c->w;
+    observe(w, c->rec->kind, 0, ret, 0, 0);
+    if (ret < 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "%s failed: %s", trace_kind_name(c->rec->kind),
+                 blocksim_strerror(ret));
+        control_fail(w, c->rec, trace_kind_name(c->rec->kind), msg);
+    } else if (c->rec->kind == TRACE_COMMIT) {
+        /* The backing now holds the view; the overlay was emptied. */
+        model_disk_assign(&w->base_model, &w->check.model);
+    } else {
+        model_disk_assign(&w->check.model, &w->base_model);
+    }
+    w->control_busy = false;
+    mem_free(c, sizeof(*c));
+    pump(w);
+}
+
+static void do_overlay_op(struct world *w, const struct trace_rec *rec)
+{
+    struct control_op *c = mem_alloc(sizeof(*c));
+    c->w = w;
+    c->rec = rec;
+    w->control_busy = true;
+    if (rec->kind == TRACE_COMMIT) {
+        overlay_commit(w->live->root, control_done, c);
+    } else {
+        overlay_make_empty(w->live->root, control_done, c);
+    }
+}
+
+/* ---- the pump ---- */
+
+static void pump_timer(void *opaque)
+{
+    struct world *w = opaque;
+    w->timer_armed = false;
+    pump(w);
+}
+
+/* Is @rec's @TIME still in the future? Then arm a timer for it. */
+static bool pump_too_early(struct world *w, const struct trace_rec *rec)
+{
+    if (!rec->has_at || rec->at_ns <= w->q.now_ns) {
+        return false;
+    }
+    if (!w->timer_armed) {
+        w->timer_armed = true;
+        evq_post(&w->q, rec->at_ns - w->q.now_ns, pump_timer, w);
+    }
+    return true;
+}
+
+/* Run or submit record @rec; false when it has to wait. */
+static bool pump_one(struct world *w, const struct trace_rec *rec)
+{
+    if (trace_kind_is_op(rec->kind)) {
+        if (w->n_inflight >= w->qd || pump_too_early(w, rec)) {
+            return false;
+        }
+        if (op_conflicts(w, rec)) {
+            w->r->serialised += !w->waited;
+            w->waited = true;
+            return false;
+        }
+        op_submit(w, rec);
+        return true;
+    }
+    switch (rec->kind) {
+    case TRACE_QD:
+        w->qd = w->o.qd ? w->o.qd : (unsigned)rec->value;
+        return true;
+    case TRACE_CRASH:
+        if (pump_too_early(w, rec)) {
+            return false;
+        }
+        do_crash(w, rec);
+        return true;
+    case TRACE_RESTART:
+        if (pump_too_early(w, rec)) {
+            return false;
+        }
+        do_restart(w, rec);
+        return true;
+    case TRACE_COMMIT:
+    case TRACE_MAKE_EMPTY:
+        if (w->n_inflight > 0) {
+            return false; /* drain the guest first */
+        }
+        do_overlay_op(w, rec);
+        return true;
+    default:
+        return true; /* settings, comments, expectations */
+    }
+}
+
+static void pump(struct world *w)
+{
+    while (w->next < w->t->n && !w->control_busy && w->r->verdict == WORLD_PASS) {
+        if (!pump_one(w, &w->t->recs[w->next])) {
+            return;
+        }
+        w->next++;
+        w->waited = false;
+    }
+}
+
+/* ---- scenario validation and set-up ---- */
+
+uint64_t world_trace_size(const struct trace *t)
+{
+    uint64_t end = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct trace_rec *r = &t->recs[i];
+        if (r->kind == TRACE_TOPOLOGY && r->cfg->has_size) {
+            return r->cfg->size;
+        }
+        if (trace_kind_is_op(r->kind) && r->kind != TRACE_FLUSH) {
+            end = max_u64(end, r->offset + r->len);
+        }
+    }
+    return max_u64(align_up(end, 1u << 20), 1u << 20);
+}
+
+static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err *e)
+{
+    const struct trace_cfg *c = r->cfg;
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        struct disk_config *d = &w->dcfg[i];
+        if (strcmp(d->name, c->name) != 0) {
+            continue;
+        }
+        if (c->has_size && c->size < d->size) {
+            return err_set(e, r->line, 3, "disk %s needs at least %" PRIu64 " bytes",
+                           d->name, d->size);
+        }
+        d->size = c->has_size ? c->size : d->size;
+        d->cache_bytes = c->has_cache ? c->cache : d->cache_bytes;
+        d->lat_min_ns = c->has_latency ? c->lat_min_ns : d->lat_min_ns;
+        d->lat_max_ns = c->has_latency ? c->lat_max_ns : d->lat_max_ns;
+        d->flush_ns = c->has_flush ? c->flush_ns : d->flush_ns;
+        d->atomic_sector = c->has_atomic ? c->atomic : d->atomic_sector;
+        return 0;
+    }
+    return err_set(e, r->line, 2, "no disk '%s' in the %s topology (it has %s%s%s)", c->name,
+                   w->topo == TRACE_TOPO_PLAIN ? "plain" : "overlay", w->dcfg[0].name,
+                   w->n_disks > 1 ? " and " : "", w->n_disks > 1 ? w->dcfg[1].name : "");
+}
+
+/* Topology first: it names the disks that disk records then configure. */
+static int setup_topology(struct world *w, struct err *e)
+{
+    w->topo = TRACE_TOPO_PLAIN;
+    w->cluster = OVERLAY_CLUSTER_DEFAULT;
+    unsigned seen = 0;
+    for (size_t i = 0; i < w->t->n; i++) {
+        const struct trace_rec *r = &w->t->recs[i];
+        if (r->kind != TRACE_TOPOLOGY) {
+            continue;
+        }
+        if (seen++) {
+            return err_set(e, r->line, 1, "a trace has at most one topology record");
+        }
+        w->topo = r->cfg->topology;
+        w->cluster = r->cfg->has_cluster ? r->cfg->cluster : w->cluster;
+    }
+    w->size = w->o.size ? w->o.size : world_trace_size(w->t);
+    if (w->topo == TRACE_TOPO_PLAIN) {
+        w->n_disks = 1;
+        disk_config_default(&w->dcfg[0], "d0", w->size);
+    } else {
+        w->n_disks = 2;
+        disk_config_default(&w->dcfg[0], "base", w->size);
+        disk_config_default(&w->dcfg[1], "top", overlay_file_size(w->size, w->cluster));
+    }
+    return 0;
+}
+
+static int check_op_rec(const struct world *w, const struct trace_rec *r, bool up,
+                        struct err *e)
+{
+    if (!up) {
+        return err_set(e, r->line, 1, "'%s' while the host is down (add 'restart' first)",
+                       trace_kind_name(r->kind));
+    }
+    if (r->kind != TRACE_FLUSH && r->offset + r->len > w->size) {
+        return err_set(e, r->line, 2, "%s at %" PRIu64 "+%" PRIu64 " goes beyond the "
+                       "%" PRIu64 "-byte disk", trace_kind_name(r->kind), r->offset, r->len,
+                       w->size);
+    }
+    return 0;
+}
+
+/* Settings before the first operation; host up/down order; sizes. */
+static int setup_validate(struct world *w, struct err *e)
+{
+    bool ops_started = false;
+    bool up = true;
+    for (size_t i = 0; i < w->t->n; i++) {
+        const struct trace_rec *r = &w->t->recs[i];
+        enum trace_kind k = r->kind;
+        bool setting = k == TRACE_SEED || k == TRACE_TOPOLOGY || k == TRACE_DISK ||
+                       k == TRACE_FAULT;
+        if (setting && ops_started) {
+            return err_set(e, r->line, 1, "'%s' must come before the first operation",
+                           trace_kind_name(k));
+        }
+        if (k == TRACE_DISK) {
+            TRY(setup_disk_rec(w, r, e));
+        } else if (k == TRACE_FAULT) {
+            fault_plan_add(&w->plan, &r->cfg->fault);
+        } else if (trace_kind_is_op(k)) {
+            TRY(check_op_rec(w, r, up, e));
+        } else if (k == TRACE_CRASH || k == TRACE_RESTART) {
+            if ((k == TRACE_CRASH) != up) {
+                return err_set(e, r->line, 1, k == TRACE_CRASH ? "crash while the host is "
+                               "down" : "restart while the host is up");
+            }
+            up = k == TRACE_RESTART;
+        } else if (k == TRACE_COMMIT || k == TRACE_MAKE_EMPTY) {
+            if (w->topo != TRACE_TOPO_OVERLAY || !up) {
+                return err_set(e, r->line, 1, "'%s' needs the overlay topology and a host "
+                               "that is up", trace_kind_name(k));
+            }
+        }
+        ops_started |= !setting && k != TRACE_BLANK && k != TRACE_HEADER;
+    }
+    return 0;
+}
+
+static uint64_t trace_seed(const struct trace *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->recs[i].kind == TRACE_SEED) {
+            return t->recs[i].value;
+        }
+    }
+    return 1;
+}
+
+static bool world_taint(void *opaque, uint64_t sector)
+{
+    const struct world *w = opaque;
+    if (w->topo == TRACE_TOPO_PLAIN) {
+        return disk_taint_get(w->disks[0], sector) != DISK_TAINT_NONE;
+    }
+    /* Through an overlay, guest sectors move: any corrupting fault on any
+     * disk explains a wrong value (coarse, but never blames the stack for
+     * an injected fault). */
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        if (w->disks[i]->taint.n > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int world_setup(struct world *w, struct err *e)
+{
+    fault_plan_init(&w->plan);
+    TRY(setup_topology(w, e));
+    TRY(setup_validate(w, e));
+    if (w->o.faults && fault_plan_parse_spec(&w->plan, w->o.faults, e) < 0) {
+        e->line = 0;
+        return BS_EPARSE;
+    }
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        w->disks[i] = disk_new(&w->dcfg[i], &w->q, &w->plan, w->seed, i, w->o.disk_mutants);
+    }
+    check_rw_init(&w->check, w->seed, world_taint, w);
+    model_disk_init(&w->base_model);
+    w->digest = XXH3_createState();
+    ASSERT(w->digest != NULL);
+    XXH3_64bits_reset_withSeed(w->digest, w->seed);
+    return stack_open(w, e);
+}
+
+/* ---- run and tear down ---- */
+
+static void world_panic_context(void *opaque, char *buf, size_t size)
+{
+    const struct world *w = opaque;
+    snprintf(buf, size, "(seed %" PRIu64 ", virtual time %" PRIu64 " ns, record %zu)",
+             w->seed, w->q.now_ns, w->next);
+}
+
+static void world_fini(struct world *w)
+{
+    if (w->live) {
+        stack_kill(w);
+    }
+    w->epoch++; /* completions from here on are ignored */
+    /* Drain: every request still in flight completes (with an error or not)
+     * and every dead stack frees itself. Bounded by the events pending. */
+    for (uint64_t i = 0; i < WORLD_EVENTS_MAX && evq_step(&w->q, UINT64_MAX); i++) {
+    }
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        if (w->disks[i]) {
+            disk_free(w->disks[i]);
+        }
+    }
+    if (w->digest) {
+        XXH3_freeState(w->digest);
+        check_rw_fini(&w->check);
+        model_disk_fini(&w->base_model);
+    }
+    mem_free(w->inflight, w->cap_inflight * sizeof(*w->inflight));
+    fault_plan_fini(&w->plan);
+    evq_fini(&w->q);
+    base_panic_hook_set(NULL, NULL);
+}
+
+static void world_loop(struct world *w)
+{
+    uint64_t deadline = w->o.deadline_ns ? w->o.deadline_ns : WORLD_DEADLINE_DEFAULT;
+    pump(w);
+    for (uint64_t i = 0; i < WORLD_EVENTS_MAX && w->r->verdict == WORLD_PASS; i++) {
+        if (!evq_step(&w->q, deadline)) {
+            break;
+        }
+    }
+    bool unfinished = w->next < w->t->n || w->n_inflight > 0 || w->control_busy;
+    if (w->r->verdict == WORLD_PASS && unfinished) {
+        const struct trace_rec *rec = &w->t->recs[w->next < w->t->n ? w->next : w->t->n - 1];
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the run did not finish by the deadline (%" PRIu64
+                 " ns of virtual time): %u operations in flight", deadline, w->n_inflight);
+        control_fail(w, rec, "liveness", msg);
+    }
+}
+
+static uint64_t content_hash(const struct world *w)
+{
+    uint64_t h[WORLD_DISKS_MAX];
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        h[i] = disk_content_hash(w->disks[i]);
+    }
+    return XXH3_64bits(h, w->n_disks * sizeof(h[0]));
+}
+
+static void result_fill(struct world *w)
+{
+    struct world_result *r = w->r;
+    r->seed = w->seed;
+    r->sim_ns = w->q.now_ns;
+    r->events = w->q.executed;
+    r->content_hash = content_hash(w);
+    r->digest = XXH3_64bits_digest(w->digest) ^ rng_next(&w->root);
+    r->sectors_checked = w->check.sectors_checked;
+    r->explained = w->check.explained;
+    r->topology = w->topo == TRACE_TOPO_PLAIN ? "plain" : "overlay";
+    r->n_disks = w->n_disks;
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        for (int k = 0; k < FAULT__COUNT; k++) {
+            r->faults[k] += w->disks[i]->stats.faults[k];
+        }
+        r->disk_mem_bytes += disk_mem_bytes(w->disks[i]);
+    }
+    if (w->check.failed) {
+        r->first = w->check.first;
+    }
+}
+
+static void expect_check(const struct trace *t, struct world_result *r)
+{
+    for (size_t i = 0; i < t->n && !r->expect_failed; i++) {
+        const struct trace_rec *rec = &t->recs[i];
+        if (rec->kind != TRACE_EXPECT) {
+            continue;
+        }
+        uint64_t got = rec->expect == TRACE_EXPECT_DIGEST ? r->digest
+                       : rec->expect == TRACE_EXPECT_CONTENT ? r->content_hash
+                       : (uint64_t)(r->verdict == WORLD_PASS);
+        if (got == rec->value) {
+            continue;
+        }
+        r->expect_failed = true;
+        if (rec->expect == TRACE_EXPECT_VERDICT) {
+            snprintf(r->expect_msg, sizeof(r->expect_msg), "line %u: expected verdict %s, "
+                     "got %s", rec->line, rec->value ? "pass" : "fail",
+                     got ? "pass" : "fail");
+        } else {
+            snprintf(r->expect_msg, sizeof(r->expect_msg), "line %u: expected %s %016" PRIx64
+                     ", got %016" PRIx64, rec->line, rec->expect == TRACE_EXPECT_DIGEST ?
+                     "digest" : "content", rec->value, got);
+        }
+    }
+}
+
+int world_run(const struct trace *t, const struct world_opts *o, struct world_result *r,
+              struct err *e)
+{
+    struct world *w = mem_alloc(sizeof(*w));
+    memset(r, 0, sizeof(*r));
+    w->t = t;
+    w->o = *o;
+    w->r = r;
+    w->seed = o->has_seed ? o->seed : trace_seed(t);
+    w->qd = o->qd ? o->qd : 1;
+    evq_init(&w->q);
+    rng_stream(&w->root, w->seed, "root", 0, 0);
+    rng_stream(&w->crash_rng, w->seed, "crash-mode", 0, 0);
+    base_panic_hook_set(world_panic_context, w);
+    int ret = world_setup(w, e);
+    if (ret == 0) {
+        world_loop(w);
+        result_fill(w);
+        expect_check(t, r);
+    }
+    world_fini(w);
+    mem_free(w, sizeof(*w));
+    return ret;
+}

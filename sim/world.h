@@ -1,0 +1,82 @@
+/*
+ * world: one deterministic run of a scenario: clock, queue, streams, the
+ *   host with its disks and block stack, the guest workload and the checker.
+ *
+ * Role: the scenario runner. A trace goes in; a verdict, counts, a digest
+ *   and the first violation come out. Every source of scenarios (replay,
+ *   properties, fuzzers) runs through world_run.
+ * Model: DESIGN.md "The world": a host crashes (its stack dies, its disks
+ *   resolve their caches) and restarts (its images reopen from what is
+ *   durable); a guest issues operations in trace order up to a queue depth,
+ *   and never lets two overlapping operations run at once when one of them
+ *   writes (a flush waits for earlier writes), as a well-behaved guest does.
+ * Invariants: no global state; the same trace, options and seed give the
+ *   same digest on every machine; a run ends when the trace is done and the
+ *   queue drained, at the first violation, or at the deadline.
+ * Ownership: world_run owns everything it creates and frees it before it
+ *   returns (the caller can assert mem_blocks_live() is unchanged).
+ * Async contract: world_run is synchronous; inside, everything is events.
+ * Depends on: evq, rng, disk, fault, trace, check_rw, ref/ (node, drivers).
+ */
+#ifndef BLOCKSIM_WORLD_H
+#define BLOCKSIM_WORLD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "check_rw.h"
+#include "disk.h"
+#include "trace.h"
+
+#define WORLD_DISKS_MAX 2
+
+struct world_opts {
+    uint64_t seed;         /* used when has_seed, else the trace's, else 1 */
+    bool has_seed;
+    uint64_t size;         /* guest disk size; 0: from the trace or its extent */
+    unsigned qd;           /* 0: the trace's qd records (default 1) */
+    unsigned node_mutants; /* enum node_mutant bits: planted bugs in ref/ */
+    unsigned disk_mutants; /* enum disk_mutant bits: planted bugs in the disk */
+    const char *faults;    /* extra fault rules "RULE;RULE", or NULL */
+    uint64_t deadline_ns;  /* 0: one virtual hour */
+};
+
+enum world_verdict { WORLD_PASS, WORLD_FAIL };
+
+struct world_result {
+    enum world_verdict verdict;  /* the checkers' verdict */
+    bool expect_failed;          /* an 'expect' record did not hold */
+    char expect_msg[256];
+    uint64_t seed;
+    uint64_t digest;
+    uint64_t content_hash;
+    uint64_t sim_ns;
+    uint64_t events;
+    uint64_t ops[TRACE__COUNT];  /* completed guest operations by kind */
+    uint64_t errors[TRACE__COUNT];
+    uint64_t lost;               /* in flight when their host crashed */
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+    uint64_t serialised;         /* operations that waited for an overlap */
+    uint64_t crashes;
+    uint64_t restarts;
+    uint64_t sectors_checked;
+    uint64_t explained;          /* wrong values explained by injected faults */
+    uint64_t faults[FAULT__COUNT];
+    uint64_t disk_mem_bytes;     /* contents and caches at the end */
+    const char *topology;
+    unsigned n_disks;
+    struct disk_crash_report last_crash;
+    struct violation first;      /* when verdict is WORLD_FAIL */
+};
+
+/* Run @t. Returns 0 with @r filled, or a negative errno with @e filled when
+ * the trace or the options are not a valid scenario (nothing ran). */
+int world_run(const struct trace *t, const struct world_opts *o, struct world_result *r,
+              struct err *e) WUR;
+
+/* The guest disk size @t needs: its topology size, else its extent rounded
+ * up to 1 MiB (at least 1 MiB). */
+uint64_t world_trace_size(const struct trace *t);
+
+#endif
