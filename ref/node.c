@@ -213,12 +213,14 @@ static void req_done_ev(void *opaque)
     struct node *n = req->node;
     struct graph *g = n->graph;
     TAILQ_REMOVE(&n->tracked, req, link);
-    node_waiters_wake(n);
-    req->cb(req->opaque, req->ret);
     ASSERT(n->inflight > 0);
     ASSERT(g->inflight > 0);
     n->inflight--;
     g->inflight--;
+    node_waiters_wake(n);
+    /* The request is no longer counted: its callback may find the node
+     * quiesced and start an operator action (make-empty, commit). */
+    req->cb(req->opaque, req->ret);
     mem_free(req, sizeof(*req));
     graph_idle_maybe(g);
 }

@@ -82,7 +82,7 @@ static int field_num(char **w, unsigned i, unsigned base, uint64_t *out, const c
                      unsigned line, struct err *e)
 {
     if (parse_u64(w[i], out) < 0) {
-        return err_set(e, line, base + i, "%s: expected an unsigned integer, got '%s'",
+        return err_set(e, line, base + i + 1, "%s: expected an unsigned integer, got '%s'",
                        what, w[i]);
     }
     return 0;
@@ -92,20 +92,20 @@ static int fio_range(struct fio_state *s, struct fio_op *op, char **w, unsigned 
                      unsigned base, unsigned line, struct err *e)
 {
     if (n != 4) {
-        return err_set(e, line, base + n, "'%s' needs FILE ACTION OFFSET LENGTH", w[1]);
+        return err_set(e, line, base + n + 1, "'%s' needs FILE ACTION OFFSET LENGTH", w[1]);
     }
     TRY(field_num(w, 2, base, &op->offset, "offset", line, e));
     TRY(field_num(w, 3, base, &op->len, "length", line, e));
     if (op->offset % 512) {
-        return err_set(e, line, base + 2, "offset %" PRIu64 " is not a multiple of 512",
+        return err_set(e, line, base + 3, "offset %" PRIu64 " is not a multiple of 512",
                        op->offset);
     }
     if (op->len == 0 || op->len % 512 || op->len > (64u << 20)) {
-        return err_set(e, line, base + 3, "length %" PRIu64 " is not a multiple of 512 "
+        return err_set(e, line, base + 4, "length %" PRIu64 " is not a multiple of 512 "
                        "in 512..64M", op->len);
     }
     if (op->offset > (1ull << 50)) {
-        return err_set(e, line, base + 2, "offset %" PRIu64 " is beyond 1 PiB", op->offset);
+        return err_set(e, line, base + 3, "offset %" PRIu64 " is beyond 1 PiB", op->offset);
     }
     if (op->offset + op->len > s->extent[op->file]) {
         s->extent[op->file] = op->offset + op->len;
@@ -113,13 +113,14 @@ static int fio_range(struct fio_state *s, struct fio_op *op, char **w, unsigned 
     return 0;
 }
 
-static int fio_add(struct fio_state *s, const char *name, unsigned line, struct err *e)
+static int fio_add(struct fio_state *s, const char *name, unsigned line, unsigned field,
+                   struct err *e)
 {
     if (file_find(s, name) >= 0) {
-        return err_set(e, line, 1, "file '%s' added twice", name);
+        return err_set(e, line, field, "file '%s' added twice", name);
     }
     if (s->files == FIO_FILES_MAX) {
-        return err_set(e, line, 1, "more than %d files", FIO_FILES_MAX);
+        return err_set(e, line, field, "more than %d files", FIO_FILES_MAX);
     }
     s->names[s->files++] = mem_strdup(name);
     return 0;
@@ -142,7 +143,7 @@ static int fio_line(struct fio_state *s, char **w, unsigned n, unsigned base, ui
         return err_set(e, line, base + 2, "unknown fio action '%s'", w[1]);
     }
     if (a->kind == TRACE_HEADER) {
-        return n == 2 ? fio_add(s, w[0], line, e)
+        return n == 2 ? fio_add(s, w[0], line, base + 1, e)
                       : err_set(e, line, base + 3, "'add' takes no more fields");
     }
     int file = file_find(s, w[0]);
@@ -190,7 +191,7 @@ static int fio_parse_line(struct fio_state *s, char *text, unsigned line, struct
         return fio_line(s, w, n, 0, 0, line, e);
     }
     uint64_t us;
-    TRY(field_num(w, 0, 1, &us, "timestamp", line, e));
+    TRY(field_num(w, 0, 0, &us, "timestamp", line, e));
     if (us > UINT64_MAX / 1000) {
         return err_set(e, line, 1, "timestamp too large");
     }

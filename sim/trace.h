@@ -21,7 +21,9 @@
  *   qd N                                      queue depth from here on
  *   [@TIME] read|write|discard|zero OFFSET LENGTH [fua]
  *   [@TIME] flush
- *   [@TIME] crash [mode=prefix|subset|tear]
+ *   [@TIME] crash [mode=prefix|subset|tear]   without @TIME: after earlier
+ *                                             operations complete; with it:
+ *                                             at TIME, whatever is in flight
  *   [@TIME] restart
  *   commit | make-empty                       overlay topology only
  *   expect verdict pass|fail | expect digest HEX | expect content HEX

@@ -419,7 +419,10 @@ static bool pump_one(struct world *w, const struct trace_rec *rec)
         w->qd = w->o.qd ? w->o.qd : (unsigned)rec->value;
         return true;
     case TRACE_CRASH:
-        if (pump_too_early(w, rec)) {
+        /* Without @TIME a crash is a clean cut in the operation stream:
+         * earlier operations complete first. With @TIME it strikes then,
+         * whatever is in flight. */
+        if (pump_too_early(w, rec) || (!rec->has_at && w->n_inflight > 0)) {
             return false;
         }
         do_crash(w, rec);

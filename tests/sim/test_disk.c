@@ -1,0 +1,323 @@
+/* Tests of sim/disk and sim/fault: cache and flush, crash generators,
+ * injected faults and taint, epochs, rule parsing. */
+#include "../../sim/disk.h"
+#include "../../sim/fault.h"
+#include "../suites.h"
+#include "../testlib.h"
+
+#include <string.h>
+
+struct dfx {
+    struct tl_env env;
+    struct disk *d;
+    struct disk_handle *h;
+};
+
+static void dfx_setup(struct dfx *f, uint64_t cache, bool atomic, uint64_t seed)
+{
+    tl_env_init(&f->env);
+    struct disk_config c;
+    disk_config_default(&c, "d0", 1 << 20);
+    c.cache_bytes = cache;
+    c.atomic_sector = atomic;
+    f->d = disk_new(&c, &f->env.q, &f->env.plan, seed, 0, 0);
+    f->h = disk_handle_new(f->d);
+}
+
+static void dfx_teardown(struct dfx *f)
+{
+    disk_handle_free(f->h);
+    disk_free(f->d);
+    tl_env_fini(&f->env);
+}
+
+static void add_rule(struct dfx *f, const char *text)
+{
+    struct fault_rule r;
+    ck_assert_int_eq(fault_rule_parse(text, &r, NULL), 0);
+    fault_plan_add(&f->env.plan, &r);
+}
+
+START_TEST(test_flush_makes_durable)
+{
+    struct dfx f;
+    dfx_setup(&f, 1 << 20, true, 1);
+    uint8_t a[4096];
+    uint8_t b[4096];
+    uint8_t r[4096];
+    tl_pattern(a, 4096, 1);
+    tl_pattern(b, 4096, 2);
+    ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 0, a, 4096, 0), 0);
+    ck_assert_int_eq(tl_disk_flush(&f.env.q, f.h), 0);
+    ck_assert_uint_eq(f.d->log_n, 0);
+    ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 0, b, 4096, 0), 0);
+    ck_assert_int_eq(tl_disk_read(&f.env.q, f.h, 0, r, 4096), 0);
+    tl_assert_mem_eq(r, b, 4096); /* reads see the cache */
+    struct disk_crash_report rep;
+    disk_crash(f.d, DISK_CRASH_PREFIX, &rep);
+    ck_assert_uint_eq(rep.pending, 1);
+    disk_peek(f.d, 0, r, 4096);
+    ck_assert(memcmp(r, a, 4096) == 0 || memcmp(r, b, 4096) == 0);
+    /* The old handle is dead. */
+    ck_assert_int_eq(tl_disk_read(&f.env.q, f.h, 0, r, 4096), BS_ECRASHED);
+    dfx_teardown(&f);
+}
+END_TEST
+
+/* Over many seeds, every generator keeps only states the generator allows. */
+START_TEST(test_crash_generators)
+{
+    for (int mode = 0; mode < DISK_CRASH__COUNT; mode++) {
+        unsigned seen_kept = 0;
+        unsigned seen_dropped = 0;
+        for (uint64_t seed = 1; seed <= 40; seed++) {
+            struct dfx f;
+            dfx_setup(&f, 1 << 20, true, seed);
+            uint8_t w[3][512];
+            for (int i = 0; i < 3; i++) {
+                memset(w[i], 'a' + i, 512);
+                ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, (uint64_t)i * 512, w[i], 512,
+                                               i == 1 ? ENV_IO_FUA : 0), 0);
+            }
+            disk_crash(f.d, (enum disk_crash_mode)mode, NULL);
+            uint8_t r[3][512];
+            disk_peek(f.d, 0, r[0], 3 * 512);
+            /* The FUA write (sector 1) always survives. */
+            tl_assert_mem_eq(r[1], w[1], 512);
+            bool kept0 = r[0][0] == 'a';
+            bool kept2 = r[2][0] == 'c';
+            if (mode == DISK_CRASH_PREFIX) {
+                ck_assert(kept0); /* before the FUA write in the log */
+                if (kept2) {
+                    ck_assert(kept0);
+                }
+            }
+            seen_kept += kept2;
+            seen_dropped += !kept2;
+            dfx_teardown(&f);
+        }
+        ck_assert_uint_gt(seen_kept, 0);
+        ck_assert_uint_gt(seen_dropped, 0);
+    }
+}
+END_TEST
+
+START_TEST(test_tear_non_atomic_taints)
+{
+    unsigned tainted = 0;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct dfx f;
+        dfx_setup(&f, 1 << 20, false, seed);
+        uint8_t w[65536];
+        tl_pattern(w, sizeof(w), seed);
+        ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 0, w, sizeof(w), 0), 0);
+        struct disk_crash_report rep;
+        disk_crash(f.d, DISK_CRASH_TEAR, &rep);
+        uint8_t r[65536];
+        disk_peek(f.d, 0, r, sizeof(r));
+        for (uint64_t s = 0; s < 128; s++) {
+            bool same_new = memcmp(r + s * 512, w + s * 512, 512) == 0;
+            bool zero = true;
+            for (int i = 0; i < 512; i++) {
+                zero &= r[s * 512 + i] == 0;
+            }
+            if (!same_new && !zero) {
+                ck_assert_int_ne(disk_taint_get(f.d, s), DISK_TAINT_NONE);
+                tainted++;
+            }
+        }
+        ck_assert_uint_eq(rep.pending, 1);
+        dfx_teardown(&f);
+    }
+    ck_assert_uint_gt(tainted, 0);
+}
+END_TEST
+
+START_TEST(test_cache_capacity_writes_back)
+{
+    struct dfx f;
+    dfx_setup(&f, 8192, true, 1);
+    uint8_t w[4096] = { 1 };
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, (uint64_t)i * 4096, w, 4096, 0), 0);
+    }
+    ck_assert_uint_eq(f.d->log_n, 2);
+    ck_assert_uint_eq(f.d->stats.written_back, 3);
+    disk_check(f.d);
+    disk_crash(f.d, DISK_CRASH_SUBSET, NULL);
+    uint8_t r[4096];
+    disk_peek(f.d, 0, r, 4096); /* written back: durable */
+    tl_assert_mem_eq(r, w, 4096);
+    dfx_teardown(&f);
+}
+END_TEST
+
+START_TEST(test_fault_eio_enospc_latent)
+{
+    struct dfx f;
+    dfx_setup(&f, 0, true, 1);
+    add_rule(&f, "write-eio range=0-4K times=1");
+    add_rule(&f, "enospc range=8K-12K nth=2");
+    add_rule(&f, "read-eio range=64K-68K sticky times=1");
+    uint8_t w[4096] = { 7 };
+    uint8_t r[4096];
+    ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 0, w, 4096, 0), -EIO);
+    ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 0, w, 4096, 0), 0);
+    ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 8192, w, 4096, 0), 0);
+    ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 8192, w, 4096, 0), -ENOSPC);
+    ck_assert_int_eq(tl_disk_read(&f.env.q, f.h, 65536, r, 4096), -EIO);
+    ck_assert_int_eq(tl_disk_read(&f.env.q, f.h, 65536, r, 4096), -EIO); /* sticky */
+    ck_assert_int_eq(tl_disk_read(&f.env.q, f.h, 0, r, 4096), 0);
+    ck_assert_uint_eq(f.d->stats.faults[FAULT_WRITE_EIO], 1);
+    ck_assert_uint_eq(f.d->stats.faults[FAULT_ENOSPC], 1);
+    dfx_teardown(&f);
+    dfx_setup(&f, 0, true, 1);
+    add_rule(&f, "latent range=0-512 times=1");
+    ck_assert_int_eq(tl_disk_read(&f.env.q, f.h, 0, r, 512), -EIO);
+    ck_assert_int_eq(tl_disk_read(&f.env.q, f.h, 0, r, 4096), -EIO);
+    ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 0, w, 512, 0), 0); /* rewrite heals */
+    ck_assert_int_eq(tl_disk_read(&f.env.q, f.h, 0, r, 4096), 0);
+    dfx_teardown(&f);
+}
+END_TEST
+
+START_TEST(test_misdirect_and_corrupt_taint)
+{
+    struct dfx f;
+    dfx_setup(&f, 0, true, 1);
+    add_rule(&f, "misdirect range=0-512 times=1 delta=64K");
+    add_rule(&f, "read-corrupt range=128K-132K times=1");
+    uint8_t w[512];
+    uint8_t r[512];
+    tl_pattern(w, 512, 3);
+    ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 0, w, 512, 0), 0); /* silently wrong */
+    disk_peek(f.d, 65536, r, 512);
+    tl_assert_mem_eq(r, w, 512);
+    ck_assert_int_eq(disk_taint_get(f.d, 0), DISK_TAINT_MISDIRECT_STALE);
+    ck_assert_int_eq(disk_taint_get(f.d, 128), DISK_TAINT_MISDIRECT_CLOBBER);
+    ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 0, w, 512, 0), 0);
+    ck_assert_int_eq(disk_taint_get(f.d, 0), DISK_TAINT_NONE);
+    ck_assert_int_eq(tl_disk_write(&f.env.q, f.h, 131072, w, 512, 0), 0);
+    ck_assert_int_eq(tl_disk_read(&f.env.q, f.h, 131072, r, 512), 0);
+    ck_assert_int_ne(memcmp(r, w, 512), 0);
+    ck_assert_int_eq(disk_taint_get(f.d, 256), DISK_TAINT_READ_CORRUPT);
+    disk_peek(f.d, 131072, r, 512); /* the media is intact */
+    tl_assert_mem_eq(r, w, 512);
+    dfx_teardown(&f);
+}
+END_TEST
+
+START_TEST(test_sparse_memory_and_hash)
+{
+    struct tl_env env;
+    tl_env_init(&env);
+    struct disk_config c;
+    disk_config_default(&c, "big", 1ull << 40);
+    c.cache_bytes = 0;
+    struct disk *d = disk_new(&c, &env.q, &env.plan, 1, 0, 0);
+    struct disk_handle *h = disk_handle_new(d);
+    uint64_t empty = disk_content_hash(d);
+    uint8_t w[4096] = { 1 };
+    ck_assert_int_eq(tl_disk_write(&env.q, h, (1ull << 40) - 4096, w, 4096, 0), 0);
+    ck_assert_uint_lt(disk_mem_bytes(d), 64 * 1024);
+    ck_assert_uint_ne(disk_content_hash(d), empty);
+    memset(w, 0, sizeof(w));
+    ck_assert_int_eq(tl_disk_write(&env.q, h, (1ull << 40) - 4096, w, 4096, 0), 0);
+    ck_assert_uint_eq(disk_content_hash(d), empty); /* zero chunks do not count */
+    disk_handle_free(h);
+    disk_free(d);
+    tl_env_fini(&env);
+}
+END_TEST
+
+START_TEST(test_fault_rule_text)
+{
+    static const char *const good[] = {
+        "read-eio",
+        "write-eio disk=d0 range=4096-8192 after=1000ns before=2000000ns prob=0.25 times=3",
+        "misdirect nth=7 sticky delta=65536",
+        "latent range=0-1048576 prob=1",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(good); i++) {
+        struct fault_rule r;
+        struct fault_rule back;
+        char text[256];
+        ck_assert_int_eq(fault_rule_parse(good[i], &r, NULL), 0);
+        fault_rule_format(&r, text, sizeof(text));
+        ck_assert_str_eq(text, good[i]);
+        ck_assert_int_eq(fault_rule_parse(text, &back, NULL), 0);
+        ck_assert_mem_eq(&r, &back, sizeof(r));
+    }
+    struct { const char *text; unsigned field; const char *msg; } bad[] = {
+        { "explode", 1, "unknown fault kind" },
+        { "read-eio prob=2", 2, "expected a probability" },
+        { "read-eio range=8K-4K", 2, "END > START" },
+        { "read-eio colour=red", 2, "unknown fault option" },
+        { "misdirect", 0, "needs delta" },
+        { "read-eio after=5ms before=1ms", 0, "window is empty" },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        struct fault_rule r;
+        struct err e = { .file = NULL };
+        ck_assert_int_eq(fault_rule_parse(bad[i].text, &r, &e), BS_EPARSE);
+        ck_assert_uint_eq(e.field, bad[i].field);
+        ck_assert_msg(strstr(e.msg, bad[i].msg) != NULL, "%s: %s", bad[i].text, e.msg);
+    }
+    struct fault_plan p;
+    fault_plan_init(&p);
+    struct err e = { .file = NULL };
+    ck_assert_int_eq(fault_plan_parse_spec(&p, "read-eio;write-eio nth=2", &e), 0);
+    ck_assert_uint_eq(p.n, 2);
+    ck_assert_int_eq(fault_plan_parse_spec(&p, "read-eio;bogus", &e), BS_EPARSE);
+    ck_assert_uint_eq(e.field, 2);
+    fault_plan_fini(&p);
+}
+END_TEST
+
+START_TEST(test_fault_firing_counts)
+{
+    struct fault_plan p;
+    fault_plan_init(&p);
+    struct fault_rule r;
+    ck_assert_int_eq(fault_rule_parse("read-eio nth=3 times=2", &r, NULL), 0);
+    fault_plan_add(&p, &r);
+    struct rng g;
+    rng_seed(&g, 1);
+    unsigned fired = 0;
+    for (int i = 1; i <= 12; i++) {
+        bool f = fault_plan_fire(&p, &g, "d0", FAULT_IO_READ, 0, 512, 0) != NULL;
+        if (f) {
+            ck_assert(i == 3 || i == 6);
+        }
+        fired += f;
+        ck_assert_ptr_null(fault_plan_fire(&p, &g, "d0", FAULT_IO_WRITE, 0, 512, 0));
+    }
+    ck_assert_uint_eq(fired, 2);
+    fault_plan_fini(&p);
+}
+END_TEST
+
+Suite *suite_fault(void)
+{
+    Suite *s = suite_create("fault");
+    TCase *tc = tl_tcase("fault");
+    tcase_add_test(tc, test_fault_rule_text);
+    tcase_add_test(tc, test_fault_firing_counts);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+Suite *suite_disk(void)
+{
+    Suite *s = suite_create("disk");
+    TCase *tc = tl_tcase("disk");
+    tcase_add_test(tc, test_flush_makes_durable);
+    tcase_add_test(tc, test_crash_generators);
+    tcase_add_test(tc, test_tear_non_atomic_taints);
+    tcase_add_test(tc, test_cache_capacity_writes_back);
+    tcase_add_test(tc, test_fault_eio_enospc_latent);
+    tcase_add_test(tc, test_misdirect_and_corrupt_taint);
+    tcase_add_test(tc, test_sparse_memory_and_hash);
+    suite_add_tcase(s, tc);
+    return s;
+}

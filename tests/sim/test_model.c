@@ -1,0 +1,140 @@
+/* Tests of sim/content and sim/model_disk. */
+#include "../../sim/content.h"
+#include "../../sim/model_disk.h"
+#include "../suites.h"
+#include "../testlib.h"
+
+#include <string.h>
+
+START_TEST(test_content_identifies_writer)
+{
+    uint8_t buf[4 * 512];
+    content_fill(buf, 42, 7, 100, 4);
+    uint64_t home;
+    for (uint64_t i = 0; i < 4; i++) {
+        ck_assert_uint_eq(content_identify(buf + i * 512, 42, 100 + i, &home), 7);
+    }
+    /* Wrong seed, wrong place, a flipped bit, zeroes. */
+    ck_assert_uint_eq(content_identify(buf, 43, 100, NULL), CONTENT_TAG_GARBAGE);
+    ck_assert_uint_eq(content_identify(buf, 42, 101, &home), CONTENT_TAG_GARBAGE);
+    ck_assert_uint_eq(home, 100);
+    buf[300] ^= 4;
+    ck_assert_uint_eq(content_identify(buf, 42, 100, &home), CONTENT_TAG_GARBAGE);
+    ck_assert_uint_eq(home, UINT64_MAX);
+    memset(buf, 0, 512);
+    ck_assert_uint_eq(content_identify(buf, 42, 100, NULL), CONTENT_TAG_ZERO);
+    buf[511] = 1;
+    ck_assert_uint_eq(content_identify(buf, 42, 100, NULL), CONTENT_TAG_GARBAGE);
+}
+END_TEST
+
+static bool can_read(struct model_disk *m, uint64_t s, uint64_t tag)
+{
+    /* Probe without narrowing: look at the current set. */
+    uint64_t set[8];
+    unsigned n = model_disk_current(m, s, set, 8);
+    for (unsigned i = 0; i < n && i < 8; i++) {
+        if (set[i] == tag) {
+            return true;
+        }
+    }
+    return false;
+}
+
+START_TEST(test_model_read_your_writes)
+{
+    struct model_disk m;
+    model_disk_init(&m);
+    ck_assert(can_read(&m, 5, 0));
+    model_disk_tick(&m);
+    model_disk_write(&m, 5, 2, 11, 0);
+    ck_assert(can_read(&m, 5, 11));
+    ck_assert(!can_read(&m, 5, 0));
+    model_disk_tick(&m);
+    model_disk_write(&m, 5, 1, 12, MODEL_MAYBE); /* failed write */
+    ck_assert(can_read(&m, 5, 11));
+    ck_assert(can_read(&m, 5, 12));
+    uint64_t set[4];
+    unsigned n;
+    ck_assert(model_disk_read(&m, 5, 12, set, 4, &n)); /* it did land */
+    ck_assert_uint_eq(n, 2);
+    ck_assert(!can_read(&m, 5, 11));
+    ck_assert(!model_disk_read(&m, 6, 12, set, 4, &n));
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(set[0], 11);
+    model_disk_check(&m);
+    model_disk_fini(&m);
+}
+END_TEST
+
+START_TEST(test_model_crash_sets)
+{
+    struct model_disk m;
+    model_disk_init(&m);
+    model_disk_tick(&m);
+    model_disk_write(&m, 0, 3, 1, 0);            /* A on 0..2 */
+    uint64_t flush = model_disk_tick(&m);        /* flush submitted */
+    model_disk_tick(&m);
+    model_disk_write(&m, 0, 1, 2, 0);            /* B on 0, after the flush began */
+    model_disk_tick(&m);
+    model_disk_flush(&m, flush);                 /* covers A only */
+    model_disk_tick(&m);
+    model_disk_write(&m, 1, 1, 3, MODEL_DURABLE); /* C on 1, FUA */
+    model_disk_tick(&m);
+    model_disk_write(&m, 2, 1, 4, 0);            /* D on 2 */
+    model_disk_crash(&m);
+    ck_assert(can_read(&m, 0, 1) && can_read(&m, 0, 2) && !can_read(&m, 0, 0));
+    ck_assert(can_read(&m, 1, 3) && !can_read(&m, 1, 1));
+    ck_assert(can_read(&m, 2, 1) && can_read(&m, 2, 4));
+    ck_assert(can_read(&m, 9, 0));
+    /* What is read after the crash is on media: it stays. */
+    uint64_t set[4];
+    unsigned n;
+    ck_assert(model_disk_read(&m, 0, 1, set, 4, &n));
+    ck_assert(!can_read(&m, 0, 2));
+    model_disk_crash(&m);
+    ck_assert(!can_read(&m, 0, 2));
+    model_disk_check(&m);
+    model_disk_fini(&m);
+}
+END_TEST
+
+START_TEST(test_model_assign)
+{
+    struct model_disk view;
+    struct model_disk base;
+    model_disk_init(&view);
+    model_disk_init(&base);
+    model_disk_tick(&base);
+    model_disk_write(&base, 3, 1, 9, 0);
+    model_disk_tick(&view);
+    model_disk_write(&view, 1, 1, 5, 0);
+    model_disk_assign(&view, &base);
+    ck_assert(can_read(&view, 1, 0));
+    ck_assert(can_read(&view, 3, 9));
+    model_disk_crash(&view); /* assigned values are durable */
+    ck_assert(!can_read(&view, 1, 5));
+    model_disk_fini(&view);
+    model_disk_fini(&base);
+}
+END_TEST
+
+Suite *suite_content(void)
+{
+    Suite *s = suite_create("content");
+    TCase *tc = tl_tcase("content");
+    tcase_add_test(tc, test_content_identifies_writer);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+Suite *suite_model_disk(void)
+{
+    Suite *s = suite_create("model_disk");
+    TCase *tc = tl_tcase("model_disk");
+    tcase_add_test(tc, test_model_read_your_writes);
+    tcase_add_test(tc, test_model_crash_sets);
+    tcase_add_test(tc, test_model_assign);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,211 @@
+/* Tests of sim/trace (native format) and sim/import_fio. */
+#include "../../sim/import_fio.h"
+#include "../../sim/trace.h"
+#include "../suites.h"
+#include "../testlib.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static char *print_to_string(const struct trace *t, bool canonical, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    ck_assert_ptr_nonnull(f);
+    if (canonical) {
+        trace_print_canonical(t, f);
+    } else {
+        trace_print(t, f);
+    }
+    fclose(f);
+    return buf;
+}
+
+static const char sample[] =
+    "blocksim-trace v1\n"
+    "# a comment\n"
+    "\n"
+    "seed 9\n"
+    "topology overlay size=64M cluster=4K\n"
+    "disk base cache=1M latency=20us-200us flush=1ms atomic=no\n"
+    "fault write-eio disk=base prob=0.5 times=2\n"
+    "qd 4\n"
+    "write  0 4096   # two spaces, trailing comment\n"
+    "@5ms write 4096 512 fua\n"
+    "read 0 8192\n"
+    "flush\n"
+    "zero 0 512\n"
+    "discard 8192 4096\n"
+    "crash mode=tear\n"
+    "@1s restart\n"
+    "commit\n"
+    "make-empty\n"
+    "expect verdict pass\n"
+    "expect digest 00000000000000ff\n"
+    "last line without newline";
+
+START_TEST(test_trace_lossless)
+{
+    /* The sample's last line is not a record: parse the part before it. */
+    size_t len = strlen(sample) - strlen("last line without newline");
+    struct trace t;
+    struct err e = { .file = "sample" };
+    ck_assert_int_eq(trace_parse(&t, sample, len, &e), 0);
+    ck_assert_uint_eq(t.n, 20);
+    ck_assert_int_eq(t.recs[9].kind, TRACE_WRITE);
+    ck_assert(t.recs[9].has_at && t.recs[9].fua);
+    ck_assert_uint_eq(t.recs[9].at_ns, 5000000);
+    ck_assert_ptr_null(t.recs[9].text);      /* canonical: no copy kept */
+    ck_assert_ptr_nonnull(t.recs[8].text);   /* spaced: source kept */
+    size_t out_len;
+    char *out = print_to_string(&t, false, &out_len);
+    ck_assert_uint_eq(out_len, len);
+    ck_assert(memcmp(out, sample, len) == 0);
+    free(out);
+    /* Canonical form re-parses to the same records. */
+    out = print_to_string(&t, true, &out_len);
+    struct trace back;
+    ck_assert_int_eq(trace_parse(&back, out, out_len, &e), 0);
+    ck_assert_uint_eq(back.n, t.n);
+    for (size_t i = 0; i < t.n; i++) {
+        ck_assert_msg(trace_rec_equal(&t.recs[i], &back.recs[i]), "record %zu", i);
+    }
+    free(out);
+    trace_fini(&back);
+    trace_fini(&t);
+}
+END_TEST
+
+START_TEST(test_trace_no_final_newline)
+{
+    static const char text[] = "blocksim-trace v1\r\nwrite 0 512";
+    struct trace t;
+    ck_assert_int_eq(trace_parse(&t, text, strlen(text), NULL), 0);
+    size_t len;
+    char *out = print_to_string(&t, false, &len);
+    ck_assert_uint_eq(len, strlen(text));
+    ck_assert(memcmp(out, text, len) == 0);
+    free(out);
+    trace_fini(&t);
+}
+END_TEST
+
+struct bad_case {
+    const char *text;
+    unsigned line;
+    unsigned field;
+    const char *msg;
+};
+
+START_TEST(test_trace_errors_name_line_and_field)
+{
+    static const struct bad_case cases[] = {
+        { "", 1, 0, "empty file" },
+        { "hello\n", 1, 1, "not a blocksim trace" },
+        { "blocksim-trace v2\n", 1, 2, "not supported" },
+        { "blocksim-trace v1\nwrite 0\n", 2, 3, "needs 1 more" },
+        { "blocksim-trace v1\nwrite 0 100\n", 2, 3, "multiple of 512" },
+        { "blocksim-trace v1\nwrite x 512\n", 2, 2, "unsigned integer" },
+        { "blocksim-trace v1\nread 0 512 fua\n", 2, 4, "unexpected field" },
+        { "blocksim-trace v1\nseed 1\nfrobnicate\n", 3, 1, "unknown record" },
+        { "blocksim-trace v1\n@5 seed 1\n", 2, 1, "cannot carry @TIME" },
+        { "blocksim-trace v1\n@fast write 0 512\n", 2, 1, "@TIME" },
+        { "blocksim-trace v1\nfault write-eio prob=x\n", 2, 3, "probability" },
+        { "blocksim-trace v1\ncrash mode=melt\n", 2, 2, "mode=prefix" },
+        { "blocksim-trace v1\ntopology star\n", 2, 2, "unknown topology" },
+        { "blocksim-trace v1\ndisk d0 latency=5ms-1ms\n", 2, 3, "MIN <= MAX" },
+        { "blocksim-trace v1\nexpect digest 12\n", 2, 3, "16 hex digits" },
+        { "blocksim-trace v1\nqd 0\n", 2, 2, "1..1024" },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        struct trace t;
+        struct err e = { .file = "bad" };
+        ck_assert_int_eq(trace_parse(&t, cases[i].text, strlen(cases[i].text), &e), BS_EPARSE);
+        ck_assert_msg(e.line == cases[i].line && e.field == cases[i].field,
+                      "case %zu: line %u field %u (%s)", i, e.line, e.field, e.msg);
+        ck_assert_msg(strstr(e.msg, cases[i].msg) != NULL, "case %zu: %s", i, e.msg);
+        ck_assert_uint_eq(t.n, 0);
+    }
+}
+END_TEST
+
+START_TEST(test_fio_v2_and_v3)
+{
+    static const char v2[] =
+        "fio version 2 iolog\n"
+        "/dev/a add\n/dev/b add\n/dev/a open\n/dev/b open\n"
+        "/dev/a write 0 4096\n/dev/b read 8192 4096\n/dev/a wait 250\n"
+        "/dev/a sync 0 0\n/dev/a trim 4096 4096\n/dev/a close\n";
+    struct trace t;
+    struct import_fio_info info;
+    ck_assert_int_eq(import_fio(v2, strlen(v2), &t, &info, NULL), 0);
+    ck_assert_uint_eq(info.version, 2);
+    ck_assert_uint_eq(info.files, 2);
+    ck_assert_uint_eq(info.ops, 4);
+    ck_assert_uint_eq(info.end, 2u << 20);
+    const struct trace_rec *ops = &t.recs[t.n - 4];
+    ck_assert_int_eq(ops[0].kind, TRACE_WRITE);
+    ck_assert_int_eq(ops[1].kind, TRACE_READ);
+    ck_assert_uint_eq(ops[1].offset, (1u << 20) + 8192); /* file b's region */
+    ck_assert_int_eq(ops[2].kind, TRACE_FLUSH);
+    ck_assert(ops[2].has_at);
+    ck_assert_uint_eq(ops[2].at_ns, 250000);
+    ck_assert_int_eq(ops[3].kind, TRACE_DISCARD);
+    trace_fini(&t);
+    static const char v3[] =
+        "fio version 3 iolog\n0 f add\n3 f open\n100 f write 0 4096\n"
+        "2500 f read 0 4096\n2600 f datasync 0 0\n9000 f close\n";
+    ck_assert_int_eq(import_fio(v3, strlen(v3), &t, &info, NULL), 0);
+    ck_assert_uint_eq(info.version, 3);
+    ops = &t.recs[t.n - 3];
+    ck_assert_uint_eq(ops[0].at_ns, 100000);
+    ck_assert_uint_eq(ops[1].at_ns, 2500000);
+    ck_assert_int_eq(ops[2].kind, TRACE_FLUSH);
+    trace_fini(&t);
+}
+END_TEST
+
+START_TEST(test_fio_errors)
+{
+    static const struct bad_case cases[] = {
+        { "fio version 4 iolog\n", 1, 0, "not a fio iolog" },
+        { "fio version 2 iolog\nf write 0 4096\n", 2, 1, "before 'add'" },
+        { "fio version 2 iolog\nf add\nf explode 0 1\n", 3, 2, "unknown fio action" },
+        { "fio version 2 iolog\nf add\nf write 100 4096\n", 3, 3, "multiple of 512" },
+        { "fio version 2 iolog\nf add\nf write 0\n", 3, 4, "OFFSET LENGTH" },
+        { "fio version 3 iolog\nx f add\n", 2, 1, "timestamp" },
+        { "fio version 3 iolog\n0 f add\n5 f read 0 zz\n", 3, 5, "length" },
+        { "fio version 2 iolog\nf add\nf add\n", 3, 1, "added twice" },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        struct trace t;
+        struct err e = { .file = "fio" };
+        ck_assert_int_eq(import_fio(cases[i].text, strlen(cases[i].text), &t, NULL, &e),
+                         BS_EPARSE);
+        ck_assert_msg(e.line == cases[i].line && e.field == cases[i].field,
+                      "case %zu: line %u field %u (%s)", i, e.line, e.field, e.msg);
+        ck_assert_msg(strstr(e.msg, cases[i].msg) != NULL, "case %zu: %s", i, e.msg);
+    }
+}
+END_TEST
+
+Suite *suite_trace(void)
+{
+    Suite *s = suite_create("trace");
+    TCase *tc = tl_tcase("trace");
+    tcase_add_test(tc, test_trace_lossless);
+    tcase_add_test(tc, test_trace_no_final_newline);
+    tcase_add_test(tc, test_trace_errors_name_line_and_field);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+Suite *suite_import_fio(void)
+{
+    Suite *s = suite_create("import_fio");
+    TCase *tc = tl_tcase("import_fio");
+    tcase_add_test(tc, test_fio_v2_and_v3);
+    tcase_add_test(tc, test_fio_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,31 @@
+/* The table of Check suites, one per module (tests mirror the source tree). */
+#ifndef BLOCKSIM_SUITES_H
+#define BLOCKSIM_SUITES_H
+
+#include <check.h>
+#include <stddef.h>
+
+Suite *suite_base(void);
+Suite *suite_node(void);
+Suite *suite_drv_file(void);
+Suite *suite_drv_overlay(void);
+Suite *suite_rng(void);
+Suite *suite_evq(void);
+Suite *suite_u64map(void);
+Suite *suite_fault(void);
+Suite *suite_disk(void);
+Suite *suite_content(void);
+Suite *suite_model_disk(void);
+Suite *suite_trace(void);
+Suite *suite_import_fio(void);
+Suite *suite_world(void);
+Suite *suite_report(void);
+
+static Suite *(*const suites[])(void) = {
+    suite_base,    suite_node,       suite_drv_file, suite_drv_overlay, suite_rng,
+    suite_evq,     suite_u64map,     suite_fault,    suite_disk,        suite_content,
+    suite_model_disk, suite_trace,   suite_import_fio, suite_world,     suite_report,
+};
+#define SUITES_COUNT (sizeof(suites) / sizeof(suites[0]))
+
+#endif
