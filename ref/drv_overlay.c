@@ -485,11 +485,14 @@ static void ovl_flush_finish(struct ovl_flush *f)
     if (!s->flush_head) {
         s->flush_tail = NULL;
     }
-    f->cb(f->opaque, f->ret);
-    ovl_flush_free(f);
+    /* Start the next queued flush before the callback: the callback may
+     * start a flush of its own (make-empty from a completion), which then
+     * runs itself and must not be started twice. */
     if (s->flush_head) {
         ovl_flush_step(s->flush_head);
     }
+    f->cb(f->opaque, f->ret);
+    ovl_flush_free(f);
 }
 
 static void ovl_flush_final_done(void *opaque, int ret)

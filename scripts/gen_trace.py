@@ -45,7 +45,11 @@ for i in range(a.ops):
     x = r.random()
     length = r.choice([4096, 4096, 8192, 16384, 65536, 512, 1024])
     off = r.randrange(0, a.size - length, 512)
-    if x < 0.05:
+    if a.topology == "overlay" and x < 0.01:
+        print("commit" if x < 0.005 else "make-empty")
+        if x >= 0.005:
+            written.clear()  # the view fell back to the backing
+    elif x < 0.05:
         print("flush")
     elif x < 0.55:
         print(f"write {off} {length}{' fua' if r.random() < 0.1 else ''}")

@@ -266,6 +266,36 @@ START_TEST(test_fua_write_is_durable)
 }
 END_TEST
 
+struct chain {
+    struct node *ovl;
+    int calls;
+};
+
+static void chain_cb(void *opaque, int ret)
+{
+    struct chain *c = opaque;
+    ck_assert_int_eq(ret, 0);
+    if (++c->calls < 3) {
+        /* Start the next operator action from the completion itself. */
+        overlay_make_empty(c->ovl, chain_cb, c);
+    }
+}
+
+START_TEST(test_make_empty_from_its_own_callback)
+{
+    struct ovl_fixture f;
+    ovl_setup(&f, 0);
+    uint8_t w[512] = { 3 };
+    ck_assert_int_eq(io(&f, NODE_OP_WRITE, 0, 512, w, 0), 0);
+    struct chain c = { f.ovl, 0 };
+    overlay_make_empty(f.ovl, chain_cb, &c);
+    tl_run(&f.env.q);
+    ck_assert_int_eq(c.calls, 3);
+    ck_assert_uint_eq(overlay_clusters_allocated(f.ovl), 0);
+    ovl_teardown(&f);
+}
+END_TEST
+
 Suite *suite_drv_overlay(void)
 {
     Suite *s = suite_create("drv_overlay");
@@ -277,6 +307,7 @@ Suite *suite_drv_overlay(void)
     tcase_add_test(tc, test_persistence_reopen_and_crash);
     tcase_add_test(tc, test_bad_headers_fail_to_open);
     tcase_add_test(tc, test_fua_write_is_durable);
+    tcase_add_test(tc, test_make_empty_from_its_own_callback);
     suite_add_tcase(s, tc);
     return s;
 }

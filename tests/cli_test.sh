@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# cli_test.sh BLOCKSIM: command-line behaviour: exit statuses, error
+# messages that name file, line and field, golden traces, determinism,
+# planted bugs caught, fio replay, convert never clobbering on failure.
+# Prints "N passed, N failed" and exits non-zero on any failure.
+set -u
+bin=${1:?usage: cli_test.sh BLOCKSIM}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+# expect_status WANT DESCRIPTION -- COMMAND...
+expect_status() {
+    local want=$1 what=$2
+    shift 3
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" = "$want" ]; then ok; else
+        bad "$what: exit $got, wanted $want"; sed 's/^/    /' "$tmp/err" >&2; fi
+}
+
+expect_err() { # PATTERN DESCRIPTION
+    if grep -q -- "$1" "$tmp/err"; then ok; else
+        bad "$2: stderr lacks '$1'"; sed 's/^/    /' "$tmp/err" >&2; fi
+}
+
+expect_out() { # PATTERN DESCRIPTION
+    if grep -q -- "$1" "$tmp/out"; then ok; else bad "$2: stdout lacks '$1'"; fi
+}
+
+# Every native trace bundled must replay green (golden ones check their
+# expectations), and so must every regression trace.
+for t in traces/native/*.trace traces/regress/*.trace; do
+    [ -e "$t" ] || continue
+    expect_status 0 "replay $t" -- "$bin" replay --quiet "$t"
+done
+for t in traces/fio/*.log; do
+    [ -e "$t" ] || continue
+    expect_status 0 "replay fio $t" -- "$bin" replay --quiet "$t"
+done
+
+# Help and usage.
+expect_status 0 "help" -- "$bin" --help
+expect_out "replay" "help lists replay"
+expect_status 0 "replay --help" -- "$bin" replay --help
+expect_out "--faults" "replay --help lists options"
+expect_status 0 "convert --help" -- "$bin" convert --help
+expect_status 2 "no command" -- "$bin"
+expect_status 2 "unknown command" -- "$bin" frobnicate
+expect_err "unknown command 'frobnicate'" "unknown command named"
+expect_status 2 "missing trace" -- "$bin" replay
+expect_err "missing TRACE" "missing trace named"
+expect_status 2 "bad option" -- "$bin" replay --bogus traces/native/golden.trace
+expect_status 2 "bad seed" -- "$bin" replay --seed x traces/native/golden.trace
+expect_err "--seed: expected an unsigned integer, got 'x'" "bad seed named"
+expect_status 2 "bad size" -- "$bin" replay --size 100 traces/native/golden.trace
+expect_status 2 "bad qd" -- "$bin" replay --qd 0 traces/native/golden.trace
+expect_status 2 "bad format" -- "$bin" replay --format xml traces/native/golden.trace
+expect_status 2 "bad mutant" -- "$bin" replay --mutant nope traces/native/golden.trace
+expect_status 2 "bad fault spec" -- "$bin" replay --faults "read-eio;melt" traces/native/golden.trace
+expect_err "fault rule 2 ('melt')" "bad fault spec named"
+expect_status 2 "missing file" -- "$bin" replay "$tmp/nope.trace"
+expect_err "nope.trace: cannot open" "missing file named"
+
+# Malformed traces: exit 2, file:line: field N.
+printf 'blocksim-trace v1\nwrite 0 100\n' >"$tmp/bad.trace"
+expect_status 2 "malformed native" -- "$bin" replay "$tmp/bad.trace"
+expect_err "bad.trace:2: field 3: length 100 is not a multiple of 512" "native error located"
+printf 'fio version 3 iolog\n0 f add\n10 f write 0 4096\nabc f read 0 4096\n' >"$tmp/bad.log"
+expect_status 2 "malformed fio" -- "$bin" replay "$tmp/bad.log"
+expect_err "bad.log:4: field 1: timestamp" "fio error located"
+printf 'blocksim-trace v1\ncrash\nread 0 512\n' >"$tmp/down.trace"
+expect_status 2 "op while down" -- "$bin" replay "$tmp/down.trace"
+expect_err "down.trace:3: field 1" "scenario error located"
+head -c 3000 /dev/urandom >"$tmp/noise.trace"
+expect_status 2 "binary noise" -- "$bin" replay "$tmp/noise.trace"
+
+# Determinism: the same seed gives byte-identical JSON without wall figures.
+"$bin" replay --json --no-wall traces/native/default.trace >"$tmp/a.json"
+"$bin" replay --json --no-wall traces/native/default.trace >"$tmp/b.json"
+if cmp -s "$tmp/a.json" "$tmp/b.json"; then ok; else bad "same seed, different JSON"; fi
+"$bin" replay --json --no-wall --seed 43 traces/native/default.trace >"$tmp/c.json"
+if grep '"digest"' "$tmp/a.json" | cmp -s - <(grep '"digest"' "$tmp/c.json"); then
+    bad "two seeds, same digest"; else ok; fi
+expect_status 0 "json report" -- "$bin" replay --json traces/native/default.trace
+expect_out '"ops_per_sec"' "json has wall figures"
+
+# Golden expectations are enforced: a wrong digest fails with status 1.
+sed 's/^expect digest .*/expect digest 0123456789abcdef/' traces/native/golden.trace \
+    >"$tmp/wrong.trace"
+expect_status 1 "wrong golden digest" -- "$bin" replay "$tmp/wrong.trace"
+expect_out "expectation FAILED" "expectation failure reported"
+
+# Planted bugs are caught, with the sector and writers named and a command
+# that reproduces the failure exactly.
+expect_status 1 "fua mutant caught" -- "$bin" replay --mutant disk-fua-volatile \
+    traces/native/fua-crash.trace
+expect_out "crash-consistency" "fua mutant property named"
+expect_out "expected write #" "fua mutant writer named"
+repro=$(sed -n 's/^  reproduce   //p' "$tmp/out")
+if [ -n "$repro" ]; then
+    eval "${repro/blocksim/\"$bin\"}" >"$tmp/repro.out" 2>&1
+    [ $? = 1 ] && ok || bad "reproduce line did not reproduce the failure"
+    if grep -q "$(grep 'sector ' "$tmp/out" | head -1)" "$tmp/repro.out"; then ok; else
+        bad "reproduce line found a different violation"; fi
+else
+    bad "no reproduce line"
+fi
+expect_status 1 "flush mutant caught" -- "$bin" replay --mutant disk-flush-noop \
+    traces/native/default.trace
+expect_status 1 "drop-fua mutant caught" -- "$bin" replay --mutant file-drop-fua \
+    traces/native/fua-crash.trace
+expect_status 1 "copy-up mutant caught" -- "$bin" replay --mutant overlay-no-copyup \
+    traces/native/overlay.trace
+expect_status 1 "serialise mutant caught" -- "$bin" replay --mutant overlay-no-serialise \
+    traces/native/overlay.trace
+
+# Extra faults from the command line are applied and reported.
+expect_status 0 "cli faults" -- "$bin" replay --faults "read-eio prob=5%" \
+    traces/native/default.trace --json --no-wall
+expect_out '"read-eio": [1-9]' "cli faults fired"
+
+# convert: fio to native, then the native trace replays to the same digest.
+expect_status 0 "convert fio" -- "$bin" convert traces/fio/sample-v3.log "$tmp/conv.trace"
+d1=$("$bin" replay --json --no-wall traces/fio/sample-v3.log | grep '"digest"')
+d2=$("$bin" replay --json --no-wall "$tmp/conv.trace" | grep '"digest"')
+[ -n "$d1" ] && [ "$d1" = "$d2" ] && ok || bad "converted trace replays differently"
+# A failed convert leaves an existing output untouched.
+echo "precious" >"$tmp/keep.trace"
+expect_status 2 "convert bad input" -- "$bin" convert "$tmp/bad.trace" "$tmp/keep.trace"
+if [ "$(cat "$tmp/keep.trace")" = precious ]; then ok; else bad "convert clobbered output"; fi
+expect_status 0 "convert to stdout" -- "$bin" convert traces/native/golden.trace -
+expect_out "^expect digest" "convert keeps expectations"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" = 0 ]
