@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* tidy:global process-wide diagnostics, see base.h */
 static int64_t mem_blocks; /* tidy:global */
@@ -133,6 +134,23 @@ void mem_free(void *p, size_t size)
     }
     free(p);
     mem_account(-1, -(int64_t)size);
+}
+
+void *mem_alloc_huge(size_t size)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 2u << 20, size ? size : 1) != 0) {
+        base_panic(__FILE__, __LINE__, "out of memory");
+    }
+    /* Advisory: fewer page faults per byte stored; ignore a refusal. */
+    (void)madvise(p, size, MADV_HUGEPAGE);
+    mem_account(1, (int64_t)size);
+    return p;
+}
+
+void mem_free_huge(void *p, size_t size)
+{
+    mem_free(p, size);
 }
 
 char *mem_strdup(const char *s)

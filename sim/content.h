@@ -13,8 +13,8 @@
  * Sector layout (512 bytes, little endian):
  *   0   8  tag: the writing operation's index + 1 (0 is reserved for zeroes)
  *   8   8  the sector number the write meant this data for
- *   16  496 filler: 62 words, word i = mix64(base + i), where
- *           base = mix64(seed ^ tag * K1 ^ sector * K2)
+ *   16  496 filler: 62 words, word i = x ^ (x >> 29) with x = base + i * K1,
+ *           where base = mix64(seed ^ tag * K1 ^ sector * K2)
  */
 #ifndef BLOCKSIM_CONTENT_H
 #define BLOCKSIM_CONTENT_H

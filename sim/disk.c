@@ -135,11 +135,11 @@ void disk_free(struct disk *d)
         log_pop_oldest(d);
     }
     mem_free(d->log, d->log_cap * sizeof(*d->log));
-    for (size_t i = 0; i < d->chunks.cap; i++) {
-        if (d->chunks.slots[i].key != U64MAP_EMPTY) {
-            mem_free((void *)(uintptr_t)d->chunks.slots[i].value, DISK_CHUNK);
-        }
+    for (uint64_t i = 0; i < d->n_slabs; i++) {
+        mem_free_huge(d->slabs[i], DISK_SLAB);
     }
+    mem_free(d->slabs, d->cap_slabs * sizeof(*d->slabs));
+    mem_free(d->free_chunks, d->cap_free * sizeof(*d->free_chunks));
     u64map_fini(&d->chunks);
     u64map_fini(&d->taint);
     u64map_fini(&d->latent);
@@ -172,6 +172,40 @@ void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len
     }
 }
 
+/* A zeroed chunk: from the free list, else carved from the newest slab. */
+static uint8_t *chunk_new(struct disk *d)
+{
+    uint8_t *c;
+    if (d->n_free > 0) {
+        c = (uint8_t *)(uintptr_t)d->free_chunks[--d->n_free];
+    } else {
+        if (d->n_slabs == 0 || d->slab_used == DISK_SLAB / DISK_CHUNK) {
+            if (d->n_slabs == d->cap_slabs) {
+                uint64_t cap = d->cap_slabs ? 2 * d->cap_slabs : 8;
+                d->slabs = mem_realloc(d->slabs, d->cap_slabs * sizeof(*d->slabs),
+                                       cap * sizeof(*d->slabs));
+                d->cap_slabs = cap;
+            }
+            d->slabs[d->n_slabs++] = mem_alloc_huge(DISK_SLAB);
+            d->slab_used = 0;
+        }
+        c = d->slabs[d->n_slabs - 1] + d->slab_used++ * DISK_CHUNK;
+    }
+    memset(c, 0, DISK_CHUNK);
+    return c;
+}
+
+static void chunk_release(struct disk *d, uint8_t *c)
+{
+    if (d->n_free == d->cap_free) {
+        uint64_t cap = d->cap_free ? 2 * d->cap_free : 64;
+        d->free_chunks = mem_realloc(d->free_chunks, d->cap_free * sizeof(*d->free_chunks),
+                                     cap * sizeof(*d->free_chunks));
+        d->cap_free = cap;
+    }
+    d->free_chunks[d->n_free++] = (uint64_t)(uintptr_t)c;
+}
+
 /* Write @src (NULL: zeroes) into the chunks. */
 static void store_write(struct disk *d, uint64_t offset, const uint8_t *src, uint64_t len)
 {
@@ -183,7 +217,7 @@ static void store_write(struct disk *d, uint64_t offset, const uint8_t *src, uin
         uint8_t *c = chunk_get(d, index);
         if (!src && n == DISK_CHUNK) {
             if (c) {
-                mem_free(c, DISK_CHUNK);
+                chunk_release(d, c);
                 u64map_del(&d->chunks, index);
             }
         } else if (!src) {
@@ -192,7 +226,7 @@ static void store_write(struct disk *d, uint64_t offset, const uint8_t *src, uin
             }
         } else {
             if (!c) {
-                c = mem_alloc(DISK_CHUNK);
+                c = chunk_new(d);
                 *u64map_put(&d->chunks, index, NULL) = (uint64_t)(uintptr_t)c;
             }
             memcpy(c + in, src, n);
@@ -687,7 +721,7 @@ uint64_t disk_content_hash(const struct disk *d)
 
 uint64_t disk_mem_bytes(const struct disk *d)
 {
-    uint64_t chunks = d->chunks.n * (uint64_t)DISK_CHUNK;
+    uint64_t chunks = d->n_slabs * (uint64_t)DISK_SLAB;
     uint64_t index = d->chunks.cap * sizeof(struct u64map_slot);
     uint64_t log = 0;
     for (uint64_t i = 0; i < d->log_n; i++) {

@@ -32,6 +32,7 @@
 
 #define DISK_CHUNK 4096u
 #define DISK_SECTOR 512u
+#define DISK_SLAB (2u << 20)
 
 enum disk_crash_mode {
     DISK_CRASH_PREFIX, /* a prefix of the cache log, through its last FUA */
@@ -102,6 +103,13 @@ struct disk {
     unsigned mutants;
     uint64_t epoch;          /* bumped by every crash */
     struct u64map chunks;    /* chunk index -> uint8_t[DISK_CHUNK] */
+    uint8_t **slabs;         /* chunks are carved from DISK_SLAB blocks */
+    uint64_t n_slabs;
+    uint64_t cap_slabs;
+    uint64_t slab_used;      /* chunks handed out from the newest slab */
+    uint64_t *free_chunks;   /* chunks released by discard, for reuse */
+    uint64_t n_free;
+    uint64_t cap_free;
     struct u64map taint;     /* sector -> enum disk_taint */
     struct u64map latent;    /* sector -> 1: unreadable until rewritten */
     struct disk_log_entry *log; /* ring */

@@ -21,7 +21,10 @@ void model_disk_init(struct model_disk *m)
 void model_disk_fini(struct model_disk *m)
 {
     for (uint64_t i = 0; i < m->n_sectors; i++) {
-        mem_free(m->sectors[i].c, m->sectors[i].cap * sizeof(struct model_cand));
+        struct model_sector *sec = &m->sectors[i];
+        if (sec->c != sec->inline_c) {
+            mem_free(sec->c, sec->cap * sizeof(struct model_cand));
+        }
     }
     mem_free(m->sectors, m->cap_sectors * sizeof(*m->sectors));
     u64map_fini(&m->index);
@@ -39,6 +42,17 @@ static struct model_sector *sector_get(const struct model_disk *m, uint64_t s)
     return v ? &m->sectors[*v] : NULL;
 }
 
+/* The sectors array moved: inline candidate pointers must follow. */
+static void sectors_rebase(struct model_disk *m, struct model_sector *old_base)
+{
+    for (uint64_t i = 0; i < m->n_sectors; i++) {
+        struct model_sector *sec = &m->sectors[i];
+        if (sec->c == old_base[i].inline_c) {
+            sec->c = sec->inline_c;
+        }
+    }
+}
+
 static struct model_sector *sector_put(struct model_disk *m, uint64_t s)
 {
     bool created;
@@ -48,17 +62,21 @@ static struct model_sector *sector_put(struct model_disk *m, uint64_t s)
     }
     if (m->n_sectors == m->cap_sectors) {
         uint64_t cap = m->cap_sectors ? 2 * m->cap_sectors : 1024;
+        struct model_sector *old = m->sectors;
         m->sectors = mem_realloc(m->sectors, m->cap_sectors * sizeof(*m->sectors),
                                  cap * sizeof(*m->sectors));
         m->cap_sectors = cap;
+        if (m->sectors != old) {
+            sectors_rebase(m, old);
+        }
     }
     *v = m->n_sectors;
     struct model_sector *sec = &m->sectors[m->n_sectors++];
     memset(sec, 0, sizeof(*sec));
     /* The implicit initial value: zeroes, durable. */
     struct model_cand init = { 0u, 0, MODEL_DURABLE };
-    sec->cap = 2;
-    sec->c = mem_alloc(sec->cap * sizeof(*sec->c));
+    sec->cap = MODEL_INLINE;
+    sec->c = sec->inline_c;
     sec->c[sec->n++] = init;
     return sec;
 }
@@ -96,7 +114,12 @@ static void sector_push(struct model_disk *m, struct model_sector *sec,
     if (sec->n == sec->cap) {
         ASSERT(sec->cap < MODEL_CANDS_MAX);
         uint32_t cap = 2 * sec->cap;
-        sec->c = mem_realloc(sec->c, sec->cap * sizeof(*sec->c), cap * sizeof(*sec->c));
+        if (sec->c == sec->inline_c) {
+            sec->c = mem_alloc(cap * sizeof(*sec->c));
+            memcpy(sec->c, sec->inline_c, sizeof(sec->inline_c));
+        } else {
+            sec->c = mem_realloc(sec->c, sec->cap * sizeof(*sec->c), cap * sizeof(*sec->c));
+        }
         sec->cap = cap;
     }
     sec->c[sec->n++] = cand;
@@ -168,10 +191,14 @@ unsigned model_disk_current(const struct model_disk *m, uint64_t s, uint64_t *ex
 bool model_disk_read(struct model_disk *m, uint64_t s, uint64_t tag, uint64_t *expect,
                      unsigned max, unsigned *n_expect)
 {
-    *n_expect = model_disk_current(m, s, expect, max);
     struct model_sector *sec = sector_get(m, s);
+    *n_expect = 0;
     if (!sec) {
-        return tag == 0u;
+        if (tag == 0u) {
+            return true;
+        }
+        *n_expect = model_disk_current(m, s, expect, max);
+        return false;
     }
     uint32_t start = current_start(sec);
     for (uint32_t i = sec->n; i > start; i--) {
@@ -190,6 +217,7 @@ bool model_disk_read(struct model_disk *m, uint64_t s, uint64_t tag, uint64_t *e
         sector_prune(m, sec);
         return true;
     }
+    *n_expect = model_disk_current(m, s, expect, max);
     return false;
 }
 

@@ -36,10 +36,13 @@ struct model_cand {
     uint32_t flags;
 };
 
+#define MODEL_INLINE 2 /* candidates held without an allocation */
+
 struct model_sector {
-    struct model_cand *c;
+    struct model_cand *c; /* inline, or a heap array once it outgrows it */
     uint32_t n;
     uint32_t cap;
+    struct model_cand inline_c[MODEL_INLINE];
 };
 
 struct model_disk {
@@ -69,8 +72,8 @@ void model_disk_flush(struct model_disk *m, uint64_t submit_seq);
 void model_disk_crash(struct model_disk *m);
 
 /* Is @tag a value sector @s may hold now? If so, narrow the sector to it
- * (what was read is what is there). The current set is written to
- * @expect (at most @max tags), its size to *n_expect. */
+ * (what was read is what is there). If not, the current set is written to
+ * @expect (at most @max tags) and its size to *n_expect (else 0). */
 bool model_disk_read(struct model_disk *m, uint64_t s, uint64_t tag, uint64_t *expect,
                      unsigned max, unsigned *n_expect);
 

@@ -1,0 +1,143 @@
+/*
+ * bench_replay: replay throughput and memory of the plain stack.
+ *
+ * Method: each scenario is a trace built in memory and replayed by
+ * world_run in a forked child, so its peak resident memory (wait4's
+ * ru_maxrss) is its own. Throughput counts guest operations completed per
+ * wall second, checker included: every read is verified sector by sector.
+ * Figures vary with the machine's load; compare ratios from one run.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../sim/rng.h"
+#include "../sim/world.h"
+
+struct bench {
+    const char *name;
+    uint64_t disk_bytes;
+    uint64_t writes;
+    uint64_t reads;
+    unsigned qd;
+    uint64_t cache;
+};
+
+struct bench_out {
+    double seconds;
+    uint64_t ops;
+    uint64_t bytes;
+    int verdict;
+    uint64_t mem_peak;
+};
+
+static void bench_trace(const struct bench *b, struct trace *t)
+{
+    struct rng r;
+    rng_seed(&r, 2024);
+    trace_init(t);
+    trace_append(t, TRACE_HEADER)->value = TRACE_VERSION;
+    struct trace_rec *topo = trace_append(t, TRACE_TOPOLOGY);
+    topo->cfg = trace_cfg_new();
+    topo->cfg->size = b->disk_bytes;
+    topo->cfg->has_size = true;
+    struct trace_rec *disk = trace_append(t, TRACE_DISK);
+    disk->cfg = trace_cfg_new();
+    snprintf(disk->cfg->name, sizeof(disk->cfg->name), "d0");
+    disk->cfg->cache = b->cache;
+    disk->cfg->has_cache = true;
+    trace_append(t, TRACE_QD)->value = b->qd;
+    uint64_t blocks = b->disk_bytes / 4096;
+    for (uint64_t i = 0; i < b->writes + b->reads; i++) {
+        struct trace_rec *op = trace_append(t, i < b->writes ? TRACE_WRITE : TRACE_READ);
+        op->offset = rng_below(&r, blocks) * 4096;
+        op->len = 4096;
+    }
+}
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void bench_child(const struct bench *b, int fd)
+{
+    struct trace t;
+    bench_trace(b, &t);
+    struct world_opts o = { .qd = b->qd };
+    struct world_result r;
+    struct err e = { .file = b->name };
+    double start = wall();
+    int ret = world_run(&t, &o, &r, &e);
+    struct bench_out out = { wall() - start, 0, 0, ret < 0 ? -1 : (int)r.verdict,
+                             (uint64_t)mem_bytes_peak() };
+    out.ops = r.ops[TRACE_READ] + r.ops[TRACE_WRITE];
+    out.bytes = r.bytes_read + r.bytes_written;
+    trace_fini(&t);
+    ssize_t n = write(fd, &out, sizeof(out));
+    _exit(n == (ssize_t)sizeof(out) ? 0 : 1);
+}
+
+static int bench_run(const struct bench *b)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("pipe");
+        return 1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        bench_child(b, fds[1]);
+    }
+    close(fds[1]);
+    struct bench_out out;
+    ssize_t got = read(fds[0], &out, sizeof(out));
+    close(fds[0]);
+    int status;
+    struct rusage ru;
+    wait4(pid, &status, 0, &ru);
+    if (got != (ssize_t)sizeof(out) || out.verdict != 0) {
+        fprintf(stderr, "%s: run failed (verdict %d)\n", b->name, got > 0 ? out.verdict : -1);
+        return 1;
+    }
+    double mib = (double)out.bytes / (1 << 20);
+    double rss = (double)ru.ru_maxrss / 1024; /* KiB to MiB */
+    double data = (double)b->writes * 4096 / (1 << 20);
+    printf("%-28s %9" PRIu64 " ops %7.3f s %10.0f ops/s %8.1f MiB/s %7.0f ns/op   "
+           "peak RSS %7.1f MiB (data written %6.1f MiB, target <= %6.1f MiB)\n", b->name,
+           out.ops, out.seconds, (double)out.ops / out.seconds, mib / out.seconds,
+           out.seconds * 1e9 / (double)out.ops, rss, data, 1.5 * data + 64);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t scale = argc > 1 ? strtoull(argv[1], NULL, 10) : 1;
+    if (scale == 0) {
+        scale = 1;
+    }
+    static const uint64_t MiB = 1ull << 20;
+    const struct bench benches[] = {
+        { "4K random write+read, 64 MiB", 64 * MiB, 500000 * scale, 500000 * scale, 32,
+          16 * MiB },
+        { "4K random write, 1 GiB", 1024 * MiB, 500000 * scale, 0, 32, 16 * MiB },
+        { "4K random write+read, 1 GiB", 1024 * MiB, 250000 * scale, 250000 * scale, 32,
+          16 * MiB },
+        { "4K random write, no cache", 1024 * MiB, 500000 * scale, 0, 32, 0 },
+        { "1 TiB disk, 100k writes", 1024 * 1024 * MiB, 100000 * scale, 0, 32, 16 * MiB },
+    };
+    printf("blocksim bench: plain stack, qd 32, checker on, one process per line\n");
+    int failed = 0;
+    for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++) {
+        failed |= bench_run(&benches[i]);
+    }
+    return failed;
+}
