@@ -121,20 +121,12 @@ static void cat(char *buf, size_t size, const char *text)
     buf[at + n] = '\0';
 }
 
-static void cat_kv_size(char *buf, size_t size, const char *key, uint64_t v)
+/* Append " KEY=VALUE" with VALUE formatted by @fmt. */
+static void cat_kv(char *buf, size_t size, const char *key, uint64_t v,
+                   void (*fmt)(char *, size_t, uint64_t))
 {
     char num[32];
-    fmt_size(num, sizeof(num), v);
-    cat(buf, size, " ");
-    cat(buf, size, key);
-    cat(buf, size, "=");
-    cat(buf, size, num);
-}
-
-static void cat_kv_duration(char *buf, size_t size, const char *key, uint64_t v)
-{
-    char num[32];
-    fmt_duration(num, sizeof(num), v);
+    fmt(num, sizeof(num), v);
     cat(buf, size, " ");
     cat(buf, size, key);
     cat(buf, size, "=");
@@ -383,10 +375,10 @@ static void print_topology(const struct trace_rec *r, char *buf, size_t size)
     const struct trace_cfg *c = r->cfg;
     snprintf(buf, size, "topology %s", c->topology == TRACE_TOPO_PLAIN ? "plain" : "overlay");
     if (c->has_size) {
-        cat_kv_size(buf, size, "size", c->size);
+        cat_kv(buf, size, "size", c->size, fmt_size);
     }
     if (c->has_cluster) {
-        cat_kv_size(buf, size, "cluster", c->cluster);
+        cat_kv(buf, size, "cluster", c->cluster, fmt_size);
     }
 }
 
@@ -457,10 +449,10 @@ static void print_disk(const struct trace_rec *r, char *buf, size_t size)
     const struct trace_cfg *c = r->cfg;
     snprintf(buf, size, "disk %s", c->name);
     if (c->has_size) {
-        cat_kv_size(buf, size, "size", c->size);
+        cat_kv(buf, size, "size", c->size, fmt_size);
     }
     if (c->has_cache) {
-        cat_kv_size(buf, size, "cache", c->cache);
+        cat_kv(buf, size, "cache", c->cache, fmt_size);
     }
     if (c->has_latency) {
         char lo[32];
@@ -473,7 +465,7 @@ static void print_disk(const struct trace_rec *r, char *buf, size_t size)
         cat(buf, size, hi);
     }
     if (c->has_flush) {
-        cat_kv_duration(buf, size, "flush", c->flush_ns);
+        cat_kv(buf, size, "flush", c->flush_ns, fmt_duration);
     }
     if (c->has_atomic) {
         cat(buf, size, c->atomic ? " atomic=yes" : " atomic=no");

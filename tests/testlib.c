@@ -133,3 +133,14 @@ TCase *tl_tcase(const char *name)
     tcase_set_timeout(tc, 120);
     return tc;
 }
+
+Suite *tl_suite(const char *name, const TTest *const *tests, size_t n)
+{
+    Suite *s = suite_create(name);
+    TCase *tc = tl_tcase(name);
+    for (size_t i = 0; i < n; i++) {
+        tcase_add_test(tc, tests[i]);
+    }
+    suite_add_tcase(s, tc);
+    return s;
+}

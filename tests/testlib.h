@@ -48,11 +48,22 @@ void tl_pattern(uint8_t *buf, uint64_t len, uint64_t seed);
 #define tl_assert_mem_eq(a, b, len) tl_mem_eq(__FILE__, __LINE__, (a), (b), (len))
 void tl_mem_eq(const char *file, int line, const uint8_t *a, const uint8_t *b, uint64_t len);
 
+/* A malformed input and where its error must point. */
+struct tl_bad_case {
+    const char *text;
+    unsigned line;
+    unsigned field;
+    const char *msg;
+};
+
 /* Checked fixture: records live blocks before the test, asserts none leaked. */
 void tl_leak_setup(void);
 void tl_leak_teardown(void);
 
 /* A TCase with the leak fixture and a timeout. */
 TCase *tl_tcase(const char *name);
+
+/* A suite @name with one leak-checked TCase holding @tests. */
+Suite *tl_suite(const char *name, const TTest *const *tests, size_t n);
 
 #endif

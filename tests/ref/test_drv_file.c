@@ -81,10 +81,9 @@ END_TEST
 
 Suite *suite_drv_file(void)
 {
-    Suite *s = suite_create("drv_file");
-    TCase *tc = tl_tcase("drv_file");
-    tcase_add_test(tc, test_file_io_and_status);
-    tcase_add_test(tc, test_file_fua_reaches_disk);
-    suite_add_tcase(s, tc);
-    return s;
+    const TTest *tests[] = {
+        test_file_io_and_status,
+        test_file_fua_reaches_disk,
+    };
+    return tl_suite("drv_file", tests, ARRAY_LEN(tests));
 }

@@ -298,16 +298,15 @@ END_TEST
 
 Suite *suite_drv_overlay(void)
 {
-    Suite *s = suite_create("drv_overlay");
-    TCase *tc = tl_tcase("drv_overlay");
-    tcase_add_test(tc, test_backing_read_and_copy_up);
-    tcase_add_test(tc, test_no_copyup_mutant_is_visible);
-    tcase_add_test(tc, test_zero_clusters_and_discard);
-    tcase_add_test(tc, test_make_empty_and_commit);
-    tcase_add_test(tc, test_persistence_reopen_and_crash);
-    tcase_add_test(tc, test_bad_headers_fail_to_open);
-    tcase_add_test(tc, test_fua_write_is_durable);
-    tcase_add_test(tc, test_make_empty_from_its_own_callback);
-    suite_add_tcase(s, tc);
-    return s;
+    const TTest *tests[] = {
+        test_backing_read_and_copy_up,
+        test_no_copyup_mutant_is_visible,
+        test_zero_clusters_and_discard,
+        test_make_empty_and_commit,
+        test_persistence_reopen_and_crash,
+        test_bad_headers_fail_to_open,
+        test_fua_write_is_durable,
+        test_make_empty_from_its_own_callback,
+    };
+    return tl_suite("drv_overlay", tests, ARRAY_LEN(tests));
 }

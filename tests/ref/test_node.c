@@ -167,11 +167,10 @@ END_TEST
 
 Suite *suite_node(void)
 {
-    Suite *s = suite_create("node");
-    TCase *tc = tl_tcase("node");
-    tcase_add_test(tc, test_serialising_overlaps_wait);
-    tcase_add_test(tc, test_dead_graph_fails_requests);
-    tcase_add_test(tc, test_node_names_and_children);
-    suite_add_tcase(s, tc);
-    return s;
+    const TTest *tests[] = {
+        test_serialising_overlaps_wait,
+        test_dead_graph_fails_requests,
+        test_node_names_and_children,
+    };
+    return tl_suite("node", tests, ARRAY_LEN(tests));
 }

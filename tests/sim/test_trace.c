@@ -1,5 +1,4 @@
-/* Tests of sim/trace (native format) and sim/import_fio. */
-#include "../../sim/import_fio.h"
+/* Tests of sim/trace: the native format, lossless, errors located. */
 #include "../../sim/trace.h"
 #include "../suites.h"
 #include "../testlib.h"
@@ -90,16 +89,9 @@ START_TEST(test_trace_no_final_newline)
 }
 END_TEST
 
-struct bad_case {
-    const char *text;
-    unsigned line;
-    unsigned field;
-    const char *msg;
-};
-
 START_TEST(test_trace_errors_name_line_and_field)
 {
-    static const struct bad_case cases[] = {
+    static const struct tl_bad_case cases[] = {
         { "", 1, 0, "empty file" },
         { "hello\n", 1, 1, "not a blocksim trace" },
         { "blocksim-trace v2\n", 1, 2, "not supported" },
@@ -129,83 +121,13 @@ START_TEST(test_trace_errors_name_line_and_field)
 }
 END_TEST
 
-START_TEST(test_fio_v2_and_v3)
-{
-    static const char v2[] =
-        "fio version 2 iolog\n"
-        "/dev/a add\n/dev/b add\n/dev/a open\n/dev/b open\n"
-        "/dev/a write 0 4096\n/dev/b read 8192 4096\n/dev/a wait 250\n"
-        "/dev/a sync 0 0\n/dev/a trim 4096 4096\n/dev/a close\n";
-    struct trace t;
-    struct import_fio_info info;
-    ck_assert_int_eq(import_fio(v2, strlen(v2), &t, &info, NULL), 0);
-    ck_assert_uint_eq(info.version, 2);
-    ck_assert_uint_eq(info.files, 2);
-    ck_assert_uint_eq(info.ops, 4);
-    ck_assert_uint_eq(info.end, 2u << 20);
-    const struct trace_rec *ops = &t.recs[t.n - 4];
-    ck_assert_int_eq(ops[0].kind, TRACE_WRITE);
-    ck_assert_int_eq(ops[1].kind, TRACE_READ);
-    ck_assert_uint_eq(ops[1].offset, (1u << 20) + 8192); /* file b's region */
-    ck_assert_int_eq(ops[2].kind, TRACE_FLUSH);
-    ck_assert(ops[2].has_at);
-    ck_assert_uint_eq(ops[2].at_ns, 250000);
-    ck_assert_int_eq(ops[3].kind, TRACE_DISCARD);
-    trace_fini(&t);
-    static const char v3[] =
-        "fio version 3 iolog\n0 f add\n3 f open\n100 f write 0 4096\n"
-        "2500 f read 0 4096\n2600 f datasync 0 0\n9000 f close\n";
-    ck_assert_int_eq(import_fio(v3, strlen(v3), &t, &info, NULL), 0);
-    ck_assert_uint_eq(info.version, 3);
-    ops = &t.recs[t.n - 3];
-    ck_assert_uint_eq(ops[0].at_ns, 100000);
-    ck_assert_uint_eq(ops[1].at_ns, 2500000);
-    ck_assert_int_eq(ops[2].kind, TRACE_FLUSH);
-    trace_fini(&t);
-}
-END_TEST
-
-START_TEST(test_fio_errors)
-{
-    static const struct bad_case cases[] = {
-        { "fio version 4 iolog\n", 1, 0, "not a fio iolog" },
-        { "fio version 2 iolog\nf write 0 4096\n", 2, 1, "before 'add'" },
-        { "fio version 2 iolog\nf add\nf explode 0 1\n", 3, 2, "unknown fio action" },
-        { "fio version 2 iolog\nf add\nf write 100 4096\n", 3, 3, "multiple of 512" },
-        { "fio version 2 iolog\nf add\nf write 0\n", 3, 4, "OFFSET LENGTH" },
-        { "fio version 3 iolog\nx f add\n", 2, 1, "timestamp" },
-        { "fio version 3 iolog\n0 f add\n5 f read 0 zz\n", 3, 5, "length" },
-        { "fio version 2 iolog\nf add\nf add\n", 3, 1, "added twice" },
-    };
-    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-        struct trace t;
-        struct err e = { .file = "fio" };
-        ck_assert_int_eq(import_fio(cases[i].text, strlen(cases[i].text), &t, NULL, &e),
-                         BS_EPARSE);
-        ck_assert_msg(e.line == cases[i].line && e.field == cases[i].field,
-                      "case %zu: line %u field %u (%s)", i, e.line, e.field, e.msg);
-        ck_assert_msg(strstr(e.msg, cases[i].msg) != NULL, "case %zu: %s", i, e.msg);
-    }
-}
-END_TEST
-
 Suite *suite_trace(void)
 {
-    Suite *s = suite_create("trace");
-    TCase *tc = tl_tcase("trace");
-    tcase_add_test(tc, test_trace_lossless);
-    tcase_add_test(tc, test_trace_no_final_newline);
-    tcase_add_test(tc, test_trace_errors_name_line_and_field);
-    suite_add_tcase(s, tc);
-    return s;
+    const TTest *tests[] = {
+        test_trace_lossless,
+        test_trace_no_final_newline,
+        test_trace_errors_name_line_and_field,
+    };
+    return tl_suite("trace", tests, ARRAY_LEN(tests));
 }
 
-Suite *suite_import_fio(void)
-{
-    Suite *s = suite_create("import_fio");
-    TCase *tc = tl_tcase("import_fio");
-    tcase_add_test(tc, test_fio_v2_and_v3);
-    tcase_add_test(tc, test_fio_errors);
-    suite_add_tcase(s, tc);
-    return s;
-}

@@ -245,58 +245,18 @@ START_TEST(test_expectations)
 }
 END_TEST
 
-START_TEST(test_report_forms)
-{
-    struct trace t;
-    parse(&t, fua_trace);
-    struct world_opts o = { .disk_mutants = DISK_MUTANT_FUA_VOLATILE, .has_seed = true,
-                            .seed = 3 };
-    struct world_result r;
-    run(&t, &o, &r);
-    struct report_info info = { "fua.trace", "native", "blocksim replay fua.trace", true, 0.5 };
-    json_t *j = report_json(&r, &info);
-    ck_assert_ptr_nonnull(json_object_get(j, "wall"));
-    ck_assert_str_eq(json_string_value(json_object_get(j, "topology")), "plain");
-    ck_assert_int_eq(json_integer_value(json_object_get(j, "seed")), 3);
-    if (r.verdict == WORLD_FAIL) {
-        json_t *v = json_object_get(j, "violation");
-        ck_assert_int_eq(json_integer_value(json_object_get(v, "sector")), 16);
-        ck_assert_str_eq(json_string_value(json_object_get(v, "actual")), "zeroes");
-    }
-    json_decref(j);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    report_text(&r, &info, f);
-    fclose(f);
-    ck_assert(strstr(text, "verdict") != NULL);
-    ck_assert(strstr(text, "seed        3") != NULL);
-    free(text);
-    trace_fini(&t);
-}
-END_TEST
-
 Suite *suite_world(void)
 {
-    Suite *s = suite_create("world");
-    TCase *tc = tl_tcase("world");
-    tcase_add_test(tc, test_same_seed_same_run);
-    tcase_add_test(tc, test_golden_trace);
-    tcase_add_test(tc, test_planted_fua_bug_names_sector);
-    tcase_add_test(tc, test_planted_copyup_bug);
-    tcase_add_test(tc, test_scenario_validation);
-    tcase_add_test(tc, test_faults_are_explained_not_blamed);
-    tcase_add_test(tc, test_deadline_is_a_liveness_failure);
-    tcase_add_test(tc, test_expectations);
-    suite_add_tcase(s, tc);
-    return s;
+    const TTest *tests[] = {
+        test_same_seed_same_run,
+        test_golden_trace,
+        test_planted_fua_bug_names_sector,
+        test_planted_copyup_bug,
+        test_scenario_validation,
+        test_faults_are_explained_not_blamed,
+        test_deadline_is_a_liveness_failure,
+        test_expectations,
+    };
+    return tl_suite("world", tests, ARRAY_LEN(tests));
 }
 
-Suite *suite_report(void)
-{
-    Suite *s = suite_create("report");
-    TCase *tc = tl_tcase("report");
-    tcase_add_test(tc, test_report_forms);
-    suite_add_tcase(s, tc);
-    return s;
-}

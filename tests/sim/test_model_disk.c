@@ -1,32 +1,7 @@
-/* Tests of sim/content and sim/model_disk. */
-#include "../../sim/content.h"
+/* Tests of sim/model_disk: current and post-crash value sets. */
 #include "../../sim/model_disk.h"
 #include "../suites.h"
 #include "../testlib.h"
-
-#include <string.h>
-
-START_TEST(test_content_identifies_writer)
-{
-    uint8_t buf[4 * 512];
-    content_fill(buf, 42, 7, 100, 4);
-    uint64_t home;
-    for (uint64_t i = 0; i < 4; i++) {
-        ck_assert_uint_eq(content_identify(buf + i * 512, 42, 100 + i, &home), 7);
-    }
-    /* Wrong seed, wrong place, a flipped bit, zeroes. */
-    ck_assert_uint_eq(content_identify(buf, 43, 100, NULL), CONTENT_TAG_GARBAGE);
-    ck_assert_uint_eq(content_identify(buf, 42, 101, &home), CONTENT_TAG_GARBAGE);
-    ck_assert_uint_eq(home, 100);
-    buf[300] ^= 4;
-    ck_assert_uint_eq(content_identify(buf, 42, 100, &home), CONTENT_TAG_GARBAGE);
-    ck_assert_uint_eq(home, UINT64_MAX);
-    memset(buf, 0, 512);
-    ck_assert_uint_eq(content_identify(buf, 42, 100, NULL), CONTENT_TAG_ZERO);
-    buf[511] = 1;
-    ck_assert_uint_eq(content_identify(buf, 42, 100, NULL), CONTENT_TAG_GARBAGE);
-}
-END_TEST
 
 static bool can_read(struct model_disk *m, uint64_t s, uint64_t tag)
 {
@@ -119,22 +94,12 @@ START_TEST(test_model_assign)
 }
 END_TEST
 
-Suite *suite_content(void)
-{
-    Suite *s = suite_create("content");
-    TCase *tc = tl_tcase("content");
-    tcase_add_test(tc, test_content_identifies_writer);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 Suite *suite_model_disk(void)
 {
-    Suite *s = suite_create("model_disk");
-    TCase *tc = tl_tcase("model_disk");
-    tcase_add_test(tc, test_model_read_your_writes);
-    tcase_add_test(tc, test_model_crash_sets);
-    tcase_add_test(tc, test_model_assign);
-    suite_add_tcase(s, tc);
-    return s;
+    const TTest *tests[] = {
+        test_model_read_your_writes,
+        test_model_crash_sets,
+        test_model_assign,
+    };
+    return tl_suite("model_disk", tests, ARRAY_LEN(tests));
 }
