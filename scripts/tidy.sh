@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/.."
 fail=0
-srcs=$(git ls-files '*.c' '*.h' 2>/dev/null || find ref sim cli tests -name '*.[ch]')
+srcs=$(for f in $(git ls-files --cached --others --exclude-standard '*.c' '*.h'); do [ -f "$f" ] && echo "$f"; done)
 
 long=$(awk 'length($0) > 100 { printf "%s:%d: line is %d columns\n", FILENAME, FNR, length($0) }' $srcs)
 [ -n "$long" ] && { echo "$long"; fail=1; }
