@@ -16,17 +16,28 @@ void model_disk_init(struct model_disk *m)
 {
     memset(m, 0, sizeof(*m));
     u64map_init(&m->index);
+    m->last_pos = UINT64_MAX;
+}
+
+static struct model_cand *cands(struct model_sector *sec)
+{
+    return sec->heap ? sec->heap : sec->inline_c;
+}
+
+static const struct model_cand *cands_c(const struct model_sector *sec)
+{
+    return sec->heap ? sec->heap : sec->inline_c;
 }
 
 void model_disk_fini(struct model_disk *m)
 {
-    for (uint64_t i = 0; i < m->n_sectors; i++) {
-        struct model_sector *sec = &m->sectors[i];
-        if (sec->c != sec->inline_c) {
-            mem_free(sec->c, sec->cap * sizeof(struct model_cand));
+    for (uint64_t i = 0; i < m->n_chunks; i++) {
+        for (unsigned k = 0; k < MODEL_CHUNK_SECTORS; k++) {
+            struct model_sector *sec = &m->chunks[i].s[k];
+            mem_free(sec->heap, sec->heap ? sec->cap * sizeof(struct model_cand) : 0);
         }
     }
-    mem_free(m->sectors, m->cap_sectors * sizeof(*m->sectors));
+    mem_free(m->chunks, m->cap_chunks * sizeof(*m->chunks));
     u64map_fini(&m->index);
     memset(m, 0, sizeof(*m));
 }
@@ -36,49 +47,59 @@ uint64_t model_disk_tick(struct model_disk *m)
     return ++m->seq;
 }
 
-static struct model_sector *sector_get(const struct model_disk *m, uint64_t s)
+static uint64_t chunk_pos(const struct model_disk *m, uint64_t chunk)
 {
-    const uint64_t *v = u64map_get(&m->index, s);
-    return v ? &m->sectors[*v] : NULL;
+    if (m->last_pos != UINT64_MAX && m->last_chunk == chunk) {
+        return m->last_pos;
+    }
+    const uint64_t *v = u64map_get(&m->index, chunk);
+    if (!v) {
+        return UINT64_MAX;
+    }
+    /* The cache is a pure memo of the index: safe to update on reads. */
+    ((struct model_disk *)m)->last_chunk = chunk;
+    ((struct model_disk *)m)->last_pos = *v;
+    return *v;
 }
 
-/* The sectors array moved: inline candidate pointers must follow. */
-static void sectors_rebase(struct model_disk *m, struct model_sector *old_base)
+static struct model_sector *sector_get(const struct model_disk *m, uint64_t s)
 {
-    for (uint64_t i = 0; i < m->n_sectors; i++) {
-        struct model_sector *sec = &m->sectors[i];
-        if (sec->c == old_base[i].inline_c) {
-            sec->c = sec->inline_c;
-        }
+    uint64_t pos = chunk_pos(m, s / MODEL_CHUNK_SECTORS);
+    return pos == UINT64_MAX ? NULL : &m->chunks[pos].s[s % MODEL_CHUNK_SECTORS];
+}
+
+static uint64_t chunk_add(struct model_disk *m, uint64_t chunk)
+{
+    if (m->n_chunks == m->cap_chunks) {
+        uint64_t cap = m->cap_chunks ? 2 * m->cap_chunks : 256;
+        m->chunks = mem_realloc(m->chunks, m->cap_chunks * sizeof(*m->chunks),
+                                cap * sizeof(*m->chunks));
+        m->cap_chunks = cap;
     }
+    uint64_t pos = m->n_chunks++;
+    *u64map_put(&m->index, chunk, NULL) = pos;
+    struct model_chunk *c = &m->chunks[pos];
+    memset(c, 0, sizeof(*c));
+    /* The implicit initial value of every sector: zeroes, durable. */
+    struct model_cand init = { 0u, 0, MODEL_DURABLE };
+    for (unsigned k = 0; k < MODEL_CHUNK_SECTORS; k++) {
+        c->s[k].cap = MODEL_INLINE;
+        c->s[k].inline_c[0] = init;
+        c->s[k].n = 1;
+    }
+    m->last_chunk = chunk;
+    m->last_pos = pos;
+    return pos;
 }
 
 static struct model_sector *sector_put(struct model_disk *m, uint64_t s)
 {
-    bool created;
-    uint64_t *v = u64map_put(&m->index, s, &created);
-    if (!created) {
-        return &m->sectors[*v];
+    uint64_t chunk = s / MODEL_CHUNK_SECTORS;
+    uint64_t pos = chunk_pos(m, chunk);
+    if (pos == UINT64_MAX) {
+        pos = chunk_add(m, chunk);
     }
-    if (m->n_sectors == m->cap_sectors) {
-        uint64_t cap = m->cap_sectors ? 2 * m->cap_sectors : 1024;
-        struct model_sector *old = m->sectors;
-        m->sectors = mem_realloc(m->sectors, m->cap_sectors * sizeof(*m->sectors),
-                                 cap * sizeof(*m->sectors));
-        m->cap_sectors = cap;
-        if (m->sectors != old) {
-            sectors_rebase(m, old);
-        }
-    }
-    *v = m->n_sectors;
-    struct model_sector *sec = &m->sectors[m->n_sectors++];
-    memset(sec, 0, sizeof(*sec));
-    /* The implicit initial value: zeroes, durable. */
-    struct model_cand init = { 0u, 0, MODEL_DURABLE };
-    sec->cap = MODEL_INLINE;
-    sec->c = sec->inline_c;
-    sec->c[sec->n++] = init;
-    return sec;
+    return &m->chunks[pos].s[s % MODEL_CHUNK_SECTORS];
 }
 
 static bool cand_durable(const struct model_disk *m, const struct model_cand *c)
@@ -91,15 +112,16 @@ static bool cand_durable(const struct model_disk *m, const struct model_cand *c)
 
 static void sector_prune(const struct model_disk *m, struct model_sector *sec)
 {
+    struct model_cand *c = cands(sec);
     uint32_t base = 0;
     for (uint32_t i = sec->n; i > 0; i--) {
-        if (cand_durable(m, &sec->c[i - 1])) {
+        if (cand_durable(m, &c[i - 1])) {
             base = i - 1;
             break;
         }
     }
     if (base > 0) {
-        memmove(sec->c, sec->c + base, (sec->n - base) * sizeof(*sec->c));
+        memmove(c, c + base, (sec->n - base) * sizeof(*c));
         sec->n -= base;
     }
     ASSERT(sec->n >= 1);
@@ -114,15 +136,16 @@ static void sector_push(struct model_disk *m, struct model_sector *sec,
     if (sec->n == sec->cap) {
         ASSERT(sec->cap < MODEL_CANDS_MAX);
         uint32_t cap = 2 * sec->cap;
-        if (sec->c == sec->inline_c) {
-            sec->c = mem_alloc(cap * sizeof(*sec->c));
-            memcpy(sec->c, sec->inline_c, sizeof(sec->inline_c));
+        if (!sec->heap) {
+            sec->heap = mem_alloc(cap * sizeof(*sec->heap));
+            memcpy(sec->heap, sec->inline_c, sizeof(sec->inline_c));
         } else {
-            sec->c = mem_realloc(sec->c, sec->cap * sizeof(*sec->c), cap * sizeof(*sec->c));
+            sec->heap = mem_realloc(sec->heap, sec->cap * sizeof(*sec->heap),
+                                    cap * sizeof(*sec->heap));
         }
         sec->cap = cap;
     }
-    sec->c[sec->n++] = cand;
+    cands(sec)[sec->n++] = cand;
     sector_prune(m, sec);
 }
 
@@ -146,13 +169,15 @@ void model_disk_flush(struct model_disk *m, uint64_t submit_seq)
 
 void model_disk_crash(struct model_disk *m)
 {
-    for (uint64_t i = 0; i < m->n_sectors; i++) {
-        struct model_sector *sec = &m->sectors[i];
-        sector_prune(m, sec);
-        /* The base stays definite; everything after it may or may not be
-         * what the media kept. */
-        for (uint32_t k = 1; k < sec->n; k++) {
-            sec->c[k].flags |= MODEL_MAYBE | MODEL_CRASHED;
+    for (uint64_t i = 0; i < m->n_chunks; i++) {
+        for (unsigned j = 0; j < MODEL_CHUNK_SECTORS; j++) {
+            struct model_sector *sec = &m->chunks[i].s[j];
+            sector_prune(m, sec);
+            /* The base stays definite; everything after it may or may not
+             * be what the media kept. */
+            for (uint32_t k = 1; k < sec->n; k++) {
+                cands(sec)[k].flags |= MODEL_MAYBE | MODEL_CRASHED;
+            }
         }
     }
 }
@@ -160,8 +185,9 @@ void model_disk_crash(struct model_disk *m)
 /* Index of the first candidate of the current set. */
 static uint32_t current_start(const struct model_sector *sec)
 {
+    const struct model_cand *c = cands_c(sec);
     for (uint32_t i = sec->n; i > 0; i--) {
-        if (!(sec->c[i - 1].flags & MODEL_MAYBE)) {
+        if (!(c[i - 1].flags & MODEL_MAYBE)) {
             return i - 1;
         }
     }
@@ -179,9 +205,10 @@ unsigned model_disk_current(const struct model_disk *m, uint64_t s, uint64_t *ex
         return 1;
     }
     unsigned count = 0;
+    const struct model_cand *c = cands_c(sec);
     for (uint32_t i = current_start(sec); i < sec->n; i++) {
         if (count < max) {
-            expect[count] = sec->c[i].tag;
+            expect[count] = c[i].tag;
         }
         count++;
     }
@@ -202,7 +229,7 @@ bool model_disk_read(struct model_disk *m, uint64_t s, uint64_t tag, uint64_t *e
     }
     uint32_t start = current_start(sec);
     for (uint32_t i = sec->n; i > start; i--) {
-        struct model_cand *c = &sec->c[i - 1];
+        struct model_cand *c = &cands(sec)[i - 1];
         if (c->tag != tag) {
             continue;
         }
@@ -224,22 +251,28 @@ bool model_disk_read(struct model_disk *m, uint64_t s, uint64_t tag, uint64_t *e
 void model_disk_assign(struct model_disk *dst, const struct model_disk *src)
 {
     /* Sectors dst knows but src does not: src holds zeroes there. */
-    for (uint64_t i = 0; i < dst->n_sectors; i++) {
-        struct model_sector *sec = &dst->sectors[i];
-        sec->n = 0;
-        struct model_cand zero = { 0u, dst->seq, MODEL_DURABLE };
-        sector_push(dst, sec, zero);
+    struct model_cand zero = { 0u, dst->seq, MODEL_DURABLE };
+    for (uint64_t i = 0; i < dst->n_chunks; i++) {
+        for (unsigned k = 0; k < MODEL_CHUNK_SECTORS; k++) {
+            struct model_sector *sec = &dst->chunks[i].s[k];
+            sec->n = 0;
+            sector_push(dst, sec, zero);
+        }
     }
     uint64_t *keys = u64map_keys(&src->index);
-    for (uint64_t k = 0; k < src->index.n; k++) {
-        const struct model_sector *from = sector_get(src, keys[k]);
-        struct model_sector *to = sector_put(dst, keys[k]);
-        uint32_t start = current_start(from);
-        to->n = 0;
-        for (uint32_t i = start; i < from->n; i++) {
-            uint32_t flags = i == start ? MODEL_DURABLE : MODEL_MAYBE | MODEL_CRASHED;
-            struct model_cand c = { from->c[i].tag, dst->seq, flags };
-            sector_push(dst, to, c);
+    for (uint64_t j = 0; j < src->index.n; j++) {
+        for (unsigned k = 0; k < MODEL_CHUNK_SECTORS; k++) {
+            uint64_t s = keys[j] * MODEL_CHUNK_SECTORS + k;
+            const struct model_sector *from = sector_get(src, s);
+            struct model_sector *to = sector_put(dst, s);
+            const struct model_cand *c = cands_c(from);
+            uint32_t start = current_start(from);
+            to->n = 0;
+            for (uint32_t i = start; i < from->n; i++) {
+                uint32_t flags = i == start ? MODEL_DURABLE : MODEL_MAYBE | MODEL_CRASHED;
+                struct model_cand cand = { c[i].tag, dst->seq, flags };
+                sector_push(dst, to, cand);
+            }
         }
     }
     mem_free(keys, src->index.n * sizeof(*keys));
@@ -247,15 +280,18 @@ void model_disk_assign(struct model_disk *dst, const struct model_disk *src)
 
 void model_disk_check(const struct model_disk *m)
 {
-    ASSERT(m->index.n == m->n_sectors);
+    ASSERT(m->index.n == m->n_chunks);
     ASSERT(m->durable_seq <= m->seq + 1);
-    for (uint64_t i = 0; i < m->n_sectors; i++) {
-        const struct model_sector *sec = &m->sectors[i];
-        ASSERT(sec->n >= 1);
-        ASSERT(sec->n <= sec->cap);
-        ASSERT(!(sec->c[0].flags & MODEL_MAYBE));
-        for (uint32_t k = 1; k < sec->n; k++) {
-            ASSERT(sec->c[k].seq >= sec->c[k - 1].seq);
+    for (uint64_t i = 0; i < m->n_chunks; i++) {
+        for (unsigned j = 0; j < MODEL_CHUNK_SECTORS; j++) {
+            const struct model_sector *sec = &m->chunks[i].s[j];
+            const struct model_cand *c = cands_c(sec);
+            ASSERT(sec->n >= 1);
+            ASSERT(sec->n <= sec->cap);
+            ASSERT(!(c[0].flags & MODEL_MAYBE));
+            for (uint32_t k = 1; k < sec->n; k++) {
+                ASSERT(c[k].seq >= c[k - 1].seq);
+            }
         }
     }
 }

@@ -36,20 +36,27 @@ struct model_cand {
     uint32_t flags;
 };
 
-#define MODEL_INLINE 2 /* candidates held without an allocation */
+#define MODEL_INLINE 2        /* candidates held without an allocation */
+#define MODEL_CHUNK_SECTORS 8 /* sectors per index entry (4 KiB) */
 
 struct model_sector {
-    struct model_cand *c; /* inline, or a heap array once it outgrows it */
+    struct model_cand *heap; /* NULL: the candidates are inline_c */
     uint32_t n;
     uint32_t cap;
     struct model_cand inline_c[MODEL_INLINE];
 };
 
+struct model_chunk {
+    struct model_sector s[MODEL_CHUNK_SECTORS];
+};
+
 struct model_disk {
-    struct u64map index;      /* sector -> position in sectors[] */
-    struct model_sector *sectors;
-    uint64_t n_sectors;
-    uint64_t cap_sectors;
+    struct u64map index;      /* chunk number -> position in chunks[] */
+    struct model_chunk *chunks;
+    uint64_t n_chunks;
+    uint64_t cap_chunks;
+    uint64_t last_chunk;      /* one-entry lookup cache: chunk number ... */
+    uint64_t last_pos;        /* ... and its position, or UINT64_MAX */
     uint64_t seq;             /* bumped at every completion */
     uint64_t durable_seq;     /* completions below it are durable */
 };
