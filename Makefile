@@ -10,12 +10,14 @@
 #   make tidy       style lint (scripts/tidy.sh); make format: clang-format
 #
 # CONFIG picks the build configuration; each has its own output directory
-# under build/: debug (default), release, asan (ASan+UBSan), cov (gcov).
+# under build/: debug (default), release, asan (ASan+UBSan), cov (gcov), fuzz
+# (clang, libFuzzer instrumentation with ASan+UBSan; the targets themselves
+# arrive with the fuzz work).
 # WERROR=1 turns warnings into errors (CI sets it).
 
 CONFIG ?= debug
 BUILD := build/$(CONFIG)
-CC := gcc
+CC := $(if $(filter fuzz,$(CONFIG)),clang,gcc)
 
 # Debian packages behind these: libjansson-dev, libxxhash-dev, zlib1g-dev, check.
 PKG_LIBS := jansson libxxhash zlib
@@ -35,9 +37,10 @@ OPT_release := -O2 -g
 OPT_asan    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=all
 OPT_cov     := -O0 -g --coverage
+OPT_fuzz    := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 OPT := $(OPT_$(CONFIG))
 ifeq ($(OPT),)
-$(error unknown CONFIG '$(CONFIG)': use debug, release, asan or cov)
+$(error unknown CONFIG '$(CONFIG)': use debug, release, asan, cov or fuzz)
 endif
 
 CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(PKG_CFLAGS) -MMD -MP
