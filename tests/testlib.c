@@ -34,19 +34,14 @@ uint64_t tl_run(struct evq *q)
     return n;
 }
 
-struct tl_done {
-    int ret;
-    int calls;
-};
-
-static void tl_done_cb(void *opaque, int ret)
+void tl_count_cb(void *opaque, int ret)
 {
-    struct tl_done *d = opaque;
-    d->ret = ret;
-    d->calls++;
+    struct tl_count *c = opaque;
+    c->ret = ret;
+    c->calls++;
 }
 
-static int tl_wait(struct evq *q, struct tl_done *d)
+static int tl_wait(struct evq *q, struct tl_count *d)
 {
     ck_assert_int_eq(d->calls, 0); /* never completed inline */
     tl_run(q);
@@ -57,34 +52,34 @@ static int tl_wait(struct evq *q, struct tl_done *d)
 int tl_node_io(struct evq *q, struct node *n, enum node_op op, uint64_t offset, uint64_t len,
                uint8_t *buf, unsigned flags)
 {
-    struct tl_done d = { 0, 0 };
-    node_submit(n, op, offset, len, buf, flags, tl_done_cb, &d);
+    struct tl_count d = { 0, 0 };
+    node_submit(n, op, offset, len, buf, flags, tl_count_cb, &d);
     return tl_wait(q, &d);
 }
 
 int tl_disk_write(struct evq *q, struct disk_handle *h, uint64_t offset, const uint8_t *buf,
                   uint64_t len, unsigned flags)
 {
-    struct tl_done d = { 0, 0 };
+    struct tl_count d = { 0, 0 };
     struct env_storage st = disk_storage(h);
-    st.ops->write(st.dev, offset, buf, len, flags, tl_done_cb, &d);
+    st.ops->write(st.dev, offset, buf, len, flags, tl_count_cb, &d);
     return tl_wait(q, &d);
 }
 
 int tl_disk_read(struct evq *q, struct disk_handle *h, uint64_t offset, uint8_t *buf,
                  uint64_t len)
 {
-    struct tl_done d = { 0, 0 };
+    struct tl_count d = { 0, 0 };
     struct env_storage st = disk_storage(h);
-    st.ops->read(st.dev, offset, buf, len, tl_done_cb, &d);
+    st.ops->read(st.dev, offset, buf, len, tl_count_cb, &d);
     return tl_wait(q, &d);
 }
 
 int tl_disk_flush(struct evq *q, struct disk_handle *h)
 {
-    struct tl_done d = { 0, 0 };
+    struct tl_count d = { 0, 0 };
     struct env_storage st = disk_storage(h);
-    st.ops->flush(st.dev, tl_done_cb, &d);
+    st.ops->flush(st.dev, tl_count_cb, &d);
     return tl_wait(q, &d);
 }
 

@@ -26,6 +26,14 @@ struct tl_env {
 void tl_env_init(struct tl_env *env);
 void tl_env_fini(struct tl_env *env);
 
+/* Completion counter: tl_count_cb records each call and its result. */
+struct tl_count {
+    int calls;
+    int ret;
+};
+
+void tl_count_cb(void *opaque, int ret);
+
 /* Run events until the queue is empty (bounded). Returns events run. */
 uint64_t tl_run(struct evq *q);
 

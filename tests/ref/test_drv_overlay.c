@@ -72,18 +72,6 @@ static int io(struct ovl_fixture *f, enum node_op op, uint64_t off, uint64_t len
     return tl_node_io(&f->env.q, f->ovl, op, off, len, b, flags);
 }
 
-struct cb_state {
-    int calls;
-    int ret;
-};
-
-static void cb_count(void *opaque, int ret)
-{
-    struct cb_state *c = opaque;
-    c->calls++;
-    c->ret = ret;
-}
-
 START_TEST(test_backing_read_and_copy_up)
 {
     struct ovl_fixture f;
@@ -174,8 +162,8 @@ START_TEST(test_make_empty_and_commit)
     ck_assert_int_eq(io(&f, NODE_OP_READ, 0, SIZE, r, 0), 0);
     uint8_t view[SIZE];
     memcpy(view, r, SIZE);
-    struct cb_state c = { 0, 1 };
-    overlay_commit(f.ovl, cb_count, &c);
+    struct tl_count c = { 0, 1 };
+    overlay_commit(f.ovl, tl_count_cb, &c);
     tl_run(&f.env.q);
     ck_assert_int_eq(c.calls, 1);
     ck_assert_int_eq(c.ret, 0);
@@ -188,7 +176,7 @@ START_TEST(test_make_empty_and_commit)
     /* Now diverge, then make-empty: the view falls back to the backing. */
     ck_assert_int_eq(io(&f, NODE_OP_WRITE, 0, 512, w, 0), 0);
     c.calls = 0;
-    overlay_make_empty(f.ovl, cb_count, &c);
+    overlay_make_empty(f.ovl, tl_count_cb, &c);
     tl_run(&f.env.q);
     ck_assert_int_eq(c.calls, 1);
     ck_assert_int_eq(io(&f, NODE_OP_READ, 0, SIZE, r, 0), 0);

@@ -58,33 +58,28 @@ static void hold_release(struct node *n, uint64_t offset, int ret)
     ck_abort_msg("no held request at %llu", (unsigned long long)offset);
 }
 
-struct counter {
-    int calls;
-    int ret;
-};
-
-static void count_cb(void *opaque, int ret)
+/* A graph holding one "hold" node. */
+static struct node *hold_graph(struct tl_env *env, struct graph *g)
 {
-    struct counter *c = opaque;
-    c->calls++;
-    c->ret = ret;
+    tl_env_init(env);
+    graph_init(g, evq_timer(&env->q), 0);
+    struct node *n;
+    ck_assert_int_eq(node_new(g, &drv_hold, "hold", NULL, NULL, &n), 0);
+    return n;
 }
 
 START_TEST(test_serialising_overlaps_wait)
 {
     struct tl_env env;
-    tl_env_init(&env);
     struct graph g;
-    graph_init(&g, evq_timer(&env.q), 0);
-    struct node *n;
-    ck_assert_int_eq(node_new(&g, &drv_hold, "hold", NULL, NULL, &n), 0);
+    struct node *n = hold_graph(&env, &g);
     struct hold_state *s = n->state;
     uint8_t buf[512];
-    struct counter c[4] = { { 0, 0 } };
-    node_write(n, 0, 512, buf, 0, count_cb, &c[0]);     /* serialising 0..4K */
-    node_write(n, 512, 512, buf, 0, count_cb, &c[1]);   /* same 4K: waits */
-    node_read(n, 1024, 512, buf, count_cb, &c[2]);      /* overlaps: waits */
-    node_read(n, 8192, 512, buf, count_cb, &c[3]);      /* elsewhere: runs */
+    struct tl_count c[4] = { { 0, 0 } };
+    node_write(n, 0, 512, buf, 0, tl_count_cb, &c[0]);     /* serialising 0..4K */
+    node_write(n, 512, 512, buf, 0, tl_count_cb, &c[1]);   /* same 4K: waits */
+    node_read(n, 1024, 512, buf, tl_count_cb, &c[2]);      /* overlaps: waits */
+    node_read(n, 8192, 512, buf, tl_count_cb, &c[3]);      /* elsewhere: runs */
     ck_assert_uint_eq(s->dispatched, 2);
     ck_assert_uint_eq(s->order[1], 16);
     ck_assert_uint_eq(n->inflight, 4);
@@ -120,18 +115,15 @@ static void idle_cb(void *opaque)
 START_TEST(test_dead_graph_fails_requests)
 {
     struct tl_env env;
-    tl_env_init(&env);
     struct graph g;
-    graph_init(&g, evq_timer(&env.q), 0);
-    struct node *n;
-    ck_assert_int_eq(node_new(&g, &drv_hold, "hold", NULL, NULL, &n), 0);
+    struct node *n = hold_graph(&env, &g);
     uint8_t buf[512];
-    struct counter held = { 0, 0 };
-    node_read(n, 0, 512, buf, count_cb, &held);
+    struct tl_count held = { 0, 0 };
+    node_read(n, 0, 512, buf, tl_count_cb, &held);
     int idle = 0;
     graph_kill(&g, idle_cb, &idle);
-    struct counter late = { 0, 0 };
-    node_read(n, 4096, 512, buf, count_cb, &late);
+    struct tl_count late = { 0, 0 };
+    node_read(n, 4096, 512, buf, tl_count_cb, &late);
     tl_run(&env.q);
     ck_assert_int_eq(late.ret, BS_ECRASHED);
     ck_assert_int_eq(idle, 0); /* one request still held */
