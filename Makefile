@@ -6,7 +6,8 @@
 #   make valgrind   unit tests and a replay under valgrind memcheck
 #   make coverage   lcov HTML report of what the tests reach (build/cov/html)
 #   make bench      replay throughput and memory figures (release build)
-#   make fuzz-smoke libFuzzer targets (none yet: they arrive with the fuzz work)
+#   make fuzz-smoke each libFuzzer target briefly (FUZZ_SECONDS), the canary must crash
+#   make fuzz       longer campaigns (600 s a target)
 #   make tidy       style lint (scripts/tidy.sh); make format: clang-format
 #
 # CONFIG picks the build configuration; each has its own output directory
@@ -56,13 +57,20 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
+# Fuzz targets: fuzz/fuzz_<name>.c. CONFIG=fuzz links them with libFuzzer;
+# every other configuration links them with fuzz/standalone.c, a replayer.
+FUZZ_TARGETS := trace import canary
+FUZZ_SECONDS ?= 10
+FUZZ_BINS := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+FUZZ_STANDALONE := $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%_standalone)
+
 BIN := $(BUILD)/blocksim
 TESTS := $(BUILD)/check_all
 BENCH := $(BUILD)/bench_replay
 LIBA := $(BUILD)/libblocksim.a
 
 .PHONY: all run check test unit cli-tests golden valgrind coverage bench fuzz-smoke \
-        tidy format clean bootstrap props-quick
+        fuzz fuzz-replay tidy format clean bootstrap props-quick
 
 all: $(BIN) $(TESTS)
 
@@ -88,6 +96,13 @@ $(TESTS): $(TEST_OBJS) $(LIBA)
 $(BENCH): $(BUILD)/tests/bench_replay.o $(LIBA)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(FUZZ_STANDALONE): $(BUILD)/fuzz_%_standalone: $(BUILD)/fuzz/fuzz_%.o \
+                                               $(BUILD)/fuzz/standalone.o $(LIBA)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(FUZZ_BINS): build/fuzz/fuzz_%: build/fuzz/fuzz/fuzz_%.o build/fuzz/libblocksim.a
+	clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
 # ---- user-facing targets ----
 
 DEFAULT_TRACE := traces/native/default.trace
@@ -99,8 +114,9 @@ run: bootstrap
 # The unit tests in the debug build and again under ASan+UBSan, then the
 # golden traces and the command-line tests against the debug binary.
 check: bootstrap
-	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests
-	@$(MAKE) --no-print-directory CONFIG=asan unit
+	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay
+	@$(MAKE) --no-print-directory CONFIG=asan unit fuzz-replay
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 test: check
 
@@ -109,6 +125,11 @@ unit: $(TESTS)
 
 cli-tests: $(BIN)
 	bash tests/cli_test.sh $(BIN)
+
+# Every fuzz target's corpus (and the bundled traces) through the replayer.
+fuzz-replay: $(FUZZ_STANDALONE)
+	$(BUILD)/fuzz_trace_standalone fuzz/corpus/trace traces/native
+	$(BUILD)/fuzz_import_standalone fuzz/corpus/import traces/fio
 
 props-quick: check
 
@@ -134,8 +155,28 @@ bench: bootstrap
 	@$(MAKE) --no-print-directory CONFIG=release build/release/bench_replay
 	build/release/bench_replay
 
-fuzz-smoke:
-	@echo "fuzz-smoke: no fuzz targets yet (they arrive with the property/fuzz work)"
+# Each target fuzzes for FUZZ_SECONDS from its corpus (new inputs go to a
+# scratch directory, never into fuzz/corpus); the canary must be caught.
+fuzz-smoke: bootstrap
+	@$(MAKE) --no-print-directory CONFIG=fuzz $(FUZZ_BINS)
+	@for t in $(filter-out canary,$(FUZZ_TARGETS)); do \
+	    rm -rf build/fuzz/scratch-$$t && mkdir -p build/fuzz/scratch-$$t && \
+	    echo "fuzz-smoke: $$t for $(FUZZ_SECONDS)s" && \
+	    build/fuzz/fuzz_$$t -dict=fuzz/dict/$$t.dict -max_len=4096 \
+	        -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=build/fuzz/crash-$$t- \
+	        build/fuzz/scratch-$$t fuzz/corpus/$$t 2>build/fuzz/log-$$t.txt \
+	        || { tail -40 build/fuzz/log-$$t.txt; exit 1; }; \
+	    grep -E "^#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec" \
+	        build/fuzz/log-$$t.txt; \
+	done
+	@if build/fuzz/fuzz_canary -max_total_time=60 -artifact_prefix=build/fuzz/canary- \
+	        fuzz/corpus/canary >build/fuzz/log-canary.txt 2>&1; then \
+	    echo "fuzz-smoke: the canary target was NOT caught"; exit 1; \
+	else echo "fuzz-smoke: canary caught, the harness detects failures"; fi
+
+fuzz: bootstrap
+	@$(MAKE) --no-print-directory FUZZ_SECONDS=600 fuzz-smoke
 
 tidy:
 	bash scripts/tidy.sh
@@ -146,4 +187,4 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(wildcard $(BUILD)/fuzz/*.d)
