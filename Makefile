@@ -48,9 +48,9 @@ CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS := $(filter -fsanitize=% --coverage,$(OPT))
 LDLIBS := $(PKG_LDLIBS) -lm
 
-LIB_SRCS := $(sort $(wildcard ref/*.c sim/*.c))
+LIB_SRCS := $(sort $(wildcard ref/*.c sim/*.c props/*.c))
 CLI_SRCS := $(sort $(wildcard cli/*.c))
-TEST_SRCS := $(sort $(wildcard tests/*.c tests/ref/*.c tests/sim/*.c))
+TEST_SRCS := $(sort $(wildcard tests/*.c tests/ref/*.c tests/sim/*.c tests/props/*.c))
 TEST_SRCS := $(filter-out tests/bench_replay.c,$(TEST_SRCS))
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)

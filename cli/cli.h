@@ -15,8 +15,17 @@
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
+#include <stdio.h>
+
 int cmd_replay(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_shrink(int argc, char **argv);
+
+/* Planted bugs by name: adds its bits, or prints the error and returns
+ * CLI_USAGE. */
+int cli_mutant_parse(const char *cmd, const char *name, unsigned *node, unsigned *disk);
+void cli_mutants_usage(FILE *out);
 
 /* Print "blocksim CMD: MSG" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -21,26 +21,6 @@
 
 #define TRACE_FILE_MAX (1ull << 30)
 
-struct mutant {
-    const char *name;
-    unsigned node;
-    unsigned disk;
-    const char *what;
-};
-
-static const struct mutant mutants[] = {
-    { "overlay-no-copyup", NODE_MUTANT_OVERLAY_NO_COPYUP, 0,
-      "overlay: a partial write skips copying the rest of the cluster up" },
-    { "overlay-no-serialise", NODE_MUTANT_OVERLAY_NO_SERIALISE, 0,
-      "overlay: copy-up does not serialise against overlapping writes" },
-    { "file-drop-fua", NODE_MUTANT_FILE_DROP_FUA, 0,
-      "file driver: the FUA flag is not passed down" },
-    { "disk-fua-volatile", 0, DISK_MUTANT_FUA_VOLATILE,
-      "disk: acknowledges FUA writes but keeps them in its volatile cache" },
-    { "disk-flush-noop", 0, DISK_MUTANT_FLUSH_NOOP,
-      "disk: flush succeeds without making anything durable" },
-};
-
 struct replay_args {
     const char *path;
     const char *format; /* "auto", "native", "fio" */
@@ -69,9 +49,7 @@ static void replay_usage(FILE *out)
             "  --quiet         print no report; the exit status tells\n"
             "  --no-wall       leave wall-clock figures out (byte-identical reruns)\n"
             "  --mutant NAME   plant a known bug (repeatable), to see a checker catch it:\n");
-    for (size_t i = 0; i < ARRAY_LEN(mutants); i++) {
-        fprintf(out, "                    %-21s %s\n", mutants[i].name, mutants[i].what);
-    }
+    cli_mutants_usage(out);
     fprintf(out, "\nExit status: 0 pass, 1 a property or an 'expect' record failed, "
             "2 usage or input error.\n");
 }
@@ -89,18 +67,12 @@ static int opt_u64(const char *opt, const char *val, uint64_t *out, bool size)
 
 static int opt_mutant(struct replay_args *a, const char *name)
 {
-    for (size_t i = 0; i < ARRAY_LEN(mutants); i++) {
-        if (strcmp(name, mutants[i].name) == 0) {
-            a->o.node_mutants |= mutants[i].node;
-            a->o.disk_mutants |= mutants[i].disk;
-            size_t at = strlen(a->mutant_names);
-            snprintf(a->mutant_names + at, sizeof(a->mutant_names) - at, " --mutant %s",
-                     name);
-            return 0;
-        }
+    if (cli_mutant_parse("replay", name, &a->o.node_mutants, &a->o.disk_mutants) != 0) {
+        return CLI_USAGE;
     }
-    cli_error("replay", "--mutant: unknown mutant '%s' (see --help)", name);
-    return CLI_USAGE;
+    size_t at = strlen(a->mutant_names);
+    snprintf(a->mutant_names + at, sizeof(a->mutant_names) - at, " --mutant %s", name);
+    return 0;
 }
 
 enum { OPT_FORMAT = 256, OPT_SEED, OPT_FAULTS, OPT_SIZE, OPT_QD, OPT_JSON, OPT_QUIET,

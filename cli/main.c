@@ -18,6 +18,8 @@ struct command {
 static const struct command commands[] = {
     { "replay", cmd_replay, "replay a trace through the simulated stack and judge it" },
     { "convert", cmd_convert, "convert a trace (fio iolog or native) to native form" },
+    { "check", cmd_check, "run property suites over generated scenarios, shrink failures" },
+    { "shrink", cmd_shrink, "shrink a failing trace to a smaller one that still fails" },
 };
 
 void cli_error(const char *cmd, const char *fmt, ...)

@@ -4,6 +4,8 @@
  */
 #include "drv_file.h"
 
+#include <string.h>
+
 struct file_state {
     struct env_storage st;
 };
@@ -43,9 +45,32 @@ static unsigned file_flags(const struct node *n, const struct req *req)
     return (req->flags & NODE_REQ_FUA) ? ENV_IO_FUA : 0;
 }
 
+/* The early-ack mutant's own copy of the data, alive until the disk is done. */
+struct early_write {
+    uint64_t len;
+    uint8_t data[];
+};
+
+static void file_early_done(void *opaque, int ret)
+{
+    struct early_write *ew = opaque;
+    (void)ret; /* planted bug: nobody waits for this write, its error is lost */
+    mem_free(ew, sizeof(*ew) + ew->len);
+}
+
 static void file_write(struct node *n, struct req *req)
 {
     struct env_storage *st = &file_state(n)->st;
+    if (node_mutant(n, NODE_MUTANT_FILE_EARLY_ACK)) {
+        /* The data must outlive the write the guest thinks is done. */
+        struct early_write *ew = mem_alloc(sizeof(*ew) + req->len);
+        ew->len = req->len;
+        memcpy(ew->data, req->buf, req->len);
+        st->ops->write(st->dev, req->offset, ew->data, req->len, file_flags(n, req),
+                       file_early_done, ew);
+        req_complete(req, 0);
+        return;
+    }
     st->ops->write(st->dev, req->offset, req->buf, req->len, file_flags(n, req),
                    file_io_done, req);
 }

@@ -107,6 +107,9 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
     json_object_set_new(o, "sectors_checked", json_integer((json_int_t)r->sectors_checked));
     json_object_set_new(o, "explained_by_faults", json_integer((json_int_t)r->explained));
     json_object_set_new(o, "faults_fired", faults_json(r));
+    if (r->ended_early) {
+        json_object_set_new(o, "ended_early", json_string(r->note));
+    }
     json_object_set_new(o, "sim_time_ns", json_integer((json_int_t)r->sim_ns));
     json_object_set_new(o, "events", json_integer((json_int_t)r->events));
     if (r->verdict == WORLD_FAIL) {
@@ -144,6 +147,9 @@ void report_text(const struct world_result *r, const struct report_info *info, F
     }
     if (r->verdict == WORLD_FAIL) {
         text_violation(&r->first, out);
+    }
+    if (r->ended_early) {
+        fprintf(out, "  ended early %s\n", r->note);
     }
     fprintf(out, "  seed        %" PRIu64 "   digest %016" PRIx64 "   content %016" PRIx64
             "\n", r->seed, r->digest, r->content_hash);

@@ -68,6 +68,9 @@ struct world_result {
     unsigned n_disks;
     struct disk_crash_report last_crash;
     struct violation first;      /* when verdict is WORLD_FAIL */
+    bool ended_early;            /* an operator action failed under injected
+                                  * faults: the rest of the trace did not run */
+    char note[200];
 };
 
 /* Run @t. Returns 0 with @r filled, or a negative errno with @e filled when

@@ -1,0 +1,52 @@
+/*
+ * mutants: the planted bugs the CLI can switch on (--mutant NAME), shared by
+ * replay and check, so a user can watch each checker catch its bug.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../ref/node.h"
+#include "../sim/disk.h"
+#include "cli.h"
+
+struct mutant {
+    const char *name;
+    unsigned node;
+    unsigned disk;
+    const char *what;
+};
+
+static const struct mutant mutants[] = {
+    { "overlay-no-copyup", NODE_MUTANT_OVERLAY_NO_COPYUP, 0,
+      "overlay: a partial write skips copying the rest of the cluster up" },
+    { "overlay-no-serialise", NODE_MUTANT_OVERLAY_NO_SERIALISE, 0,
+      "overlay: copy-up does not serialise against overlapping writes" },
+    { "file-drop-fua", NODE_MUTANT_FILE_DROP_FUA, 0,
+      "file driver: the FUA flag is not passed down" },
+    { "file-early-ack", NODE_MUTANT_FILE_EARLY_ACK, 0,
+      "file driver: acknowledges a write before the disk has it" },
+    { "disk-fua-volatile", 0, DISK_MUTANT_FUA_VOLATILE,
+      "disk: acknowledges FUA writes but keeps them in its volatile cache" },
+    { "disk-flush-noop", 0, DISK_MUTANT_FLUSH_NOOP,
+      "disk: flush succeeds without making anything durable" },
+};
+
+void cli_mutants_usage(FILE *out)
+{
+    for (size_t i = 0; i < ARRAY_LEN(mutants); i++) {
+        fprintf(out, "                    %-21s %s\n", mutants[i].name, mutants[i].what);
+    }
+}
+
+int cli_mutant_parse(const char *cmd, const char *name, unsigned *node, unsigned *disk)
+{
+    for (size_t i = 0; i < ARRAY_LEN(mutants); i++) {
+        if (strcmp(name, mutants[i].name) == 0) {
+            *node |= mutants[i].node;
+            *disk |= mutants[i].disk;
+            return 0;
+        }
+    }
+    cli_error(cmd, "--mutant: unknown mutant '%s' (see --help)", name);
+    return CLI_USAGE;
+}

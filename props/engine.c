@@ -1,0 +1,385 @@
+/*
+ * engine: see engine.h.
+ *
+ * Method: trial i records a choice sequence from the stream
+ * ("trial", seed, i), skips it if its bytes were seen before, and runs the
+ * property on the decoded scenario, in process or in a forked child with a
+ * timeout (the bytes are written to OUT/current.bin first, so even a crash
+ * of the engine leaves a reproducer). The first failure is shrunk: passes
+ * delete the operation spans the decoder recorded, delete byte chunks of
+ * 8, 4, 2 and 1, zero bytes and lower bytes by halving, until a round finds
+ * nothing or the budget ends; a pass that found nothing twice in a row sits
+ * out a round. The result is written as OUT/<property>-<seed>.trace.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "../ref/base.h"
+#include "../sim/u64map.h"
+#include "registry.h"
+
+#define ENGINE_MAX_BYTES 65536
+
+void engine_opts_default(struct engine_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->seed = 1;
+    o->trials = 1000;
+    o->timeout_s = 30;
+    o->shrink_steps = 5000;
+    o->shrink_seconds = 60;
+}
+
+static double wall_now(void)
+{
+    /* Budgets only: wall time decides how many trials run, never what a
+     * trial does. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool trial_in_process(const struct prop *p, const struct engine_opts *o,
+                             const uint8_t *bytes, size_t len, char *msg, size_t size)
+{
+    struct choices c;
+    choices_init_bytes(&c, bytes, len);
+    struct trace t;
+    gen_scenario(&c, &p->gen, &t);
+    int fail = p->check(p, &t, o->node_mutants, o->disk_mutants, msg, size);
+    trace_fini(&t);
+    choices_fini(&c);
+    return fail != 0;
+}
+
+/* Fork mode: the child reports through a pipe; a signal or a timeout is a
+ * failure with its own message. */
+static bool trial_forked(const struct prop *p, const struct engine_opts *o,
+                         const uint8_t *bytes, size_t len, char *msg, size_t size)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(msg, size, "pipe: %s", strerror(errno));
+        return true;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        alarm(o->timeout_s ? o->timeout_s : 30);
+        char child_msg[320] = "";
+        bool fail = trial_in_process(p, o, bytes, len, child_msg, sizeof(child_msg));
+        ssize_t n = write(fds[1], child_msg, strlen(child_msg));
+        (void)n; /* the exit status carries the verdict */
+        _exit(fail ? 1 : 0);
+    }
+    close(fds[1]);
+    ssize_t got = pid > 0 ? read(fds[0], msg, size - 1) : -1;
+    msg[got > 0 ? got : 0] = '\0';
+    close(fds[0]);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+        snprintf(msg, size, "fork failed: %s", strerror(errno));
+        return true;
+    }
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        if (sig == SIGALRM) {
+            snprintf(msg, size, "trial hung (over %u s)", o->timeout_s);
+        } else {
+            snprintf(msg, size, "trial crashed: signal %d (%s)", sig, strsignal(sig));
+        }
+        return true;
+    }
+    return WEXITSTATUS(status) != 0;
+}
+
+bool engine_trial_fails(const struct prop *p, const struct engine_opts *o,
+                        const uint8_t *bytes, size_t len, char *msg, size_t size)
+{
+    msg[0] = '\0';
+    return o->fork ? trial_forked(p, o, bytes, len, msg, size)
+                   : trial_in_process(p, o, bytes, len, msg, size);
+}
+
+/* ---- shrinking ---- */
+
+struct shrinker {
+    const struct prop *p;
+    const struct engine_opts *o;
+    struct engine_result *r;
+    uint8_t *best;
+    size_t len;
+    double deadline;
+};
+
+static bool shortlex_less(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    if (alen != blen) {
+        return alen < blen;
+    }
+    return memcmp(a, b, alen) < 0;
+}
+
+static bool budget_left(struct shrinker *s)
+{
+    if (s->r->shrink_steps >= s->o->shrink_steps || wall_now() > s->deadline) {
+        s->r->shrink_stopped_early = true;
+        return false;
+    }
+    return true;
+}
+
+/* Try @cand; keep it if it still fails and is smaller. */
+static bool shrink_try(struct shrinker *s, const uint8_t *cand, size_t len)
+{
+    if (!shortlex_less(cand, len, s->best, s->len) || !budget_left(s)) {
+        return false;
+    }
+    s->r->shrink_steps++;
+    char msg[320];
+    if (!engine_trial_fails(s->p, s->o, cand, len, msg, sizeof(msg))) {
+        return false;
+    }
+    memcpy(s->best, cand, len);
+    s->len = len;
+    snprintf(s->r->message, sizeof(s->r->message), "%s", msg);
+    return true;
+}
+
+static bool try_delete(struct shrinker *s, size_t start, size_t end, uint8_t *scratch)
+{
+    if (end > s->len || start >= end) {
+        return false;
+    }
+    memcpy(scratch, s->best, start);
+    memcpy(scratch + start, s->best + end, s->len - end);
+    return shrink_try(s, scratch, s->len - (end - start));
+}
+
+static bool pass_spans(struct shrinker *s, uint8_t *scratch)
+{
+    struct choices c;
+    choices_init_bytes(&c, s->best, s->len);
+    struct trace t;
+    gen_scenario(&c, &s->p->gen, &t);
+    trace_fini(&t);
+    bool any = false;
+    for (size_t i = c.n_spans; i > 0 && budget_left(s); i--) {
+        any |= try_delete(s, c.spans[i - 1].start, c.spans[i - 1].end, scratch);
+    }
+    choices_fini(&c);
+    return any;
+}
+
+static bool pass_chunks(struct shrinker *s, uint8_t *scratch)
+{
+    bool any = false;
+    for (size_t k = 8; k > 0; k /= 2) {
+        for (size_t at = s->len; at >= k && budget_left(s); at--) {
+            any |= try_delete(s, at - k, at, scratch);
+        }
+    }
+    return any;
+}
+
+static bool pass_lower(struct shrinker *s, uint8_t *scratch)
+{
+    bool any = false;
+    for (size_t i = 0; i < s->len && budget_left(s); i++) {
+        /* Zero first, then halve toward zero while it still fails. */
+        for (unsigned tries = 0; s->best[i] != 0 && tries < 8; tries++) {
+            memcpy(scratch, s->best, s->len);
+            scratch[i] = tries == 0 ? 0 : (uint8_t)(s->best[i] / 2);
+            if (!shrink_try(s, scratch, s->len)) {
+                if (tries > 0) {
+                    break;
+                }
+                continue;
+            }
+            any = true;
+        }
+    }
+    return any;
+}
+
+typedef bool shrink_pass(struct shrinker *s, uint8_t *scratch);
+
+void engine_shrink(const struct prop *p, const struct engine_opts *o, uint8_t *bytes,
+                   size_t *len, struct engine_result *r)
+{
+    static shrink_pass *const passes[] = { pass_spans, pass_chunks, pass_lower };
+    unsigned idle[3] = { 0, 0, 0 };
+    struct shrinker s = { p, o, r, bytes, *len, wall_now() + o->shrink_seconds };
+    uint8_t *scratch = mem_alloc(ENGINE_MAX_BYTES);
+    for (unsigned round = 0; round < 1000 && budget_left(&s); round++) {
+        bool progress = false;
+        for (unsigned i = 0; i < ARRAY_LEN(passes); i++) {
+            if (idle[i] >= 2) {
+                idle[i] = 0; /* sat out this round */
+                continue;
+            }
+            bool found = passes[i](&s, scratch);
+            idle[i] = found ? 0 : idle[i] + 1;
+            progress |= found;
+        }
+        if (!progress) {
+            break; /* a fixed point */
+        }
+    }
+    mem_free(scratch, ENGINE_MAX_BYTES);
+    *len = s.len;
+}
+
+/* ---- trials and repro files ---- */
+
+static size_t bytes_ops(const struct prop *p, const uint8_t *bytes, size_t len)
+{
+    struct choices c;
+    choices_init_bytes(&c, bytes, len);
+    struct trace t;
+    gen_scenario(&c, &p->gen, &t);
+    size_t n = gen_trace_ops(&t);
+    trace_fini(&t);
+    choices_fini(&c);
+    return n;
+}
+
+static int write_file(const char *path, const uint8_t *data, size_t len)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        return -errno;
+    }
+    size_t n = fwrite(data, 1, len, f);
+    int ret = fclose(f);
+    return n == len && ret == 0 ? 0 : -EIO;
+}
+
+/* OUT/<property>-<seed>.trace: a header comment, then the scenario. */
+static int write_repro(const struct prop *p, const struct engine_opts *o,
+                       const uint8_t *bytes, size_t len, struct engine_result *r)
+{
+    snprintf(r->repro_path, sizeof(r->repro_path), "%s/%s-%" PRIu64 ".trace", o->out_dir,
+             p->name, o->seed);
+    FILE *f = fopen(r->repro_path, "w");
+    if (!f) {
+        int ret = -errno;
+        snprintf(r->message, sizeof(r->message), "%.200s: cannot create: %s", r->repro_path,
+                 strerror(errno));
+        return ret;
+    }
+    struct choices c;
+    choices_init_bytes(&c, bytes, len);
+    struct trace t;
+    gen_scenario(&c, &p->gen, &t);
+    /* The comment goes after the header line, which must stay first. */
+    struct trace_rec *head = &t.recs[0];
+    char comment[512];
+    snprintf(comment, sizeof(comment), "# property %s failed: seed %" PRIu64 ", trial %"
+             PRIu64 ", shrunk from %zu to %zu operations", p->name, o->seed, r->fail_trial,
+             r->ops_before, r->ops_after);
+    fprintf(f, "blocksim-trace v%" PRIu64 "\n%s\n# %s\n", head->value, comment, r->message);
+    struct trace rest = t;
+    rest.recs = t.recs + 1;
+    rest.n = t.n - 1;
+    trace_print_canonical(&rest, f);
+    trace_fini(&t);
+    choices_fini(&c);
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
+static bool trial_seen(struct u64map *seen, const uint8_t *bytes, size_t len)
+{
+    bool created;
+    u64map_put(seen, XXH3_64bits(bytes, len) & (U64MAP_EMPTY - 1), &created);
+    return !created;
+}
+
+static void progress_line(const struct prop *p, const struct engine_result *r, double start)
+{
+    double secs = wall_now() - start;
+    fprintf(stderr, "\r%s: %" PRIu64 " trials, %" PRIu64 " passed, %" PRIu64 " duplicate, "
+            "%.0f trials/s   ", p->name, r->trials, r->passed, r->dups,
+            secs > 0 ? (double)r->trials / secs : 0);
+}
+
+/* Record trial @i's bytes into @c; false when it repeats an earlier one. */
+static bool trial_draw(const struct prop *p, const struct engine_opts *o, uint64_t i,
+                       struct choices *c, struct rng *stream, struct u64map *seen)
+{
+    rng_stream(stream, o->seed, "trial", i, 0);
+    choices_init_record(c, stream);
+    struct trace t;
+    gen_scenario(c, &p->gen, &t);
+    trace_fini(&t);
+    c->len = c->pos < c->len ? c->pos : c->len; /* keep only what was read */
+    return !trial_seen(seen, c->buf, c->len);
+}
+
+static int engine_fail(const struct prop *p, const struct engine_opts *o, struct choices *c,
+                       struct engine_result *r)
+{
+    r->failed = true;
+    size_t len = c->len < ENGINE_MAX_BYTES ? c->len : ENGINE_MAX_BYTES;
+    r->ops_before = bytes_ops(p, c->buf, len);
+    engine_shrink(p, o, c->buf, &len, r);
+    r->ops_after = bytes_ops(p, c->buf, len);
+    return o->out_dir ? write_repro(p, o, c->buf, len, r) : 0;
+}
+
+int engine_run(const struct prop *p, const struct engine_opts *o, struct engine_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    double start = wall_now();
+    struct u64map seen;
+    u64map_init(&seen);
+    unsigned shards = o->shard_count > 1 ? o->shard_count : 1;
+    int ret = 0;
+    for (uint64_t i = o->shard_index; o->trials == 0 || i < o->trials; i += shards) {
+        if (o->seconds > 0 && wall_now() - start > o->seconds) {
+            break;
+        }
+        struct choices c;
+        struct rng stream;
+        if (!trial_draw(p, o, i, &c, &stream, &seen)) {
+            r->dups++;
+            choices_fini(&c);
+            continue;
+        }
+        c.extend = NULL;
+        r->trials++;
+        if (o->out_dir) {
+            char path[512];
+            snprintf(path, sizeof(path), "%s/current.bin", o->out_dir);
+            (void)write_file(path, c.buf, c.len); /* best effort: a crash trail */
+        }
+        if (engine_trial_fails(p, o, c.buf, c.len, r->message, sizeof(r->message))) {
+            r->fail_trial = i;
+            ret = engine_fail(p, o, &c, r);
+            choices_fini(&c);
+            break;
+        }
+        r->passed++;
+        choices_fini(&c);
+        if (o->progress && r->trials % 64 == 0) {
+            progress_line(p, r, start);
+        }
+    }
+    if (o->progress) {
+        progress_line(p, r, start);
+        fputc('\n', stderr);
+    }
+    u64map_fini(&seen);
+    r->seconds = wall_now() - start;
+    return ret;
+}

@@ -1,0 +1,73 @@
+/*
+ * engine: runs a property over many generated trials, shrinks a failure to
+ *   a small scenario and writes it as a native trace that replays it.
+ *
+ * Role: blocksim's own property engine (theft is not packaged for Debian).
+ * Model: theft/Hypothesis: a trial is a choice sequence drawn from a seeded
+ *   stream; shrinking edits the bytes (delete spans and chunks, zero and
+ *   lower bytes) and keeps an edit when the property still fails and the
+ *   bytes got shortlex-smaller; trials with the same bytes are run once.
+ * Invariants: trial i of seed S always decodes the same bytes; a shard I/N
+ *   runs exactly the trials with i % N == I; shrinking never accepts a
+ *   candidate that passes.
+ * Ownership: the caller owns the options; results are plain values.
+ * Async contract: none; a trial may run in a forked child (fork mode), so a
+ *   crash, an assertion or a hang is a failure like any other.
+ * Depends on: gen, registry, sim/world.
+ */
+#ifndef BLOCKSIM_ENGINE_H
+#define BLOCKSIM_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gen.h"
+
+struct prop;
+
+struct engine_opts {
+    uint64_t seed;
+    uint64_t trials;        /* 0: until the time budget ends */
+    double seconds;         /* 0: no time budget */
+    unsigned shard_index;
+    unsigned shard_count;   /* 0 or 1: no sharding */
+    unsigned node_mutants;  /* planted bugs, to prove a property can fail */
+    unsigned disk_mutants;
+    bool fork;              /* run each trial in a child with a timeout */
+    unsigned timeout_s;     /* fork mode: a trial longer than this hangs */
+    uint64_t shrink_steps;  /* candidate runs the shrinker may spend */
+    double shrink_seconds;
+    const char *out_dir;    /* where repro traces go; NULL: nowhere */
+    bool progress;          /* print progress to stderr (a terminal) */
+};
+
+struct engine_result {
+    uint64_t trials;
+    uint64_t passed;
+    uint64_t dups;
+    bool failed;
+    uint64_t fail_trial;
+    char message[320];
+    size_t ops_before;     /* operations in the first failing scenario */
+    size_t ops_after;      /* after shrinking */
+    uint64_t shrink_steps;
+    bool shrink_stopped_early;
+    char repro_path[512];
+    double seconds;
+};
+
+void engine_opts_default(struct engine_opts *o);
+
+/* Run @p. Returns 0 (the result says pass or fail) or a negative errno if
+ * the repro file could not be written (message in r->message). */
+int engine_run(const struct prop *p, const struct engine_opts *o, struct engine_result *r);
+
+/* Does @p fail on the scenario decoded from @bytes? Fills @msg when it does. */
+bool engine_trial_fails(const struct prop *p, const struct engine_opts *o,
+                        const uint8_t *bytes, size_t len, char *msg, size_t size);
+
+/* Shrink failing @bytes in place (*len shrinks too). */
+void engine_shrink(const struct prop *p, const struct engine_opts *o, uint8_t *bytes,
+                   size_t *len, struct engine_result *r);
+
+#endif

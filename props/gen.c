@@ -1,0 +1,290 @@
+/*
+ * gen: see gen.h.
+ *
+ * Method: choice_range reads ceil(log256(span)) bytes big-endian and folds
+ * them into the range with a modulo: lower bytes mean smaller values, so the
+ * shrinker's "zero or lower a byte" moves toward simpler scenarios. The
+ * scenario decoder is model-based: it tracks whether the host is up and
+ * which ranges were written, so it only emits records that are valid where
+ * they stand, and it ends with a flush and a read of every written range, so
+ * a wrong value anywhere is observed.
+ */
+#include "gen.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../ref/base.h"
+#include "../sim/disk.h"
+
+void choices_init_bytes(struct choices *c, const uint8_t *data, size_t len)
+{
+    memset(c, 0, sizeof(*c));
+    c->cap = len ? len : 1;
+    c->buf = mem_alloc(c->cap);
+    memcpy(c->buf, data, len);
+    c->len = len;
+}
+
+void choices_init_record(struct choices *c, struct rng *r)
+{
+    memset(c, 0, sizeof(*c));
+    c->cap = 256;
+    c->buf = mem_alloc(c->cap);
+    c->extend = r;
+}
+
+void choices_fini(struct choices *c)
+{
+    mem_free(c->buf, c->cap);
+    memset(c, 0, sizeof(*c));
+}
+
+static uint8_t choice_byte(struct choices *c)
+{
+    if (c->pos < c->len) {
+        return c->buf[c->pos++];
+    }
+    if (!c->extend) {
+        c->pos++;
+        return 0;
+    }
+    if (c->len == c->cap) {
+        c->buf = mem_realloc(c->buf, c->cap, 2 * c->cap);
+        c->cap *= 2;
+    }
+    c->buf[c->len++] = (uint8_t)rng_next(c->extend);
+    return c->buf[c->pos++];
+}
+
+uint64_t choice_range(struct choices *c, uint64_t lo, uint64_t hi)
+{
+    ASSERT(lo <= hi);
+    uint64_t span = hi - lo;
+    if (span == 0) {
+        return lo;
+    }
+    uint64_t x = 0;
+    for (uint64_t s = span; s > 0; s >>= 8) {
+        x = (x << 8) | choice_byte(c);
+    }
+    return span == UINT64_MAX ? x : lo + x % (span + 1);
+}
+
+unsigned choice_weighted(struct choices *c, const unsigned *weights, unsigned n)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        total += weights[i];
+    }
+    ASSERT(total > 0);
+    uint64_t x = choice_range(c, 0, total - 1);
+    for (unsigned i = 0; i < n; i++) {
+        if (x < weights[i]) {
+            return i;
+        }
+        x -= weights[i];
+    }
+    UNREACHABLE();
+}
+
+void choice_span_begin(struct choices *c)
+{
+    c->open_span = c->pos;
+}
+
+void choice_span_end(struct choices *c)
+{
+    if (c->n_spans < GEN_SPANS_MAX && c->pos > c->open_span) {
+        c->spans[c->n_spans].start = c->open_span;
+        c->spans[c->n_spans].end = c->pos;
+        c->n_spans++;
+    }
+}
+
+/* ---- the scenario decoder ---- */
+
+enum gen_op { G_WRITE, G_READ, G_FLUSH, G_ZERO, G_DISCARD, G_CRASH, G_COMMIT, G_EMPTY, G__COUNT };
+
+#define GEN_SIZE (1u << 20)
+#define GEN_HOT_SECTORS 256u
+#define GEN_WRITTEN_MAX 64u
+
+struct gen_state {
+    struct choices *c;
+    const struct gen_opts *o;
+    struct trace *t;
+    bool overlay;
+    unsigned weights[G__COUNT];
+    uint64_t written[GEN_WRITTEN_MAX][2];
+    unsigned n_written;
+};
+
+static struct trace_rec *emit(struct gen_state *g, enum trace_kind kind)
+{
+    return trace_append(g->t, kind);
+}
+
+static void gen_topology(struct gen_state *g)
+{
+    const struct gen_opts *o = g->o;
+    g->overlay = o->overlay && (!o->plain || choice_range(g->c, 0, 1));
+    struct trace_rec *r = emit(g, TRACE_TOPOLOGY);
+    r->cfg = trace_cfg_new();
+    r->cfg->topology = g->overlay ? TRACE_TOPO_OVERLAY : TRACE_TOPO_PLAIN;
+    r->cfg->size = GEN_SIZE;
+    r->cfg->has_size = true;
+    if (g->overlay) {
+        r->cfg->cluster = 4096;
+        r->cfg->has_cluster = true;
+    }
+    static const uint64_t caches[] = { 0, 64u << 10, 1u << 20 };
+    const char *name = g->overlay ? "base" : "d0";
+    for (unsigned d = 0; d < (g->overlay ? 2u : 1u); d++) {
+        struct trace_rec *dr = emit(g, TRACE_DISK);
+        dr->cfg = trace_cfg_new();
+        snprintf(dr->cfg->name, sizeof(dr->cfg->name), "%s", d ? "top" : name);
+        dr->cfg->cache = caches[choice_range(g->c, 0, 2)];
+        dr->cfg->has_cache = true;
+        if (o->torn && choice_range(g->c, 0, 1)) {
+            dr->cfg->atomic = false;
+            dr->cfg->has_atomic = true;
+        }
+    }
+}
+
+/* Swarm: each seed enables a subset of operation kinds with skewed weights. */
+static void gen_swarm(struct gen_state *g)
+{
+    static const unsigned skew[] = { 0, 1, 3, 9 };
+    for (int k = 0; k < G__COUNT; k++) {
+        g->weights[k] = skew[choice_range(g->c, 0, 3)];
+    }
+    g->weights[G_WRITE] += 1; /* writes always possible */
+    g->weights[G_READ] += 1;
+    if (!g->o->crashes) {
+        g->weights[G_CRASH] = 0;
+    }
+    if (!g->overlay) {
+        g->weights[G_COMMIT] = g->weights[G_EMPTY] = 0;
+    }
+}
+
+static void gen_faults(struct gen_state *g)
+{
+    static const enum fault_kind kinds[] = {
+        FAULT_READ_EIO, FAULT_WRITE_EIO, FAULT_FLUSH_EIO, FAULT_ENOSPC,
+        FAULT_LATENT,   FAULT_MISDIRECT, FAULT_READ_CORRUPT,
+    };
+    unsigned n = g->o->faults ? (unsigned)choice_range(g->c, 0, 2) : 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct trace_rec *r = emit(g, TRACE_FAULT);
+        r->cfg = trace_cfg_new();
+        struct fault_rule *f = &r->cfg->fault;
+        f->kind = kinds[choice_range(g->c, 0, ARRAY_LEN(kinds) - 1)];
+        f->range_end = UINT64_MAX;
+        f->before_ns = UINT64_MAX;
+        f->nth = choice_range(g->c, 2, 20);
+        f->times = choice_range(g->c, 1, 4);
+        if (f->kind == FAULT_MISDIRECT) {
+            f->delta = 64u << 10;
+        }
+    }
+}
+
+/* A range in the hot area (most of the time) or anywhere on the disk. */
+static void gen_range(struct gen_state *g, struct trace_rec *r)
+{
+    uint64_t sectors = GEN_SIZE / 512;
+    bool hot = choice_range(g->c, 0, 3) != 0;
+    uint64_t first = choice_range(g->c, 0, (hot ? GEN_HOT_SECTORS : sectors) - 1);
+    uint64_t n = choice_range(g->c, 1, 16);
+    if (first + n > sectors) {
+        n = sectors - first;
+    }
+    r->offset = first * 512;
+    r->len = n * 512;
+}
+
+static void gen_remember(struct gen_state *g, const struct trace_rec *r)
+{
+    if (g->n_written < GEN_WRITTEN_MAX) {
+        g->written[g->n_written][0] = r->offset;
+        g->written[g->n_written][1] = r->len;
+        g->n_written++;
+    }
+}
+
+static const enum trace_kind op_kinds[G__COUNT] = {
+    [G_WRITE] = TRACE_WRITE, [G_READ] = TRACE_READ, [G_FLUSH] = TRACE_FLUSH,
+    [G_ZERO] = TRACE_ZERO, [G_DISCARD] = TRACE_DISCARD, [G_CRASH] = TRACE_CRASH,
+    [G_COMMIT] = TRACE_COMMIT, [G_EMPTY] = TRACE_MAKE_EMPTY,
+};
+
+static void gen_op(struct gen_state *g)
+{
+    enum gen_op op = (enum gen_op)choice_weighted(g->c, g->weights, G__COUNT);
+    struct trace_rec *r = emit(g, op_kinds[op]);
+    switch (op) {
+    case G_WRITE:
+    case G_ZERO:
+        gen_range(g, r);
+        r->fua = choice_range(g->c, 0, 7) == 7; /* zero bytes: no FUA */
+        gen_remember(g, r);
+        break;
+    case G_READ:
+    case G_DISCARD:
+        gen_range(g, r);
+        break;
+    case G_CRASH:
+        r->has_mode = true;
+        r->mode = (enum disk_crash_mode)choice_range(g->c, 0, DISK_CRASH__COUNT - 1);
+        emit(g, TRACE_RESTART);
+        break;
+    case G_FLUSH:
+    case G_COMMIT:
+    case G_EMPTY:
+        break;
+    default:
+        UNREACHABLE();
+    }
+}
+
+void gen_scenario(struct choices *c, const struct gen_opts *o, struct trace *t)
+{
+    struct gen_state g = { .c = c, .o = o, .t = t };
+    trace_init(t);
+    emit(&g, TRACE_HEADER)->value = TRACE_VERSION;
+    emit(&g, TRACE_SEED)->value = choice_range(c, 0, 0xffff);
+    gen_topology(&g);
+    gen_faults(&g);
+    gen_swarm(&g);
+    emit(&g, TRACE_QD)->value = choice_range(c, 1, 8);
+    for (unsigned i = 0; i < o->max_ops; i++) {
+        choice_span_begin(c);
+        bool more = choice_range(c, 0, 15) != 0; /* zero bytes: stop */
+        if (more) {
+            gen_op(&g);
+        }
+        choice_span_end(c);
+        if (!more) {
+            break;
+        }
+    }
+    emit(&g, TRACE_FLUSH);
+    for (unsigned i = 0; i < g.n_written; i++) {
+        struct trace_rec *r = emit(&g, TRACE_READ);
+        r->offset = g.written[i][0];
+        r->len = g.written[i][1];
+    }
+}
+
+size_t gen_trace_ops(const struct trace *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        n += trace_kind_is_op(t->recs[i].kind) || t->recs[i].kind == TRACE_CRASH ||
+             t->recs[i].kind == TRACE_COMMIT || t->recs[i].kind == TRACE_MAKE_EMPTY;
+    }
+    return n;
+}

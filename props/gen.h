@@ -1,0 +1,73 @@
+/*
+ * gen: choice sequences, and the scenario generator that reads them.
+ *
+ * Role: every generated scenario (property trials, fuzzer inputs, shrink
+ *   candidates) is decoded from a byte string, so shrinking the bytes
+ *   shrinks the scenario and a fuzzer's input is a scenario.
+ * Model: Hypothesis/theft: a trial draws choices; past the end of the
+ *   bytes every draw is zero, the simplest value, so any prefix decodes.
+ * Invariants: every byte string decodes to a valid scenario (ops fit the
+ *   disk, nothing runs while the host is down, overlay actions only on the
+ *   overlay topology); spans record where each operation's bytes lie.
+ * Ownership: a choice sequence owns its buffer (when recording) and spans.
+ * Async contract: none.
+ * Depends on: sim/trace, sim/rng.
+ */
+#ifndef BLOCKSIM_GEN_H
+#define BLOCKSIM_GEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../sim/rng.h"
+#include "../sim/trace.h"
+
+#define GEN_SPANS_MAX 4096
+
+struct gen_span {
+    size_t start;
+    size_t end;
+};
+
+struct choices {
+    uint8_t *buf;        /* owned */
+    size_t len;
+    size_t cap;
+    size_t pos;
+    struct rng *extend;  /* non-NULL: draws past the end append random bytes */
+    struct gen_span spans[GEN_SPANS_MAX];
+    size_t n_spans;
+    size_t open_span;    /* start of the span being recorded */
+};
+
+/* Decode from a copy of @data (no extension). */
+void choices_init_bytes(struct choices *c, const uint8_t *data, size_t len);
+/* Record: start empty, draw new bytes from @r. */
+void choices_init_record(struct choices *c, struct rng *r);
+void choices_fini(struct choices *c);
+
+/* Uniform-ish in [lo, hi] from as few bytes as the range needs. */
+uint64_t choice_range(struct choices *c, uint64_t lo, uint64_t hi);
+/* An index in [0, n) picked by @weights (0 weight: never). */
+unsigned choice_weighted(struct choices *c, const unsigned *weights, unsigned n);
+
+void choice_span_begin(struct choices *c);
+void choice_span_end(struct choices *c);
+
+/* What a property lets the generator produce. */
+struct gen_opts {
+    unsigned max_ops;      /* guest operations, before the final read sweep */
+    bool overlay;          /* may pick the overlay topology */
+    bool plain;            /* may pick the plain topology */
+    bool crashes;          /* crash and restart */
+    bool faults;           /* disk fault rules */
+    bool torn;             /* disks without atomic sectors */
+};
+
+/* Decode a whole scenario into a new trace @t (header first). */
+void gen_scenario(struct choices *c, const struct gen_opts *o, struct trace *t);
+
+/* Number of guest operations in @t. */
+size_t gen_trace_ops(const struct trace *t);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * registry: the table of properties by name, for `blocksim check`, the
+ * engine's tests and CI sharding.
+ *
+ * Role: each property is a generator setting plus a check of one scenario.
+ * Invariants: names are unique; every property has a planted bug that makes
+ *   it fail (tests/props/test_engine.c proves it).
+ * Ownership: static tables.
+ * Depends on: gen, sim/world.
+ */
+#ifndef BLOCKSIM_REGISTRY_H
+#define BLOCKSIM_REGISTRY_H
+
+#include <stddef.h>
+
+#include "engine.h"
+#include "gen.h"
+
+struct prop {
+    const char *name;
+    const char *summary;
+    struct gen_opts gen;
+    /* 0: the scenario passes; 1: it fails (@msg says how); 2: it is not a
+     * valid scenario (a generated one never is: the engine counts that as a
+     * failure; the trace shrinker rejects the candidate). */
+    int (*check)(const struct prop *p, const struct trace *t, unsigned node_mutants,
+                 unsigned disk_mutants, char *msg, size_t size);
+};
+
+extern const struct prop registry_props[];
+extern const size_t registry_count;
+
+const struct prop *registry_find(const char *name);
+
+#endif
