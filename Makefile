@@ -59,7 +59,7 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
 # Fuzz targets: fuzz/fuzz_<name>.c. CONFIG=fuzz links them with libFuzzer;
 # every other configuration links them with fuzz/standalone.c, a replayer.
-FUZZ_TARGETS := trace import canary
+FUZZ_TARGETS := trace import scenario canary
 FUZZ_SECONDS ?= 10
 FUZZ_BINS := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_STANDALONE := $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%_standalone)
@@ -130,6 +130,7 @@ cli-tests: $(BIN)
 fuzz-replay: $(FUZZ_STANDALONE)
 	$(BUILD)/fuzz_trace_standalone fuzz/corpus/trace traces/native
 	$(BUILD)/fuzz_import_standalone fuzz/corpus/import traces/fio
+	$(BUILD)/fuzz_scenario_standalone fuzz/corpus/scenario
 
 props-quick: check
 
@@ -162,7 +163,8 @@ fuzz-smoke: bootstrap
 	@for t in $(filter-out canary,$(FUZZ_TARGETS)); do \
 	    rm -rf build/fuzz/scratch-$$t && mkdir -p build/fuzz/scratch-$$t && \
 	    echo "fuzz-smoke: $$t for $(FUZZ_SECONDS)s" && \
-	    build/fuzz/fuzz_$$t -dict=fuzz/dict/$$t.dict -max_len=4096 \
+	    build/fuzz/fuzz_$$t $$([ -s fuzz/dict/$$t.dict ] && echo -dict=fuzz/dict/$$t.dict) \
+	        $$(sed -n 's/^\([a-z_]*\) = \(.*\)/-\1=\2/p' fuzz/fuzz_$$t.options | grep -v '^-dict=') \
 	        -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	        -artifact_prefix=build/fuzz/crash-$$t- \
 	        build/fuzz/scratch-$$t fuzz/corpus/$$t 2>build/fuzz/log-$$t.txt \

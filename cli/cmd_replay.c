@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "../ref/node.h"
+#include "../props/gen.h"
+#include "../props/registry.h"
 #include "../sim/import_fio.h"
 #include "../sim/report.h"
 #include "../sim/trace.h"
@@ -277,9 +279,32 @@ int cmd_replay(int argc, char **argv)
 
 static void convert_usage(FILE *out)
 {
-    fprintf(out, "usage: blocksim convert IN OUT [--from auto|native|fio]\n"
+    fprintf(out, "usage: blocksim convert IN OUT [--from auto|native|fio|scenario]\n"
             "Write IN as a native trace to OUT ('-' for standard output). OUT is\n"
-            "replaced only once the whole trace was written.\n");
+            "replaced only once the whole trace was written. --from scenario reads a\n"
+            "fuzz_scenario input or crash artifact (its first byte picks the property's\n"
+            "generator, the rest are choices), so artifacts survive decoder changes\n"
+            "once converted.\n");
+}
+
+/* A fuzz_scenario input: byte 0 picks the property, the rest are choices. */
+static int scenario_load(const char *path, struct trace *t)
+{
+    char *data = NULL;
+    size_t len = 0;
+    struct err e = { .file = path };
+    if (trace_file_read(path, TRACE_FILE_MAX, &data, &len, &e) < 0 || len == 0) {
+        cli_error("convert", "%s: %s", path, len == 0 && !e.msg[0] ? "empty input" : e.msg);
+        trace_file_free(data, len);
+        return CLI_USAGE;
+    }
+    const struct prop *p = &registry_props[(uint8_t)data[0] % registry_count];
+    struct choices c;
+    choices_init_bytes(&c, (const uint8_t *)data + 1, len - 1);
+    gen_scenario(&c, &p->gen, t);
+    choices_fini(&c);
+    trace_file_free(data, len);
+    return 0;
 }
 
 static int convert_write(const struct trace *t, const char *out_path)
@@ -330,12 +355,14 @@ int cmd_convert(int argc, char **argv)
         cli_error("convert", "expected IN and OUT (see --help)");
         return CLI_USAGE;
     }
-    if (strcmp(from, "auto") && strcmp(from, "native") && strcmp(from, "fio")) {
-        cli_error("convert", "--from: expected native, fio or auto, got '%s'", from);
+    if (strcmp(from, "auto") && strcmp(from, "native") && strcmp(from, "fio") &&
+        strcmp(from, "scenario")) {
+        cli_error("convert", "--from: expected native, fio, scenario or auto, got '%s'", from);
         return CLI_USAGE;
     }
     struct trace t;
-    int ret = trace_load("convert", argv[optind], &from, &t);
+    int ret = strcmp(from, "scenario") == 0 ? scenario_load(argv[optind], &t)
+                                            : trace_load("convert", argv[optind], &from, &t);
     if (ret != 0) {
         return ret;
     }

@@ -148,11 +148,6 @@ void *mem_alloc_huge(size_t size)
     return p;
 }
 
-void mem_free_huge(void *p, size_t size)
-{
-    mem_free(p, size);
-}
-
 char *mem_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;

@@ -92,8 +92,7 @@ char *mem_strdup(const char *s);
 
 /* A block of @size bytes aligned to 2 MiB, not zeroed, that the kernel may
  * back with huge pages (bulk stores: a simulated disk's contents). */
-void *mem_alloc_huge(size_t size);
-void mem_free_huge(void *p, size_t size);
+void *mem_alloc_huge(size_t size); /* free it with mem_free */
 void mem_strfree(char *s);
 int64_t mem_blocks_live(void);
 int64_t mem_bytes_live(void);

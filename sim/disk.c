@@ -105,10 +105,17 @@ struct disk *disk_new(const struct disk_config *c, struct evq *q, struct fault_p
     return d;
 }
 
+/* Slabs grow from 64 KiB to DISK_SLAB, so a small disk stays small. */
+static uint64_t slab_bytes(uint64_t i)
+{
+    return i >= 5 ? DISK_SLAB : min_u64(DISK_SLAB, (64u << 10) << i);
+}
+
 static void log_entry_free(struct disk_log_entry *e)
 {
     mem_free(e->old, e->len);
     mem_free(e->data, e->data ? e->len : 0);
+    mem_free(e->taint, e->taint ? e->len / DISK_SECTOR : 0);
     memset(e, 0, sizeof(*e));
 }
 
@@ -136,7 +143,7 @@ void disk_free(struct disk *d)
     }
     mem_free(d->log, d->log_cap * sizeof(*d->log));
     for (uint64_t i = 0; i < d->n_slabs; i++) {
-        mem_free_huge(d->slabs[i], DISK_SLAB);
+        mem_free(d->slabs[i], slab_bytes(i));
     }
     mem_free(d->slabs, d->cap_slabs * sizeof(*d->slabs));
     mem_free(d->free_chunks, d->cap_free * sizeof(*d->free_chunks));
@@ -179,14 +186,17 @@ static uint8_t *chunk_new(struct disk *d)
     if (d->n_free > 0) {
         c = (uint8_t *)(uintptr_t)d->free_chunks[--d->n_free];
     } else {
-        if (d->n_slabs == 0 || d->slab_used == DISK_SLAB / DISK_CHUNK) {
+        if (d->n_slabs == 0 || d->slab_used == slab_bytes(d->n_slabs - 1) / DISK_CHUNK) {
             if (d->n_slabs == d->cap_slabs) {
                 uint64_t cap = d->cap_slabs ? 2 * d->cap_slabs : 8;
                 d->slabs = mem_realloc(d->slabs, d->cap_slabs * sizeof(*d->slabs),
                                        cap * sizeof(*d->slabs));
                 d->cap_slabs = cap;
             }
-            d->slabs[d->n_slabs++] = mem_alloc_huge(DISK_SLAB);
+            d->slabs[d->n_slabs] = slab_bytes(d->n_slabs) == DISK_SLAB
+                                       ? mem_alloc_huge(DISK_SLAB)
+                                       : mem_alloc(slab_bytes(d->n_slabs));
+            d->n_slabs++;
             d->slab_used = 0;
         }
         c = d->slabs[d->n_slabs - 1] + d->slab_used++ * DISK_CHUNK;
@@ -244,6 +254,7 @@ void disk_poke(struct disk *d, uint64_t offset, const uint8_t *buf, uint64_t len
 
 static void taint_range(struct disk *d, uint64_t offset, uint64_t len, enum disk_taint t)
 {
+    d->stats.corruptions++;
     for (uint64_t s = offset / DISK_SECTOR; s < (offset + len) / DISK_SECTOR; s++) {
         *u64map_put(&d->taint, s, NULL) = t;
     }
@@ -295,6 +306,18 @@ static void log_append(struct disk *d, uint64_t offset, const uint8_t *src, uint
     if (src) {
         e->data = mem_alloc(len);
         memcpy(e->data, src, len);
+    }
+    /* The write will clear its sectors' taint; a crash that undoes it must
+     * bring the taint back with the untrue bytes. */
+    e->taint = NULL;
+    for (uint64_t i = 0; d->taint.n > 0 && i < len / DISK_SECTOR; i++) {
+        enum disk_taint t = disk_taint_get(d, offset / DISK_SECTOR + i);
+        if (t != DISK_TAINT_NONE && !e->taint) {
+            e->taint = mem_alloc(len / DISK_SECTOR);
+        }
+        if (e->taint) {
+            e->taint[i] = (uint8_t)t;
+        }
     }
     d->log_bytes += len;
     while (d->log_n > 1 && d->log_bytes > d->cfg.cache_bytes) {
@@ -661,10 +684,15 @@ void disk_crash(struct disk *d, enum disk_crash_mode mode, struct disk_crash_rep
 {
     disk_check(d);
     struct disk_crash_report rep = { .mode = mode, .pending = d->log_n };
-    /* Newest first: undo yields the durable state exactly. */
+    /* Newest first: undo yields the durable state exactly, taint included. */
     for (uint64_t i = d->log_n; i > 0; i--) {
         const struct disk_log_entry *e = log_at(d, i - 1);
         store_write(d, e->offset, e->old, e->len);
+        for (uint64_t k = 0; e->taint && k < e->len / DISK_SECTOR; k++) {
+            if (e->taint[k] != DISK_TAINT_NONE) {
+                *u64map_put(&d->taint, e->offset / DISK_SECTOR + k, NULL) = e->taint[k];
+            }
+        }
     }
     uint64_t prefix_len = mode == DISK_CRASH_PREFIX ? prefix_draw(d) : 0;
     for (uint64_t i = 0; i < d->log_n; i++) {
@@ -721,7 +749,10 @@ uint64_t disk_content_hash(const struct disk *d)
 
 uint64_t disk_mem_bytes(const struct disk *d)
 {
-    uint64_t chunks = d->n_slabs * (uint64_t)DISK_SLAB;
+    uint64_t chunks = 0;
+    for (uint64_t i = 0; i < d->n_slabs; i++) {
+        chunks += slab_bytes(i);
+    }
     uint64_t index = d->chunks.cap * sizeof(struct u64map_slot);
     uint64_t log = 0;
     for (uint64_t i = 0; i < d->log_n; i++) {

@@ -73,6 +73,8 @@ struct disk_stats {
     uint64_t faults[FAULT__COUNT];
     uint64_t crashes;
     uint64_t written_back; /* cache entries made durable by capacity */
+    uint64_t corruptions;  /* injected untrue data: flipped reads, misdirected
+                            * writes, torn or garbage sectors; never decreases */
 };
 
 struct disk_crash_report {
@@ -90,6 +92,7 @@ struct disk_log_entry {
     uint64_t len;
     uint8_t *old;    /* the bytes it replaced */
     uint8_t *data;   /* the bytes it wrote; NULL: zeroes */
+    uint8_t *taint;  /* per sector, the taint it cleared; NULL: none */
     bool fua;
 };
 

@@ -616,11 +616,13 @@ static bool world_taint(void *opaque, uint64_t sector)
     if (w->topo == TRACE_TOPO_PLAIN) {
         return disk_taint_get(w->disks[0], sector) != DISK_TAINT_NONE;
     }
-    /* Through an overlay, guest sectors move: any corrupting fault on any
-     * disk explains a wrong value (coarse, but never blames the stack for
-     * an injected fault). */
+    /* Through an overlay, guest sectors move and data is copied between
+     * disks (copy-up, commit), so corrupted bytes can travel away from the
+     * sector the fault tainted, which a later write then clears. Any
+     * corruption injected on any disk so far explains a wrong value: coarse,
+     * but it never blames the stack for an injected fault. */
     for (unsigned i = 0; i < w->n_disks; i++) {
-        if (w->disks[i]->taint.n > 0) {
+        if (w->disks[i]->stats.corruptions > 0) {
             return true;
         }
     }

@@ -136,5 +136,45 @@ if [ "$(cat "$tmp/keep.trace")" = precious ]; then ok; else bad "convert clobber
 expect_status 0 "convert to stdout" -- "$bin" convert traces/native/golden.trace -
 expect_out "^expect digest" "convert keeps expectations"
 
+# check: the property engine from the command line.
+expect_status 0 "check --list" -- "$bin" check --list
+for p in read-your-writes crash flush-fua overlay trace-roundtrip; do
+    expect_out "^$p " "check --list names $p"
+done
+expect_status 0 "check passes" -- "$bin" check all --trials 100 --out "$tmp"
+expect_out "crash  *pass  100 trials" "check reports trials"
+expect_status 2 "check unknown property" -- "$bin" check nope
+expect_err "unknown property 'nope'" "check names the property"
+expect_status 2 "check bad shard" -- "$bin" check crash --shard 3/2
+expect_status 1 "check catches a planted bug" -- "$bin" check crash --mutant disk-flush-noop \
+    --trials 500 --out "$tmp"
+expect_out "shrunk from [0-9]* to [0-9]* operations" "check reports the shrink"
+repro=$(sed -n 's/^  reproduce: blocksim //p' "$tmp/out")
+if [ -n "$repro" ]; then
+    eval "\"$bin\" $repro" >/dev/null 2>&1
+    [ $? = 1 ] && ok || bad "check's reproducer does not reproduce"
+    eval "\"$bin\" ${repro% --mutant*}" >/dev/null 2>&1
+    [ $? = 0 ] && ok || bad "check's reproducer fails without the planted bug"
+else
+    bad "check printed no reproduce line"
+fi
+expect_status 0 "check --json" -- "$bin" check flush-fua --trials 20 --json --out "$tmp"
+expect_out '"verdict": "pass"' "check json verdict"
+
+# shrink: an existing failing trace gets smaller and still fails.
+expect_status 1 "shrink" -- "$bin" shrink traces/native/default.trace --property crash \
+    --mutant disk-flush-noop --out "$tmp/small.trace"
+expect_out "shrunk traces/native/default.trace from 3[0-9]* to" "shrink reports sizes"
+expect_status 1 "shrunk trace fails" -- "$bin" replay "$tmp/small.trace" --mutant disk-flush-noop
+n=$(grep -cE '^(read|write|flush|zero|discard|crash)' "$tmp/small.trace")
+[ "$n" -le 20 ] && ok || bad "shrunk trace still has $n operations"
+expect_status 2 "shrink a passing trace" -- "$bin" shrink traces/native/golden.trace --property crash
+expect_err "does not fail" "shrink refuses a passing trace"
+
+# convert --from scenario: fuzzer inputs and crash artifacts become traces.
+expect_status 0 "convert scenario artifact" -- "$bin" convert --from scenario \
+    fuzz/corpus/scenario/regress-48103 "$tmp/art.trace"
+expect_status 0 "converted artifact replays" -- "$bin" replay "$tmp/art.trace"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
