@@ -21,6 +21,12 @@ int cmd_replay(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_shrink(int argc, char **argv);
+int cmd_explore(int argc, char **argv);
+
+/* Load @path as @format ("auto" is resolved in place) into @t; on error
+ * prints it and returns CLI_USAGE. */
+struct trace;
+int trace_load(const char *cmd, const char *path, const char **format, struct trace *t);
 
 /* Planted bugs by name: adds its bits, or prints the error and returns
  * CLI_USAGE. */

@@ -179,7 +179,7 @@ static const char *format_detect(const char *data, size_t len)
 }
 
 /* Load @path as @format into @t; prints the error and returns CLI_USAGE. */
-static int trace_load(const char *cmd, const char *path, const char **format, struct trace *t)
+int trace_load(const char *cmd, const char *path, const char **format, struct trace *t)
 {
     char *data = NULL;
     size_t len = 0;

@@ -20,6 +20,7 @@ static const struct command commands[] = {
     { "convert", cmd_convert, "convert a trace (fio iolog or native) to native form" },
     { "check", cmd_check, "run property suites over generated scenarios, shrink failures" },
     { "shrink", cmd_shrink, "shrink a failing trace to a smaller one that still fails" },
+    { "explore", cmd_explore, "crash a workload into every state the disk allows, check each" },
 };
 
 void cli_error(const char *cmd, const char *fmt, ...)

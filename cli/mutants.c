@@ -25,6 +25,8 @@ static const struct mutant mutants[] = {
       "file driver: the FUA flag is not passed down" },
     { "file-early-ack", NODE_MUTANT_FILE_EARLY_ACK, 0,
       "file driver: acknowledges a write before the disk has it" },
+    { "overlay-map-first", NODE_MUTANT_OVERLAY_MAP_FIRST, 0,
+      "overlay: persists its map before the data it points to is durable" },
     { "disk-fua-volatile", 0, DISK_MUTANT_FUA_VOLATILE,
       "disk: acknowledges FUA writes but keeps them in its volatile cache" },
     { "disk-flush-noop", 0, DISK_MUTANT_FLUSH_NOOP,

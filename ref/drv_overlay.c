@@ -572,6 +572,12 @@ static void ovl_flush_snapshot(struct ovl_flush *f)
 static void ovl_flush_step(struct ovl_flush *f)
 {
     ovl_flush_snapshot(f);
+    if (node_mutant(f->n, NODE_MUTANT_OVERLAY_MAP_FIRST)) {
+        /* Planted bug: write the map without first making its data durable,
+         * so a crash can keep the map and lose the data it points to. */
+        ovl_flush_data_done(f, 0);
+        return;
+    }
     node_flush(ovl(f->n)->file, ovl_flush_data_done, f);
 }
 

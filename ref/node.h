@@ -66,6 +66,7 @@ enum node_mutant {
     NODE_MUTANT_OVERLAY_NO_SERIALISE = 1u << 1, /* copy-up races other writes */
     NODE_MUTANT_FILE_DROP_FUA = 1u << 2,        /* FUA flag not passed down */
     NODE_MUTANT_FILE_EARLY_ACK = 1u << 3,       /* write acked before the disk has it */
+    NODE_MUTANT_OVERLAY_MAP_FIRST = 1u << 4,    /* map persisted before its data */
 };
 
 struct node;

@@ -499,6 +499,9 @@ static void disk_submit(struct disk_handle *h, enum disk_io io, uint64_t offset,
     d->stats.ops[io]++;
     d->inflight++;
     evq_post(d->evq, draw_latency(d, io), disk_op_done, op);
+    if (io == IO_FLUSH && d->flush_hook) {
+        d->flush_hook(d->flush_hook_opaque);
+    }
 }
 
 static void st_read(void *dev, uint64_t offset, uint8_t *buf, uint64_t len, env_io_cb *cb,
@@ -680,11 +683,9 @@ static uint64_t prefix_draw(struct disk *d)
     return rng_range(&d->rng_crash, min_len, d->log_n);
 }
 
-void disk_crash(struct disk *d, enum disk_crash_mode mode, struct disk_crash_report *out)
+/* Newest first: undo yields the durable state exactly, taint included. */
+static void crash_undo(struct disk *d)
 {
-    disk_check(d);
-    struct disk_crash_report rep = { .mode = mode, .pending = d->log_n };
-    /* Newest first: undo yields the durable state exactly, taint included. */
     for (uint64_t i = d->log_n; i > 0; i--) {
         const struct disk_log_entry *e = log_at(d, i - 1);
         store_write(d, e->offset, e->old, e->len);
@@ -694,6 +695,27 @@ void disk_crash(struct disk *d, enum disk_crash_mode mode, struct disk_crash_rep
             }
         }
     }
+}
+
+static void crash_finish(struct disk *d, const struct disk_crash_report *rep,
+                         struct disk_crash_report *out)
+{
+    while (d->log_n > 0) {
+        log_pop_oldest(d);
+    }
+    d->epoch++;
+    d->stats.crashes++;
+    if (out) {
+        *out = *rep;
+    }
+    disk_check(d);
+}
+
+void disk_crash(struct disk *d, enum disk_crash_mode mode, struct disk_crash_report *out)
+{
+    disk_check(d);
+    struct disk_crash_report rep = { .mode = mode, .pending = d->log_n };
+    crash_undo(d);
     uint64_t prefix_len = mode == DISK_CRASH_PREFIX ? prefix_draw(d) : 0;
     for (uint64_t i = 0; i < d->log_n; i++) {
         const struct disk_log_entry *e = log_at(d, i);
@@ -704,15 +726,30 @@ void disk_crash(struct disk *d, enum disk_crash_mode mode, struct disk_crash_rep
             rep.kept++;
         }
     }
-    while (d->log_n > 0) {
-        log_pop_oldest(d);
-    }
-    d->epoch++;
-    d->stats.crashes++;
-    if (out) {
-        *out = rep;
-    }
+    crash_finish(d, &rep, out);
+}
+
+void disk_crash_planned(struct disk *d, const struct disk_crash_plan *plan,
+                        struct disk_crash_report *out)
+{
     disk_check(d);
+    struct disk_crash_report rep = { .mode = DISK_CRASH_SUBSET, .pending = d->log_n };
+    crash_undo(d);
+    struct rng saved = d->rng_crash;
+    rng_seed(&d->rng_crash, plan->tear_seed);
+    for (uint64_t i = 0; i < d->log_n; i++) {
+        const struct disk_log_entry *e = log_at(d, i);
+        uint8_t fate = i < plan->n ? plan->keep[i] : 1;
+        if (fate == 2) {
+            rep.mode = DISK_CRASH_TEAR;
+            redo_entry_torn(d, e, &rep);
+        } else if (fate == 1) {
+            store_write(d, e->offset, e->data, e->len);
+            rep.kept++;
+        }
+    }
+    d->rng_crash = saved;
+    crash_finish(d, &rep, out);
 }
 
 static bool chunk_is_zero(const uint8_t *c)

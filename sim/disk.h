@@ -123,6 +123,8 @@ struct disk {
     uint64_t next_seq;
     uint64_t inflight;
     struct disk_stats stats;
+    env_cb *flush_hook;      /* called as each flush is submitted (crashx) */
+    void *flush_hook_opaque;
 };
 
 struct disk_handle {
@@ -147,6 +149,18 @@ struct env_storage disk_storage(struct disk_handle *h);
 /* Power loss: resolve the cache log with @mode (draws from the crash stream)
  * and invalidate every handle. Requests in flight complete with BS_ECRASHED. */
 void disk_crash(struct disk *d, enum disk_crash_mode mode, struct disk_crash_report *out);
+
+/* An explicit crash state (the crash explorer's): entry i of the cache log,
+ * oldest first, is kept when keep[i] is 1, dropped when 0, and torn per
+ * sector (from a stream seeded by tear_seed) when 2. Entries past n keep. */
+struct disk_crash_plan {
+    const uint8_t *keep;
+    size_t n;
+    uint64_t tear_seed;
+};
+
+void disk_crash_planned(struct disk *d, const struct disk_crash_plan *plan,
+                        struct disk_crash_report *out);
 
 /* Current contents (what a read would see without faults). */
 void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len);

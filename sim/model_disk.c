@@ -71,7 +71,7 @@ static struct model_sector *sector_get(const struct model_disk *m, uint64_t s)
 static uint64_t chunk_add(struct model_disk *m, uint64_t chunk)
 {
     if (m->n_chunks == m->cap_chunks) {
-        uint64_t cap = m->cap_chunks ? 2 * m->cap_chunks : 256;
+        uint64_t cap = m->cap_chunks ? 2 * m->cap_chunks : 16;
         m->chunks = mem_realloc(m->chunks, m->cap_chunks * sizeof(*m->chunks),
                                 cap * sizeof(*m->chunks));
         m->cap_chunks = cap;

@@ -300,8 +300,16 @@ static void do_crash(struct world *w, const struct trace_rec *rec)
     enum disk_crash_mode mode = rec->has_mode ? rec->mode
                                               : (enum disk_crash_mode)rng_below(
                                                     &w->crash_rng, DISK_CRASH__COUNT);
+    bool first = w->r->crashes == 0;
     for (unsigned i = 0; i < w->n_disks; i++) {
-        disk_crash(w->disks[i], mode, &w->r->last_crash);
+        if (first && w->o.crash_hook) {
+            w->o.crash_hook(w->o.crash_hook_opaque, i, w->disks[i]);
+        }
+        if (first && w->o.crash_plans) {
+            disk_crash_planned(w->disks[i], &w->o.crash_plans[i], &w->r->last_crash);
+        } else {
+            disk_crash(w->disks[i], mode, &w->r->last_crash);
+        }
         observe(w, TRACE_CRASH, i, (int32_t)mode, w->r->last_crash.kept,
                 w->r->last_crash.pending);
     }
@@ -394,6 +402,33 @@ static void do_overlay_op(struct world *w, const struct trace_rec *rec)
         overlay_commit(w->live->root, control_done, c);
     } else {
         overlay_make_empty(w->live->root, control_done, c);
+    }
+}
+
+/* ---- crashes injected at a device flush (crash exploration) ---- */
+
+static void injected_crash_ev(void *opaque)
+{
+    struct world *w = opaque;
+    static const struct trace_rec at_flush = { .kind = TRACE_CRASH };
+    if (!w->live || w->control_busy || w->r->verdict != WORLD_PASS) {
+        return;
+    }
+    do_crash(w, &at_flush);
+    /* The rest of the workload never ran: go on at the next restart. */
+    while (w->next < w->t->n && w->t->recs[w->next].kind != TRACE_RESTART) {
+        w->next++;
+    }
+    w->waited = false;
+    pump(w);
+}
+
+static void flush_seen(void *opaque)
+{
+    struct world *w = opaque;
+    w->r->device_flushes++;
+    if (w->o.crash_at_flush && w->r->device_flushes == w->o.crash_at_flush) {
+        evq_post(&w->q, 0, injected_crash_ev, w);
     }
 }
 
@@ -640,6 +675,8 @@ static int world_setup(struct world *w, struct err *e)
     }
     for (unsigned i = 0; i < w->n_disks; i++) {
         w->disks[i] = disk_new(&w->dcfg[i], &w->q, &w->plan, w->seed, i, w->o.disk_mutants);
+        w->disks[i]->flush_hook = flush_seen;
+        w->disks[i]->flush_hook_opaque = w;
     }
     check_rw_init(&w->check, w->seed, world_taint, w);
     model_disk_init(&w->base_model);

@@ -39,6 +39,15 @@ struct world_opts {
     unsigned disk_mutants; /* enum disk_mutant bits: planted bugs in the disk */
     const char *faults;    /* extra fault rules "RULE;RULE", or NULL */
     uint64_t deadline_ns;  /* 0: one virtual hour */
+    /* Crash exploration (props/crashx): at the first crash, crash_hook sees
+     * each disk's cache log before it resolves, and crash_plans (one per
+     * disk, or NULL) replace the crash generator there. */
+    void (*crash_hook)(void *opaque, unsigned disk, const struct disk *d);
+    void *crash_hook_opaque;
+    const struct disk_crash_plan *crash_plans;
+    /* Crash the host as the disks receive their Nth flush (1-based; 0: off),
+     * then go on at the trace's next 'restart' record. */
+    uint64_t crash_at_flush;
 };
 
 enum world_verdict { WORLD_PASS, WORLD_FAIL };
@@ -64,6 +73,7 @@ struct world_result {
     uint64_t explained;          /* wrong values explained by injected faults */
     uint64_t faults[FAULT__COUNT];
     uint64_t disk_mem_bytes;     /* contents and caches at the end */
+    uint64_t device_flushes;     /* flushes the disks received */
     const char *topology;
     unsigned n_disks;
     struct disk_crash_report last_crash;

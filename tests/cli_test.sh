@@ -176,5 +176,16 @@ expect_status 0 "convert scenario artifact" -- "$bin" convert --from scenario \
     fuzz/corpus/scenario/regress-48103 "$tmp/art.trace"
 expect_status 0 "converted artifact replays" -- "$bin" replay "$tmp/art.trace"
 
+# explore: crash-state exploration.
+expect_status 0 "explore exhaustive" -- "$bin" explore --exhaustive --ops 3
+expect_out "subsets exhaustive" "explore exhaustive is exhaustive"
+expect_status 1 "explore finds the map-ordering bug" -- "$bin" explore --exhaustive \
+    --mutant overlay-map-first
+expect_out "make-empty; write 0 fua; crash at device flush" "explore names the workload"
+expect_status 0 "explore a fio log" -- "$bin" explore traces/fio/sample-v2.log --max-states 300 \
+    --tear-samples 30
+expect_status 2 "explore rejects crash records" -- "$bin" explore traces/native/default.trace
+expect_err "crash' records are not allowed" "explore says why"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,0 +1,497 @@
+/*
+ * crashx: see crashx.h.
+ *
+ * Method: for crash point p the explorer builds a scenario: the workload's
+ * settings and records up to p, a crash, a restart, and a read of every
+ * range written before p. A dry run (keep everything) learns each disk's
+ * cache log at the crash through the world's crash hook, FUA flags
+ * included. The generators then emit plans (per log entry: keep, drop or
+ * tear) and each plan runs as a world whose first crash follows it; the
+ * world's checker judges the reads. Plans are deduplicated by hash; subsets
+ * are enumerated exhaustively when the non-FUA entries number at most
+ * log2(max_states), else sampled.
+ */
+#include "crashx.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "../ref/base.h"
+#include "../sim/rng.h"
+#include "../sim/u64map.h"
+#include "../sim/world.h"
+
+#define CRASHX_ENTRIES_MAX 4096
+#define CRASHX_READS_MAX 256
+
+static const char *const gen_names[CRASHX__COUNT] = { "prefix", "subset", "tear" };
+
+const char *crashx_gen_name(enum crashx_gen g)
+{
+    ASSERT(g < CRASHX__COUNT);
+    return gen_names[g];
+}
+
+void crashx_opts_default(struct crashx_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->max_states = 10000;
+    o->tear_samples = 1000;
+    o->seed = 1;
+}
+
+/* One crash point: its scenario and what the dry run learned. */
+struct point {
+    struct trace t;              /* a view: records borrowed from the workload */
+    size_t cap;
+    unsigned n_disks;
+    size_t n_entries[WORLD_DISKS_MAX];
+    uint8_t fua[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
+    uint32_t len[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
+    unsigned line;               /* workload line of the last record before it */
+    uint64_t at_flush;           /* crash at the disks' Nth flush; 0: at the end */
+};
+
+struct explorer {
+    const struct crashx_opts *o;
+    uint64_t point_states;       /* budget per crash point and generator */
+    uint64_t point_tears;
+    struct crashx_result *r;
+    struct point *pt;
+    struct u64map plans;         /* plans run at this point */
+    struct u64map contents;      /* post-crash contents seen */
+    uint8_t keep[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
+};
+
+static struct trace_rec *point_add(struct point *pt, const struct trace_rec *src,
+                                   enum trace_kind kind)
+{
+    if (pt->t.n == pt->cap) {
+        size_t cap = pt->cap ? 2 * pt->cap : 64;
+        pt->t.recs = mem_realloc(pt->t.recs, pt->cap * sizeof(*pt->t.recs),
+                                 cap * sizeof(*pt->t.recs));
+        pt->cap = cap;
+    }
+    struct trace_rec *r = &pt->t.recs[pt->t.n++];
+    if (src) {
+        *r = *src;
+        r->text = NULL; /* borrowed records print canonically */
+    } else {
+        memset(r, 0, sizeof(*r));
+        r->kind = kind;
+    }
+    return r;
+}
+
+/* Records [0, upto] of @w, then crash, restart and the read-back. */
+static void point_build(struct point *pt, const struct trace *w, size_t upto)
+{
+    memset(pt, 0, sizeof(*pt));
+    uint64_t ranges[CRASHX_READS_MAX][2];
+    unsigned n_ranges = 0;
+    for (size_t i = 0; i <= upto; i++) {
+        const struct trace_rec *r = &w->recs[i];
+        if (r->kind == TRACE_EXPECT) {
+            continue;
+        }
+        point_add(pt, r, r->kind);
+        bool writes = r->kind == TRACE_WRITE || r->kind == TRACE_ZERO ||
+                      r->kind == TRACE_DISCARD;
+        if (writes && n_ranges < CRASHX_READS_MAX) {
+            ranges[n_ranges][0] = r->offset;
+            ranges[n_ranges++][1] = r->len;
+        }
+        pt->line = r->line;
+    }
+    point_add(pt, NULL, TRACE_CRASH);
+    point_add(pt, NULL, TRACE_RESTART);
+    for (unsigned i = 0; i < n_ranges; i++) {
+        struct trace_rec *rd = point_add(pt, NULL, TRACE_READ);
+        rd->offset = ranges[i][0];
+        rd->len = ranges[i][1];
+    }
+}
+
+static void point_free(struct point *pt)
+{
+    mem_free(pt->t.recs, pt->cap * sizeof(*pt->t.recs));
+}
+
+static void dry_hook(void *opaque, unsigned disk, const struct disk *d)
+{
+    struct point *pt = opaque;
+    ASSERT(disk < WORLD_DISKS_MAX);
+    pt->n_disks = disk + 1;
+    pt->n_entries[disk] = d->log_n < CRASHX_ENTRIES_MAX ? d->log_n : CRASHX_ENTRIES_MAX;
+    for (size_t i = 0; i < pt->n_entries[disk]; i++) {
+        const struct disk_log_entry *e = &d->log[(d->log_head + i) % d->log_cap];
+        pt->fua[disk][i] = e->fua;
+        pt->len[disk][i] = (uint32_t)e->len;
+    }
+}
+
+static void point_where(const struct point *pt, char *buf, size_t size)
+{
+    if (pt->at_flush) {
+        snprintf(buf, size, "at device flush #%" PRIu64, pt->at_flush);
+    } else {
+        snprintf(buf, size, "after line %u", pt->line);
+    }
+}
+
+static void plan_describe(const struct explorer *x, char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (unsigned d = 0; d < x->pt->n_disks && at < size; d++) {
+        at += (size_t)snprintf(buf + at, size - at, "%sdisk %u [", d ? " " : "", d);
+        for (size_t i = 0; i < x->pt->n_entries[d] && i < 32 && at < size; i++) {
+            static const char fate[] = "-kt"; /* drop, keep, tear */
+            at += (size_t)snprintf(buf + at, size - at, "%c", fate[x->keep[d][i]]);
+        }
+        if (at < size) {
+            at += (size_t)snprintf(buf + at, size - at, "%s]",
+                                   x->pt->n_entries[d] > 32 ? "..." : "");
+        }
+    }
+}
+
+/* Run the plan in x->keep; false once the property failed. */
+static bool run_plan(struct explorer *x, enum crashx_gen gen, uint64_t tear_seed)
+{
+    XXH3_state_t *h = XXH3_createState();
+    XXH3_64bits_reset_withSeed(h, gen * 1000003ull + tear_seed);
+    struct disk_crash_plan plans[WORLD_DISKS_MAX];
+    for (unsigned d = 0; d < x->pt->n_disks; d++) {
+        XXH3_64bits_update(h, x->keep[d], x->pt->n_entries[d]);
+        plans[d].keep = x->keep[d];
+        plans[d].n = x->pt->n_entries[d];
+        plans[d].tear_seed = tear_seed;
+    }
+    uint64_t key = XXH3_64bits_digest(h) & (U64MAP_EMPTY - 1);
+    XXH3_freeState(h);
+    bool created;
+    u64map_put(&x->plans, key, &created);
+    if (!created) {
+        return true;
+    }
+    struct world_opts o = { .node_mutants = x->o->node_mutants,
+                            .disk_mutants = x->o->disk_mutants, .crash_plans = plans,
+                            .crash_at_flush = x->pt->at_flush };
+    struct world_result res;
+    struct err e = { .file = "crashx" };
+    int ret = world_run(&x->pt->t, &o, &res, &e);
+    ASSERT(ret == 0); /* the dry run already validated this scenario */
+    x->r->states[gen]++;
+    u64map_put(&x->contents, res.content_hash & (U64MAP_EMPTY - 1), &created);
+    x->r->distinct += created;
+    x->r->dups += !created;
+    if (res.verdict == WORLD_PASS) {
+        return true;
+    }
+    char plan[200];
+    plan_describe(x, plan, sizeof(plan));
+    x->r->failed = true;
+    char where[64];
+    point_where(x->pt, where, sizeof(where));
+    snprintf(x->r->message, sizeof(x->r->message), "crash %s, %s state %.120s: %s: %.250s",
+             where, gen_names[gen], plan, res.first.property, res.first.msg);
+    return false;
+}
+
+static void keep_fill(struct explorer *x, uint8_t fate)
+{
+    for (unsigned d = 0; d < x->pt->n_disks; d++) {
+        for (size_t i = 0; i < x->pt->n_entries[d]; i++) {
+            x->keep[d][i] = x->pt->fua[d][i] ? 1 : fate;
+        }
+    }
+}
+
+static size_t last_fua_end(const struct point *pt, unsigned d)
+{
+    size_t end = 0;
+    for (size_t i = 0; i < pt->n_entries[d]; i++) {
+        end = pt->fua[d][i] ? i + 1 : end;
+    }
+    return end;
+}
+
+/* Every prefix of each disk's log through its last FUA entry (the cross
+ * product over disks, within the budget). */
+static bool gen_prefix(struct explorer *x)
+{
+    size_t lo0 = last_fua_end(x->pt, 0);
+    size_t lo1 = x->pt->n_disks > 1 ? last_fua_end(x->pt, 1) : 0;
+    size_t hi1 = x->pt->n_disks > 1 ? x->pt->n_entries[1] : 0;
+    for (size_t k0 = lo0; k0 <= x->pt->n_entries[0]; k0++) {
+        for (size_t k1 = lo1; k1 <= hi1; k1++) {
+            if (k0 - lo0 + 1 > x->point_states) {
+                return true;
+            }
+            for (size_t i = 0; i < x->pt->n_entries[0]; i++) {
+                x->keep[0][i] = i < k0;
+            }
+            for (size_t i = 0; i < hi1; i++) {
+                x->keep[1][i] = i < k1;
+            }
+            if (!run_plan(x, CRASHX_PREFIX, 0)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Subsets of the non-FUA entries: all of them when few, else a sample. */
+static bool gen_subset(struct explorer *x, uint64_t point_index)
+{
+    uint16_t slot_disk[64];
+    uint16_t slot_idx[64];
+    unsigned m = 0;
+    bool few = true;
+    for (unsigned d = 0; d < x->pt->n_disks; d++) {
+        for (size_t i = 0; i < x->pt->n_entries[d]; i++) {
+            if (x->pt->fua[d][i]) {
+                continue;
+            }
+            few &= m < 64;
+            if (m < 64) {
+                slot_disk[m] = (uint16_t)d;
+                slot_idx[m++] = (uint16_t)i;
+            }
+        }
+    }
+    few &= m < 63 && (1ull << m) <= x->point_states;
+    x->r->exhaustive &= few;
+    uint64_t count = few ? 1ull << m : x->point_states;
+    struct rng r;
+    rng_stream(&r, x->o->seed, "crashx-subset", point_index, 0);
+    for (uint64_t s = 0; s < count; s++) {
+        keep_fill(x, 1);
+        /* Sampled masks cover at most the first 64 non-FUA entries; the
+         * rest are kept. */
+        uint64_t mask = few ? s : rng_next(&r);
+        for (unsigned k = 0; k < m; k++) {
+            x->keep[slot_disk[k]][slot_idx[k]] = (mask >> k) & 1;
+        }
+        if (!run_plan(x, CRASHX_SUBSET, 0)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every non-FUA entry torn per sector, from a different stream each time.
+ * A sector has at most four fates, so a small cache has few outcomes: the
+ * sample count is capped by 4^sectors. */
+static bool gen_tear(struct explorer *x, uint64_t point_index)
+{
+    uint64_t sectors = 0;
+    for (unsigned d = 0; d < x->pt->n_disks; d++) {
+        for (size_t i = 0; i < x->pt->n_entries[d]; i++) {
+            sectors += x->pt->fua[d][i] ? 0 : x->pt->len[d][i] / 512;
+        }
+    }
+    if (sectors == 0) {
+        return true;
+    }
+    uint64_t samples = x->point_tears;
+    if (sectors < 16 && (1ull << (2 * sectors)) < samples) {
+        samples = 1ull << (2 * sectors);
+    }
+    for (uint64_t s = 0; s < samples; s++) {
+        keep_fill(x, 2);
+        if (!run_plan(x, CRASHX_TEAR, rng_mix64(x->o->seed ^ (point_index << 32) ^ s) | 1)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int workload_check(const struct trace *w, size_t *last_op, struct err *e)
+{
+    *last_op = SIZE_MAX;
+    for (size_t i = 0; i < w->n; i++) {
+        enum trace_kind k = w->recs[i].kind;
+        if (k == TRACE_CRASH || k == TRACE_RESTART) {
+            return err_set(e, w->recs[i].line, 1, "explore takes a workload: '%s' records "
+                           "are not allowed (the explorer places the crashes)",
+                           trace_kind_name(k));
+        }
+        if (trace_kind_is_op(k) || k == TRACE_COMMIT || k == TRACE_MAKE_EMPTY) {
+            *last_op = i;
+        }
+    }
+    if (*last_op == SIZE_MAX) {
+        return err_set(e, 0, 0, "the workload has no operations");
+    }
+    return 0;
+}
+
+/* Dry-run point @pt (learning the disks' logs at its crash), then run every
+ * generator's states. */
+static int explore_point(struct explorer *x, struct point *pt, uint64_t index,
+                         struct err *e)
+{
+    x->pt = pt;
+    struct world_opts o = { .node_mutants = x->o->node_mutants,
+                            .disk_mutants = x->o->disk_mutants, .crash_hook = dry_hook,
+                            .crash_hook_opaque = pt, .crash_at_flush = pt->at_flush };
+    struct world_result res;
+    memset(pt->n_entries, 0, sizeof(pt->n_entries));
+    int ret = world_run(&pt->t, &o, &res, e);
+    if (ret == 0 && res.verdict == WORLD_FAIL) {
+        char where[64];
+        point_where(pt, where, sizeof(where));
+        x->r->failed = true;
+        snprintf(x->r->message, sizeof(x->r->message), "crash %s: %s: %.300s", where,
+                 res.first.property, res.first.msg);
+    }
+    if (ret == 0 && !x->r->failed) {
+        x->r->points++;
+        u64map_fini(&x->plans);
+        u64map_init(&x->plans);
+        (void)(gen_prefix(x) && gen_subset(x, index) && gen_tear(x, index));
+    }
+    x->pt = NULL;
+    return ret;
+}
+
+/* Crash points: as the disks receive each of their flushes (the stack's own
+ * flushes included, so a crash can land inside a driver's flush sequence),
+ * and at the end of the workload. */
+static int explore_workload(const struct trace *w, const struct crashx_opts *o,
+                            struct crashx_result *r, struct err *e)
+{
+    size_t last_op;
+    TRY(workload_check(w, &last_op, e));
+    struct explorer x = { .o = o, .r = r };
+    u64map_init(&x.plans);
+    u64map_init(&x.contents);
+    r->workloads++;
+    struct point *pt = mem_alloc(sizeof(*pt));
+    point_build(pt, w, w->n - 1);
+    struct world_opts dry = { .node_mutants = o->node_mutants, .disk_mutants = o->disk_mutants };
+    struct world_result res;
+    int ret = world_run(&pt->t, &dry, &res, e);
+    uint64_t flushes = res.device_flushes;
+    /* The budgets are per workload: share them among its crash points. */
+    x.point_states = max_u64(16, o->max_states / (flushes + 1));
+    x.point_tears = max_u64(4, o->tear_samples / (flushes + 1));
+    for (uint64_t k = 0; k <= flushes && ret == 0 && !r->failed; k++) {
+        pt->at_flush = k == flushes ? 0 : k + 1; /* the end last */
+        ret = explore_point(&x, pt, k, e);
+    }
+    point_free(pt);
+    mem_free(pt, sizeof(*pt));
+    u64map_fini(&x.plans);
+    u64map_fini(&x.contents);
+    return ret;
+}
+
+int crashx_run(const struct trace *workload, const struct crashx_opts *o,
+               struct crashx_result *r, struct err *e)
+{
+    memset(r, 0, sizeof(*r));
+    r->exhaustive = true;
+    return explore_workload(workload, o, r, e);
+}
+
+/* ---- bounded exhaustive mode ---- */
+
+struct letter {
+    enum trace_kind kind;
+    uint64_t offset;
+    bool fua;
+};
+
+/* The overlay's alphabet adds its operator actions (the last two). */
+static const struct letter alphabet[] = {
+    { TRACE_WRITE, 0, false },   { TRACE_WRITE, 512, false }, { TRACE_WRITE, 0, true },
+    { TRACE_WRITE, 512, true },  { TRACE_FLUSH, 0, false },   { TRACE_ZERO, 0, false },
+    { TRACE_ZERO, 512, false },  { TRACE_MAKE_EMPTY, 0, false }, { TRACE_COMMIT, 0, false },
+};
+#define PLAIN_LETTERS 7u
+
+static void tiny_workload(struct trace *t, bool overlay, const unsigned *word, unsigned n)
+{
+    trace_init(t);
+    trace_append(t, TRACE_HEADER)->value = TRACE_VERSION;
+    struct trace_rec *topo = trace_append(t, TRACE_TOPOLOGY);
+    topo->cfg = trace_cfg_new();
+    topo->cfg->topology = overlay ? TRACE_TOPO_OVERLAY : TRACE_TOPO_PLAIN;
+    topo->cfg->size = 64u << 10;
+    topo->cfg->has_size = true;
+    topo->cfg->cluster = 4096;
+    topo->cfg->has_cluster = overlay;
+    for (unsigned i = 0; i < n; i++) {
+        const struct letter *l = &alphabet[word[i]];
+        struct trace_rec *r = trace_append(t, l->kind);
+        r->line = i + 1; /* names the operation in messages */
+        if (trace_kind_is_op(l->kind) && l->kind != TRACE_FLUSH) {
+            r->offset = l->offset;
+            r->len = 512;
+            r->fua = l->fua;
+        }
+    }
+}
+
+static void word_describe(const unsigned *word, unsigned n, bool overlay, char *buf,
+                          size_t size)
+{
+    size_t at = (size_t)snprintf(buf, size, "%s:", overlay ? "overlay" : "plain");
+    for (unsigned i = 0; i < n && at < size; i++) {
+        const struct letter *l = &alphabet[word[i]];
+        at += (size_t)snprintf(buf + at, size - at, " %s", trace_kind_name(l->kind));
+        if (trace_kind_is_op(l->kind) && l->kind != TRACE_FLUSH && at < size) {
+            at += (size_t)snprintf(buf + at, size - at, " %" PRIu64 "%s", l->offset,
+                                   l->fua ? " fua" : "");
+        }
+        at += at < size ? (size_t)snprintf(buf + at, size - at, ";") : 0;
+    }
+}
+
+static void exhaustive_topology(unsigned max_ops, bool overlay, const struct crashx_opts *o,
+                                struct crashx_result *r)
+{
+    const unsigned letters = overlay ? ARRAY_LEN(alphabet) : PLAIN_LETTERS;
+    for (unsigned n = 1; n <= max_ops && !r->failed; n++) {
+        uint64_t words = 1;
+        for (unsigned i = 0; i < n; i++) {
+            words *= letters;
+        }
+        for (uint64_t code = 0; code < words && !r->failed; code++) {
+            unsigned word[8];
+            uint64_t c = code;
+            for (unsigned i = 0; i < n; i++, c /= letters) {
+                word[i] = (unsigned)(c % letters);
+            }
+            struct trace t;
+            tiny_workload(&t, overlay, word, n);
+            struct err e = { .file = "exhaustive" };
+            int ret = explore_workload(&t, o, r, &e);
+            ASSERT(ret == 0);
+            if (r->failed) {
+                char what[256];
+                char msg[sizeof(r->message)];
+                word_describe(word, n, overlay, what, sizeof(what));
+                snprintf(msg, sizeof(msg), "workload %.180s %.300s", what, r->message);
+                memcpy(r->message, msg, sizeof(msg));
+            }
+            trace_fini(&t);
+        }
+    }
+}
+
+void crashx_exhaustive(unsigned max_ops, const struct crashx_opts *o,
+                       struct crashx_result *r)
+{
+    ASSERT(max_ops <= 8);
+    memset(r, 0, sizeof(*r));
+    r->exhaustive = true;
+    exhaustive_topology(max_ops, false, o, r);
+    exhaustive_topology(max_ops, true, o, r);
+}

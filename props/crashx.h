@@ -1,0 +1,65 @@
+/*
+ * crashx: crash-state exploration of a workload.
+ *
+ * Role: where `check` samples one crash state per crash, crashx enumerates
+ *   them: at every crash point of a workload (just before each flush, just
+ *   after each FUA write, and at its end) it crashes the host into many
+ *   states, reopens
+ *   the stack on each and reads back everything written.
+ * Model: CrashMonkey (all earlier epochs plus subsets of the last epoch's
+ *   writes) and dm-log-writes replay (every prefix of the log), plus
+ *   per-sector tearing; SQLite test6.c for the tear.
+ * Invariants: a state is only generated if the device contract allows it
+ *   (FUA writes are always kept; prefixes run through the last FUA write);
+ *   identical plans run once; subsets are exhaustive when the log is small.
+ * Ownership: results are plain values; the workload is borrowed.
+ * Async contract: none.
+ * Depends on: sim/world, sim/disk, sim/trace.
+ */
+#ifndef BLOCKSIM_CRASHX_H
+#define BLOCKSIM_CRASHX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../sim/trace.h"
+
+enum crashx_gen { CRASHX_PREFIX, CRASHX_SUBSET, CRASHX_TEAR, CRASHX__COUNT };
+
+struct crashx_opts {
+    unsigned node_mutants;
+    unsigned disk_mutants;
+    uint64_t max_states;   /* per workload and generator, shared among its crash
+                            * points, at least 16 a point (default 10,000) */
+    uint64_t tear_samples; /* torn states per workload (default 1,000) */
+    uint64_t seed;       /* sampling, when a generator cannot be exhaustive */
+};
+
+struct crashx_result {
+    uint64_t workloads;
+    uint64_t points;                 /* crash points explored */
+    uint64_t states[CRASHX__COUNT];  /* states run, per generator */
+    uint64_t dups;                   /* states whose contents repeated another's */
+    uint64_t distinct;               /* distinct post-crash contents */
+    bool exhaustive;                 /* every subset was enumerated everywhere */
+    bool failed;
+    char message[512];
+};
+
+void crashx_opts_default(struct crashx_opts *o);
+
+/* Explore @workload (no crash or restart records: the explorer places the
+ * crashes). Returns 0 (r->failed tells) or BS_EPARSE with @e. */
+int crashx_run(const struct trace *workload, const struct crashx_opts *o,
+               struct crashx_result *r, struct err *e) WUR;
+
+/* Every workload of 1..@max_ops operations over a tiny alphabet (write,
+ * FUA write or zero of sector 0 or 1, flush; on the overlay also
+ * make-empty and commit), on both topologies, each explored exhaustively.
+ * Stops at the first failure (r->message names the workload). */
+void crashx_exhaustive(unsigned max_ops, const struct crashx_opts *o,
+                       struct crashx_result *r);
+
+const char *crashx_gen_name(enum crashx_gen g);
+
+#endif
