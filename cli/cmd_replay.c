@@ -50,6 +50,8 @@ static void replay_usage(FILE *out)
             "  --json          print the report as JSON\n"
             "  --quiet         print no report; the exit status tells\n"
             "  --no-wall       leave wall-clock figures out (byte-identical reruns)\n"
+            "  --buggify       enable the stack's BUGGIFY fault points (unusual but legal\n"
+            "                  paths: late completions, split reads, forced copy-up)\n"
             "  --mutant NAME   plant a known bug (repeatable), to see a checker catch it:\n");
     cli_mutants_usage(out);
     fprintf(out, "\nExit status: 0 pass, 1 a property or an 'expect' record failed, "
@@ -78,7 +80,7 @@ static int opt_mutant(struct replay_args *a, const char *name)
 }
 
 enum { OPT_FORMAT = 256, OPT_SEED, OPT_FAULTS, OPT_SIZE, OPT_QD, OPT_JSON, OPT_QUIET,
-       OPT_NO_WALL, OPT_MUTANT, OPT_HELP };
+       OPT_NO_WALL, OPT_MUTANT, OPT_BUGGIFY, OPT_HELP };
 
 static const struct option replay_options[] = {
     { "format", required_argument, NULL, OPT_FORMAT },
@@ -90,6 +92,7 @@ static const struct option replay_options[] = {
     { "quiet", no_argument, NULL, OPT_QUIET },
     { "no-wall", no_argument, NULL, OPT_NO_WALL },
     { "mutant", required_argument, NULL, OPT_MUTANT },
+    { "buggify", no_argument, NULL, OPT_BUGGIFY },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -134,6 +137,9 @@ static int replay_opt(struct replay_args *a, int c, const char *val)
         return 0;
     case OPT_MUTANT:
         return opt_mutant(a, val);
+    case OPT_BUGGIFY:
+        a->o.buggify = true;
+        return 0;
     case OPT_HELP:
         return -1;
     default:
@@ -223,7 +229,10 @@ static void repro_command(const struct replay_args *a, const char *format, uint6
         at += (size_t)snprintf(buf + at, size - at, " --size %" PRIu64, a->o.size);
     }
     if (a->o.qd && at < size) {
-        snprintf(buf + at, size - at, " --qd %u", a->o.qd);
+        at += (size_t)snprintf(buf + at, size - at, " --qd %u", a->o.qd);
+    }
+    if (a->o.buggify && at < size) {
+        snprintf(buf + at, size - at, " --buggify");
     }
 }
 

@@ -8,8 +8,9 @@
  * of the engine leaves a reproducer). The first failure is shrunk: passes
  * delete the operation spans the decoder recorded, delete byte chunks of
  * 8, 4, 2 and 1, zero bytes and lower bytes by halving, until a round finds
- * nothing or the budget ends; a pass that found nothing twice in a row sits
- * out a round. The result is written as OUT/<property>-<seed>.trace.
+ * nothing or the budget ends; then lowers repeated byte values together and
+ * sorts adjacent operation spans. A pass that found nothing twice in a row
+ * sits out a round. The result is written as OUT/<property>-<seed>.trace.
  */
 #include "engine.h"
 
@@ -75,6 +76,9 @@ static bool trial_forked(const struct prop *p, const struct engine_opts *o,
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
+        /* The host program may have its own SIGALRM handler (Check's kills
+         * the whole process group): the timeout must only end this child. */
+        signal(SIGALRM, SIG_DFL);
         alarm(o->timeout_s ? o->timeout_s : 30);
         char child_msg[320] = "";
         bool fail = trial_in_process(p, o, bytes, len, child_msg, sizeof(child_msg));
@@ -212,13 +216,72 @@ static bool pass_lower(struct shrinker *s, uint8_t *scratch)
     return any;
 }
 
+/* Swap adjacent operation spans when that makes the bytes smaller: puts
+ * operations in a canonical order (Hypothesis's sort pass). */
+static bool pass_sort(struct shrinker *s, uint8_t *scratch)
+{
+    struct choices c;
+    choices_init_bytes(&c, s->best, s->len);
+    struct trace t;
+    gen_scenario(&c, &s->p->gen, &t);
+    trace_fini(&t);
+    bool any = false;
+    for (size_t i = 1; i < c.n_spans && budget_left(s); i++) {
+        struct gen_span a = c.spans[i - 1];
+        struct gen_span b = c.spans[i];
+        if (a.end != b.start || b.end > s->len) {
+            continue;
+        }
+        size_t alen = a.end - a.start;
+        size_t blen = b.end - b.start;
+        memcpy(scratch, s->best, s->len);
+        memcpy(scratch + a.start, s->best + b.start, blen);
+        memcpy(scratch + a.start + blen, s->best + a.start, alen);
+        any |= shrink_try(s, scratch, s->len);
+    }
+    choices_fini(&c);
+    return any;
+}
+
+/* Lower every copy of a repeated byte value at once: values that must stay
+ * equal (an offset written then read) shrink together. */
+static bool pass_lower_dups(struct shrinker *s, uint8_t *scratch)
+{
+    unsigned count[256] = { 0 };
+    for (size_t i = 0; i < s->len; i++) {
+        count[s->best[i]]++;
+    }
+    bool any = false;
+    for (unsigned v = 1; v < 256 && budget_left(s); v++) {
+        if (count[v] < 2) {
+            continue;
+        }
+        const unsigned targets[2] = { 0, v / 2 };
+        for (unsigned k = 0; k < 2; k++) {
+            if (k == 1 && targets[1] == 0) {
+                break;
+            }
+            memcpy(scratch, s->best, s->len);
+            for (size_t i = 0; i < s->len; i++) {
+                scratch[i] = s->best[i] == v ? (uint8_t)targets[k] : scratch[i];
+            }
+            if (shrink_try(s, scratch, s->len)) {
+                any = true;
+                break;
+            }
+        }
+    }
+    return any;
+}
+
 typedef bool shrink_pass(struct shrinker *s, uint8_t *scratch);
 
 void engine_shrink(const struct prop *p, const struct engine_opts *o, uint8_t *bytes,
                    size_t *len, struct engine_result *r)
 {
-    static shrink_pass *const passes[] = { pass_spans, pass_chunks, pass_lower };
-    unsigned idle[3] = { 0, 0, 0 };
+    static shrink_pass *const passes[] = { pass_spans, pass_chunks, pass_lower,
+                                           pass_lower_dups, pass_sort };
+    unsigned idle[ARRAY_LEN(passes)] = { 0 };
     struct shrinker s = { p, o, r, bytes, *len, wall_now() + o->shrink_seconds };
     uint8_t *scratch = mem_alloc(ENGINE_MAX_BYTES);
     for (unsigned round = 0; round < 1000 && budget_left(&s); round++) {

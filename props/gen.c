@@ -258,6 +258,9 @@ void gen_scenario(struct choices *c, const struct gen_opts *o, struct trace *t)
     emit(&g, TRACE_SEED)->value = choice_range(c, 0, 0xffff);
     gen_topology(&g);
     gen_faults(&g);
+    if (choice_range(c, 0, 1)) {
+        emit(&g, TRACE_BUGGIFY);
+    }
     gen_swarm(&g);
     emit(&g, TRACE_QD)->value = choice_range(c, 1, 8);
     for (unsigned i = 0; i < o->max_ops; i++) {

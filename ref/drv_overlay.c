@@ -303,8 +303,13 @@ static void ovl_read(struct node *n, struct req *req)
     struct overlay_state *s = ovl(n);
     struct ovl_fan *fan = fan_new(req);
     uint64_t end = req->offset + req->len;
+    /* BUGGIFY: one sub-request per cluster instead of per run. */
+    bool split = env_buggify(&n->graph->timer, "overlay: split reads");
     for (uint64_t off = req->offset; off < end;) {
         uint64_t run_end = ovl_run_end(s, off, end);
+        if (split) {
+            run_end = min_u64(run_end, align_down(off, s->cluster) + s->cluster);
+        }
         uint8_t *buf = req->buf + (off - req->offset);
         switch (s->map[off / s->cluster]) {
         case OVL_DATA:
@@ -398,7 +403,8 @@ static void ovl_write_cluster(struct overlay_state *s, struct ovl_fan *fan, uint
     cio->src = src;
     cio->new_state = OVL_DATA;
     fan->pending++;
-    bool whole = len == s->cluster;
+    /* BUGGIFY: a whole-cluster write may take the copy-up path too. */
+    bool whole = len == s->cluster && !env_buggify(&n->graph->timer, "overlay: copy-up whole");
     if (s->map[c] == OVL_DATA || whole || node_mutant(n, NODE_MUTANT_OVERLAY_NO_COPYUP)) {
         if (!src) {
             cio->buf = mem_alloc(s->cluster); /* zeroes */

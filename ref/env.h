@@ -17,6 +17,7 @@
 #ifndef BLOCKSIM_ENV_H
 #define BLOCKSIM_ENV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,10 +25,15 @@ typedef void env_cb(void *opaque);
 typedef void env_io_cb(void *opaque, int ret);
 
 /* Virtual time. post() runs @cb after @delay_ns, after every event already
- * posted for the same instant (FIFO at equal times). */
+ * posted for the same instant (FIFO at equal times). buggify() (optional)
+ * says whether the named fault point fires now: FoundationDB's BUGGIFY, a
+ * place where ref/ may take a legal but unusual path (a late completion, an
+ * extra flush) so tests reach it; the environment decides from its own
+ * seeded streams. */
 struct env_timer_ops {
     uint64_t (*now_ns)(void *ctx);
     void (*post)(void *ctx, uint64_t delay_ns, env_cb *cb, void *opaque);
+    bool (*buggify)(void *ctx, const char *site);
 };
 
 struct env_timer {
@@ -44,6 +50,11 @@ static inline void env_post(const struct env_timer *t, uint64_t delay_ns, env_cb
                             void *opaque)
 {
     t->ops->post(t->ctx, delay_ns, cb, opaque);
+}
+
+static inline bool env_buggify(const struct env_timer *t, const char *site)
+{
+    return t->ops->buggify && t->ops->buggify(t->ctx, site);
 }
 
 enum {

@@ -107,6 +107,7 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
     json_object_set_new(o, "sectors_checked", json_integer((json_int_t)r->sectors_checked));
     json_object_set_new(o, "explained_by_faults", json_integer((json_int_t)r->explained));
     json_object_set_new(o, "faults_fired", faults_json(r));
+    json_object_set_new(o, "buggify_fired", json_integer((json_int_t)r->buggified));
     if (r->ended_early) {
         json_object_set_new(o, "ended_early", json_string(r->note));
     }
@@ -176,7 +177,11 @@ void report_text(const struct world_result *r, const struct report_info *info, F
                     fault_kind_name((enum fault_kind)k), r->faults[k]);
         }
     }
-    fprintf(out, "%s\n", shown ? "" : "none fired");
+    fprintf(out, "%s", shown ? "" : "none fired");
+    if (r->buggified) {
+        fprintf(out, "; BUGGIFY points fired %" PRIu64 " times", r->buggified);
+    }
+    fprintf(out, "\n");
     fprintf(out, "  time        %.6f s virtual, %" PRIu64 " events", (double)r->sim_ns / 1e9,
             r->events);
     if (info->has_wall) {

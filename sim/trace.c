@@ -497,6 +497,7 @@ static const struct kind_info kinds[TRACE__COUNT] = {
     [TRACE_COMMIT] = { "commit", parse_bare, print_bare, false },
     [TRACE_MAKE_EMPTY] = { "make-empty", parse_bare, print_bare, false },
     [TRACE_EXPECT] = { "expect", parse_expect, print_expect, false },
+    [TRACE_BUGGIFY] = { "buggify", parse_bare, print_bare, false },
 };
 
 static const struct kind_info *kind_info(enum trace_kind kind)

@@ -19,6 +19,7 @@
  *   disk NAME [size=S] [cache=S] [latency=D-D] [flush=D] [atomic=yes|no]
  *   fault KIND [key=value...]                 see fault.h
  *   qd N                                      queue depth from here on
+ *   buggify                                   enable ref/'s BUGGIFY fault points
  *   [@TIME] read|write|discard|zero OFFSET LENGTH [fua]
  *   [@TIME] flush
  *   [@TIME] crash [mode=prefix|subset|tear]   without @TIME: after earlier
@@ -62,6 +63,7 @@ enum trace_kind {
     TRACE_COMMIT,
     TRACE_MAKE_EMPTY,
     TRACE_EXPECT,
+    TRACE_BUGGIFY,
     TRACE__COUNT,
 };
 

@@ -42,6 +42,13 @@ struct guest_op {
     uint8_t *buf;
 };
 
+#define WORLD_BUGGIFY_SITES 32
+
+struct buggify_site {
+    const char *name; /* a string literal of ref/ */
+    bool enabled;
+};
+
 struct world {
     const struct trace *t;
     struct world_opts o;
@@ -71,6 +78,54 @@ struct world {
     struct check_rw check;
     struct model_disk base_model; /* overlay topology: the backing's content */
     XXH3_state_t *digest;
+    bool buggify;
+    struct rng buggify_rng;
+    struct buggify_site sites[WORLD_BUGGIFY_SITES];
+    unsigned n_sites;
+};
+
+/* ---- timer ops for the stack, with BUGGIFY ---- */
+
+static uint64_t wt_now(void *ctx)
+{
+    return ((struct world *)ctx)->q.now_ns;
+}
+
+static void wt_post(void *ctx, uint64_t delay_ns, env_cb *cb, void *opaque)
+{
+    evq_post(&((struct world *)ctx)->q, delay_ns, cb, opaque);
+}
+
+/* A site is enabled for the whole run with probability 1/4 (from a stream
+ * named by the site, so sites do not shift each other), then fires one call
+ * in 20. Sites are found by name, in first-use order: no pointer order. */
+static bool wt_buggify(void *ctx, const char *site)
+{
+    struct world *w = ctx;
+    if (!w->buggify) {
+        return false;
+    }
+    unsigned i = 0;
+    while (i < w->n_sites && strcmp(w->sites[i].name, site) != 0) {
+        i++;
+    }
+    if (i == w->n_sites) {
+        ASSERT(w->n_sites < WORLD_BUGGIFY_SITES);
+        struct rng r;
+        rng_stream(&r, w->seed, site, 0, 0);
+        w->sites[i].name = site;
+        w->sites[i].enabled = rng_below(&r, 4) == 0;
+        w->n_sites++;
+    }
+    bool fire = w->sites[i].enabled && rng_below(&w->buggify_rng, 20) == 0;
+    w->r->buggified += fire;
+    return fire;
+}
+
+static const struct env_timer_ops world_timer_ops = {
+    .now_ns = wt_now,
+    .post = wt_post,
+    .buggify = wt_buggify,
 };
 
 /* ---- observations and digest ---- */
@@ -94,7 +149,8 @@ static int stack_open(struct world *w, struct err *e)
 {
     struct stack *s = mem_alloc(sizeof(*s));
     s->w = w;
-    graph_init(&s->g, evq_timer(&w->q), w->o.node_mutants);
+    struct env_timer timer = { &world_timer_ops, w };
+    graph_init(&s->g, timer, w->o.node_mutants);
     struct node *file[WORLD_DISKS_MAX] = { NULL };
     int ret = 0;
     for (unsigned i = 0; i < w->n_disks && ret == 0; i++) {
@@ -607,7 +663,8 @@ static int setup_validate(struct world *w, struct err *e)
         const struct trace_rec *r = &w->t->recs[i];
         enum trace_kind k = r->kind;
         bool setting = k == TRACE_SEED || k == TRACE_TOPOLOGY || k == TRACE_DISK ||
-                       k == TRACE_FAULT;
+                       k == TRACE_FAULT || k == TRACE_BUGGIFY;
+        w->buggify |= k == TRACE_BUGGIFY;
         if (setting && ops_started) {
             return err_set(e, r->line, 1, "'%s' must come before the first operation",
                            trace_kind_name(k));
@@ -811,6 +868,8 @@ int world_run(const struct trace *t, const struct world_opts *o, struct world_re
     evq_init(&w->q);
     rng_stream(&w->root, w->seed, "root", 0, 0);
     rng_stream(&w->crash_rng, w->seed, "crash-mode", 0, 0);
+    rng_stream(&w->buggify_rng, w->seed, "buggify", 0, 0);
+    w->buggify = o->buggify;
     base_panic_hook_set(world_panic_context, w);
     int ret = world_setup(w, e);
     if (ret == 0) {

@@ -48,6 +48,7 @@ struct world_opts {
     /* Crash the host as the disks receive their Nth flush (1-based; 0: off),
      * then go on at the trace's next 'restart' record. */
     uint64_t crash_at_flush;
+    bool buggify;          /* enable BUGGIFY points (also: a 'buggify' record) */
 };
 
 enum world_verdict { WORLD_PASS, WORLD_FAIL };
@@ -74,6 +75,7 @@ struct world_result {
     uint64_t faults[FAULT__COUNT];
     uint64_t disk_mem_bytes;     /* contents and caches at the end */
     uint64_t device_flushes;     /* flushes the disks received */
+    uint64_t buggified;          /* BUGGIFY points that fired */
     const char *topology;
     unsigned n_disks;
     struct disk_crash_report last_crash;

@@ -197,6 +197,68 @@ START_TEST(test_fork_mode_catches_crashes)
 }
 END_TEST
 
+/* A check that never returns on scenarios with a flush: a hang. */
+static int check_hangs(const struct prop *p, const struct trace *t, unsigned nm,
+                       unsigned dm, char *msg, size_t size)
+{
+    (void)p;
+    (void)nm;
+    (void)dm;
+    (void)msg;
+    (void)size;
+    for (size_t i = 0; i < t->n - 1; i++) { /* the generator's last flush aside */
+        while (t->recs[i].kind == TRACE_FLUSH) {
+            pause();
+        }
+    }
+    return 0;
+}
+
+static const struct prop hanging = {
+    "hanging", "hangs on a flush", { 30, false, true, false, false, false }, check_hangs,
+};
+
+START_TEST(test_fork_mode_catches_hangs)
+{
+    struct engine_opts o;
+    engine_opts_default(&o);
+    o.fork = true;
+    o.timeout_s = 1;
+    o.trials = 20;
+    o.shrink_steps = 3;
+    struct engine_result r;
+    ck_assert_int_eq(engine_run(&hanging, &o, &r), 0);
+    ck_assert(r.failed);
+    ck_assert_msg(strstr(r.message, "hung") != NULL, "%s", r.message);
+    ck_assert(r.shrink_stopped_early);
+}
+END_TEST
+
+START_TEST(test_buggify_points_fire_deterministically)
+{
+    struct trace t;
+    char *data;
+    size_t len;
+    struct err e = { .file = "overlay.trace" };
+    ck_assert_int_eq(trace_file_read("traces/native/overlay.trace", 1 << 24, &data, &len, &e), 0);
+    ck_assert_int_eq(trace_parse(&t, data, len, &e), 0);
+    trace_file_free(data, len);
+    struct world_opts o = { 0 };
+    struct world_result a;
+    struct world_result b;
+    ck_assert_int_eq(world_run(&t, &o, &a, &e), 0);
+    ck_assert_uint_eq(a.buggified, 0);
+    o.buggify = true;
+    ck_assert_int_eq(world_run(&t, &o, &a, &e), 0);
+    ck_assert_int_eq(world_run(&t, &o, &b, &e), 0);
+    ck_assert_uint_gt(a.buggified, 0);
+    ck_assert_uint_eq(a.buggified, b.buggified);
+    ck_assert_uint_eq(a.digest, b.digest);
+    ck_assert_int_eq(a.verdict, WORLD_PASS); /* legal paths only */
+    trace_fini(&t);
+}
+END_TEST
+
 Suite *suite_engine(void)
 {
     Suite *s = suite_create("engine");
@@ -207,6 +269,8 @@ Suite *suite_engine(void)
     tcase_add_test(tc, test_properties_hold);
     tcase_add_test(tc, test_same_seed_same_failure_and_shards);
     tcase_add_test(tc, test_fork_mode_catches_crashes);
+    tcase_add_test(tc, test_buggify_points_fire_deterministically);
+    tcase_add_test(tc, test_fork_mode_catches_hangs);
     tcase_set_timeout(tc, 300);
     suite_add_tcase(s, tc);
     return s;
