@@ -136,10 +136,14 @@ props-quick: check
 
 valgrind: bootstrap
 	@$(MAKE) --no-print-directory CONFIG=debug all
-	CK_FORK=no valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all \
-	    -q build/debug/check_all
+	CK_FORK=no BLOCKSIM_UNDER_VALGRIND=1 valgrind --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=all -q build/debug/check_all
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
 	    build/debug/blocksim replay --quiet $(DEFAULT_TRACE)
+	@$(MAKE) --no-print-directory CONFIG=debug $(FUZZ_STANDALONE)
+	for t in trace import scenario; do \
+	    valgrind --error-exitcode=1 --leak-check=full -q \
+	        build/debug/fuzz_$${t}_standalone fuzz/corpus/$$t || exit 1; done
 
 coverage: bootstrap
 	@rm -rf build/cov

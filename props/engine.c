@@ -104,6 +104,10 @@ static bool trial_forked(const struct prop *p, const struct engine_opts *o,
         }
         return true;
     }
+    if (WEXITSTATUS(status) != 0 && msg[0] == '\0') {
+        /* Died without saying why (under valgrind an abort ends this way). */
+        snprintf(msg, size, "trial exited with status %d", WEXITSTATUS(status));
+    }
     return WEXITSTATUS(status) != 0;
 }
 
