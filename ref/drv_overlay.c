@@ -10,8 +10,10 @@
  * memory. Writes are serialising at cluster alignment, so two writes never
  * copy up the same cluster at once. Flushes run one at a time: take a copy
  * of the map sectors dirtied so far, flush the file child (their data is
- * durable), write those map sectors, flush again. Map bytes dirtied after
- * the copy wait for the next flush, because their data was not covered.
+ * durable), write those map sectors, flush again; the header of a fresh
+ * overlay goes last, after its whole map is durable, with one more flush.
+ * Map bytes dirtied after the copy wait for the next flush, because their
+ * data was not covered.
  */
 #include "drv_overlay.h"
 
@@ -133,6 +135,9 @@ static int ovl_open_fresh(struct node *n, const struct drv_overlay_opts *o, stru
     }
     n->length = size;
     ovl_layout(s, size);
+    /* Whatever the map area holds is not ours: persist the whole (empty) map
+     * before the header makes it authoritative. */
+    memset(s->dirty, 1, s->n_map_sectors);
     s->header_dirty = true;
     return 0;
 }
@@ -510,6 +515,30 @@ static void ovl_flush_final_done(void *opaque, int ret)
     ovl_flush_finish(f);
 }
 
+static void ovl_flush_header_written(void *opaque, int ret)
+{
+    struct ovl_flush *f = opaque;
+    if (ret < 0) {
+        f->ret = ret;
+        ovl_flush_finish(f);
+        return;
+    }
+    node_flush(ovl(f->n)->file, ovl_flush_final_done, f);
+}
+
+/* The map is durable: only now may the header make it authoritative. */
+static void ovl_flush_map_durable(void *opaque, int ret)
+{
+    struct ovl_flush *f = opaque;
+    if (ret < 0) {
+        f->ret = ret;
+        ovl_flush_finish(f);
+        return;
+    }
+    node_write(ovl(f->n)->file, 0, NODE_SECTOR, f->snap + f->n_snap * NODE_SECTOR, 0,
+               ovl_flush_header_written, f);
+}
+
 static void ovl_flush_meta_done(void *opaque, int ret)
 {
     struct ovl_flush *f = opaque;
@@ -523,7 +552,8 @@ static void ovl_flush_meta_done(void *opaque, int ret)
         ovl_flush_finish(f);
         return;
     }
-    node_flush(ovl(f->n)->file, ovl_flush_final_done, f);
+    env_io_cb *next = f->header ? ovl_flush_map_durable : ovl_flush_final_done;
+    node_flush(ovl(f->n)->file, next, f);
 }
 
 static void ovl_flush_data_done(void *opaque, int ret)
@@ -540,11 +570,6 @@ static void ovl_flush_data_done(void *opaque, int ret)
         f->pending++;
         node_write(s->file, OVERLAY_MAP_OFFSET + f->sectors[i] * NODE_SECTOR, NODE_SECTOR,
                    f->snap + i * NODE_SECTOR, 0, ovl_flush_meta_done, f);
-    }
-    if (f->header) {
-        f->pending++;
-        node_write(s->file, 0, NODE_SECTOR, f->snap + f->n_snap * NODE_SECTOR, 0,
-                   ovl_flush_meta_done, f);
     }
     ovl_flush_meta_done(f, 0);
 }

@@ -237,6 +237,35 @@ START_TEST(test_bad_headers_fail_to_open)
 }
 END_TEST
 
+/* A fresh overlay over a file whose map area holds stale bytes (an earlier
+ * incarnation's failed flush) must not let them come back once its header
+ * lands (found by fuzz_scenario). */
+START_TEST(test_fresh_overlay_ignores_stale_map)
+{
+    struct ovl_fixture f;
+    ovl_setup(&f, 0);
+    ovl_close(&f);
+    uint8_t stale[512];
+    memset(stale, 1, sizeof(stale)); /* "DATA" for clusters 0..511 */
+    disk_poke(f.top, OVERLAY_MAP_OFFSET, stale, sizeof(stale));
+    uint8_t junk[CL];
+    memset(junk, 0xee, sizeof(junk));
+    disk_poke(f.top, overlay_file_size(SIZE, CL) - SIZE, junk, sizeof(junk));
+    ck_assert_int_eq(ovl_open(&f, 0, NULL), 0); /* blank header: fresh */
+    ck_assert_uint_eq(overlay_clusters_allocated(f.ovl), 0);
+    ck_assert_int_eq(io(&f, NODE_OP_FLUSH, 0, 0, NULL, 0), 0);
+    ovl_close(&f);
+    ck_assert_int_eq(ovl_open(&f, 0, NULL), 0); /* now an existing overlay */
+    ck_assert_uint_eq(overlay_clusters_allocated(f.ovl), 0);
+    uint8_t base[SIZE];
+    tl_pattern(base, SIZE, 77);
+    uint8_t r[CL];
+    ck_assert_int_eq(io(&f, NODE_OP_READ, 0, CL, r, 0), 0);
+    tl_assert_mem_eq(r, base, CL);
+    ovl_teardown(&f);
+}
+END_TEST
+
 START_TEST(test_fua_write_is_durable)
 {
     struct ovl_fixture f;
@@ -293,6 +322,7 @@ Suite *suite_drv_overlay(void)
         test_make_empty_and_commit,
         test_persistence_reopen_and_crash,
         test_bad_headers_fail_to_open,
+        test_fresh_overlay_ignores_stale_map,
         test_fua_write_is_durable,
         test_make_empty_from_its_own_callback,
     };
