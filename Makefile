@@ -114,12 +114,13 @@ run: bootstrap
 	@$(MAKE) --no-print-directory CONFIG=release build/release/blocksim
 	build/release/blocksim replay $(DEFAULT_TRACE)
 
-# The unit tests in the debug build and again under ASan+UBSan, then the
-# golden traces and the command-line tests against the debug binary.
+# Fuzz smoke first; then the unit tests in the debug build, the bundled and
+# regression traces and the command-line tests; last the unit tests again
+# under ASan+UBSan (so the run closes on Check's summary line).
 check: bootstrap
-	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay
-	@$(MAKE) --no-print-directory CONFIG=asan unit fuzz-replay
 	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay
+	@$(MAKE) --no-print-directory CONFIG=asan fuzz-replay unit
 
 test: check
 
