@@ -174,13 +174,19 @@ static bool try_delete(struct shrinker *s, size_t start, size_t end, uint8_t *sc
     return shrink_try(s, scratch, s->len - (end - start));
 }
 
+/* Decode the current best bytes to learn their operation spans. */
+static void best_spans(const struct shrinker *s, struct choices *c)
+{
+    choices_init_bytes(c, s->best, s->len);
+    struct trace t;
+    gen_scenario(c, &s->p->gen, &t);
+    trace_fini(&t);
+}
+
 static bool pass_spans(struct shrinker *s, uint8_t *scratch)
 {
     struct choices c;
-    choices_init_bytes(&c, s->best, s->len);
-    struct trace t;
-    gen_scenario(&c, &s->p->gen, &t);
-    trace_fini(&t);
+    best_spans(s, &c);
     bool any = false;
     for (size_t i = c.n_spans; i > 0 && budget_left(s); i--) {
         any |= try_delete(s, c.spans[i - 1].start, c.spans[i - 1].end, scratch);
@@ -225,10 +231,7 @@ static bool pass_lower(struct shrinker *s, uint8_t *scratch)
 static bool pass_sort(struct shrinker *s, uint8_t *scratch)
 {
     struct choices c;
-    choices_init_bytes(&c, s->best, s->len);
-    struct trace t;
-    gen_scenario(&c, &s->p->gen, &t);
-    trace_fini(&t);
+    best_spans(s, &c);
     bool any = false;
     for (size_t i = 1; i < c.n_spans && budget_left(s); i++) {
         struct gen_span a = c.spans[i - 1];

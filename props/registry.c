@@ -31,23 +31,11 @@ static int check_world(const struct prop *p, const struct trace *t, unsigned nod
     return 1;
 }
 
-static char *canonical_text(const struct trace *t, size_t *len)
-{
-    char *buf = NULL;
-    FILE *f = open_memstream(&buf, len);
-    if (!f) {
-        abort();
-    }
-    trace_print_canonical(t, f);
-    fclose(f);
-    return buf;
-}
-
 static int check_roundtrip(const struct prop *p, const struct trace *t, unsigned node_mutants,
                            unsigned disk_mutants, char *msg, size_t size)
 {
     size_t len;
-    char *text = canonical_text(t, &len);
+    char *text = trace_print_string(t, true, &len);
     struct trace back;
     struct err e = { .file = "canonical" };
     int fail = 0;

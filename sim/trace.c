@@ -762,3 +762,30 @@ bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b)
            a->offset == b->offset && a->len == b->len && a->value == b->value &&
            cfg_equal(a->cfg, b->cfg);
 }
+
+char *trace_print_string(const struct trace *t, bool canonical, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    ASSERT(f != NULL);
+    if (canonical) {
+        trace_print_canonical(t, f);
+    } else {
+        trace_print(t, f);
+    }
+    ASSERT(fclose(f) == 0);
+    return buf;
+}
+
+bool trace_equal(const struct trace *a, const struct trace *b)
+{
+    if (a->n != b->n) {
+        return false;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        if (!trace_rec_equal(&a->recs[i], &b->recs[i])) {
+            return false;
+        }
+    }
+    return true;
+}

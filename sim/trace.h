@@ -128,6 +128,12 @@ void trace_print(const struct trace *t, FILE *out);
  * comments and blank lines). */
 void trace_print_canonical(const struct trace *t, FILE *out);
 
+/* Print into a new malloc'd string (free() it); *len gets its length. */
+char *trace_print_string(const struct trace *t, bool canonical, size_t *len);
+
+/* Same records, semantically (trace_rec_equal on each). */
+bool trace_equal(const struct trace *a, const struct trace *b);
+
 /* Append a record made in memory (text NULL, line 0); the trace takes @cfg. */
 struct trace_rec *trace_append(struct trace *t, enum trace_kind kind);
 struct trace_cfg *trace_cfg_new(void);

@@ -6,20 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *print_to_string(const struct trace *t, bool canonical, size_t *len)
-{
-    char *buf = NULL;
-    FILE *f = open_memstream(&buf, len);
-    ck_assert_ptr_nonnull(f);
-    if (canonical) {
-        trace_print_canonical(t, f);
-    } else {
-        trace_print(t, f);
-    }
-    fclose(f);
-    return buf;
-}
-
 static const char sample[] =
     "blocksim-trace v1\n"
     "# a comment\n"
@@ -57,12 +43,12 @@ START_TEST(test_trace_lossless)
     ck_assert_ptr_null(t.recs[9].text);      /* canonical: no copy kept */
     ck_assert_ptr_nonnull(t.recs[8].text);   /* spaced: source kept */
     size_t out_len;
-    char *out = print_to_string(&t, false, &out_len);
+    char *out = trace_print_string(&t, false, &out_len);
     ck_assert_uint_eq(out_len, len);
     ck_assert(memcmp(out, sample, len) == 0);
     free(out);
     /* Canonical form re-parses to the same records. */
-    out = print_to_string(&t, true, &out_len);
+    out = trace_print_string(&t, true, &out_len);
     struct trace back;
     ck_assert_int_eq(trace_parse(&back, out, out_len, &e), 0);
     ck_assert_uint_eq(back.n, t.n);
@@ -81,7 +67,7 @@ START_TEST(test_trace_no_final_newline)
     struct trace t;
     ck_assert_int_eq(trace_parse(&t, text, strlen(text), NULL), 0);
     size_t len;
-    char *out = print_to_string(&t, false, &len);
+    char *out = trace_print_string(&t, false, &len);
     ck_assert_uint_eq(len, strlen(text));
     ck_assert(memcmp(out, text, len) == 0);
     free(out);
