@@ -15,6 +15,8 @@
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 int cmd_replay(int argc, char **argv);
@@ -27,6 +29,11 @@ int cmd_explore(int argc, char **argv);
  * prints it and returns CLI_USAGE. */
 struct trace;
 int trace_load(const char *cmd, const char *path, const char **format, struct trace *t);
+
+/* Parse option @opt's value as an unsigned integer (@size: "4K" units too);
+ * on error prints "blocksim CMD: OPT: expected ..." and returns CLI_USAGE. */
+int cli_parse_num(const char *cmd, const char *opt, const char *val, uint64_t *out,
+                  bool size);
 
 /* Planted bugs by name: adds its bits, or prints the error and returns
  * CLI_USAGE. */

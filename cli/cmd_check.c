@@ -61,15 +61,6 @@ static int parse_shard(const char *val, struct engine_opts *o)
     return 0;
 }
 
-static int parse_num(const char *opt, const char *val, uint64_t *out)
-{
-    if (parse_u64(val, out) < 0) {
-        cli_error("check", "%s: expected an unsigned integer, got '%s'", opt, val);
-        return CLI_USAGE;
-    }
-    return 0;
-}
-
 static int check_opt(struct check_args *a, int c, const char *val)
 {
     uint64_t v;
@@ -78,11 +69,11 @@ static int check_opt(struct check_args *a, int c, const char *val)
         a->list = true;
         return 0;
     case 'n':
-        return parse_num("--trials", val, &a->o.trials);
+        return cli_parse_num("check", "--trials", val, &a->o.trials, false);
     case 's':
-        return parse_num("--seed", val, &a->o.seed);
+        return cli_parse_num("check", "--seed", val, &a->o.seed, false);
     case 't':
-        TRY(parse_num("--time", val, &v));
+        TRY(cli_parse_num("check", "--time", val, &v, false));
         a->o.seconds = (double)v;
         return 0;
     case 'S':
@@ -94,11 +85,11 @@ static int check_opt(struct check_args *a, int c, const char *val)
         a->o.fork = false;
         return 0;
     case 'T':
-        TRY(parse_num("--timeout", val, &v));
+        TRY(cli_parse_num("check", "--timeout", val, &v, false));
         a->o.timeout_s = (unsigned)(v ? v : 1);
         return 0;
     case 'k':
-        return parse_num("--shrink-steps", val, &a->o.shrink_steps);
+        return cli_parse_num("check", "--shrink-steps", val, &a->o.shrink_steps, false);
     case 'j':
         a->json = true;
         return 0;
@@ -513,16 +504,16 @@ int cmd_explore(int argc, char **argv)
             explore_usage(stdout);
             return CLI_OK;
         } else if (c == 'n') {
-            ret = parse_num("--max-states", optarg, &o.max_states);
+            ret = cli_parse_num("explore", "--max-states", optarg, &o.max_states, false);
         } else if (c == 's') {
-            ret = parse_num("--seed", optarg, &o.seed);
+            ret = cli_parse_num("explore", "--seed", optarg, &o.seed, false);
         } else if (c == 'x') {
             exhaustive = true;
         } else if (c == 'e') {
-            ret = parse_num("--tear-samples", optarg, &o.tear_samples);
+            ret = cli_parse_num("explore", "--tear-samples", optarg, &o.tear_samples, false);
             tear_set = true;
         } else if (c == 'k') {
-            ret = parse_num("--ops", optarg, &ops);
+            ret = cli_parse_num("explore", "--ops", optarg, &ops, false);
             ret = ret ? ret : (ops >= 1 && ops <= 4 ? 0 : (cli_error("explore", "--ops: "
                                                                      "1..4"), CLI_USAGE));
         } else if (c != 'm') {

@@ -58,17 +58,6 @@ static void replay_usage(FILE *out)
             "2 usage or input error.\n");
 }
 
-static int opt_u64(const char *opt, const char *val, uint64_t *out, bool size)
-{
-    int ret = size ? parse_size(val, out) : parse_u64(val, out);
-    if (ret < 0) {
-        cli_error("replay", "%s: expected %s, got '%s'", opt,
-                  size ? "a size such as 1G" : "an unsigned integer", val);
-        return CLI_USAGE;
-    }
-    return 0;
-}
-
 static int opt_mutant(struct replay_args *a, const char *name)
 {
     if (cli_mutant_parse("replay", name, &a->o.node_mutants, &a->o.disk_mutants) != 0) {
@@ -107,19 +96,19 @@ static int replay_opt(struct replay_args *a, int c, const char *val)
         return 0;
     case OPT_SEED:
         a->o.has_seed = true;
-        return opt_u64("--seed", val, &a->o.seed, false);
+        return cli_parse_num("replay", "--seed", val, &a->o.seed, false);
     case OPT_FAULTS:
         a->o.faults = val;
         return 0;
     case OPT_SIZE:
-        TRY(opt_u64("--size", val, &a->o.size, true));
+        TRY(cli_parse_num("replay", "--size", val, &a->o.size, true));
         if (a->o.size == 0 || a->o.size % 512) {
             cli_error("replay", "--size: %s is not a positive multiple of 512", val);
             return CLI_USAGE;
         }
         return 0;
     case OPT_QD:
-        TRY(opt_u64("--qd", val, &v, false));
+        TRY(cli_parse_num("replay", "--qd", val, &v, false));
         if (v == 0 || v > 1024) {
             cli_error("replay", "--qd: expected 1..1024, got %s", val);
             return CLI_USAGE;

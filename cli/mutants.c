@@ -1,6 +1,7 @@
 /*
- * mutants: the planted bugs the CLI can switch on (--mutant NAME), shared by
- * replay and check, so a user can watch each checker catch its bug.
+ * mutants: what the subcommands share: the planted bugs the CLI can switch
+ * on (--mutant NAME), so a user can watch each checker catch its bug, and
+ * option value parsing.
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,18 @@ static const struct mutant mutants[] = {
     { "disk-flush-noop", 0, DISK_MUTANT_FLUSH_NOOP,
       "disk: flush succeeds without making anything durable" },
 };
+
+int cli_parse_num(const char *cmd, const char *opt, const char *val, uint64_t *out,
+                  bool size)
+{
+    int ret = size ? parse_size(val, out) : parse_u64(val, out);
+    if (ret < 0) {
+        cli_error(cmd, "%s: expected %s, got '%s'", opt,
+                  size ? "a size such as 1G" : "an unsigned integer", val);
+        return CLI_USAGE;
+    }
+    return 0;
+}
 
 void cli_mutants_usage(FILE *out)
 {

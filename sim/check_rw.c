@@ -64,7 +64,7 @@ void check_rw_write_lost(struct check_rw *c, uint64_t sector, uint64_t n, uint64
 void check_rw_crash(struct check_rw *c)
 {
     model_disk_crash(&c->model);
-    c->crashed_since_write = true;
+    c->crashed = true;
 }
 
 void check_tag_name(uint64_t tag, char *buf, size_t size)
@@ -83,7 +83,7 @@ static void violation_fill(struct check_rw *c, uint64_t sector, uint64_t tag,
 {
     struct violation *v = &c->first;
     snprintf(v->property, sizeof(v->property), "%s",
-             c->crashed_since_write ? "crash-consistency" : "read-your-writes");
+             c->crashed ? "crash-consistency" : "read-your-writes");
     v->sector = sector;
     v->actual = tag;
     v->actual_home = home;

@@ -40,7 +40,7 @@ typedef bool check_taint_fn(void *opaque, uint64_t sector);
 struct check_rw {
     struct model_disk model;
     uint64_t seed;            /* content seed */
-    bool crashed_since_write; /* names the property: crash-consistency */
+    bool crashed;             /* a crash happened: violations are crash-consistency */
     bool failed;
     struct violation first;
     uint64_t sectors_checked;

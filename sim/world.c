@@ -338,15 +338,17 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
 
 static void do_crash(struct world *w, const struct trace_rec *rec)
 {
+    /* Writes in flight may or may not have reached the media. */
     for (unsigned i = 0; i < w->n_inflight; i++) {
         const struct guest_op *op = w->inflight[i];
-        if (op_writes(op->rec->kind) && op->rec->kind != TRACE_DISCARD) {
-            uint64_t tag = op->rec->kind == TRACE_WRITE ? op->index + 1 : CONTENT_TAG_ZERO;
-            check_rw_write_lost(&w->check, op->rec->offset / CONTENT_SECTOR,
-                                op->rec->len / CONTENT_SECTOR, tag);
+        uint64_t s = op->rec->offset / CONTENT_SECTOR;
+        uint64_t n = op->rec->len / CONTENT_SECTOR;
+        if (op->rec->kind == TRACE_WRITE) {
+            check_rw_write_lost(&w->check, s, n, op->index + 1);
+        } else if (op->rec->kind == TRACE_ZERO) {
+            check_rw_write_lost(&w->check, s, n, CONTENT_TAG_ZERO);
         } else if (op->rec->kind == TRACE_DISCARD) {
-            check_rw_discard_done(&w->check, op->rec->offset / CONTENT_SECTOR,
-                                  op->rec->len / CONTENT_SECTOR);
+            check_rw_discard_done(&w->check, s, n);
         }
     }
     w->r->lost += w->n_inflight;
@@ -357,17 +359,17 @@ static void do_crash(struct world *w, const struct trace_rec *rec)
                                               : (enum disk_crash_mode)rng_below(
                                                     &w->crash_rng, DISK_CRASH__COUNT);
     bool first = w->r->crashes == 0;
+    struct disk_crash_report rep;
     for (unsigned i = 0; i < w->n_disks; i++) {
         if (first && w->o.crash_hook) {
             w->o.crash_hook(w->o.crash_hook_opaque, i, w->disks[i]);
         }
         if (first && w->o.crash_plans) {
-            disk_crash_planned(w->disks[i], &w->o.crash_plans[i], &w->r->last_crash);
+            disk_crash_planned(w->disks[i], &w->o.crash_plans[i], &rep);
         } else {
-            disk_crash(w->disks[i], mode, &w->r->last_crash);
+            disk_crash(w->disks[i], mode, &rep);
         }
-        observe(w, TRACE_CRASH, i, (int32_t)mode, w->r->last_crash.kept,
-                w->r->last_crash.pending);
+        observe(w, TRACE_CRASH, i, (int32_t)mode, rep.kept, rep.pending);
     }
     check_rw_crash(&w->check);
     w->r->crashes++;
@@ -822,7 +824,6 @@ static void result_fill(struct world *w)
         for (int k = 0; k < FAULT__COUNT; k++) {
             r->faults[k] += w->disks[i]->stats.faults[k];
         }
-        r->disk_mem_bytes += disk_mem_bytes(w->disks[i]);
     }
     if (w->check.failed) {
         r->first = w->check.first;

@@ -73,12 +73,10 @@ struct world_result {
     uint64_t sectors_checked;
     uint64_t explained;          /* wrong values explained by injected faults */
     uint64_t faults[FAULT__COUNT];
-    uint64_t disk_mem_bytes;     /* contents and caches at the end */
     uint64_t device_flushes;     /* flushes the disks received */
     uint64_t buggified;          /* BUGGIFY points that fired */
     const char *topology;
     unsigned n_disks;
-    struct disk_crash_report last_crash;
     struct violation first;      /* when verdict is WORLD_FAIL */
     bool ended_early;            /* an operator action failed under injected
                                   * faults: the rest of the trace did not run */
