@@ -14,6 +14,8 @@
 
 #include <string.h>
 
+#include "dirty.h"
+
 static const char *const op_names[NODE_OP__COUNT] = {
     [NODE_OP_READ] = "read",
     [NODE_OP_WRITE] = "write",
@@ -42,6 +44,7 @@ static void node_free(struct node *n)
     if (n->drv->close) {
         n->drv->close(n);
     }
+    dirty_set_free(n->dirty);
     mem_free(n->state, n->drv->state_size);
     mem_free(n, sizeof(*n));
 }
@@ -207,6 +210,18 @@ static void node_waiters_wake(struct node *n)
     }
 }
 
+static bool op_dirties(enum node_op op)
+{
+    return op == NODE_OP_WRITE || op == NODE_OP_WRITE_ZEROES || op == NODE_OP_DISCARD;
+}
+
+static void req_mark_dirty(const struct req *req)
+{
+    if (req->node->dirty && op_dirties(req->op)) {
+        dirty_mark(req->node->dirty, req->offset, req->len);
+    }
+}
+
 static void req_done_ev(void *opaque)
 {
     struct req *req = opaque;
@@ -218,9 +233,16 @@ static void req_done_ev(void *opaque)
     n->inflight--;
     g->inflight--;
     node_waiters_wake(n);
+    bool late = node_mutant(n, NODE_MUTANT_DIRTY_LATE_MARK);
+    if (!g->dirty_mark_early && !late) {
+        req_mark_dirty(req); /* before the caller hears of it */
+    }
     /* The request is no longer counted: its callback may find the node
      * quiesced and start an operator action (make-empty, commit). */
     req->cb(req->opaque, req->ret);
+    if (!g->dirty_mark_early && late) {
+        req_mark_dirty(req);
+    }
     mem_free(req, sizeof(*req));
     graph_idle_maybe(g);
 }
@@ -271,6 +293,9 @@ void node_submit(struct node *n, enum node_op op, uint64_t offset, uint64_t len,
     req->opaque = opaque;
     n->inflight++;
     g->inflight++;
+    if (g->dirty_mark_early && !g->dead) {
+        req_mark_dirty(req);
+    }
     if (g->dead) {
         TAILQ_INSERT_TAIL(&n->tracked, req, link);
         req_complete(req, BS_ECRASHED);

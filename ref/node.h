@@ -16,7 +16,11 @@
  * Async contract: node_submit never completes inline: the callback always
  *   runs from an event posted on the graph's timer, with 0 or a negative
  *   errno (BS_ECRASHED once the graph was killed).
- * Depends on: base, env (timer).
+ * Dirty bitmaps: every write, write-zeroes and discard marks the node's
+ *   enabled bitmaps as it completes, whatever its result, before its callback
+ *   runs (QEMU's write-request finish); graph->dirty_mark_early switches to
+ *   marking at submission (the 2016 QBM series).
+ * Depends on: base, env (timer), dirty.
  */
 #ifndef BLOCKSIM_NODE_H
 #define BLOCKSIM_NODE_H
@@ -67,6 +71,10 @@ enum node_mutant {
     NODE_MUTANT_FILE_DROP_FUA = 1u << 2,        /* FUA flag not passed down */
     NODE_MUTANT_FILE_EARLY_ACK = 1u << 3,       /* write acked before the disk has it */
     NODE_MUTANT_OVERLAY_MAP_FIRST = 1u << 4,    /* map persisted before its data */
+    NODE_MUTANT_DIRTY_LATE_MARK = 1u << 5,      /* bitmaps marked after the ack */
+    NODE_MUTANT_DIRTY_RECLAIM_DROP = 1u << 6,   /* reclaim loses the successor's bits */
+    NODE_MUTANT_QBM_NO_IN_USE = 1u << 7,        /* open leaves bitmaps marked clean */
+    NODE_MUTANT_QBM_SHORT_STORE = 1u << 8,      /* store drops a bitmap's last word */
 };
 
 struct node;
@@ -105,6 +113,8 @@ struct graph {
     uint64_t next_seq;    /* submission order of requests */
     unsigned mutants;     /* enum node_mutant bits */
     bool dead;            /* killed: new requests fail with BS_ECRASHED */
+    bool dirty_mark_early; /* the 2016 QBM series: mark dirty bitmaps when a
+                            * write is issued, not when it completes */
     env_cb *idle_cb;      /* posted once dead and idle */
     void *idle_opaque;
 };
@@ -120,6 +130,7 @@ struct node {
     struct req_list tracked; /* dispatched, not completed; submission order */
     struct req_list waiting; /* blocked by a serialising overlap */
     uint64_t inflight;
+    struct dirty_set *dirty; /* named dirty bitmaps (dirty.h), or NULL */
 };
 
 struct req {
