@@ -1,8 +1,9 @@
 /*
- * env: the only three interfaces through which ref/ reaches the world.
+ * env: the only four interfaces through which ref/ reaches the world.
  *
- * Role: storage ops (a block device), transport ops (a byte stream) and timer
- *   ops (virtual time and deferred calls). sim/ implements all three with
+ * Role: storage ops (a block device), files ops (named metadata files, each
+ *   a block device once open), transport ops (a byte stream) and timer ops
+ *   (virtual time and deferred calls). sim/ implements all three with
  *   faults; oracle adapters may implement them over real files and sockets.
  * Model: QEMU's BlockDriver protocol layer (bdrv_co_preadv on a file) and its
  *   AioContext bottom halves; libuv's rule that completion is deferred.
@@ -84,6 +85,30 @@ struct env_storage_ops {
 struct env_storage {
     const struct env_storage_ops *ops;
     void *dev;
+};
+
+/* Named files for image metadata (QBM descriptors and bitmap files). An
+ * open file is a block device of fixed size. The namespace operations are
+ * synchronous and durable when they return (a simplification: a crash may
+ * lose or tear a file's unflushed contents, never its existence). Names are
+ * at most ENV_FILE_NAME_MAX - 1 bytes. */
+#define ENV_FILE_NAME_MAX 128
+
+struct env_files_ops {
+    /* Open @name: 0 and *out, or -ENOENT. */
+    int (*open)(void *ctx, const char *name, struct env_storage *out);
+    /* Create @name as @size zero bytes (a multiple of 512), replacing any
+     * file of that name: 0 and *out, or a negative errno. */
+    int (*create)(void *ctx, const char *name, uint64_t size, struct env_storage *out);
+    /* Release a handle from open or create; its requests must be done. */
+    void (*close)(void *ctx, struct env_storage *st);
+    /* Delete @name: 0 or -ENOENT. No handle to it may be open. */
+    int (*remove)(void *ctx, const char *name);
+};
+
+struct env_files {
+    const struct env_files_ops *ops;
+    void *ctx;
 };
 
 /* A reliable, ordered byte stream (what NBD runs on). recv completes when
