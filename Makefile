@@ -59,7 +59,7 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
 # Fuzz targets: fuzz/fuzz_<name>.c. CONFIG=fuzz links them with libFuzzer;
 # every other configuration links them with fuzz/standalone.c, a replayer.
-FUZZ_TARGETS := trace import scenario canary
+FUZZ_TARGETS := trace import scenario qbm canary
 FUZZ_SECONDS ?= 10
 # The smoke run is a gate: a fixed libFuzzer seed makes it repeatable.
 # `make fuzz` campaigns leave it unset, so each explores anew.
@@ -135,6 +135,7 @@ fuzz-replay: $(FUZZ_STANDALONE)
 	$(BUILD)/fuzz_trace_standalone fuzz/corpus/trace traces/native
 	$(BUILD)/fuzz_import_standalone fuzz/corpus/import traces/fio
 	$(BUILD)/fuzz_scenario_standalone fuzz/corpus/scenario
+	$(BUILD)/fuzz_qbm_standalone fuzz/corpus/qbm
 
 props-quick: check
 
@@ -145,7 +146,7 @@ valgrind: bootstrap
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
 	    build/debug/blocksim replay --quiet $(DEFAULT_TRACE)
 	@$(MAKE) --no-print-directory CONFIG=debug $(FUZZ_STANDALONE)
-	for t in trace import scenario; do \
+	for t in trace import scenario qbm; do \
 	    valgrind --error-exitcode=1 --leak-check=full -q \
 	        build/debug/fuzz_$${t}_standalone fuzz/corpus/$$t || exit 1; done
 
