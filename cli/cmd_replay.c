@@ -22,6 +22,7 @@
 #include "cli.h"
 
 #define TRACE_FILE_MAX (1ull << 30)
+#define REPLAY_BITMAPS_MAX 16
 
 struct replay_args {
     const char *path;
@@ -31,6 +32,8 @@ struct replay_args {
     bool quiet;
     bool wall;
     char mutant_names[128];
+    struct world_bitmap_spec bitmaps[REPLAY_BITMAPS_MAX];
+    char extra_args[512]; /* --bitmap and --dirty-mark, for the repro command */
 };
 
 static void replay_usage(FILE *out)
@@ -52,6 +55,13 @@ static void replay_usage(FILE *out)
             "  --no-wall       leave wall-clock figures out (byte-identical reruns)\n"
             "  --buggify       enable the stack's BUGGIFY fault points (unusual but legal\n"
             "                  paths: late completions, split reads, forced copy-up)\n"
+            "  --bitmap NAME[:GRANULARITY]\n"
+            "                  attach a persistent dirty bitmap to the guest disk\n"
+            "                  (repeatable; granularity a power of two in 512..2G, default\n"
+            "                  64K, or the overlay's cluster size clamped to 4K..64K); the\n"
+            "                  report lists each bitmap's dirty extents\n"
+            "  --dirty-mark WHEN  complete (default: as a write completes, modern QEMU)\n"
+            "                  or issue (as it is issued, the 2016 QBM series)\n"
             "  --mutant NAME   plant a known bug (repeatable), to see a checker catch it:\n");
     cli_mutants_usage(out);
     fprintf(out, "\nExit status: 0 pass, 1 a property or an 'expect' record failed, "
@@ -68,8 +78,62 @@ static int opt_mutant(struct replay_args *a, const char *name)
     return 0;
 }
 
+/* --bitmap NAME[:GRANULARITY] */
+static int opt_bitmap(struct replay_args *a, const char *val)
+{
+    if (a->o.n_bitmaps == REPLAY_BITMAPS_MAX) {
+        cli_error("replay", "--bitmap: at most %d bitmaps", REPLAY_BITMAPS_MAX);
+        return CLI_USAGE;
+    }
+    struct world_bitmap_spec *b = &a->bitmaps[a->o.n_bitmaps];
+    const char *colon = strchr(val, ':');
+    size_t n = colon ? (size_t)(colon - val) : strlen(val);
+    bool ok = n > 0 && n < sizeof(b->name);
+    for (size_t i = 0; i < n && ok; i++) {
+        ok = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+                    val[i]) != NULL;
+    }
+    if (!ok) {
+        cli_error("replay", "--bitmap: bad name in '%s' (1 to %zu of A-Z a-z 0-9 . _ -)", val,
+                  sizeof(b->name) - 1);
+        return CLI_USAGE;
+    }
+    memcpy(b->name, val, n);
+    b->name[n] = '\0';
+    b->gran = 0;
+    if (colon && (parse_size(colon + 1, &b->gran) < 0 || !is_pow2(b->gran) ||
+                  b->gran < 512 || b->gran > (1ull << 31))) {
+        cli_error("replay", "--bitmap: granularity in '%s' must be a power of two in 512..2G",
+                  val);
+        return CLI_USAGE;
+    }
+    for (unsigned i = 0; i < a->o.n_bitmaps; i++) {
+        if (strcmp(a->bitmaps[i].name, b->name) == 0) {
+            cli_error("replay", "--bitmap: '%s' given twice", b->name);
+            return CLI_USAGE;
+        }
+    }
+    a->o.n_bitmaps++;
+    a->o.bitmaps = a->bitmaps;
+    size_t at = strlen(a->extra_args);
+    snprintf(a->extra_args + at, sizeof(a->extra_args) - at, " --bitmap %s", val);
+    return 0;
+}
+
+static int opt_dirty_mark(struct replay_args *a, const char *val)
+{
+    if (strcmp(val, "issue") != 0 && strcmp(val, "complete") != 0) {
+        cli_error("replay", "--dirty-mark: expected issue or complete, got '%s'", val);
+        return CLI_USAGE;
+    }
+    a->o.dirty_mark_early = strcmp(val, "issue") == 0;
+    size_t at = strlen(a->extra_args);
+    snprintf(a->extra_args + at, sizeof(a->extra_args) - at, " --dirty-mark %s", val);
+    return 0;
+}
+
 enum { OPT_FORMAT = 256, OPT_SEED, OPT_FAULTS, OPT_SIZE, OPT_QD, OPT_JSON, OPT_QUIET,
-       OPT_NO_WALL, OPT_MUTANT, OPT_BUGGIFY, OPT_HELP };
+       OPT_NO_WALL, OPT_MUTANT, OPT_BUGGIFY, OPT_BITMAP, OPT_DIRTY_MARK, OPT_HELP };
 
 static const struct option replay_options[] = {
     { "format", required_argument, NULL, OPT_FORMAT },
@@ -82,6 +146,8 @@ static const struct option replay_options[] = {
     { "no-wall", no_argument, NULL, OPT_NO_WALL },
     { "mutant", required_argument, NULL, OPT_MUTANT },
     { "buggify", no_argument, NULL, OPT_BUGGIFY },
+    { "bitmap", required_argument, NULL, OPT_BITMAP },
+    { "dirty-mark", required_argument, NULL, OPT_DIRTY_MARK },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -129,6 +195,10 @@ static int replay_opt(struct replay_args *a, int c, const char *val)
     case OPT_BUGGIFY:
         a->o.buggify = true;
         return 0;
+    case OPT_BITMAP:
+        return opt_bitmap(a, val);
+    case OPT_DIRTY_MARK:
+        return opt_dirty_mark(a, val);
     case OPT_HELP:
         return -1;
     default:
@@ -141,6 +211,7 @@ static int replay_parse_args(struct replay_args *a, int argc, char **argv)
     memset(a, 0, sizeof(*a));
     a->format = "auto";
     a->wall = true;
+    a->o.want_bitmaps = true;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "", replay_options, NULL)) != -1) {
@@ -221,7 +292,10 @@ static void repro_command(const struct replay_args *a, const char *format, uint6
         at += (size_t)snprintf(buf + at, size - at, " --qd %u", a->o.qd);
     }
     if (a->o.buggify && at < size) {
-        snprintf(buf + at, size - at, " --buggify");
+        at += (size_t)snprintf(buf + at, size - at, " --buggify");
+    }
+    if (at < size) {
+        snprintf(buf + at, size - at, "%s", a->extra_args);
     }
 }
 
@@ -270,6 +344,7 @@ int cmd_replay(int argc, char **argv)
     repro_command(&a, format, r.seed, repro, sizeof(repro));
     struct report_info info = { a.path, format, repro, a.wall, secs };
     replay_print(&a, &r, &info);
+    world_result_fini(&r);
     return report_exit_status(&r);
 }
 

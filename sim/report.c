@@ -81,6 +81,25 @@ static json_t *faults_json(const struct world_result *r)
     return o;
 }
 
+static json_t *bitmaps_json(const struct world_result *r)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; i < r->n_bitmaps; i++) {
+        const struct world_bitmap *b = &r->bitmaps[i];
+        json_t *ext = json_array();
+        for (size_t k = 0; k < b->n_extents; k++) {
+            json_array_append_new(ext, json_pack("[I, I]", (json_int_t)b->extents[k][0],
+                                                 (json_int_t)b->extents[k][1]));
+        }
+        json_array_append_new(a, json_pack("{s:s, s:I, s:s, s:b, s:b, s:I, s:o}", "name",
+                                           b->name, "granularity", (json_int_t)b->granularity,
+                                           "state", b->state, "persistent", b->persistent,
+                                           "recording", b->recording, "dirty_bytes",
+                                           (json_int_t)b->count, "extents", ext));
+    }
+    return a;
+}
+
 json_t *report_json(const struct world_result *r, const struct report_info *info)
 {
     json_t *o = json_object();
@@ -108,6 +127,16 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
     json_object_set_new(o, "explained_by_faults", json_integer((json_int_t)r->explained));
     json_object_set_new(o, "faults_fired", faults_json(r));
     json_object_set_new(o, "buggify_fired", json_integer((json_int_t)r->buggified));
+    if (r->bitmaps_on) {
+        json_object_set_new(o, "bitmap_ops", json_integer((json_int_t)r->ops[TRACE_BITMAP]));
+        json_object_set_new(o, "bitmap_ops_refused",
+                            json_integer((json_int_t)r->errors[TRACE_BITMAP]));
+        if (r->refusal[0]) {
+            json_object_set_new(o, "first_refusal", json_string(r->refusal));
+        }
+        json_object_set_new(o, "bitmaps_lost_in_crash", json_boolean(r->bitmaps_lost));
+        json_object_set_new(o, "bitmaps", bitmaps_json(r));
+    }
     if (r->ended_early) {
         json_object_set_new(o, "ended_early", json_string(r->note));
     }
@@ -135,6 +164,28 @@ static void text_violation(const struct violation *v, FILE *out)
     fprintf(out, "              %s\n", v->msg);
     fprintf(out, "              at guest operation #%" PRIu64 ", trace line %u, virtual "
             "time %" PRIu64 " ns\n", v->op_index, v->line, v->time_ns);
+}
+
+/* One line per bitmap: its state and the first few dirty extents. */
+static void text_bitmaps(const struct world_result *r, FILE *out)
+{
+    fprintf(out, "  bitmaps     %" PRIu64 " operation(s), %" PRIu64 " refused%s\n",
+            r->ops[TRACE_BITMAP], r->errors[TRACE_BITMAP],
+            r->bitmaps_lost ? "; the host crashed and did not restart: bitmaps lost" : "");
+    if (r->refusal[0]) {
+        fprintf(out, "              first refused: %s\n", r->refusal);
+    }
+    for (unsigned i = 0; i < r->n_bitmaps; i++) {
+        const struct world_bitmap *b = &r->bitmaps[i];
+        fprintf(out, "              %s: %s%s, granularity %" PRIu64 ", %" PRIu64 " dirty bytes "
+                "in %zu extent(s)", b->name, b->state, b->persistent ? ", persistent" : "",
+                b->granularity, b->count, b->n_extents);
+        for (size_t k = 0; k < b->n_extents && k < 4; k++) {
+            fprintf(out, "%s%" PRIu64 "+%" PRIu64, k ? " " : ": ", b->extents[k][0],
+                    b->extents[k][1]);
+        }
+        fprintf(out, "%s\n", b->n_extents > 4 ? " ..." : "");
+    }
 }
 
 void report_text(const struct world_result *r, const struct report_info *info, FILE *out)
@@ -182,6 +233,9 @@ void report_text(const struct world_result *r, const struct report_info *info, F
         fprintf(out, "; BUGGIFY points fired %" PRIu64 " times", r->buggified);
     }
     fprintf(out, "\n");
+    if (r->bitmaps_on) {
+        text_bitmaps(r, out);
+    }
     fprintf(out, "  time        %.6f s virtual, %" PRIu64 " events", (double)r->sim_ns / 1e9,
             r->events);
     if (info->has_wall) {

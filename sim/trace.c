@@ -45,6 +45,7 @@ static void rec_fini(struct trace_rec *r)
 {
     mem_strfree(r->text);
     mem_free(r->cfg, r->cfg ? sizeof(*r->cfg) : 0);
+    mem_free(r->bm, r->bm ? sizeof(*r->bm) : 0);
 }
 
 void trace_fini(struct trace *t)
@@ -472,6 +473,106 @@ static void print_disk(const struct trace_rec *r, char *buf, size_t size)
     }
 }
 
+static const char *const bitmap_ops[TRACE_BM__COUNT] = {
+    [TRACE_BM_ADD] = "add",           [TRACE_BM_REMOVE] = "remove",
+    [TRACE_BM_CLEAR] = "clear",       [TRACE_BM_ENABLE] = "enable",
+    [TRACE_BM_DISABLE] = "disable",   [TRACE_BM_MERGE] = "merge",
+    [TRACE_BM_PERSIST] = "persist",   [TRACE_BM_SUCCESSOR] = "successor",
+    [TRACE_BM_ABDICATE] = "abdicate", [TRACE_BM_RECLAIM] = "reclaim",
+};
+
+const char *trace_bitmap_op_name(enum trace_bitmap_op op)
+{
+    ASSERT(op < TRACE_BM__COUNT);
+    return bitmap_ops[op];
+}
+
+struct trace_bitmap *trace_bitmap_new(void)
+{
+    return mem_alloc(sizeof(struct trace_bitmap));
+}
+
+static int bitmap_name(const struct fields *f, unsigned i, char *out, struct err *e)
+{
+    const char *w = f->w[i];
+    size_t n = strlen(w);
+    bool ok = n > 0 && n < TRACE_BITMAP_NAME_MAX;
+    for (size_t k = 0; k < n && ok; k++) {
+        char ch = w[k];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '.' || ch == '_' || ch == '-';
+    }
+    if (!ok) {
+        return err_set(e, 0, f->first + i, "bad bitmap name '%s' (1 to %d of A-Z a-z 0-9 . _ -)",
+                       w, TRACE_BITMAP_NAME_MAX - 1);
+    }
+    memcpy(out, w, n + 1);
+    return 0;
+}
+
+static int bitmap_add_option(struct trace_bitmap *b, const struct fields *f, unsigned i,
+                             struct err *e)
+{
+    const char *w = f->w[i];
+    if (strncmp(w, "granularity=", 12) == 0) {
+        TRY(field_size(f, i, w + 12, &b->gran, "granularity", e));
+        if (!is_pow2(b->gran) || b->gran < 512 || b->gran > (1ull << 31)) {
+            return err_set(e, 0, f->first + i, "granularity must be a power of two in "
+                           "512..2G, got '%s'", w + 12);
+        }
+    } else if (strcmp(w, "persistent") == 0) {
+        b->persistent = true;
+    } else if (strcmp(w, "disabled") == 0) {
+        b->disabled = true;
+    } else {
+        return err_set(e, 0, f->first + i, "unknown bitmap add option '%s' (expected "
+                       "granularity=S, persistent or disabled)", w);
+    }
+    return 0;
+}
+
+static int parse_bitmap(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 3, 6, e));
+    struct trace_bitmap *b = r->bm = trace_bitmap_new();
+    unsigned op = 0;
+    while (op < TRACE_BM__COUNT && strcmp(f->w[1], bitmap_ops[op]) != 0) {
+        op++;
+    }
+    if (op == TRACE_BM__COUNT) {
+        return err_set(e, 0, f->first + 1, "unknown bitmap operation '%s' (add, remove, "
+                       "clear, enable, disable, merge, persist, successor, abdicate, "
+                       "reclaim)", f->w[1]);
+    }
+    b->op = (enum trace_bitmap_op)op;
+    if (b->op == TRACE_BM_MERGE) {
+        TRY(want_fields(f, 4, 4, e));
+        TRY(bitmap_name(f, 2, b->src, e));
+        return bitmap_name(f, 3, b->name, e);
+    }
+    TRY(want_fields(f, 3, b->op == TRACE_BM_ADD ? 6 : 3, e));
+    TRY(bitmap_name(f, 2, b->name, e));
+    for (unsigned i = 3; i < f->n; i++) {
+        TRY(bitmap_add_option(b, f, i, e));
+    }
+    return 0;
+}
+
+static void print_bitmap(const struct trace_rec *r, char *buf, size_t size)
+{
+    const struct trace_bitmap *b = r->bm;
+    if (b->op == TRACE_BM_MERGE) {
+        snprintf(buf, size, "bitmap merge %s %s", b->src, b->name);
+        return;
+    }
+    snprintf(buf, size, "bitmap %s %s", bitmap_ops[b->op], b->name);
+    if (b->gran) {
+        cat_kv(buf, size, "granularity", b->gran, fmt_size);
+    }
+    cat(buf, size, b->persistent ? " persistent" : "");
+    cat(buf, size, b->disabled ? " disabled" : "");
+}
+
 static void print_blank(const struct trace_rec *r, char *buf, size_t size)
 {
     (void)r;
@@ -498,6 +599,8 @@ static const struct kind_info kinds[TRACE__COUNT] = {
     [TRACE_MAKE_EMPTY] = { "make-empty", parse_bare, print_bare, false },
     [TRACE_EXPECT] = { "expect", parse_expect, print_expect, false },
     [TRACE_BUGGIFY] = { "buggify", parse_bare, print_bare, false },
+    [TRACE_BITMAP] = { "bitmap", parse_bitmap, print_bitmap, false },
+    [TRACE_SHUTDOWN] = { "shutdown", parse_bare, print_bare, true },
 };
 
 static const struct kind_info *kind_info(enum trace_kind kind)
@@ -754,13 +857,22 @@ static bool cfg_equal(const struct trace_cfg *a, const struct trace_cfg *b)
            strcmp(fa, fb) == 0;
 }
 
+static bool bm_equal(const struct trace_bitmap *a, const struct trace_bitmap *b)
+{
+    if (!a || !b) {
+        return a == b;
+    }
+    return a->op == b->op && strcmp(a->name, b->name) == 0 && strcmp(a->src, b->src) == 0 &&
+           a->gran == b->gran && a->persistent == b->persistent && a->disabled == b->disabled;
+}
+
 bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b)
 {
     return a->kind == b->kind && a->has_at == b->has_at && a->at_ns == b->at_ns &&
            a->fua == b->fua && a->has_mode == b->has_mode &&
            (!a->has_mode || a->mode == b->mode) && a->expect == b->expect &&
            a->offset == b->offset && a->len == b->len && a->value == b->value &&
-           cfg_equal(a->cfg, b->cfg);
+           cfg_equal(a->cfg, b->cfg) && bm_equal(a->bm, b->bm);
 }
 
 char *trace_print_string(const struct trace *t, bool canonical, size_t *len)

@@ -27,6 +27,12 @@
  *                                             at TIME, whatever is in flight
  *   [@TIME] restart
  *   commit | make-empty                       overlay topology only
+ *   bitmap add NAME [granularity=S] [persistent] [disabled]
+ *   bitmap remove|clear|enable|disable|persist NAME
+ *   bitmap merge SRC DST                      DST |= SRC
+ *   bitmap successor|abdicate|reclaim NAME    incremental backup's dance
+ *   [@TIME] shutdown                          clean close: flush, store
+ *                                             bitmaps, host down
  *   expect verdict pass|fail | expect digest HEX | expect content HEX
  * Sizes take K/M/G/T suffixes (binary); durations ns/us/ms/s. @TIME is the
  * earliest virtual time at which the record may run.
@@ -64,6 +70,8 @@ enum trace_kind {
     TRACE_MAKE_EMPTY,
     TRACE_EXPECT,
     TRACE_BUGGIFY,
+    TRACE_BITMAP,
+    TRACE_SHUTDOWN,
     TRACE__COUNT,
 };
 
@@ -85,6 +93,32 @@ struct trace_cfg {
     struct fault_rule fault;
 };
 
+enum trace_bitmap_op {
+    TRACE_BM_ADD,
+    TRACE_BM_REMOVE,
+    TRACE_BM_CLEAR,
+    TRACE_BM_ENABLE,
+    TRACE_BM_DISABLE,
+    TRACE_BM_MERGE,
+    TRACE_BM_PERSIST,
+    TRACE_BM_SUCCESSOR,
+    TRACE_BM_ABDICATE,
+    TRACE_BM_RECLAIM,
+    TRACE_BM__COUNT,
+};
+
+#define TRACE_BITMAP_NAME_MAX 64 /* with the NUL: dirty.h's DIRTY_NAME_MAX */
+
+/* A bitmap record: names are 1..63 of [A-Za-z0-9._-]. */
+struct trace_bitmap {
+    enum trace_bitmap_op op;
+    char name[TRACE_BITMAP_NAME_MAX]; /* the bitmap; merge: the destination */
+    char src[TRACE_BITMAP_NAME_MAX];  /* merge: the source */
+    uint64_t gran;                    /* add: 0 for the default */
+    bool persistent;                  /* add */
+    bool disabled;                    /* add */
+};
+
 struct trace_rec {
     enum trace_kind kind;
     unsigned line;        /* 1-based source line; 0 when made in memory */
@@ -98,6 +132,7 @@ struct trace_rec {
     uint64_t len;
     uint64_t value;       /* seed, qd, expected digest/content, verdict (1 pass) */
     struct trace_cfg *cfg; /* topology, disk, fault; else NULL */
+    struct trace_bitmap *bm; /* bitmap; else NULL */
     char *text;           /* source text when not canonical; else NULL */
 };
 
@@ -139,6 +174,12 @@ struct trace_rec *trace_append(struct trace *t, enum trace_kind kind);
 struct trace_cfg *trace_cfg_new(void);
 
 bool trace_kind_is_op(enum trace_kind kind);
+
+/* The word of a bitmap operation ("add", "merge", ...). */
+const char *trace_bitmap_op_name(enum trace_bitmap_op op);
+
+/* A bitmap record made in memory; the trace owns it. */
+struct trace_bitmap *trace_bitmap_new(void);
 const char *trace_kind_name(enum trace_kind kind);
 
 /* Semantic equality of two records (ignores source text and line). */

@@ -21,68 +21,9 @@
 #include "../ref/drv_file.h"
 #include "../ref/drv_overlay.h"
 #include "../ref/node.h"
+#include "../ref/qbm.h"
 #include "content.h"
-
-#define WORLD_DEADLINE_DEFAULT (3600ull * 1000000000ull)
-#define WORLD_EVENTS_MAX (1ull << 40) /* loop bound: far beyond any real run */
-
-struct stack {
-    struct world *w;
-    struct graph g;
-    struct disk_handle *h[WORLD_DISKS_MAX];
-    struct node *root;
-};
-
-struct guest_op {
-    struct world *w;
-    const struct trace_rec *rec;
-    uint64_t index;    /* guest operation index (content tag - 1) */
-    uint64_t epoch;    /* host incarnation it was issued in */
-    uint64_t flush_seq;
-    uint8_t *buf;
-};
-
-#define WORLD_BUGGIFY_SITES 32
-
-struct buggify_site {
-    const char *name; /* a string literal of ref/ */
-    bool enabled;
-};
-
-struct world {
-    const struct trace *t;
-    struct world_opts o;
-    struct world_result *r;
-    uint64_t seed;
-    struct evq q;
-    struct rng root;
-    struct rng crash_rng;
-    struct fault_plan plan;
-    enum trace_topology topo;
-    uint64_t size;
-    uint64_t cluster;
-    struct disk_config dcfg[WORLD_DISKS_MAX];
-    unsigned n_disks;
-    struct disk *disks[WORLD_DISKS_MAX];
-    struct stack *live;   /* NULL while the host is down */
-    uint64_t epoch;
-    unsigned qd;
-    size_t next;          /* next trace record */
-    uint64_t next_op;
-    struct guest_op **inflight;
-    unsigned n_inflight;
-    unsigned cap_inflight;
-    bool control_busy;
-    bool timer_armed;
-    bool waited;
-    struct check_rw check;
-    struct model_disk base_model; /* overlay topology: the backing's content */
-    XXH3_state_t *digest;
-    bool buggify;
-    struct rng buggify_rng;
-    struct buggify_site sites[WORLD_BUGGIFY_SITES];
-    unsigned n_sites;
-};
+#include "world_int.h"
 
 /* ---- timer ops for the stack, with BUGGIFY ---- */
 
@@ -130,7 +71,7 @@ static const struct env_timer_ops world_timer_ops = {
 
 /* ---- observations and digest ---- */
 
-static void observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret, uint64_t a,
+void world__observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret, uint64_t a,
                     uint64_t b)
 {
     uint8_t rec[40];
@@ -166,6 +107,9 @@ static int stack_open(struct world *w, struct err *e)
     } else if (ret == 0) {
         s->root = file[0];
     }
+    if (ret == 0 && w->bitmaps) {
+        ret = world__bitmap_open(w, s, e);
+    }
     if (ret < 0) {
         graph_fini(&s->g);
         for (unsigned i = 0; i < w->n_disks; i++) {
@@ -178,8 +122,9 @@ static int stack_open(struct world *w, struct err *e)
     return 0;
 }
 
-static void stack_free(struct stack *s)
+void world__stack_free(struct stack *s)
 {
+    qbm_close(s->qbm);
     graph_fini(&s->g);
     for (unsigned i = 0; i < s->w->n_disks; i++) {
         disk_handle_free(s->h[i]);
@@ -189,7 +134,13 @@ static void stack_free(struct stack *s)
 
 static void stack_idle(void *opaque)
 {
-    stack_free(opaque);
+    struct stack *s = opaque;
+    if (s->qbm && s->qbm->op) {
+        /* A sync or store is still writing: it ends in bounded time. */
+        evq_post(&s->w->q, 100000, stack_idle, s);
+        return;
+    }
+    world__stack_free(s);
 }
 
 static void stack_kill(struct world *w)
@@ -201,7 +152,6 @@ static void stack_kill(struct world *w)
 
 /* ---- guest operations ---- */
 
-static void pump(struct world *w);
 
 static void inflight_remove(struct world *w, struct guest_op *op)
 {
@@ -288,12 +238,15 @@ static void op_done(void *opaque, int ret)
     } else if (ret == 0 && op->rec->kind == TRACE_WRITE) {
         w->r->bytes_written += op->rec->len;
     }
-    observe(w, op->rec->kind, op->index, ret, data, 0);
+    world__observe(w, op->rec->kind, op->index, ret, data, 0);
     w->r->ops[op->rec->kind]++;
     w->r->errors[op->rec->kind] += ret < 0;
     op_judge(w, op, ret);
+    if (w->bitmaps && op_writes(op->rec->kind)) {
+        world__bitmap_write_done(w, op->rec);
+    }
     op_free(op);
-    pump(w);
+    world__pump(w);
 }
 
 static const enum node_op node_ops[TRACE__COUNT] = {
@@ -369,9 +322,12 @@ static void do_crash(struct world *w, const struct trace_rec *rec)
         } else {
             disk_crash(w->disks[i], mode, &rep);
         }
-        observe(w, TRACE_CRASH, i, (int32_t)mode, rep.kept, rep.pending);
+        world__observe(w, TRACE_CRASH, i, (int32_t)mode, rep.kept, rep.pending);
     }
     check_rw_crash(&w->check);
+    if (w->bitmaps) {
+        world__bitmap_crash(w, mode);
+    }
     w->r->crashes++;
 }
 
@@ -389,7 +345,7 @@ static uint64_t faults_fired(const struct world *w)
 /* An operator action (restart, commit, make-empty) failed. With injected
  * faults about, that is an outcome, not a bug: the run ends early and says
  * so. Without any, the stack failed on its own: a violation. */
-static void control_fail(struct world *w, const struct trace_rec *rec, const char *prop,
+void world__control_fail(struct world *w, const struct trace_rec *rec, const char *prop,
                          const char *msg)
 {
     if (w->r->verdict == WORLD_FAIL || w->r->ended_early) {
@@ -414,48 +370,71 @@ static void do_restart(struct world *w, const struct trace_rec *rec)
 {
     struct err e = { .file = NULL };
     int ret = stack_open(w, &e);
-    observe(w, TRACE_RESTART, 0, ret, 0, 0);
+    world__observe(w, TRACE_RESTART, 0, ret, 0, 0);
     w->r->restarts++;
     if (ret < 0) {
         char msg[300];
         snprintf(msg, sizeof(msg), "the host's images did not reopen after the crash: %.200s",
                  e.msg);
-        control_fail(w, rec, "restart", msg);
+        world__control_fail(w, rec, "restart", msg);
+    } else if (w->bitmaps) {
+        world__bitmap_ready(w, rec, false);
     }
 }
 
-struct control_op {
-    struct world *w;
-    const struct trace_rec *rec;
-};
+struct control_op *world__control_new(struct world *w, const struct trace_rec *rec)
+{
+    ASSERT(!w->control_busy);
+    struct control_op *c = mem_alloc(sizeof(*c));
+    c->w = w;
+    c->rec = rec;
+    c->epoch = w->epoch;
+    w->control_busy = true;
+    return c;
+}
+
+bool world__control_live(struct control_op *c)
+{
+    if (c->epoch == c->w->epoch) {
+        return true;
+    }
+    mem_free(c, sizeof(*c));
+    return false;
+}
+
+void world__control_end(struct control_op *c)
+{
+    struct world *w = c->w;
+    w->control_busy = false;
+    mem_free(c, sizeof(*c));
+    world__pump(w);
+}
 
 static void control_done(void *opaque, int ret)
 {
     struct control_op *c = opaque;
+    if (!world__control_live(c)) {
+        return;
+    }
     struct world *w = c->w;
-    observe(w, c->rec->kind, 0, ret, 0, 0);
+    world__observe(w, c->rec->kind, 0, ret, 0, 0);
     if (ret < 0) {
         char msg[128];
         snprintf(msg, sizeof(msg), "%s failed: %s", trace_kind_name(c->rec->kind),
                  blocksim_strerror(ret));
-        control_fail(w, c->rec, trace_kind_name(c->rec->kind), msg);
+        world__control_fail(w, c->rec, trace_kind_name(c->rec->kind), msg);
     } else if (c->rec->kind == TRACE_COMMIT) {
         /* The backing now holds the view; the overlay was emptied. */
         model_disk_assign(&w->base_model, &w->check.model);
     } else {
         model_disk_assign(&w->check.model, &w->base_model);
     }
-    w->control_busy = false;
-    mem_free(c, sizeof(*c));
-    pump(w);
+    world__control_end(c);
 }
 
 static void do_overlay_op(struct world *w, const struct trace_rec *rec)
 {
-    struct control_op *c = mem_alloc(sizeof(*c));
-    c->w = w;
-    c->rec = rec;
-    w->control_busy = true;
+    struct control_op *c = world__control_new(w, rec);
     if (rec->kind == TRACE_COMMIT) {
         overlay_commit(w->live->root, control_done, c);
     } else {
@@ -478,7 +457,7 @@ static void injected_crash_ev(void *opaque)
         w->next++;
     }
     w->waited = false;
-    pump(w);
+    world__pump(w);
 }
 
 static void flush_seen(void *opaque)
@@ -496,7 +475,7 @@ static void pump_timer(void *opaque)
 {
     struct world *w = opaque;
     w->timer_armed = false;
-    pump(w);
+    world__pump(w);
 }
 
 /* Is @rec's @TIME still in the future? Then arm a timer for it. */
@@ -548,17 +527,28 @@ static bool pump_one(struct world *w, const struct trace_rec *rec)
         return true;
     case TRACE_COMMIT:
     case TRACE_MAKE_EMPTY:
+    case TRACE_BITMAP:
         if (w->n_inflight > 0) {
             return false; /* drain the guest first */
         }
-        do_overlay_op(w, rec);
+        if (rec->kind == TRACE_BITMAP) {
+            world__bitmap_rec(w, rec);
+        } else {
+            do_overlay_op(w, rec);
+        }
+        return true;
+    case TRACE_SHUTDOWN:
+        if (pump_too_early(w, rec) || w->n_inflight > 0) {
+            return false;
+        }
+        world__shutdown(w, rec);
         return true;
     default:
         return true; /* settings, comments, expectations */
     }
 }
 
-static void pump(struct world *w)
+void world__pump(struct world *w)
 {
     while (w->next < w->t->n && !w->control_busy && w->r->verdict == WORLD_PASS &&
            !w->r->ended_early) {
@@ -667,6 +657,7 @@ static int setup_validate(struct world *w, struct err *e)
         bool setting = k == TRACE_SEED || k == TRACE_TOPOLOGY || k == TRACE_DISK ||
                        k == TRACE_FAULT || k == TRACE_BUGGIFY;
         w->buggify |= k == TRACE_BUGGIFY;
+        w->bitmaps |= k == TRACE_BITMAP;
         if (setting && ops_started) {
             return err_set(e, r->line, 1, "'%s' must come before the first operation",
                            trace_kind_name(k));
@@ -677,12 +668,15 @@ static int setup_validate(struct world *w, struct err *e)
             fault_plan_add(&w->plan, &r->cfg->fault);
         } else if (trace_kind_is_op(k)) {
             TRY(check_op_rec(w, r, up, e));
-        } else if (k == TRACE_CRASH || k == TRACE_RESTART) {
-            if ((k == TRACE_CRASH) != up) {
-                return err_set(e, r->line, 1, k == TRACE_CRASH ? "crash while the host is "
-                               "down" : "restart while the host is up");
+        } else if (k == TRACE_CRASH || k == TRACE_RESTART || k == TRACE_SHUTDOWN) {
+            if ((k != TRACE_RESTART) != up) {
+                return err_set(e, r->line, 1, k == TRACE_RESTART ? "restart while the host "
+                               "is up" : "'%s' while the host is down", trace_kind_name(k));
             }
             up = k == TRACE_RESTART;
+        } else if (k == TRACE_BITMAP && !up) {
+            return err_set(e, r->line, 1, "'bitmap' while the host is down (add 'restart' "
+                           "first)");
         } else if (k == TRACE_COMMIT || k == TRACE_MAKE_EMPTY) {
             if (w->topo != TRACE_TOPO_OVERLAY || !up) {
                 return err_set(e, r->line, 1, "'%s' needs the overlay topology and a host "
@@ -742,7 +736,17 @@ static int world_setup(struct world *w, struct err *e)
     w->digest = XXH3_createState();
     ASSERT(w->digest != NULL);
     XXH3_64bits_reset_withSeed(w->digest, w->seed);
-    return stack_open(w, e);
+    w->bitmaps |= w->o.n_bitmaps > 0;
+    w->r->bitmaps_on = w->bitmaps;
+    if (w->bitmaps) {
+        files_init(&w->files, &w->q, &w->plan, w->seed, w->o.disk_mutants);
+        check_bitmap_init(&w->cb, w->size);
+    }
+    TRY(stack_open(w, e));
+    if (w->bitmaps) {
+        world__bitmap_ready(w, NULL, true);
+    }
+    return 0;
 }
 
 /* ---- run and tear down ---- */
@@ -769,6 +773,10 @@ static void world_fini(struct world *w)
             disk_free(w->disks[i]);
         }
     }
+    if (w->r->bitmaps_on) {
+        files_fini(&w->files);
+        check_bitmap_fini(&w->cb);
+    }
     if (w->digest) {
         XXH3_freeState(w->digest);
         check_rw_fini(&w->check);
@@ -783,7 +791,7 @@ static void world_fini(struct world *w)
 static void world_loop(struct world *w)
 {
     uint64_t deadline = w->o.deadline_ns ? w->o.deadline_ns : WORLD_DEADLINE_DEFAULT;
-    pump(w);
+    world__pump(w);
     for (uint64_t i = 0; i < WORLD_EVENTS_MAX && w->r->verdict == WORLD_PASS; i++) {
         if (!evq_step(&w->q, deadline)) {
             break;
@@ -795,7 +803,7 @@ static void world_loop(struct world *w)
         char msg[160];
         snprintf(msg, sizeof(msg), "the run did not finish by the deadline (%" PRIu64
                  " ns of virtual time): %u operations in flight", deadline, w->n_inflight);
-        control_fail(w, rec, "liveness", msg);
+        world__control_fail(w, rec, "liveness", msg);
     }
 }
 
@@ -827,6 +835,8 @@ static void result_fill(struct world *w)
     }
     if (w->check.failed) {
         r->first = w->check.first;
+    } else if (w->bitmaps && w->cb.failed) {
+        r->first = w->cb.first;
     }
 }
 
@@ -875,6 +885,9 @@ int world_run(const struct trace *t, const struct world_opts *o, struct world_re
     int ret = world_setup(w, e);
     if (ret == 0) {
         world_loop(w);
+        if (w->bitmaps) {
+            world__bitmap_end(w);
+        }
         result_fill(w);
         expect_check(t, r);
     }

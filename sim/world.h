@@ -14,9 +14,11 @@
  *   same digest on every machine; a run ends when the trace is done and the
  *   queue drained, at the first violation, or at the deadline.
  * Ownership: world_run owns everything it creates and frees it before it
- *   returns (the caller can assert mem_blocks_live() is unchanged).
+ *   returns (the caller can assert mem_blocks_live() is unchanged), except
+ *   the bitmaps it reports when asked to (world_result_fini).
  * Async contract: world_run is synchronous; inside, everything is events.
- * Depends on: evq, rng, disk, fault, trace, check_rw, ref/ (node, drivers).
+ * Depends on: evq, rng, disk, fault, trace, check_rw, check_bitmap, files,
+ *   ref/ (node, drivers, dirty, qbm).
  */
 #ifndef BLOCKSIM_WORLD_H
 #define BLOCKSIM_WORLD_H
@@ -29,6 +31,24 @@
 #include "trace.h"
 
 #define WORLD_DISKS_MAX 2
+
+/* A persistent bitmap on the guest disk from the start (--bitmap NAME:G). */
+struct world_bitmap_spec {
+    char name[TRACE_BITMAP_NAME_MAX];
+    uint64_t gran; /* 0: the default */
+};
+
+/* A bitmap as the run left it (world_opts.want_bitmaps). */
+struct world_bitmap {
+    char name[TRACE_BITMAP_NAME_MAX];
+    uint64_t granularity;
+    const char *state;   /* dirty_status(): active, disabled, frozen, ... */
+    bool persistent;
+    bool recording;
+    uint64_t count;      /* dirty bytes (whole groups, as QEMU counts) */
+    uint64_t (*extents)[2]; /* [offset, length] ascending, merged, clipped */
+    size_t n_extents;
+};
 
 struct world_opts {
     uint64_t seed;         /* used when has_seed, else the trace's, else 1 */
@@ -49,6 +69,10 @@ struct world_opts {
      * then go on at the trace's next 'restart' record. */
     uint64_t crash_at_flush;
     bool buggify;          /* enable BUGGIFY points (also: a 'buggify' record) */
+    const struct world_bitmap_spec *bitmaps; /* added at the first open */
+    unsigned n_bitmaps;
+    bool dirty_mark_early; /* mark bitmaps when a write is issued (the seed's mode) */
+    bool want_bitmaps;     /* fill world_result.bitmaps; world_result_fini frees them */
 };
 
 enum world_verdict { WORLD_PASS, WORLD_FAIL };
@@ -81,7 +105,16 @@ struct world_result {
     bool ended_early;            /* an operator action failed under injected
                                   * faults: the rest of the trace did not run */
     char note[200];
+    char refusal[256];           /* the first bitmap operation the stack refused */
+    bool bitmaps_on;             /* the run used dirty bitmaps */
+    bool bitmaps_lost;           /* the host was down after a crash at the end */
+    struct world_bitmap *bitmaps; /* want_bitmaps: the guest disk's bitmaps at the
+                                   * end (or at the last clean shutdown) */
+    unsigned n_bitmaps;
 };
+
+/* Free what world_run put in @r (the bitmaps); @r stays readable. */
+void world_result_fini(struct world_result *r);
 
 /* Run @t. Returns 0 with @r filled, or a negative errno with @e filled when
  * the trace or the options are not a valid scenario (nothing ran). */

@@ -1,0 +1,339 @@
+/*
+ * world_bitmap: the world's dirty bitmaps: the guest disk's named bitmaps,
+ *   their QBM persistence on simulated files, bitmap records, clean
+ *   shutdown, and the checker's hooks (world_int.h).
+ *
+ * Method: when a run uses bitmaps, every open of the host's stack gives the
+ * guest node a dirty set and loads it from QBM; the checker then compares
+ * what loaded with its durable image (bitmap-store, or bitmap-crash after a
+ * crash), and a sync marks everything in use before the guest goes on (a
+ * control op: the pump waits). A bitmap record drains the guest, runs on
+ * ref/dirty and on the model, and both must agree on accepting it; then
+ * every bitmap is compared. A shutdown reclaims frozen bitmaps (their jobs
+ * die with the host), flushes the guest disk, stores the bitmaps and takes
+ * the host down without a crash.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../ref/qbm.h"
+#include "world_int.h"
+
+#define IMAGE_NAME "guest"
+
+static const struct trace_rec setup_rec = { .kind = TRACE_RESTART };
+
+/* QEMU's default: the cluster size clamped to [4 KiB, 64 KiB], 64 KiB when
+ * the format has none (a plain disk). */
+static uint64_t gran_default(const struct world *w)
+{
+    if (w->topo != TRACE_TOPO_OVERLAY) {
+        return DIRTY_GRAN_DEFAULT;
+    }
+    return min_u64(max_u64(w->cluster, 4096), 65536);
+}
+
+static struct cb_where where(const struct world *w, const struct trace_rec *rec)
+{
+    struct cb_where at = { rec ? rec->line : 0, w->q.now_ns, w->next_op };
+    return at;
+}
+
+static void judge(struct world *w)
+{
+    if (w->cb.failed && w->r->verdict == WORLD_PASS) {
+        w->r->verdict = WORLD_FAIL;
+    }
+}
+
+int world__bitmap_open(struct world *w, struct stack *s, struct err *e)
+{
+    s->g.dirty_mark_early = w->o.dirty_mark_early;
+    s->root->dirty = dirty_set_new(s->root->length);
+    s->root->dirty->drop_successor = (w->o.node_mutants & NODE_MUTANT_DIRTY_RECLAIM_DROP) != 0;
+    struct env_timer timer = s->g.timer;
+    struct qbm_opts qo = { files_env(&w->files), timer, IMAGE_NAME,
+                           w->topo == TRACE_TOPO_OVERLAY ? "blocksim-overlay" : "raw",
+                           s->root->length, w->o.node_mutants };
+    return qbm_open(&qo, s->root->dirty, e, &s->qbm);
+}
+
+static void sync_done(void *opaque, int ret)
+{
+    struct control_op *c = opaque;
+    if (!world__control_live(c)) {
+        return;
+    }
+    struct world *w = c->w;
+    world__observe(w, TRACE_BITMAP, TRACE_BM__COUNT, ret, w->live->qbm->generation, 0);
+    if (ret < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "writing the bitmaps' QBM descriptor failed: %s",
+                 blocksim_strerror(ret));
+        world__control_fail(w, c->rec, "bitmap-store", msg);
+    } else {
+        check_bitmap_synced(&w->cb);
+    }
+    world__control_end(c);
+}
+
+static void sync_start(struct world *w, const struct trace_rec *rec)
+{
+    qbm_sync(w->live->qbm, sync_done, world__control_new(w, rec));
+}
+
+/* --bitmap options: persistent bitmaps added at the first open. */
+static void specs_add(struct world *w)
+{
+    for (unsigned i = 0; i < w->o.n_bitmaps; i++) {
+        struct trace_bitmap op = { .op = TRACE_BM_ADD, .persistent = true };
+        snprintf(op.name, sizeof(op.name), "%s", w->o.bitmaps[i].name);
+        uint64_t gran = w->o.bitmaps[i].gran ? w->o.bitmaps[i].gran : gran_default(w);
+        struct err e = { .file = NULL };
+        int ret = dirty_add(w->live->root->dirty, op.name, gran, DIRTY_ADD_PERSISTENT, &e,
+                            NULL);
+        int want = check_bitmap_apply(&w->cb, &op, gran);
+        ASSERT(ret == want); /* the CLI rejects duplicates and bad granularities */
+    }
+}
+
+void world__bitmap_ready(struct world *w, const struct trace_rec *rec, bool first)
+{
+    struct cb_where at = where(w, rec);
+    check_bitmap_loaded(&w->cb, w->live->root->dirty, &at);
+    judge(w);
+    if (first) {
+        specs_add(w);
+    }
+    sync_start(w, rec ? rec : &setup_rec);
+}
+
+/* Run @op on the stack's dirty set: 0 or a negative errno with @e. */
+static int dirty_run(struct dirty_set *s, const struct trace_bitmap *op, uint64_t gran,
+                     struct err *e)
+{
+    switch (op->op) {
+    case TRACE_BM_ADD:
+        return dirty_add(s, op->name, gran, (op->persistent ? DIRTY_ADD_PERSISTENT : 0) |
+                         (op->disabled ? DIRTY_ADD_DISABLED : 0), e, NULL);
+    case TRACE_BM_REMOVE:
+        return dirty_remove(s, op->name, e);
+    case TRACE_BM_CLEAR:
+        return dirty_clear(s, op->name, e);
+    case TRACE_BM_ENABLE:
+        return dirty_enable(s, op->name, e);
+    case TRACE_BM_DISABLE:
+        return dirty_disable(s, op->name, e);
+    case TRACE_BM_MERGE:
+        return dirty_merge(s, op->src, op->name, e);
+    case TRACE_BM_PERSIST:
+        return dirty_persist(s, op->name, true, e);
+    case TRACE_BM_SUCCESSOR:
+        return dirty_successor_create(s, op->name, e);
+    case TRACE_BM_ABDICATE:
+        return dirty_successor_abdicate(s, op->name, e);
+    case TRACE_BM_RECLAIM:
+        return dirty_successor_reclaim(s, op->name, e);
+    default:
+        UNREACHABLE();
+    }
+}
+
+static bool op_changes_persistence(enum trace_bitmap_op op)
+{
+    return op == TRACE_BM_ADD || op == TRACE_BM_REMOVE || op == TRACE_BM_PERSIST;
+}
+
+void world__bitmap_rec(struct world *w, const struct trace_rec *rec)
+{
+    const struct trace_bitmap *op = rec->bm;
+    struct dirty_set *set = w->live->root->dirty;
+    uint64_t gran = op->gran ? op->gran : gran_default(w);
+    struct err e = { .file = NULL };
+    int ret = dirty_run(set, op, gran, &e);
+    int want = check_bitmap_apply(&w->cb, op, gran);
+    world__observe(w, TRACE_BITMAP, op->op, ret, set->n, 0);
+    w->r->ops[TRACE_BITMAP]++;
+    w->r->errors[TRACE_BITMAP] += ret < 0;
+    if (ret < 0 && w->r->refusal[0] == '\0') {
+        snprintf(w->r->refusal, sizeof(w->r->refusal), "line %u: bitmap %s %s: %.120s",
+                 rec->line, trace_bitmap_op_name(op->op), op->name, e.msg);
+    }
+    struct cb_where at = where(w, rec);
+    bool dance = op->op == TRACE_BM_SUCCESSOR || op->op == TRACE_BM_ABDICATE ||
+                 op->op == TRACE_BM_RECLAIM;
+    const char *prop = dance ? "bitmap-successor" : "bitmap-ops";
+    if (ret != want) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "bitmap %s %s: the stack answered %s (%.100s), QEMU's rules "
+                 "answer %s", trace_bitmap_op_name(op->op), op->name, blocksim_strerror(ret),
+                 ret < 0 ? e.msg : "accepted", want < 0 ? blocksim_strerror(want) : "accepted");
+        world__control_fail(w, rec, prop, msg);
+        return;
+    }
+    check_bitmap_compare(&w->cb, set, prop, &at);
+    judge(w);
+    if (ret == 0 && op_changes_persistence(op->op) && w->r->verdict == WORLD_PASS) {
+        sync_start(w, rec);
+    }
+}
+
+void world__bitmap_write_done(struct world *w, const struct trace_rec *rec)
+{
+    struct cb_where at = where(w, rec);
+    check_bitmap_write_done(&w->cb, w->live->root->dirty, rec->offset, rec->len, &at);
+    judge(w);
+}
+
+void world__bitmap_crash(struct world *w, enum disk_crash_mode mode)
+{
+    files_crash(&w->files, mode);
+    check_bitmap_down(&w->cb, true);
+}
+
+/* ---- the report's snapshot ---- */
+
+static void snapshot_free(struct world_result *r)
+{
+    for (unsigned i = 0; i < r->n_bitmaps; i++) {
+        struct world_bitmap *b = &r->bitmaps[i];
+        mem_free(b->extents, b->n_extents * sizeof(*b->extents));
+    }
+    mem_free(r->bitmaps, r->n_bitmaps * sizeof(*r->bitmaps));
+    r->bitmaps = NULL;
+    r->n_bitmaps = 0;
+}
+
+void world_result_fini(struct world_result *r)
+{
+    snapshot_free(r);
+}
+
+static void extents_take(struct world_bitmap *out, const struct bitmap *bits)
+{
+    uint64_t off = 0;
+    uint64_t len = 0;
+    size_t cap = 0;
+    while (bitmap_next_extent(bits, UINT64_MAX, &off, &len)) {
+        if (out->n_extents == cap) {
+            size_t ncap = cap ? 2 * cap : 8;
+            out->extents = mem_realloc(out->extents, cap * sizeof(*out->extents),
+                                       ncap * sizeof(*out->extents));
+            cap = ncap;
+        }
+        out->extents[out->n_extents][0] = off;
+        out->extents[out->n_extents][1] = len;
+        out->n_extents++;
+        off += len;
+    }
+    out->extents = mem_realloc(out->extents, cap * sizeof(*out->extents),
+                               out->n_extents * sizeof(*out->extents));
+}
+
+static void snapshot(struct world *w)
+{
+    struct world_result *r = w->r;
+    if (!w->o.want_bitmaps) {
+        return;
+    }
+    snapshot_free(r);
+    const struct dirty_set *set = w->live->root->dirty;
+    r->bitmaps = mem_alloc(set->n * sizeof(*r->bitmaps));
+    const struct dirty_bitmap *b;
+    TAILQ_FOREACH(b, &set->list, link) {
+        struct world_bitmap *o = &r->bitmaps[r->n_bitmaps++];
+        snprintf(o->name, sizeof(o->name), "%s", b->name);
+        o->granularity = bitmap_granularity(b->bits);
+        o->state = dirty_status(b);
+        o->persistent = b->persistent;
+        o->recording = dirty_recording(b);
+        o->count = bitmap_count(b->bits);
+        extents_take(o, b->bits);
+    }
+}
+
+void world__bitmap_end(struct world *w)
+{
+    bool finished = w->next >= w->t->n && w->n_inflight == 0 && !w->control_busy;
+    if (w->live && finished && w->r->verdict == WORLD_PASS && !w->r->ended_early) {
+        struct cb_where at = where(w, NULL);
+        check_bitmap_compare(&w->cb, w->live->root->dirty, "bitmap-ops", &at);
+        judge(w);
+    }
+    if (w->live) {
+        snapshot(w);
+    }
+    w->r->bitmaps_lost = !w->live && w->cb.crashed;
+}
+
+/* ---- clean shutdown ---- */
+
+static void shutdown_stored(void *opaque, int ret)
+{
+    struct control_op *c = opaque;
+    if (!world__control_live(c)) {
+        return;
+    }
+    struct world *w = c->w;
+    world__observe(w, TRACE_SHUTDOWN, 1, ret, 0, 0);
+    if (ret < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "storing the bitmaps at shutdown failed: %s",
+                 blocksim_strerror(ret));
+        world__control_fail(w, c->rec, "bitmap-store", msg);
+        world__control_end(c);
+        return;
+    }
+    if (w->bitmaps) {
+        check_bitmap_stored(&w->cb);
+        snapshot(w);
+        check_bitmap_down(&w->cb, false);
+    }
+    struct stack *s = w->live;
+    w->live = NULL;
+    world__stack_free(s);
+    world__control_end(c);
+}
+
+static void shutdown_flushed(void *opaque, int ret)
+{
+    struct control_op *c = opaque;
+    if (!world__control_live(c)) {
+        return;
+    }
+    struct world *w = c->w;
+    check_rw_flush_done(&w->check, c->flush_seq, ret == 0);
+    world__observe(w, TRACE_SHUTDOWN, 0, ret, 0, 0);
+    if (ret < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the flush at shutdown failed: %s", blocksim_strerror(ret));
+        world__control_fail(w, c->rec, "shutdown", msg);
+        world__control_end(c);
+        return;
+    }
+    if (w->live->qbm) {
+        qbm_store(w->live->qbm, shutdown_stored, c);
+    } else {
+        shutdown_stored(c, 0);
+    }
+}
+
+void world__shutdown(struct world *w, const struct trace_rec *rec)
+{
+    struct control_op *c = world__control_new(w, rec);
+    if (w->bitmaps) {
+        /* A job owning a bitmap dies with the host: it is reclaimed. */
+        struct dirty_bitmap *b;
+        TAILQ_FOREACH(b, &w->live->root->dirty->list, link) {
+            if (b->successor) {
+                int ret = dirty_successor_reclaim(w->live->root->dirty, b->name, NULL);
+                ASSERT(ret == 0);
+            }
+        }
+        check_bitmap_reclaim_all(&w->cb);
+    }
+    w->r->ops[TRACE_SHUTDOWN]++;
+    c->flush_seq = check_rw_flush_submit(&w->check);
+    node_flush(w->live->root, shutdown_flushed, c);
+}

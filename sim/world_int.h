@@ -1,0 +1,118 @@
+/*
+ * world_int: the world's internals, shared by world.c and world_bitmap.c.
+ *
+ * Role: not a public interface; only the world's own files include it.
+ *   Functions named world__* cross between those files (STYLE.md rule 1).
+ * Invariants, ownership: as world.h states for the world as a whole; the
+ *   stack owns its graph, disk handles and QBM object.
+ * Depends on: everything world.h does, plus files and check_bitmap.
+ */
+#ifndef BLOCKSIM_WORLD_INT_H
+#define BLOCKSIM_WORLD_INT_H
+
+#include <xxhash.h>
+
+#include "../ref/node.h"
+#include "check_bitmap.h"
+#include "files.h"
+#include "model_disk.h"
+#include "rng.h"
+#include "world.h"
+
+#define WORLD_DEADLINE_DEFAULT (3600ull * 1000000000ull)
+#define WORLD_EVENTS_MAX (1ull << 40) /* loop bound: far beyond any real run */
+
+struct stack {
+    struct world *w;
+    struct graph g;
+    struct disk_handle *h[WORLD_DISKS_MAX];
+    struct node *root;
+    struct qbm *qbm; /* the guest disk's persistent bitmaps, when bitmaps are on */
+};
+
+struct guest_op {
+    struct world *w;
+    const struct trace_rec *rec;
+    uint64_t index;    /* guest operation index (content tag - 1) */
+    uint64_t epoch;    /* host incarnation it was issued in */
+    uint64_t flush_seq;
+    uint8_t *buf;
+};
+
+#define WORLD_BUGGIFY_SITES 32
+
+struct buggify_site {
+    const char *name; /* a string literal of ref/ */
+    bool enabled;
+};
+
+struct world {
+    const struct trace *t;
+    struct world_opts o;
+    struct world_result *r;
+    uint64_t seed;
+    struct evq q;
+    struct rng root;
+    struct rng crash_rng;
+    struct fault_plan plan;
+    enum trace_topology topo;
+    uint64_t size;
+    uint64_t cluster;
+    struct disk_config dcfg[WORLD_DISKS_MAX];
+    unsigned n_disks;
+    struct disk *disks[WORLD_DISKS_MAX];
+    struct stack *live;   /* NULL while the host is down */
+    uint64_t epoch;
+    unsigned qd;
+    size_t next;          /* next trace record */
+    uint64_t next_op;
+    struct guest_op **inflight;
+    unsigned n_inflight;
+    unsigned cap_inflight;
+    bool control_busy;
+    bool timer_armed;
+    bool waited;
+    struct check_rw check;
+    struct model_disk base_model; /* overlay topology: the backing's content */
+    XXH3_state_t *digest;
+    bool buggify;
+    struct rng buggify_rng;
+    struct buggify_site sites[WORLD_BUGGIFY_SITES];
+    unsigned n_sites;
+    bool bitmaps;       /* the run uses dirty bitmaps (records or options) */
+    struct files files; /* QBM descriptor and bitmap files */
+    struct check_bitmap cb;
+};
+
+
+/* A control record in progress (a sync, a shutdown), tied to its host. */
+struct control_op {
+    struct world *w;
+    const struct trace_rec *rec;
+    uint64_t epoch;
+    uint64_t flush_seq; /* shutdown: its flush, for check_rw */
+};
+
+/* world.c */
+void world__pump(struct world *w);
+void world__observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret, uint64_t a,
+                    uint64_t b);
+void world__control_fail(struct world *w, const struct trace_rec *rec, const char *prop,
+                         const char *msg);
+void world__stack_free(struct stack *s);
+/* Start a control op: the pump waits until world__control_end. */
+struct control_op *world__control_new(struct world *w, const struct trace_rec *rec);
+/* In a control op's callback: false (and @c freed) when its host is gone. */
+bool world__control_live(struct control_op *c);
+void world__control_end(struct control_op *c);
+
+/* world_bitmap.c */
+int world__bitmap_open(struct world *w, struct stack *s, struct err *e);
+void world__bitmap_ready(struct world *w, const struct trace_rec *rec, bool first);
+void world__bitmap_rec(struct world *w, const struct trace_rec *rec);
+void world__bitmap_write_done(struct world *w, const struct trace_rec *rec);
+void world__bitmap_crash(struct world *w, enum disk_crash_mode mode);
+void world__bitmap_end(struct world *w);
+void world__shutdown(struct world *w, const struct trace_rec *rec);
+
+#endif
