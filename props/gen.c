@@ -104,7 +104,10 @@ void choice_span_end(struct choices *c)
 
 /* ---- the scenario decoder ---- */
 
-enum gen_op { G_WRITE, G_READ, G_FLUSH, G_ZERO, G_DISCARD, G_CRASH, G_COMMIT, G_EMPTY, G__COUNT };
+enum gen_op {
+    G_WRITE, G_READ, G_FLUSH, G_ZERO, G_DISCARD, G_CRASH, G_COMMIT, G_EMPTY, G_BITMAP,
+    G_SHUTDOWN, G__COUNT
+};
 
 #define GEN_SIZE (1u << 20)
 #define GEN_HOT_SECTORS 256u
@@ -168,6 +171,10 @@ static void gen_swarm(struct gen_state *g)
     if (!g->overlay) {
         g->weights[G_COMMIT] = g->weights[G_EMPTY] = 0;
     }
+    g->weights[G_BITMAP] = g->o->bitmaps ? g->weights[G_BITMAP] + 2 : 0;
+    if (!g->o->shutdowns) {
+        g->weights[G_SHUTDOWN] = 0;
+    }
 }
 
 static void gen_faults(struct gen_state *g)
@@ -218,8 +225,31 @@ static void gen_remember(struct gen_state *g, const struct trace_rec *r)
 static const enum trace_kind op_kinds[G__COUNT] = {
     [G_WRITE] = TRACE_WRITE, [G_READ] = TRACE_READ, [G_FLUSH] = TRACE_FLUSH,
     [G_ZERO] = TRACE_ZERO, [G_DISCARD] = TRACE_DISCARD, [G_CRASH] = TRACE_CRASH,
-    [G_COMMIT] = TRACE_COMMIT, [G_EMPTY] = TRACE_MAKE_EMPTY,
+    [G_COMMIT] = TRACE_COMMIT, [G_EMPTY] = TRACE_MAKE_EMPTY, [G_BITMAP] = TRACE_BITMAP,
+    [G_SHUTDOWN] = TRACE_SHUTDOWN,
 };
+
+/* A bitmap operation on one of three names; the stack may refuse it (the
+ * model must agree), so no state is tracked here. */
+static void gen_bitmap(struct gen_state *g, struct trace_rec *r)
+{
+    static const char *const names[] = { "a", "b", "c" };
+    static const uint64_t grans[] = { 65536, 512, 4096, 131072 };
+    unsigned w[TRACE_BM__COUNT] = { 2, 1, 2, 1, 1, 2, 1, 2, 2, 2 };
+    if (g->o->dance) {
+        w[TRACE_BM_SUCCESSOR] = w[TRACE_BM_ABDICATE] = w[TRACE_BM_RECLAIM] = 8;
+    }
+    struct trace_bitmap *b = r->bm = trace_bitmap_new();
+    b->op = (enum trace_bitmap_op)choice_weighted(g->c, w, TRACE_BM__COUNT);
+    snprintf(b->name, sizeof(b->name), "%s", names[choice_range(g->c, 0, 2)]);
+    if (b->op == TRACE_BM_MERGE) {
+        snprintf(b->src, sizeof(b->src), "%s", names[choice_range(g->c, 0, 2)]);
+    } else if (b->op == TRACE_BM_ADD) {
+        b->gran = grans[choice_range(g->c, 0, 3)];
+        b->persistent = choice_range(g->c, 0, 3) != 3;
+        b->disabled = choice_range(g->c, 0, 3) == 3;
+    }
+}
 
 static void gen_op(struct gen_state *g)
 {
@@ -239,6 +269,12 @@ static void gen_op(struct gen_state *g)
     case G_CRASH:
         r->has_mode = true;
         r->mode = (enum disk_crash_mode)choice_range(g->c, 0, DISK_CRASH__COUNT - 1);
+        emit(g, TRACE_RESTART);
+        break;
+    case G_BITMAP:
+        gen_bitmap(g, r);
+        break;
+    case G_SHUTDOWN:
         emit(g, TRACE_RESTART);
         break;
     case G_FLUSH:
@@ -263,6 +299,13 @@ void gen_scenario(struct choices *c, const struct gen_opts *o, struct trace *t)
     }
     gen_swarm(&g);
     emit(&g, TRACE_QD)->value = choice_range(c, 1, 8);
+    if (o->bitmaps) {
+        struct trace_bitmap *b = emit(&g, TRACE_BITMAP)->bm = trace_bitmap_new();
+        b->op = TRACE_BM_ADD;
+        b->persistent = true;
+        b->gran = choice_range(c, 0, 1) ? 4096 : 65536;
+        snprintf(b->name, sizeof(b->name), "a");
+    }
     for (unsigned i = 0; i < o->max_ops; i++) {
         choice_span_begin(c);
         bool more = choice_range(c, 0, 15) != 0; /* zero bytes: stop */
@@ -287,7 +330,8 @@ size_t gen_trace_ops(const struct trace *t)
     size_t n = 0;
     for (size_t i = 0; i < t->n; i++) {
         n += trace_kind_is_op(t->recs[i].kind) || t->recs[i].kind == TRACE_CRASH ||
-             t->recs[i].kind == TRACE_COMMIT || t->recs[i].kind == TRACE_MAKE_EMPTY;
+             t->recs[i].kind == TRACE_COMMIT || t->recs[i].kind == TRACE_MAKE_EMPTY ||
+             t->recs[i].kind == TRACE_BITMAP || t->recs[i].kind == TRACE_SHUTDOWN;
     }
     return n;
 }

@@ -62,6 +62,9 @@ struct gen_opts {
     bool crashes;          /* crash and restart */
     bool faults;           /* disk fault rules */
     bool torn;             /* disks without atomic sectors */
+    bool bitmaps;          /* dirty bitmap records (a persistent one to start) */
+    bool shutdowns;        /* clean shutdown and restart */
+    bool dance;            /* favour successor create, abdicate and reclaim */
 };
 
 /* Decode a whole scenario into a new trace @t (header first). */

@@ -56,19 +56,29 @@ static int check_roundtrip(const struct prop *p, const struct trace *t, unsigned
     return fail;
 }
 
-/*             max_ops overlay plain crashes faults torn */
+/*             max_ops overlay plain crashes faults torn bitmaps shutdowns dance */
 const struct prop registry_props[] = {
     { "read-your-writes", "a read returns the latest acknowledged write, with I/O errors "
-      "injected", { 40, false, true, false, true, false }, check_world },
+      "injected", { 40, false, true, false, true, false, false, false, false }, check_world },
     { "crash", "after any crash, every sector holds a value the crash model allows "
-      "(all three crash generators)", { 40, false, true, true, false, true }, check_world },
+      "(all three crash generators)",
+        { 40, false, true, true, false, true, false, false, false }, check_world },
     { "flush-fua", "flushed and FUA writes survive every crash; nothing else is required "
-      "to", { 40, false, true, true, false, false }, check_world },
+      "to", { 40, false, true, true, false, false, false, false, false }, check_world },
     { "overlay", "overlay semantics: backing reads, copy-up, make-empty, commit, with "
-      "crashes", { 40, true, false, true, false, false }, check_world },
+      "crashes", { 40, true, false, true, false, false, false, false, false }, check_world },
     { "trace-roundtrip", "a generated trace prints to canonical text that parses back to "
-      "the same records and replays green", { 30, true, true, true, true, true },
-      check_roundtrip },
+      "the same records and replays green", { 30, true, true, true, true, true, true, true,
+      false }, check_roundtrip },
+    { "bitmap-coverage", "every acknowledged write, write-zeroes and discard is covered by "
+      "every enabled dirty bitmap, with I/O errors injected",
+      { 40, true, true, false, true, false, true, false, false }, check_world },
+    { "bitmap-store", "a cleanly stored bitmap (QBM) loads back bit for bit after a "
+      "shutdown", { 40, true, true, false, false, false, true, true, false }, check_world },
+    { "bitmap-crash", "a bitmap in use when the host crashed loads as inconsistent, never "
+      "trusted", { 40, true, true, true, false, true, true, true, false }, check_world },
+    { "bitmap-successor", "no bits are lost across successor create, abdicate and reclaim",
+      { 40, true, true, false, false, false, true, false, true }, check_world },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);

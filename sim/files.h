@@ -58,6 +58,9 @@ struct disk *files_disk(const struct files *f, const char *name);
 /* Power loss on every file's disk. */
 void files_crash(struct files *f, enum disk_crash_mode mode);
 
+/* Add each fault kind fired on the files' disks to @counts; the total. */
+uint64_t files_faults(const struct files *f, uint64_t counts[FAULT__COUNT]);
+
 /* Number of live files. */
 size_t files_count(const struct files *f);
 

@@ -331,15 +331,23 @@ static void do_crash(struct world *w, const struct trace_rec *rec)
     w->r->crashes++;
 }
 
-static uint64_t faults_fired(const struct world *w)
+/* Faults fired on every disk and file; each kind added to @counts. */
+static uint64_t faults_count(const struct world *w, uint64_t counts[FAULT__COUNT])
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < w->n_disks; i++) {
         for (int k = 0; k < FAULT__COUNT; k++) {
+            counts[k] += w->disks[i]->stats.faults[k];
             n += w->disks[i]->stats.faults[k];
         }
     }
-    return n;
+    return n + (w->r->bitmaps_on ? files_faults(&w->files, counts) : 0);
+}
+
+static uint64_t faults_fired(const struct world *w)
+{
+    uint64_t counts[FAULT__COUNT] = { 0 };
+    return faults_count(w, counts);
 }
 
 /* An operator action (restart, commit, make-empty) failed. With injected
@@ -828,11 +836,7 @@ static void result_fill(struct world *w)
     r->explained = w->check.explained;
     r->topology = w->topo == TRACE_TOPO_PLAIN ? "plain" : "overlay";
     r->n_disks = w->n_disks;
-    for (unsigned i = 0; i < w->n_disks; i++) {
-        for (int k = 0; k < FAULT__COUNT; k++) {
-            r->faults[k] += w->disks[i]->stats.faults[k];
-        }
-    }
+    (void)faults_count(w, r->faults);
     if (w->check.failed) {
         r->first = w->check.first;
     } else if (w->bitmaps && w->cb.failed) {

@@ -76,6 +76,10 @@ static const struct proof proofs[] = {
     { "overlay", NODE_MUTANT_OVERLAY_NO_COPYUP, 0 },
     { "overlay", NODE_MUTANT_OVERLAY_NO_SERIALISE, 0 },
     { "trace-roundtrip", 0, DISK_MUTANT_FUA_VOLATILE },
+    { "bitmap-coverage", NODE_MUTANT_DIRTY_LATE_MARK, 0 },
+    { "bitmap-store", NODE_MUTANT_QBM_SHORT_STORE, 0 },
+    { "bitmap-crash", NODE_MUTANT_QBM_NO_IN_USE, 0 },
+    { "bitmap-successor", NODE_MUTANT_DIRTY_RECLAIM_DROP, 0 },
 };
 
 /* Each property catches its planted bug, shrinks it to at most 20
@@ -178,7 +182,8 @@ static int check_crashes(const struct prop *p, const struct trace *t, unsigned n
 }
 
 static const struct prop crashing = {
-    "crashing", "aborts on 3 or more operations", { 30, false, true, false, false, false },
+    "crashing", "aborts on 3 or more operations",
+      { 30, false, true, false, false, false, false, false, false },
     check_crashes,
 };
 
@@ -228,7 +233,8 @@ static int check_hangs(const struct prop *p, const struct trace *t, unsigned nm,
 }
 
 static const struct prop hanging = {
-    "hanging", "hangs on a flush", { 30, false, true, false, false, false }, check_hangs,
+    "hanging", "hangs on a flush",
+      { 30, false, true, false, false, false, false, false, false }, check_hangs,
 };
 
 START_TEST(test_fork_mode_catches_hangs)
