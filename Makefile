@@ -2,7 +2,8 @@
 #
 #   make            debug build of the blocksim binary and the test runner
 #   make run        replay the bundled default trace under faults, print a report
-#   make check      unit tests (debug and ASan+UBSan), golden traces, CLI tests
+#   make check      unit tests (debug and ASan+UBSan), golden traces, CLI tests,
+#                   dirty bitmaps cross-checked against QEMU
 #   make valgrind   unit tests and a replay under valgrind memcheck
 #   make coverage   lcov HTML report of what the tests reach (build/cov/html)
 #   make bench      replay throughput and memory figures (release build)
@@ -72,7 +73,7 @@ TESTS := $(BUILD)/check_all
 BENCH := $(BUILD)/bench_replay
 LIBA := $(BUILD)/libblocksim.a
 
-.PHONY: all run check test unit cli-tests golden valgrind coverage bench fuzz-smoke \
+.PHONY: all run check test unit cli-tests qemu-xcheck golden valgrind coverage bench fuzz-smoke \
         fuzz fuzz-replay tidy format clean bootstrap props-quick
 
 all: $(BIN) $(TESTS)
@@ -119,7 +120,7 @@ run: bootstrap
 # under ASan+UBSan (so the run closes on Check's summary line).
 check: bootstrap
 	@$(MAKE) --no-print-directory fuzz-smoke
-	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay
+	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay qemu-xcheck
 	@$(MAKE) --no-print-directory CONFIG=asan fuzz-replay unit
 
 test: check
@@ -129,6 +130,11 @@ unit: $(TESTS)
 
 cli-tests: $(BIN)
 	bash tests/cli_test.sh $(BIN)
+
+# Dirty bitmaps against QEMU's own (qcow2, qemu-io, qemu-nbd -B, nbdinfo).
+QEMU_XCHECK_CASES ?= 48
+qemu-xcheck: $(BIN)
+	python3 tests/qemu_bitmaps.py $(BIN) $(QEMU_XCHECK_CASES)
 
 # Every fuzz target's corpus (and the bundled traces) through the replayer.
 fuzz-replay: $(FUZZ_STANDALONE)

@@ -136,6 +136,45 @@ if [ "$(cat "$tmp/keep.trace")" = precious ]; then ok; else bad "convert clobber
 expect_status 0 "convert to stdout" -- "$bin" convert traces/native/golden.trace -
 expect_out "^expect digest" "convert keeps expectations"
 
+# Dirty bitmaps: the report lists them; each planted bug fails the bundled
+# trace under its property; bad options and records are refused with exit 2.
+expect_status 0 "bitmaps trace" -- "$bin" replay traces/native/bitmaps.trace
+expect_out "backup: active, persistent, granularity 65536" "text report lists bitmaps"
+expect_out "first refused: line 25: bitmap clear backup" "text report names a refusal"
+expect_status 0 "bitmap json" -- "$bin" replay --json --no-wall traces/native/bitmaps.trace \
+    --bitmap extra:512
+expect_out '"extents"' "json lists extents"
+expect_out '"name": "extra"' "json lists the --bitmap bitmap"
+expect_status 0 "dirty-mark issue" -- "$bin" replay --quiet --dirty-mark issue \
+    traces/native/bitmaps.trace
+for m in dirty-late-mark:bitmap-coverage dirty-reclaim-drop:bitmap-successor \
+         qbm-no-in-use:bitmap-crash qbm-short-store:bitmap-store; do
+    expect_status 1 "mutant ${m%%:*} caught" -- "$bin" replay --mutant "${m%%:*}" \
+        traces/native/bitmaps.trace
+    expect_out "violation   ${m#*:}" "mutant ${m%%:*} named ${m#*:}"
+done
+expect_status 1 "bitmap mutant reproduces" -- "$bin" replay --mutant qbm-short-store \
+    --bitmap x:4K traces/native/bitmaps.trace
+expect_out "reproduce .*--mutant qbm-short-store.*--bitmap x:4K" "repro keeps --bitmap"
+expect_status 2 "bad bitmap name" -- "$bin" replay --bitmap 'a/b' traces/native/golden.trace
+expect_err "bad name in 'a/b'" "bad bitmap name named"
+expect_status 2 "bad bitmap granularity" -- "$bin" replay --bitmap a:1000 \
+    traces/native/golden.trace
+expect_err "granularity in 'a:1000' must be a power of two" "bad granularity named"
+expect_status 2 "bitmap twice" -- "$bin" replay --bitmap a --bitmap a:4K \
+    traces/native/golden.trace
+expect_err "'a' given twice" "duplicate bitmap named"
+expect_status 2 "bad dirty-mark" -- "$bin" replay --dirty-mark soon traces/native/golden.trace
+printf 'blocksim-trace v1\nbitmap frob a\n' >"$tmp/bm1.trace"
+expect_status 2 "unknown bitmap op" -- "$bin" replay "$tmp/bm1.trace"
+expect_err "bm1.trace:2: field 2: unknown bitmap operation 'frob'" "bitmap op located"
+printf 'blocksim-trace v1\nbitmap add a granularity=3K\n' >"$tmp/bm2.trace"
+expect_status 2 "bad record granularity" -- "$bin" replay "$tmp/bm2.trace"
+expect_err "bm2.trace:2: field 4: granularity must be a power of two" "granularity located"
+printf 'blocksim-trace v1\nwrite 0 512\nshutdown\nbitmap add a\n' >"$tmp/bm3.trace"
+expect_status 2 "bitmap while down" -- "$bin" replay "$tmp/bm3.trace"
+expect_err "bm3.trace:4: field 1: 'bitmap' while the host is down" "host down located"
+
 # check: the property engine from the command line.
 expect_status 0 "check --list" -- "$bin" check --list
 for p in read-your-writes crash flush-fua overlay trace-roundtrip; do

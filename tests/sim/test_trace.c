@@ -94,6 +94,14 @@ START_TEST(test_trace_errors_name_line_and_field)
         { "blocksim-trace v1\ndisk d0 latency=5ms-1ms\n", 2, 3, "MIN <= MAX" },
         { "blocksim-trace v1\nexpect digest 12\n", 2, 3, "16 hex digits" },
         { "blocksim-trace v1\nqd 0\n", 2, 2, "1..1024" },
+        { "blocksim-trace v1\nbitmap add\n", 2, 3, "needs 1 more" },
+        { "blocksim-trace v1\nbitmap add a/b\n", 2, 3, "bad bitmap name" },
+        { "blocksim-trace v1\nbitmap add a granularity=256\n", 2, 4, "512..2G" },
+        { "blocksim-trace v1\nbitmap add a persistent loud\n", 2, 5, "unknown bitmap add" },
+        { "blocksim-trace v1\nbitmap clear a persistent\n", 2, 4, "unexpected field" },
+        { "blocksim-trace v1\nbitmap merge a\n", 2, 4, "needs 1 more" },
+        { "blocksim-trace v1\nbitmap paint a\n", 2, 2, "unknown bitmap operation" },
+        { "blocksim-trace v1\nshutdown now\n", 2, 2, "unexpected field" },
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         struct trace t;
@@ -107,9 +115,47 @@ START_TEST(test_trace_errors_name_line_and_field)
 }
 END_TEST
 
+START_TEST(test_trace_bitmap_records)
+{
+    static const char text[] =
+        "blocksim-trace v1\n"
+        "bitmap add inc granularity=64K persistent disabled\n"
+        "bitmap  add b\n"
+        "bitmap merge b inc\n"
+        "bitmap successor inc\n"
+        "bitmap reclaim inc\n"
+        "@2ms shutdown\n";
+    struct trace t;
+    struct err e = { .file = "bm" };
+    ck_assert_int_eq(trace_parse(&t, text, strlen(text), &e), 0);
+    ck_assert_uint_eq(t.n, 7);
+    const struct trace_bitmap *b = t.recs[1].bm;
+    ck_assert_int_eq(b->op, TRACE_BM_ADD);
+    ck_assert_str_eq(b->name, "inc");
+    ck_assert_uint_eq(b->gran, 65536);
+    ck_assert(b->persistent && b->disabled);
+    ck_assert_ptr_nonnull(t.recs[2].text); /* two blanks: the source is kept */
+    ck_assert_str_eq(t.recs[3].bm->src, "b");
+    ck_assert_str_eq(t.recs[3].bm->name, "inc");
+    ck_assert_int_eq(t.recs[6].kind, TRACE_SHUTDOWN);
+    ck_assert(t.recs[6].has_at);
+    size_t len;
+    char *out = trace_print_string(&t, true, &len);
+    ck_assert(strstr(out, "bitmap add b\nbitmap merge b inc\n") != NULL);
+    struct trace back;
+    ck_assert_int_eq(trace_parse(&back, out, len, &e), 0);
+    ck_assert(trace_equal(&t, &back));
+    ck_assert(!trace_rec_equal(&t.recs[1], &t.recs[2]));
+    free(out);
+    trace_fini(&back);
+    trace_fini(&t);
+}
+END_TEST
+
 Suite *suite_trace(void)
 {
     const TTest *tests[] = {
+        test_trace_bitmap_records,
         test_trace_lossless,
         test_trace_no_final_newline,
         test_trace_errors_name_line_and_field,

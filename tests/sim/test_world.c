@@ -245,9 +245,63 @@ START_TEST(test_expectations)
 }
 END_TEST
 
+/* --bitmap on a plain run: the report's extents are the written ranges
+ * rounded out to the granularity, merged, clipped to the disk. */
+START_TEST(test_world_bitmap_extents)
+{
+    struct trace t;
+    parse(&t, "blocksim-trace v1\ntopology plain size=1049088\nwrite 65024 1024\n"
+              "zero 131072 512\ndiscard 1048576 512\nwrite 600064 512\n");
+    struct world_bitmap_spec spec = { "b0", 65536 };
+    struct world_opts o = { .bitmaps = &spec, .n_bitmaps = 1, .want_bitmaps = true };
+    struct world_result r;
+    run(&t, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_PASS);
+    ck_assert_uint_eq(r.n_bitmaps, 1);
+    const struct world_bitmap *b = &r.bitmaps[0];
+    ck_assert_str_eq(b->name, "b0");
+    ck_assert_str_eq(b->state, "active");
+    ck_assert(b->persistent && b->recording);
+    static const uint64_t want[][2] = { { 0, 196608 }, { 589824, 65536 }, { 1048576, 512 } };
+    ck_assert_uint_eq(b->n_extents, ARRAY_LEN(want));
+    for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+        ck_assert_uint_eq(b->extents[i][0], want[i][0]);
+        ck_assert_uint_eq(b->extents[i][1], want[i][1]);
+    }
+    ck_assert_uint_eq(b->count, 5 * 65536);
+    world_result_fini(&r);
+    trace_fini(&t);
+}
+END_TEST
+
+/* The stack and the model must agree on refusals; the first is reported. */
+START_TEST(test_world_bitmap_refusals_and_shutdown)
+{
+    struct trace t;
+    parse(&t, "blocksim-trace v1\nbitmap add a persistent\nbitmap add a\nwrite 0 512\n"
+              "bitmap successor a\nbitmap remove a\nbitmap abdicate a\nshutdown\n"
+              "restart\nbitmap enable nope\n");
+    struct world_opts o = { .want_bitmaps = true };
+    struct world_result r;
+    run(&t, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_PASS);
+    ck_assert_uint_eq(r.ops[TRACE_BITMAP], 6);
+    ck_assert_uint_eq(r.errors[TRACE_BITMAP], 3);
+    ck_assert_msg(strstr(r.refusal, "line 3: bitmap add a: Bitmap already exists: a"), "%s",
+                  r.refusal);
+    ck_assert_uint_eq(r.n_bitmaps, 1); /* reloaded after the shutdown */
+    ck_assert_str_eq(r.bitmaps[0].state, "active");
+    ck_assert_uint_eq(r.bitmaps[0].n_extents, 0); /* abdicated: the write was before */
+    world_result_fini(&r);
+    trace_fini(&t);
+}
+END_TEST
+
 Suite *suite_world(void)
 {
     const TTest *tests[] = {
+        test_world_bitmap_extents,
+        test_world_bitmap_refusals_and_shutdown,
         test_same_seed_same_run,
         test_golden_trace,
         test_planted_fua_bug_names_sector,
