@@ -47,6 +47,7 @@ struct check_bitmap {
     bool failed;
     struct violation first;
     uint64_t checks;           /* coverage checks made */
+    uint64_t explained;        /* loads that differed, explained by injected faults */
 };
 
 /* Where a check happens, for the violation record. */
@@ -86,8 +87,12 @@ void check_bitmap_stored(struct check_bitmap *c);
 void check_bitmap_down(struct check_bitmap *c, bool crash);
 
 /* The host came up and loaded @real: the model becomes the durable image;
- * then everything is compared (bitmap-crash or bitmap-store). */
+ * then everything is compared (bitmap-crash or bitmap-store). With
+ * @corrupted (untrue data was injected into the QBM files: a misdirected
+ * or lost write the disk acknowledged) nothing about persistence can be
+ * promised: a difference is counted as explained and the model takes
+ * what loaded. */
 void check_bitmap_loaded(struct check_bitmap *c, const struct dirty_set *real,
-                         const struct cb_where *at);
+                         const struct cb_where *at, bool corrupted);
 
 #endif

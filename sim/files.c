@@ -171,3 +171,12 @@ uint64_t files_faults(const struct files *f, uint64_t counts[FAULT__COUNT])
     }
     return n;
 }
+
+uint64_t files_corruptions(const struct files *f)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        n += f->ents[i].disk->stats.corruptions;
+    }
+    return n;
+}

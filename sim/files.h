@@ -61,6 +61,9 @@ void files_crash(struct files *f, enum disk_crash_mode mode);
 /* Add each fault kind fired on the files' disks to @counts; the total. */
 uint64_t files_faults(const struct files *f, uint64_t counts[FAULT__COUNT]);
 
+/* Untrue data injected into the files so far (disk stats.corruptions). */
+uint64_t files_corruptions(const struct files *f);
+
 /* Number of live files. */
 size_t files_count(const struct files *f);
 

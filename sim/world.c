@@ -833,7 +833,7 @@ static void result_fill(struct world *w)
     r->content_hash = content_hash(w);
     r->digest = XXH3_64bits_digest(w->digest) ^ rng_next(&w->root);
     r->sectors_checked = w->check.sectors_checked;
-    r->explained = w->check.explained;
+    r->explained = w->check.explained + (w->r->bitmaps_on ? w->cb.explained : 0);
     r->topology = w->topo == TRACE_TOPO_PLAIN ? "plain" : "overlay";
     r->n_disks = w->n_disks;
     (void)faults_count(w, r->faults);

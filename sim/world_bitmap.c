@@ -101,7 +101,8 @@ static void specs_add(struct world *w)
 void world__bitmap_ready(struct world *w, const struct trace_rec *rec, bool first)
 {
     struct cb_where at = where(w, rec);
-    check_bitmap_loaded(&w->cb, w->live->root->dirty, &at);
+    check_bitmap_loaded(&w->cb, w->live->root->dirty, &at,
+                        files_corruptions(&w->files) > 0);
     judge(w);
     if (first) {
         specs_add(w);
