@@ -11,7 +11,10 @@ always a multiple of the granularity) goes
     read back through qemu-nbd -B and nbdinfo --map=qemu:dirty-bitmap:NAME;
   - through blocksim: `blocksim replay TRACE --bitmap NAME:G --json`.
 
-The dirty extents (adjacent ones merged) must be equal. Prints one line per
+The dirty extents (adjacent ones merged) must be equal. Every third case
+makes its first request, a write, fail with EIO (blkdebug under the qcow2
+node in QEMU, a write-eio fault rule in blocksim): QEMU marks the bitmap for
+a failed write too, and so must blocksim. Prints one line per
 disagreement with the requests that led to it; exits 1 on any, 0 when all
 agree, and 0 with a SKIP line when the QEMU tools are missing.
 """
@@ -47,7 +50,10 @@ def make_case(seed):
         length = min(length, size - off)
         if length > 0:
             ops.append((kind, off, length))
-    return gran, size, ops
+    fail_first = seed % 3 == 0
+    if fail_first:
+        ops[0] = ("write",) + ops[0][1:]
+    return gran, size, ops, fail_first
 
 
 def merge(extents):
@@ -60,7 +66,7 @@ def merge(extents):
     return out
 
 
-def qemu_extents(tmp, gran, size, ops):
+def qemu_extents(tmp, gran, size, ops, fail_first):
     img = os.path.join(tmp, "x.qcow2")
     if os.path.exists(img):
         os.unlink(img)
@@ -70,8 +76,15 @@ def qemu_extents(tmp, gran, size, ops):
     for kind, off, length in ops:
         cmds += ["-c", {"write": "write -P 0xa5 %d %d", "zero": "write -z %d %d",
                         "discard": "discard %d %d"}[kind] % (off, length)]
-    subprocess.run(["qemu-io", "-t", "writeback", "-f", "qcow2", img] + cmds, check=True,
-                   stdout=subprocess.DEVNULL)
+    if fail_first:
+        target = ["json:" + json.dumps({"driver": "qcow2", "file": {
+            "driver": "blkdebug", "inject-error": [{"event": "write_aio", "errno": 5,
+                                                    "once": True}],
+            "image": {"driver": "file", "filename": img}}})]
+    else:
+        target = ["-f", "qcow2", img]
+    subprocess.run(["qemu-io", "-t", "writeback"] + target + cmds, check=not fail_first,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = subprocess.run(["nbdinfo", "--map=qemu:dirty-bitmap:b0", "--", "[", "qemu-nbd",
                           "-r", "-f", "qcow2", "-B", "b0", img, "]"], check=True,
                          capture_output=True, text=True).stdout
@@ -83,17 +96,22 @@ def qemu_extents(tmp, gran, size, ops):
     return merge(dirty)
 
 
-def blocksim_extents(tmp, blocksim, gran, size, ops):
+def blocksim_extents(tmp, blocksim, gran, size, ops, fail_first):
     path = os.path.join(tmp, "x.trace")
     with open(path, "w") as t:
         t.write("blocksim-trace v1\ntopology plain size=%d\n" % size)
+        if fail_first:
+            t.write("fault write-eio disk=d0 nth=1 times=1\n")
         for kind, off, length in ops:
             t.write("%s %d %d\n" % (kind, off, length))
     out = subprocess.run([blocksim, "replay", path, "--bitmap", "b0:%d" % gran, "--json",
                           "--no-wall"], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError("blocksim replay failed (%d): %s" % (out.returncode, out.stderr))
-    maps = json.loads(out.stdout)["bitmaps"]
+    report = json.loads(out.stdout)
+    if fail_first and report["errors"]["write"] != 1:
+        raise RuntimeError("blocksim: the injected write error did not fire")
+    maps = report["bitmaps"]
     return merge([list(e) for e in maps[0]["extents"]])
 
 
@@ -110,19 +128,19 @@ def main():
     bad = 0
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(1, cases + 1):
-            gran, size, ops = make_case(seed)
-            want = qemu_extents(tmp, gran, size, ops)
-            got = blocksim_extents(tmp, blocksim, gran, size, ops)
+            gran, size, ops, fail_first = make_case(seed)
+            want = qemu_extents(tmp, gran, size, ops, fail_first)
+            got = blocksim_extents(tmp, blocksim, gran, size, ops, fail_first)
             if want != got:
                 bad += 1
                 print("qemu cross-check: case %d (granularity %d, size %d) disagrees" %
                       (seed, gran, size))
-                print("  requests: %s" % ops)
+                print("  requests: %s%s" % (ops, " (the first fails)" if fail_first else ""))
                 print("  QEMU:     %s" % want)
                 print("  blocksim: %s" % got)
     grans = ", ".join(str(g) for g in GRANULARITIES)
-    print("qemu cross-check: %d of %d cases agree with QEMU %s (granularities %s)" %
-          (cases - bad, cases, qemu_version(), grans))
+    print("qemu cross-check: %d of %d cases agree with QEMU %s (granularities %s; %d with "
+          "a failed first write)" % (cases - bad, cases, qemu_version(), grans, cases // 3))
     return 1 if bad else 0
 
 
