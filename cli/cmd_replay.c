@@ -88,12 +88,7 @@ static int opt_bitmap(struct replay_args *a, const char *val)
     struct world_bitmap_spec *b = &a->bitmaps[a->o.n_bitmaps];
     const char *colon = strchr(val, ':');
     size_t n = colon ? (size_t)(colon - val) : strlen(val);
-    bool ok = n > 0 && n < sizeof(b->name);
-    for (size_t i = 0; i < n && ok; i++) {
-        ok = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
-                    val[i]) != NULL;
-    }
-    if (!ok) {
+    if (!trace_bitmap_name_ok(val, n)) {
         cli_error("replay", "--bitmap: bad name in '%s' (1 to %zu of A-Z a-z 0-9 . _ -)", val,
                   sizeof(b->name) - 1);
         return CLI_USAGE;

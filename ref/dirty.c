@@ -173,20 +173,22 @@ int dirty_clear(struct dirty_set *s, const char *name, struct err *e)
     return 0;
 }
 
-int dirty_enable(struct dirty_set *s, const char *name, struct err *e)
+static int enabled_set(struct dirty_set *s, const char *name, bool on, struct err *e)
 {
     struct dirty_bitmap *b;
     TRY(lookup(s, name, REFUSE_ALLOW_RO, e, &b));
-    b->enabled = true;
+    b->enabled = on;
     return 0;
+}
+
+int dirty_enable(struct dirty_set *s, const char *name, struct err *e)
+{
+    return enabled_set(s, name, true, e);
 }
 
 int dirty_disable(struct dirty_set *s, const char *name, struct err *e)
 {
-    struct dirty_bitmap *b;
-    TRY(lookup(s, name, REFUSE_ALLOW_RO, e, &b));
-    b->enabled = false;
-    return 0;
+    return enabled_set(s, name, false, e);
 }
 
 int dirty_merge(struct dirty_set *s, const char *src, const char *dst, struct err *e)

@@ -417,9 +417,7 @@ static int load(struct qbm *q, struct dirty_set *tmp, struct err *e)
     }
     struct entry *ents = mem_alloc(QBM_BITMAPS_MAX * sizeof(*ents));
     size_t n = 0;
-    char where[WHERE_MAX];
-    snprintf(where, sizeof(where), "%s", q->desc_name);
-    int ret = desc_parse(q, json_object_get(root, "QBM"), where, e, ents, &n);
+    int ret = desc_parse(q, json_object_get(root, "QBM"), q->desc_name, e, ents, &n);
     for (size_t i = 0; ret == 0 && i < n; i++) {
         ret = bitmap_load(q, &ents[i], tmp, e);
     }
@@ -484,11 +482,6 @@ void qbm_close(struct qbm *q)
 
 /* ---- sync and store ---- */
 
-static bool stored(const struct dirty_bitmap *b)
-{
-    return b->persistent;
-}
-
 static void op_finish(struct qbm_op *op, int ret)
 {
     struct qbm *q = op->q;
@@ -544,7 +537,7 @@ static char *desc_build(struct qbm_op *op, uint64_t gen)
     const struct dirty_bitmap *b;
     op->names = mem_alloc(QBM_BITMAPS_MAX * sizeof(*op->names));
     TAILQ_FOREACH(b, &q->set->list, link) {
-        if (!stored(b) || idx == QBM_BITMAPS_MAX) {
+        if (!b->persistent || idx == QBM_BITMAPS_MAX) {
             continue;
         }
         qbm_bitmap_file(q->image, b->name, op->names[idx], sizeof(op->names[idx]));
@@ -676,7 +669,7 @@ static void store_serialise(struct qbm_op *op)
 static void store_next(struct qbm_op *op)
 {
     struct qbm *q = op->q;
-    while (op->cur && !stored(op->cur)) {
+    while (op->cur && !op->cur->persistent) {
         op->cur = TAILQ_NEXT(op->cur, link);
     }
     if (!op->cur || op->n_crcs == QBM_BITMAPS_MAX) {

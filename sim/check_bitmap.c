@@ -443,6 +443,7 @@ void check_bitmap_loaded(struct check_bitmap *c, const struct dirty_set *real,
         }
     }
     if (corrupted) {
+        /* A shallow copy: compare reads the maps and writes only the verdict. */
         struct check_bitmap probe = *c;
         probe.failed = false;
         check_bitmap_compare(&probe, real, "bitmap-store", at);

@@ -492,17 +492,22 @@ struct trace_bitmap *trace_bitmap_new(void)
     return mem_alloc(sizeof(struct trace_bitmap));
 }
 
+bool trace_bitmap_name_ok(const char *name, size_t n)
+{
+    bool ok = n > 0 && n < TRACE_BITMAP_NAME_MAX;
+    for (size_t k = 0; k < n && ok; k++) {
+        char ch = name[k];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '.' || ch == '_' || ch == '-';
+    }
+    return ok;
+}
+
 static int bitmap_name(const struct fields *f, unsigned i, char *out, struct err *e)
 {
     const char *w = f->w[i];
     size_t n = strlen(w);
-    bool ok = n > 0 && n < TRACE_BITMAP_NAME_MAX;
-    for (size_t k = 0; k < n && ok; k++) {
-        char ch = w[k];
-        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-             ch == '.' || ch == '_' || ch == '-';
-    }
-    if (!ok) {
+    if (!trace_bitmap_name_ok(w, n)) {
         return err_set(e, 0, f->first + i, "bad bitmap name '%s' (1 to %d of A-Z a-z 0-9 . _ -)",
                        w, TRACE_BITMAP_NAME_MAX - 1);
     }

@@ -178,6 +178,9 @@ bool trace_kind_is_op(enum trace_kind kind);
 /* The word of a bitmap operation ("add", "merge", ...). */
 const char *trace_bitmap_op_name(enum trace_bitmap_op op);
 
+/* Are the @n bytes at @name a valid bitmap name (see struct trace_bitmap)? */
+bool trace_bitmap_name_ok(const char *name, size_t n);
+
 /* A bitmap record made in memory; the trace owns it. */
 struct trace_bitmap *trace_bitmap_new(void);
 const char *trace_kind_name(enum trace_kind kind);

@@ -374,6 +374,14 @@ void world__control_fail(struct world *w, const struct trace_rec *rec, const cha
     v->op_index = w->next_op;
 }
 
+void world__control_fail_ret(struct world *w, const struct trace_rec *rec, const char *prop,
+                             const char *what, int ret)
+{
+    char msg[200];
+    snprintf(msg, sizeof(msg), "%.120s failed: %s", what, blocksim_strerror(ret));
+    world__control_fail(w, rec, prop, msg);
+}
+
 static void do_restart(struct world *w, const struct trace_rec *rec)
 {
     struct err e = { .file = NULL };
@@ -427,10 +435,8 @@ static void control_done(void *opaque, int ret)
     struct world *w = c->w;
     world__observe(w, c->rec->kind, 0, ret, 0, 0);
     if (ret < 0) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "%s failed: %s", trace_kind_name(c->rec->kind),
-                 blocksim_strerror(ret));
-        world__control_fail(w, c->rec, trace_kind_name(c->rec->kind), msg);
+        const char *kind = trace_kind_name(c->rec->kind);
+        world__control_fail_ret(w, c->rec, kind, kind, ret);
     } else if (c->rec->kind == TRACE_COMMIT) {
         /* The backing now holds the view; the overlay was emptied. */
         model_disk_assign(&w->base_model, &w->check.model);
@@ -730,6 +736,7 @@ static int world_setup(struct world *w, struct err *e)
     fault_plan_init(&w->plan);
     TRY(setup_topology(w, e));
     TRY(setup_validate(w, e));
+    TRY(world__bitmap_specs_check(w, e));
     if (w->o.faults && fault_plan_parse_spec(&w->plan, w->o.faults, e) < 0) {
         e->line = 0;
         return BS_EPARSE;

@@ -68,10 +68,8 @@ static void sync_done(void *opaque, int ret)
     struct world *w = c->w;
     world__observe(w, TRACE_BITMAP, TRACE_BM__COUNT, ret, w->live->qbm->generation, 0);
     if (ret < 0) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "writing the bitmaps' QBM descriptor failed: %s",
-                 blocksim_strerror(ret));
-        world__control_fail(w, c->rec, "bitmap-store", msg);
+        world__control_fail_ret(w, c->rec, "bitmap-store", "writing the bitmaps' QBM "
+                                "descriptor", ret);
     } else {
         check_bitmap_synced(&w->cb);
     }
@@ -81,6 +79,25 @@ static void sync_done(void *opaque, int ret)
 static void sync_start(struct world *w, const struct trace_rec *rec)
 {
     qbm_sync(w->live->qbm, sync_done, world__control_new(w, rec));
+}
+
+int world__bitmap_specs_check(const struct world *w, struct err *e)
+{
+    for (unsigned i = 0; i < w->o.n_bitmaps; i++) {
+        const struct world_bitmap_spec *b = &w->o.bitmaps[i];
+        uint64_t g = b->gran;
+        if (!trace_bitmap_name_ok(b->name, strlen(b->name)) ||
+            (g && (!is_pow2(g) || g < BITMAP_GRAN_MIN || g > (1ull << BITMAP_GRAN_SHIFT_MAX)))) {
+            return err_set(e, 0, 0, "bitmap option %u ('%s'): bad name or granularity", i + 1,
+                           b->name);
+        }
+        for (unsigned k = 0; k < i; k++) {
+            if (strcmp(w->o.bitmaps[k].name, b->name) == 0) {
+                return err_set(e, 0, 0, "bitmap '%s' is given twice", b->name);
+            }
+        }
+    }
+    return 0;
 }
 
 /* --bitmap options: persistent bitmaps added at the first open. */
@@ -94,7 +111,7 @@ static void specs_add(struct world *w)
         int ret = dirty_add(w->live->root->dirty, op.name, gran, DIRTY_ADD_PERSISTENT, &e,
                             NULL);
         int want = check_bitmap_apply(&w->cb, &op, gran);
-        ASSERT(ret == want); /* the CLI rejects duplicates and bad granularities */
+        ASSERT(ret == 0 && want == 0); /* world__bitmap_specs_check passed */
     }
 }
 
@@ -279,10 +296,8 @@ static void shutdown_stored(void *opaque, int ret)
     struct world *w = c->w;
     world__observe(w, TRACE_SHUTDOWN, 1, ret, 0, 0);
     if (ret < 0) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "storing the bitmaps at shutdown failed: %s",
-                 blocksim_strerror(ret));
-        world__control_fail(w, c->rec, "bitmap-store", msg);
+        world__control_fail_ret(w, c->rec, "bitmap-store", "storing the bitmaps at shutdown",
+                                ret);
         world__control_end(c);
         return;
     }
@@ -307,9 +322,7 @@ static void shutdown_flushed(void *opaque, int ret)
     check_rw_flush_done(&w->check, c->flush_seq, ret == 0);
     world__observe(w, TRACE_SHUTDOWN, 0, ret, 0, 0);
     if (ret < 0) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "the flush at shutdown failed: %s", blocksim_strerror(ret));
-        world__control_fail(w, c->rec, "shutdown", msg);
+        world__control_fail_ret(w, c->rec, "shutdown", "the flush at shutdown", ret);
         world__control_end(c);
         return;
     }

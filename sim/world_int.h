@@ -99,6 +99,9 @@ void world__observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret,
                     uint64_t b);
 void world__control_fail(struct world *w, const struct trace_rec *rec, const char *prop,
                          const char *msg);
+/* The same, for a step that failed with @ret: "WHAT failed: ERRNO TEXT". */
+void world__control_fail_ret(struct world *w, const struct trace_rec *rec, const char *prop,
+                             const char *what, int ret);
 void world__stack_free(struct stack *s);
 /* Start a control op: the pump waits until world__control_end. */
 struct control_op *world__control_new(struct world *w, const struct trace_rec *rec);
@@ -107,6 +110,8 @@ bool world__control_live(struct control_op *c);
 void world__control_end(struct control_op *c);
 
 /* world_bitmap.c */
+/* world_opts.bitmaps: valid names and granularities, no name twice. */
+int world__bitmap_specs_check(const struct world *w, struct err *e);
 int world__bitmap_open(struct world *w, struct stack *s, struct err *e);
 void world__bitmap_ready(struct world *w, const struct trace_rec *rec, bool first);
 void world__bitmap_rec(struct world *w, const struct trace_rec *rec);

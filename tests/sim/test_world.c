@@ -270,6 +270,18 @@ START_TEST(test_world_bitmap_extents)
     }
     ck_assert_uint_eq(b->count, 5 * 65536);
     world_result_fini(&r);
+    /* The API refuses what the CLI would: a name twice, a bad granularity. */
+    struct world_bitmap_spec twice[] = { { "b0", 0 }, { "b0", 4096 } };
+    struct world_bitmap_spec odd = { "b1", 1000 };
+    struct err e = { .file = "test" };
+    o.bitmaps = twice;
+    o.n_bitmaps = 2;
+    ck_assert_int_eq(world_run(&t, &o, &r, &e), BS_EPARSE);
+    ck_assert(strstr(e.msg, "'b0' is given twice") != NULL);
+    o.bitmaps = &odd;
+    o.n_bitmaps = 1;
+    ck_assert_int_eq(world_run(&t, &o, &r, &e), BS_EPARSE);
+    ck_assert(strstr(e.msg, "bad name or granularity") != NULL);
     trace_fini(&t);
 }
 END_TEST
