@@ -32,6 +32,7 @@ static const struct errname project_errors[] = {
     { BS_EVERSION, "unsupported format version" },
     { BS_ECORRUPT, "stored data is corrupt" },
     { BS_ECRASHED, "host crashed during the request" },
+    { BS_EPROTO, "NBD protocol error" },
 };
 
 const char *blocksim_strerror(int err)

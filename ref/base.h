@@ -56,7 +56,8 @@ enum {
     BS_EVERSION = -1003,    /* unsupported format version */
     BS_ECORRUPT = -1004,    /* checksum or structure mismatch in stored data */
     BS_ECRASHED = -1005,    /* the request's host crashed under it */
-    BS_ERR_LAST = -1005,
+    BS_EPROTO = -1006,      /* a peer broke the wire protocol (NBD) */
+    BS_ERR_LAST = -1006,
 };
 
 /* Text for a negative errno or a BS_E* code; never NULL. */
@@ -156,6 +157,50 @@ static inline uint32_t get_le32(const uint8_t *p)
     uint32_t v = 0;
     for (int i = 0; i < 4; i++) {
         v |= (uint32_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+/* Big-endian (network order) fields, for the NBD wire format. */
+static inline void put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+    }
+}
+
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+    }
+}
+
+static inline uint16_t get_be16(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t get_be32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static inline uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
     }
     return v;
 }

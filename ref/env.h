@@ -1,9 +1,10 @@
 /*
- * env: the only four interfaces through which ref/ reaches the world.
+ * env: the only five interfaces through which ref/ reaches the world.
  *
  * Role: storage ops (a block device), files ops (named metadata files, each
- *   a block device once open), transport ops (a byte stream) and timer ops
- *   (virtual time and deferred calls). sim/ implements all three with
+ *   a block device once open), transport ops (a byte stream), dialer ops
+ *   (opening a stream to a peer) and timer ops (virtual time and deferred
+ *   calls). sim/ implements all three with
  *   faults; oracle adapters may implement them over real files and sockets.
  * Model: QEMU's BlockDriver protocol layer (bdrv_co_preadv on a file) and its
  *   AioContext bottom halves; libuv's rule that completion is deferred.
@@ -111,9 +112,13 @@ struct env_files {
     void *ctx;
 };
 
-/* A reliable, ordered byte stream (what NBD runs on). recv completes when
- * exactly @len bytes arrived, or with -ECONNRESET / -ETIMEDOUT. sim/net
- * implements it with the NBD work (issue 5); nothing in ref/ uses it yet. */
+/* A reliable, ordered byte stream (what NBD runs on). send takes a copy of
+ * @buf before it returns and completes once the bytes left; sends are
+ * delivered in call order, each one's bytes contiguous. recv completes when
+ * exactly @len bytes arrived, or with -ECONNRESET (reset, or the peer
+ * closed) / -ETIMEDOUT; at most one recv is outstanding. close releases the
+ * end at once: no callback of it runs afterwards. sim/net implements it
+ * over simulated links, cli/sock over real file descriptors. */
 struct env_transport_ops {
     void (*send)(void *conn, const uint8_t *buf, size_t len, env_io_cb *cb, void *opaque);
     void (*recv)(void *conn, uint8_t *buf, size_t len, env_io_cb *cb, void *opaque);
@@ -123,6 +128,20 @@ struct env_transport_ops {
 struct env_transport {
     const struct env_transport_ops *ops;
     void *conn;
+};
+
+/* Opens connections to one fixed peer (an NBD server): @cb gets 0 and a
+ * transport, or a negative errno (-ECONNREFUSED, -ETIMEDOUT, ...) and a
+ * transport with NULL ops. Completes through the timer, never inline. */
+typedef void env_connect_cb(void *opaque, int ret, struct env_transport t);
+
+struct env_dialer_ops {
+    void (*connect)(void *ctx, env_connect_cb *cb, void *opaque);
+};
+
+struct env_dialer {
+    const struct env_dialer_ops *ops;
+    void *ctx;
 };
 
 #endif

@@ -23,6 +23,10 @@ static const struct kind_info kinds[FAULT__COUNT] = {
     [FAULT_LATENT] = { "latent", FAULT_IO_READ },
     [FAULT_MISDIRECT] = { "misdirect", FAULT_IO_WRITE },
     [FAULT_READ_CORRUPT] = { "read-corrupt", FAULT_IO_READ },
+    [FAULT_NET_RESET] = { "net-reset", FAULT_IO_NET },
+    [FAULT_NET_CLOG] = { "clog", FAULT_IO_NET },
+    [FAULT_NET_STALL] = { "net-stall", FAULT_IO_NET },
+    [FAULT_NET_PARTITION] = { "partition", FAULT_IO_NET },
 };
 
 const char *fault_kind_name(enum fault_kind kind)
@@ -91,6 +95,12 @@ static int key_delta(struct fault_rule *r, const char *val)
     return r->delta % 512 == 0 && r->delta > 0 ? 0 : -EINVAL;
 }
 
+static int key_delay(struct fault_rule *r, const char *val)
+{
+    TRY(parse_duration(val, &r->delay_ns));
+    return r->delay_ns > 0 ? 0 : -EINVAL;
+}
+
 struct key_info {
     const char *name;
     key_parser *parse;
@@ -106,12 +116,14 @@ static const struct key_info keys[] = {
     { "nth", key_nth, "a positive count" },
     { "times", key_times, "a positive count" },
     { "delta", key_delta, "a positive multiple of 512 bytes" },
+    { "host", key_disk, "a host name" },
+    { "delay", key_delay, "a positive duration such as 2ms" },
 };
 
 static int parse_word(struct fault_rule *r, char *word, unsigned field, struct err *e)
 {
-    if (strcmp(word, "sticky") == 0) {
-        r->sticky = true;
+    if (strcmp(word, "sticky") == 0 || strcmp(word, "oneway") == 0) {
+        *(word[0] == 's' ? &r->sticky : &r->oneway) = true;
         return 0;
     }
     char *eq = strchr(word, '=');
@@ -140,7 +152,36 @@ static int parse_kind(struct fault_rule *r, const char *word, struct err *e)
         }
     }
     return err_set(e, 0, 1, "unknown fault kind '%s' (expected read-eio, write-eio, "
-                   "flush-eio, enospc, latent, misdirect or read-corrupt)", word);
+                   "flush-eio, enospc, latent, misdirect, read-corrupt, net-reset, clog, "
+                   "net-stall or partition)", word);
+}
+
+/* Keys that belong to disk kinds or to net kinds only. */
+static int rule_validate_keys(const struct fault_rule *r, struct err *e)
+{
+    bool net = fault_kind_is_net(r->kind);
+    const char *name = fault_kind_name(r->kind);
+    if (net && (r->range_start != 0 || r->range_end != UINT64_MAX || r->delta || r->sticky)) {
+        return err_set(e, 0, 0, "%s takes no range, delta or sticky (those are for disks)",
+                       name);
+    }
+    if (!net && (r->oneway || r->delay_ns)) {
+        return err_set(e, 0, 0, "%s takes no oneway or delay (those are for the network)",
+                       name);
+    }
+    bool window = r->kind == FAULT_NET_STALL || r->kind == FAULT_NET_PARTITION;
+    if (window && (r->prob_set || r->nth || r->times)) {
+        return err_set(e, 0, 0, "%s is a time window: it takes after= and before=, not prob, "
+                       "nth or times", name);
+    }
+    if (r->kind == FAULT_NET_STALL && r->before_ns == UINT64_MAX) {
+        return err_set(e, 0, 0, "net-stall needs before= (a stall that never ends is a "
+                       "partition)");
+    }
+    if (r->kind == FAULT_NET_CLOG && r->delay_ns == 0) {
+        return err_set(e, 0, 0, "clog needs delay=DUR");
+    }
+    return 0;
 }
 
 int fault_rule_parse(const char *text, struct fault_rule *out, struct err *e)
@@ -172,6 +213,7 @@ int fault_rule_parse(const char *text, struct fault_rule *out, struct err *e)
     if (r.after_ns >= r.before_ns) {
         return err_set(e, 0, 0, "fault window is empty (after >= before)");
     }
+    TRY(rule_validate_keys(&r, e));
     *out = r;
     return 0;
 }
@@ -203,8 +245,11 @@ void fault_rule_format(const struct fault_rule *r, char *buf, size_t size)
     buf[0] = '\0';
     put(buf, size, &at, fault_kind_name(r->kind));
     if (r->disk[0]) {
-        put(buf, size, &at, " disk=");
+        put(buf, size, &at, fault_kind_is_net(r->kind) ? " host=" : " disk=");
         put(buf, size, &at, r->disk);
+    }
+    if (r->oneway) {
+        put(buf, size, &at, " oneway");
     }
     if (r->range_start != 0 || r->range_end != UINT64_MAX) {
         char tmp[64];
@@ -237,6 +282,9 @@ void fault_rule_format(const struct fault_rule *r, char *buf, size_t size)
     }
     if (r->delta) {
         put_u64(buf, size, &at, "delta", r->delta, "");
+    }
+    if (r->delay_ns) {
+        put_u64(buf, size, &at, "delay", r->delay_ns, "ns");
     }
 }
 
@@ -344,6 +392,37 @@ struct fault_rule *fault_plan_fire(struct fault_plan *p, struct rng *r, const ch
     return NULL;
 }
 
+bool fault_rule_matches_hosts(const struct fault_rule *r, const char *src, const char *dst)
+{
+    if (!r->disk[0]) {
+        return true;
+    }
+    return strcmp(r->disk, dst) == 0 || (!r->oneway && strcmp(r->disk, src) == 0);
+}
+
+struct fault_rule *fault_plan_fire_net(struct fault_plan *p, struct rng *r, unsigned mask,
+                                       const char *src, const char *dst, uint64_t now_ns)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        struct fault_rule *rule = &p->rules[i];
+        if (!(mask & (1u << rule->kind)) || !fault_rule_matches_hosts(rule, src, dst) ||
+            now_ns < rule->after_ns || now_ns >= rule->before_ns) {
+            continue;
+        }
+        bool window = rule->kind == FAULT_NET_STALL || rule->kind == FAULT_NET_PARTITION;
+        if (window) {
+            rule->matched++;
+            rule->fired++;
+            return rule;
+        }
+        if (rule_fires(rule, r)) {
+            fault_rule_check(rule);
+            return rule;
+        }
+    }
+    return NULL;
+}
+
 void fault_rule_check(const struct fault_rule *r)
 {
     ASSERT(r->kind < FAULT__COUNT);
@@ -354,5 +433,8 @@ void fault_rule_check(const struct fault_rule *r)
     }
     if (r->kind == FAULT_MISDIRECT) {
         ASSERT(r->delta > 0);
+    }
+    if (r->kind == FAULT_NET_CLOG) {
+        ASSERT(r->delay_ns > 0);
     }
 }

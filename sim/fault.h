@@ -15,7 +15,17 @@
  * Text form (one rule; the trace's "fault" line and --faults use it):
  *   KIND [disk=NAME] [range=START-END] [after=DUR] [before=DUR]
  *        [prob=P|P%] [nth=N] [times=N] [sticky] [delta=SIZE]
+ *   NETKIND [host=NAME] [oneway] [after=DUR] [before=DUR] [prob=P] [nth=N]
+ *        [times=N] [delay=DUR]
  * KIND: read-eio write-eio flush-eio enospc latent misdirect read-corrupt.
+ * NETKIND (sim/net; host= matches traffic from or to that host, with oneway
+ * only traffic to it):
+ *   net-reset  a segment resets its connection (prob/nth/times per segment)
+ *   clog       a segment is held up to delay= longer (FoundationDB's clogging)
+ *   net-stall  in the window, delivery waits for its end (no reset)
+ *   partition  in the window nothing gets through and connects fail; data
+ *              waits for the heal, or the connection times out when the heal
+ *              is too far (or never: no before=)
  * Without prob and nth a rule fires on every matching request.
  */
 #ifndef BLOCKSIM_FAULT_H
@@ -36,6 +46,10 @@ enum fault_kind {
     FAULT_LATENT,       /* one sector in range turns unreadable until rewritten */
     FAULT_MISDIRECT,    /* a write lands at offset + delta instead */
     FAULT_READ_CORRUPT, /* a read returns one flipped byte; media unchanged */
+    FAULT_NET_RESET,    /* sim/net: a segment resets its connection */
+    FAULT_NET_CLOG,     /* sim/net: a segment is delayed up to delay_ns more */
+    FAULT_NET_STALL,    /* sim/net: delivery waits for the window's end */
+    FAULT_NET_PARTITION, /* sim/net: no traffic and no connects in the window */
     FAULT__COUNT,
 };
 
@@ -44,13 +58,14 @@ enum fault_io {
     FAULT_IO_WRITE, /* write and write-zeroes */
     FAULT_IO_FLUSH,
     FAULT_IO_DISCARD,
+    FAULT_IO_NET,   /* a network segment or connect */
 };
 
 #define FAULT_NAME_MAX 32
 
 struct fault_rule {
     enum fault_kind kind;
-    char disk[FAULT_NAME_MAX]; /* "" matches every disk */
+    char disk[FAULT_NAME_MAX]; /* "" matches every disk; net kinds: the host */
     uint64_t range_start;      /* bytes */
     uint64_t range_end;        /* exclusive; UINT64_MAX: to the end */
     uint64_t after_ns;
@@ -59,7 +74,9 @@ struct fault_rule {
     uint64_t nth;              /* 0 when unset */
     uint64_t times;            /* 0: unlimited */
     uint64_t delta;            /* misdirect distance in bytes */
+    uint64_t delay_ns;         /* clog: the most extra delay */
     bool sticky;               /* EIO kinds: once fired, the range keeps failing */
+    bool oneway;               /* net kinds: only traffic to the host */
     bool prob_set;
     /* Run state. */
     uint64_t matched;
@@ -93,6 +110,20 @@ int fault_plan_parse_spec(struct fault_plan *p, const char *spec, struct err *e)
 struct fault_rule *fault_plan_fire(struct fault_plan *p, struct rng *r, const char *disk,
                                    enum fault_io io, uint64_t offset, uint64_t len,
                                    uint64_t now_ns);
+
+/* The network's variant: the first rule of a net kind in @mask (a bit mask
+ * of 1 << kind) that fires for a segment (or connect) from @src to @dst. A
+ * window kind (stall, partition) fires whenever @now_ns is inside it. */
+struct fault_rule *fault_plan_fire_net(struct fault_plan *p, struct rng *r, unsigned mask,
+                                       const char *src, const char *dst, uint64_t now_ns);
+
+static inline bool fault_kind_is_net(enum fault_kind k)
+{
+    return k >= FAULT_NET_RESET && k <= FAULT_NET_PARTITION;
+}
+
+/* True if @r (a stall or partition) covers traffic @src -> @dst at all. */
+bool fault_rule_matches_hosts(const struct fault_rule *r, const char *src, const char *dst);
 
 void fault_rule_check(const struct fault_rule *r);
 
