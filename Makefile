@@ -39,7 +39,8 @@ OPT_release := -O2 -g
 OPT_asan    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=all
 OPT_cov     := -O0 -g --coverage
-OPT_fuzz    := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+OPT_fuzz    := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=all
 OPT := $(OPT_$(CONFIG))
 ifeq ($(OPT),)
 $(error unknown CONFIG '$(CONFIG)': use debug, release, asan, cov or fuzz)
@@ -60,7 +61,7 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
 # Fuzz targets: fuzz/fuzz_<name>.c. CONFIG=fuzz links them with libFuzzer;
 # every other configuration links them with fuzz/standalone.c, a replayer.
-FUZZ_TARGETS := trace import scenario qbm canary
+FUZZ_TARGETS := trace import scenario qbm nbd_proto canary
 FUZZ_SECONDS ?= 10
 # The smoke run is a gate: a fixed libFuzzer seed makes it repeatable.
 # `make fuzz` campaigns leave it unset, so each explores anew.
@@ -73,7 +74,7 @@ TESTS := $(BUILD)/check_all
 BENCH := $(BUILD)/bench_replay
 LIBA := $(BUILD)/libblocksim.a
 
-.PHONY: all run check test unit cli-tests qemu-xcheck golden valgrind coverage bench fuzz-smoke \
+.PHONY: all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
         fuzz fuzz-replay tidy format clean bootstrap props-quick
 
 all: $(BIN) $(TESTS)
@@ -120,7 +121,7 @@ run: bootstrap
 # under ASan+UBSan (so the run closes on Check's summary line).
 check: bootstrap
 	@$(MAKE) --no-print-directory fuzz-smoke
-	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay qemu-xcheck
+	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay qemu-xcheck nbd-interop
 	@$(MAKE) --no-print-directory CONFIG=asan fuzz-replay unit
 
 test: check
@@ -136,12 +137,18 @@ QEMU_XCHECK_CASES ?= 48
 qemu-xcheck: $(BIN)
 	python3 tests/qemu_bitmaps.py $(BIN) $(QEMU_XCHECK_CASES)
 
+# blocksim's NBD server and client against libnbd tools, qemu-io/qemu-img,
+# qemu-nbd and nbdkit over Unix sockets.
+nbd-interop: $(BIN)
+	bash tests/nbd_interop.sh $(BIN)
+
 # Every fuzz target's corpus (and the bundled traces) through the replayer.
 fuzz-replay: $(FUZZ_STANDALONE)
 	$(BUILD)/fuzz_trace_standalone fuzz/corpus/trace traces/native
 	$(BUILD)/fuzz_import_standalone fuzz/corpus/import traces/fio
 	$(BUILD)/fuzz_scenario_standalone fuzz/corpus/scenario
 	$(BUILD)/fuzz_qbm_standalone fuzz/corpus/qbm
+	$(BUILD)/fuzz_nbd_proto_standalone fuzz/corpus/nbd_proto
 
 props-quick: check
 
@@ -152,7 +159,7 @@ valgrind: bootstrap
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
 	    build/debug/blocksim replay --quiet $(DEFAULT_TRACE)
 	@$(MAKE) --no-print-directory CONFIG=debug $(FUZZ_STANDALONE)
-	for t in trace import scenario qbm; do \
+	for t in trace import scenario qbm nbd_proto; do \
 	    valgrind --error-exitcode=1 --leak-check=full -q \
 	        build/debug/fuzz_$${t}_standalone fuzz/corpus/$$t || exit 1; done
 

@@ -21,6 +21,8 @@ static const struct command commands[] = {
     { "check", cmd_check, "run property suites over generated scenarios, shrink failures" },
     { "shrink", cmd_shrink, "shrink a failing trace to a smaller one that still fails" },
     { "explore", cmd_explore, "crash a workload into every state the disk allows, check each" },
+    { "nbd-serve", cmd_nbd_serve, "serve the reference stack over NBD on a real socket" },
+    { "nbd-check", cmd_nbd_check, "drive a real NBD server with blocksim's client, check reads" },
 };
 
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -37,7 +39,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: blocksim COMMAND [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     }
     fprintf(out, "\n'blocksim COMMAND --help' describes a command. Exit status: 0 ok, "
             "1 a property failed, 2 usage or input error.\n");

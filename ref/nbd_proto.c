@@ -405,7 +405,9 @@ size_t nbd_enc_meta_context(uint8_t *buf, size_t cap, uint32_t id, struct nbd_st
         return 0;
     }
     put_be32(buf, id);
-    memcpy(buf + 4, name.p, name.len);
+    if (name.len) {
+        memcpy(buf + 4, name.p, name.len);
+    }
     return 4 + (size_t)name.len;
 }
 

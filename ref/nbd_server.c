@@ -185,7 +185,7 @@ static uint16_t tflags(const struct session *s)
 
 static bool name_is_export(const struct session *s, struct nbd_str n)
 {
-    return n.len == strlen(s->srv->name) && memcmp(n.p, s->srv->name, n.len) == 0;
+    return n.len == strlen(s->srv->name) && (n.len == 0 || memcmp(n.p, s->srv->name, n.len) == 0);
 }
 
 static void enter_transmission(struct session *s)
@@ -216,10 +216,12 @@ static void opt_info_go(struct session *s)
     struct err e = { .file = NULL };
     if (nbd_dec_opt_go(s->data, s->data_len, &g, &e) < 0) {
         opt_error(s, NBD_REP_ERR_INVALID, e.msg);
+        session_read_option(s);
         return;
     }
     if (!name_is_export(s, g.name)) {
         opt_error(s, NBD_REP_ERR_UNKNOWN, "no such export");
+        session_read_option(s);
         return;
     }
     uint8_t buf[2 + NBD_NAME_MAX];
@@ -245,12 +247,12 @@ static void opt_info_go(struct session *s)
 
 static bool str_is(struct nbd_str q, const char *lit)
 {
-    return q.len == strlen(lit) && memcmp(q.p, lit, q.len) == 0;
+    return q.len == strlen(lit) && (q.len == 0 || memcmp(q.p, lit, q.len) == 0);
 }
 
 static bool str_has_prefix(struct nbd_str q, const char *lit)
 {
-    return q.len >= strlen(lit) && memcmp(q.p, lit, strlen(lit)) == 0;
+    return q.len >= strlen(lit) && (strlen(lit) == 0 || memcmp(q.p, lit, strlen(lit)) == 0);
 }
 
 /* Answer one meta context (and select it for SET). */
@@ -300,17 +302,13 @@ static void opt_meta(struct session *s)
     bool set = s->opt.opt == NBD_OPT_SET_META_CONTEXT;
     struct nbd_opt_meta m;
     struct err e = { .file = NULL };
-    if (!s->structured) {
-        opt_error(s, NBD_REP_ERR_INVALID, "meta contexts need structured replies");
-        return;
-    }
-    int ret = nbd_dec_opt_meta(s->data, s->data_len, &m, &e);
-    if (ret < 0) {
-        opt_error(s, ret == -E2BIG ? NBD_REP_ERR_TOO_BIG : NBD_REP_ERR_INVALID, e.msg);
-        return;
-    }
-    if (!name_is_export(s, m.name)) {
-        opt_error(s, NBD_REP_ERR_UNKNOWN, "no such export");
+    int ret = s->structured ? nbd_dec_opt_meta(s->data, s->data_len, &m, &e) : 0;
+    if (!s->structured || ret < 0 || !name_is_export(s, m.name)) {
+        opt_error(s, !s->structured ? NBD_REP_ERR_INVALID : ret == -E2BIG ? NBD_REP_ERR_TOO_BIG :
+                     ret < 0 ? NBD_REP_ERR_INVALID : NBD_REP_ERR_UNKNOWN,
+                  !s->structured ? "meta contexts need structured replies" :
+                  ret < 0 ? e.msg : "no such export");
+        session_read_option(s); /* an error reply, then the next option */
         return;
     }
     if (set) {
