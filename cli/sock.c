@@ -152,7 +152,9 @@ static void conn_send(void *conn, const uint8_t *buf, size_t len, env_io_cb *cb,
     }
     if (c->tx_cap - c->tx_len < len) {
         size_t used = c->tx_len - c->tx_off;
-        memmove(c->tx, c->tx + c->tx_off, used);
+        if (used) {
+            memmove(c->tx, c->tx + c->tx_off, used);
+        }
         c->tx_off = 0;
         c->tx_len = used;
         size_t cap = c->tx_cap ? c->tx_cap : 65536;

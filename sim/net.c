@@ -206,7 +206,9 @@ static void rx_append(struct net_end *end, const uint8_t *data, size_t len)
     }
     if (end->rx_cap - end->rx_len < len) {
         size_t used = end->rx_len - end->rx_off;
-        memmove(end->rx, end->rx + end->rx_off, used);
+        if (used) {
+            memmove(end->rx, end->rx + end->rx_off, used);
+        }
         end->rx_off = 0;
         end->rx_len = used;
         if (end->rx_cap - used < len) {
