@@ -25,6 +25,16 @@ static void on_signal(int sig)
     nbd_stop = 1;
 }
 
+/* SIGINT and SIGTERM end the command cleanly: the loop sees nbd_stop. */
+static void stop_on_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 struct nbd_args {
     const char *socket;
     uint64_t port;
@@ -205,11 +215,7 @@ static int serve_open_trace(struct serve *s, const struct nbd_args *a)
 
 static void serve_loop(struct serve *s)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    stop_on_signals();
     while (!nbd_stop && !(s->once && s->served && nbd_server_sessions(s->srv) == 0)) {
         sock_loop_run_once(s->loop, 100000000);
     }
@@ -344,6 +350,10 @@ static int check_step(struct check *k)
     }
     int ret = check_io(k, op, off, len, k->buf, flags);
     k->counts[op]++;
+    if (ret == -EINTR) {
+        fprintf(stderr, "blocksim nbd-check: interrupted\n");
+        return CLI_FAIL;
+    }
     if (ret < 0) {
         fprintf(stderr, "blocksim nbd-check: %s at %" PRIu64 "+%" PRIu64 " failed: %s (%s)\n",
                 node_op_name(op), off, len, blocksim_strerror(ret),
@@ -384,9 +394,9 @@ static int check_connect(struct check *k, const struct nbd_args *a, struct graph
     }
     if (drv_nbd_ready(k->nbd) < 0) {
         char where[160];
-        snprintf(where, sizeof(where), a->socket ? "%s" : "127.0.0.1:%s", a->socket ? a->socket :
-                 "");
-        if (!a->socket) {
+        if (a->socket) {
+            snprintf(where, sizeof(where), "%s", a->socket);
+        } else {
             snprintf(where, sizeof(where), "127.0.0.1:%" PRIu64, a->port);
         }
         cli_error("nbd-check", "cannot use %s: %s", where, drv_nbd_last_error(k->nbd));
@@ -434,6 +444,7 @@ int cmd_nbd_check(int argc, char **argv)
     struct check k;
     memset(&k, 0, sizeof(k));
     rng_stream(&k.rng, a.seed, "nbd-check", 0, 0);
+    stop_on_signals();
     k.loop = sock_loop_new();
     struct graph g;
     graph_init(&g, sock_loop_timer(k.loop), 0);

@@ -286,7 +286,6 @@ int sock_listen(struct sock_loop *l, const char *path, unsigned port, sock_accep
 }
 
 struct sock_dial {
-    struct sock_loop *l;
     env_connect_cb *cb;
     void *opaque;
     int ret;
@@ -304,7 +303,6 @@ static void dial_connect(void *ctx, env_connect_cb *cb, void *opaque)
 {
     struct sock_loop *l = ctx;
     struct sock_dial *d = mem_alloc(sizeof(*d));
-    d->l = l;
     d->cb = cb;
     d->opaque = opaque;
     struct sockaddr_storage ss;
@@ -393,7 +391,8 @@ void sock_loop_run_once(struct sock_loop *l, uint64_t max_wait_ns)
         uint64_t next = l->q.heap[0].time_ns;
         wait = next <= now ? 0 : min_u64(wait, next - now);
     }
-    int ready = poll(pfd, n + (l->listen_fd >= 0), (int)(wait / 1000000));
+    /* Rounded up: a timer less than 1 ms away must not make the loop spin. */
+    int ready = poll(pfd, n + (l->listen_fd >= 0), (int)((wait + 999999) / 1000000));
     for (unsigned i = 0; ready > 0 && i < n; i++) {
         if (pfd[i].revents) {
             conn_io(who[i], pfd[i].revents);

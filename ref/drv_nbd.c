@@ -116,9 +116,8 @@ static void creq_free(struct creq *q)
     mem_free(q, sizeof(*q));
 }
 
-static void creq_finish(struct client *c, struct creq *q, int ret)
+static void creq_finish(struct creq *q, int ret)
 {
-    (void)c;
     req_complete(q->req, ret);
     creq_free(q);
 }
@@ -136,7 +135,7 @@ static void fail_expired(struct client *c)
         struct creq *next = TAILQ_NEXT(q, link);
         if (q->deadline_ns && q->deadline_ns <= now(c)) {
             TAILQ_REMOVE(&c->waiting, q, link);
-            creq_finish(c, q, -EIO);
+            creq_finish(q, -EIO);
         }
         q = next;
     }
@@ -160,14 +159,18 @@ static void retry_ev(struct client *c)
 static void after_failure(struct client *c)
 {
     struct creq *q;
+    bool fresh = false; /* some request got its deadline now: one expiry for them */
     TAILQ_FOREACH(q, &c->waiting, link) {
         if (!q->deadline_ns) {
             q->deadline_ns = now(c) + c->o.reconnect_delay_ns;
+            fresh = true;
         }
     }
     fail_expired(c);
     if (!TAILQ_EMPTY(&c->waiting)) {
-        client_post(c, c->o.reconnect_delay_ns, expiry_ev);
+        if (fresh && c->o.reconnect_delay_ns) {
+            client_post(c, c->o.reconnect_delay_ns, expiry_ev);
+        }
         if (!c->retry_armed) {
             c->retry_armed = true;
             client_post(c, c->o.retry_ns, retry_ev);
@@ -185,7 +188,7 @@ static void client_break(struct client *c, int err, const char *why)
         c->stats.breaks++;
     } else {
         c->stats.connect_failures++;
-        if (c->first == 0 && c->stats.connects == 0) {
+        if (c->first == 0) { /* the first connection never came up */
             c->first = err < 0 ? err : -EIO;
         }
     }
@@ -492,7 +495,7 @@ static void complete_inflight(struct client *c, struct creq *q, int ret)
 {
     TAILQ_REMOVE(&c->inflight, q, link);
     c->n_inflight--;
-    creq_finish(c, q, ret);
+    creq_finish(q, ret);
     send_waiting(c);
 }
 
@@ -521,7 +524,7 @@ static bool adapt_to_server(struct client *c, struct creq *q)
         }
     }
     if (ret <= 0) {
-        creq_finish(c, q, ret);
+        creq_finish(q, ret);
         return true;
     }
     return false;
@@ -632,9 +635,7 @@ static void error_chunk_done(struct client *c)
 {
     struct err e;
     struct nbd_chunk_error ce;
-    if (!(c->chunk.type & NBD_CHUNK_ERR_BIT)) {
-        UNREACHABLE();
-    }
+    ASSERT(c->chunk.type & NBD_CHUNK_ERR_BIT);
     if (c->chunk.type == NBD_CHUNK_ERROR || c->chunk.type == NBD_CHUNK_ERROR_OFFSET) {
         if (nbd_dec_chunk_error(c->payload, c->payload_len, c->chunk.type, &ce, &e) < 0) {
             protocol_error(c, &e);
@@ -754,7 +755,7 @@ static void nbd_submit(struct node *n, struct req *req, uint16_t cmd)
     q->r.len = cmd == NBD_CMD_FLUSH ? 0 : (uint32_t)req->len;
     q->r.flags = (req->flags & NODE_REQ_FUA) && cmd != NBD_CMD_READ ? NBD_CMD_FLAG_FUA : 0;
     if (req->len > UINT32_MAX) {
-        creq_finish(c, q, -EINVAL);
+        creq_finish(q, -EINVAL);
         return;
     }
     TAILQ_INSERT_TAIL(&c->waiting, q, link);

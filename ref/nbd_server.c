@@ -318,8 +318,9 @@ static void opt_meta(struct session *s)
     for (uint32_t i = 0; i < m.n_queries; i++) {
         meta_query(s, set, m.queries[i], false);
     }
-    if (!set && m.n_queries == 0) {
-        meta_query(s, false, m.name, true);
+    if (!set && m.n_queries == 0) { /* LIST without queries: every context */
+        struct nbd_str any = { NULL, 0 };
+        meta_query(s, false, any, true);
     }
     opt_reply(s, NBD_REP_ACK, NULL, 0);
     session_read_option(s);
@@ -652,6 +653,11 @@ static void dispatch(struct session *s, struct sreq *q)
     if (s->srv->o.on_request) {
         s->srv->o.on_request(s->srv->o.opaque, r, q->buf);
     }
+    if (r->type == NBD_CMD_BLOCK_STATUS) { /* synchronous: answered at once */
+        reply_block_status(s, r);
+        sreq_free(q);
+        return;
+    }
     s->inflight++;
     switch (r->type) {
     case NBD_CMD_READ:
@@ -670,11 +676,6 @@ static void dispatch(struct session *s, struct sreq *q)
         return;
     case NBD_CMD_WRITE_ZEROES:
         node_submit(n, NODE_OP_WRITE_ZEROES, r->offset, r->len, NULL, fua, sreq_done, q);
-        return;
-    case NBD_CMD_BLOCK_STATUS:
-        s->inflight--;
-        reply_block_status(s, r);
-        sreq_free(q);
         return;
     default:
         UNREACHABLE();
@@ -739,7 +740,7 @@ static void request_header_done(struct session *s)
 
 static void session_read_request(struct session *s)
 {
-    if (s->dead || s->disc || s->reading) {
+    if (s->dead || s->disc) {
         session_after_request(s);
         return;
     }

@@ -122,8 +122,12 @@ static const struct key_info keys[] = {
 
 static int parse_word(struct fault_rule *r, char *word, unsigned field, struct err *e)
 {
-    if (strcmp(word, "sticky") == 0 || strcmp(word, "oneway") == 0) {
-        *(word[0] == 's' ? &r->sticky : &r->oneway) = true;
+    if (strcmp(word, "sticky") == 0) {
+        r->sticky = true;
+        return 0;
+    }
+    if (strcmp(word, "oneway") == 0) {
+        r->oneway = true;
         return 0;
     }
     char *eq = strchr(word, '=');
@@ -408,12 +412,6 @@ struct fault_rule *fault_plan_fire_net(struct fault_plan *p, struct rng *r, unsi
         if (!(mask & (1u << rule->kind)) || !fault_rule_matches_hosts(rule, src, dst) ||
             now_ns < rule->after_ns || now_ns >= rule->before_ns) {
             continue;
-        }
-        bool window = rule->kind == FAULT_NET_STALL || rule->kind == FAULT_NET_PARTITION;
-        if (window) {
-            rule->matched++;
-            rule->fired++;
-            return rule;
         }
         if (rule_fires(rule, r)) {
             fault_rule_check(rule);

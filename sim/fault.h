@@ -111,9 +111,9 @@ struct fault_rule *fault_plan_fire(struct fault_plan *p, struct rng *r, const ch
                                    enum fault_io io, uint64_t offset, uint64_t len,
                                    uint64_t now_ns);
 
-/* The network's variant: the first rule of a net kind in @mask (a bit mask
- * of 1 << kind) that fires for a segment (or connect) from @src to @dst. A
- * window kind (stall, partition) fires whenever @now_ns is inside it. */
+/* The network's variant: the first rule of a per-segment net kind in @mask
+ * (a bit mask of 1 << kind: net-reset, clog) that fires for a segment from
+ * @src to @dst. The window kinds (stall, partition) are sim/net's to apply. */
 struct fault_rule *fault_plan_fire_net(struct fault_plan *p, struct rng *r, unsigned mask,
                                        const char *src, const char *dst, uint64_t now_ns);
 

@@ -49,6 +49,17 @@ static int tl_wait(struct evq *q, struct tl_count *d)
     return d->ret;
 }
 
+static void tl_nothing(void *opaque)
+{
+    (void)opaque;
+}
+
+void tl_run_for(struct evq *q, uint64_t ns)
+{
+    evq_post(q, ns, tl_nothing, NULL);
+    tl_run(q);
+}
+
 int tl_node_io(struct evq *q, struct node *n, enum node_op op, uint64_t offset, uint64_t len,
                uint8_t *buf, unsigned flags)
 {

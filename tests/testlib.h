@@ -37,6 +37,10 @@ void tl_count_cb(void *opaque, int ret);
 /* Run events until the queue is empty (bounded). Returns events run. */
 uint64_t tl_run(struct evq *q);
 
+/* Let @ns of virtual time pass (running what falls due), then run the queue
+ * until it is empty. */
+void tl_run_for(struct evq *q, uint64_t ns);
+
 /* Submit one request to @n and run the queue until it completes. */
 int tl_node_io(struct evq *q, struct node *n, enum node_op op, uint64_t offset, uint64_t len,
                uint8_t *buf, unsigned flags);

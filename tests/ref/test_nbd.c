@@ -24,18 +24,6 @@ struct nbd_fixture {
     struct net_dialer dialer;
 };
 
-static void nothing(void *opaque)
-{
-    (void)opaque;
-}
-
-/* Let @ns of virtual time pass. */
-static void pass_time(struct evq *q, uint64_t ns)
-{
-    evq_post(q, ns, nothing, NULL);
-    tl_run(q);
-}
-
 static void nbd_accept(void *opaque, struct env_transport t)
 {
     struct nbd_fixture *x = opaque;
@@ -147,7 +135,7 @@ START_TEST(test_nbd_reset_retries_within_delay)
      * (twice): the requests in flight are sent again on a new connection. */
     struct nbd_fixture x;
     nbd_setup(&x, "net-reset host=srv oneway after=5ms nth=3 times=2");
-    pass_time(&x.env.q, 10000000);
+    tl_run_for(&x.env.q, 10000000);
     nbd_roundtrip(&x);
     ck_assert_uint_ge(drv_nbd_stats(x.nbd)->breaks, 1);
     ck_assert_uint_ge(drv_nbd_stats(x.nbd)->retried, 1);
@@ -163,7 +151,7 @@ START_TEST(test_nbd_reset_without_delay_fails_cleanly)
     nbd_setup_opts(&x, "net-reset host=cli after=10ms", &co, false);
     tl_run(&x.env.q); /* connected before the rule starts */
     ck_assert_int_eq(drv_nbd_ready(x.nbd), 1);
-    pass_time(&x.env.q, 20000000); /* past the rule's start */
+    tl_run_for(&x.env.q, 20000000); /* past the rule's start */
     uint8_t b[4096];
     struct tl_count c = { 0, 0 };
     for (int i = 0; i < 4; i++) {
@@ -182,7 +170,7 @@ START_TEST(test_nbd_partition_times_out)
      * reconnects fail, and after reconnect_delay the request fails. */
     struct nbd_fixture x;
     nbd_setup(&x, "partition host=srv after=50ms");
-    pass_time(&x.env.q, 60000000);
+    tl_run_for(&x.env.q, 60000000);
     uint8_t b[4096];
     ck_assert_int_eq(tl_node_io(&x.env.q, x.nbd, NODE_OP_READ, 0, 4096, b, 0), -EIO);
     ck_assert_uint_ge(x.env.q.now_ns, 5000000000ull);

@@ -30,11 +30,6 @@ static void connect_cb(void *opaque, int ret, struct env_transport t)
     x->connects++;
 }
 
-static void nothing(void *opaque)
-{
-    (void)opaque;
-}
-
 static void net_setup(struct net_fixture *x, const char *faults, uint64_t bandwidth)
 {
     memset(x, 0, sizeof(*x));
@@ -146,8 +141,7 @@ START_TEST(test_net_partition_heals_or_times_out)
     uint8_t b[16] = "hello, world 123";
     uint8_t in[16];
     struct tl_count got = { 0, 0 }, back = { 0, 0 };
-    evq_post(&x.env.q, 2000000, nothing, NULL); /* let time pass */
-    tl_run(&x.env.q);
+    tl_run_for(&x.env.q, 2000000); /* into the partition */
     x.client.ops->send(x.client.conn, b, 16, tl_count_cb, &got);
     x.server.ops->recv(x.server.conn, in, 16, tl_count_cb, &got);
     x.server.ops->send(x.server.conn, b, 16, tl_count_cb, &back);
@@ -169,8 +163,7 @@ START_TEST(test_net_partition_heals_or_times_out)
     /* A partition that never heals: the connection times out. */
     net_setup(&x, "partition host=srv after=1ms", 0);
     net_connect_run(&x);
-    evq_post(&x.env.q, 2000000, nothing, NULL);
-    tl_run(&x.env.q);
+    tl_run_for(&x.env.q, 2000000);
     struct tl_count r = { 0, 0 };
     x.client.ops->send(x.client.conn, b, 16, tl_count_cb, &r);
     x.client.ops->recv(x.client.conn, in, 16, tl_count_cb, &r);
