@@ -61,6 +61,7 @@ struct client {
     struct creq *cur;
     uint64_t cur_off;     /* OFFSET_DATA: where its data goes */
     bool no_zeroes;       /* agreed: EXPORT_NAME's reply has no padding */
+    bool no_retry;        /* NODE_MUTANT_NBD_NO_RETRY */
     struct drv_nbd_stats stats;
     char last_error[256];
 };
@@ -206,6 +207,10 @@ static void client_break(struct client *c, int err, const char *why)
         q->covered = 0;
         q->n_ranges = 0;
         q->err = 0;
+        if (c->no_retry) {
+            creq_finish(q, -EIO); /* planted bug: the request is not sent again */
+            continue;
+        }
         c->stats.retried++;
         TAILQ_INSERT_HEAD(&c->waiting, q, link);
     }
@@ -814,6 +819,7 @@ static int nbd_open(struct node *n, const void *opts, struct err *e)
     c->o = *o;
     c->o.export_name = c->export;
     c->o.retry_ns = o->retry_ns ? o->retry_ns : RETRY_DEFAULT_NS;
+    c->no_retry = node_mutant(n, NODE_MUTANT_NBD_NO_RETRY);
     TAILQ_INIT(&c->waiting);
     TAILQ_INIT(&c->inflight);
     *(struct client **)n->state = c;

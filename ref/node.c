@@ -123,6 +123,14 @@ void node_child_attach(struct node *parent, struct node *child, enum node_role r
     parent->n_children++;
 }
 
+void node_child_detach(struct node *parent, size_t slot)
+{
+    ASSERT(slot < parent->n_children);
+    memmove(&parent->children[slot], &parent->children[slot + 1],
+            (parent->n_children - slot - 1) * sizeof(parent->children[0]));
+    parent->n_children--;
+}
+
 struct node *node_child(const struct node *n, enum node_role role)
 {
     for (size_t i = 0; i < n->n_children; i++) {

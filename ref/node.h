@@ -75,6 +75,11 @@ enum node_mutant {
     NODE_MUTANT_DIRTY_RECLAIM_DROP = 1u << 6,   /* reclaim loses the successor's bits */
     NODE_MUTANT_QBM_NO_IN_USE = 1u << 7,        /* open leaves bitmaps marked clean */
     NODE_MUTANT_QBM_SHORT_STORE = 1u << 8,      /* store drops a bitmap's last word */
+    NODE_MUTANT_QUORUM_THRESHOLD = 1u << 9,     /* a read version wins with one vote short */
+    NODE_MUTANT_QUORUM_WRITE_ANY = 1u << 10,    /* a write succeeds if any child did */
+    NODE_MUTANT_QUORUM_NO_REWRITE = 1u << 11,   /* rewrite-corrupted repairs nothing */
+    NODE_MUTANT_QUORUM_TIE_LOW = 1u << 12,      /* ties go to the lowest child index */
+    NODE_MUTANT_NBD_NO_RETRY = 1u << 13,        /* requests in flight at a break fail */
 };
 
 struct node;
@@ -169,6 +174,10 @@ int node_new(struct graph *g, const struct node_driver *drv, const char *name,
 
 /* For drivers' open: attach @child in @role. */
 void node_child_attach(struct node *parent, struct node *child, enum node_role role);
+
+/* Detach the child at position @slot; later children move up one place. The
+ * child stays in the graph. */
+void node_child_detach(struct node *parent, size_t slot);
 
 /* The first child in @role, or NULL. */
 struct node *node_child(const struct node *n, enum node_role role);
