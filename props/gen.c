@@ -119,6 +119,8 @@ struct gen_state {
     struct trace *t;
     bool overlay;
     unsigned weights[G__COUNT];
+    unsigned children; /* quorum topology */
+    unsigned nbd;
     uint64_t written[GEN_WRITTEN_MAX][2];
     unsigned n_written;
 };
@@ -128,9 +130,41 @@ static struct trace_rec *emit(struct gen_state *g, enum trace_kind kind)
     return trace_append(g->t, kind);
 }
 
+/* The quorum topology: 2 to 4 children (zero bytes: 2, threshold 1). */
+static void gen_quorum(struct gen_state *g)
+{
+    struct trace_rec *r = emit(g, TRACE_TOPOLOGY);
+    struct trace_cfg *c = r->cfg = trace_cfg_new();
+    c->topology = TRACE_TOPO_QUORUM;
+    c->size = GEN_SIZE;
+    c->has_size = true;
+    c->children = (unsigned)choice_range(g->c, 2, 4);
+    c->threshold = (unsigned)choice_range(g->c, 1, c->children);
+    c->fifo = choice_range(g->c, 0, 3) == 3;
+    c->rewrite = choice_range(g->c, 0, 1) == 1;
+    c->nbd = g->o->net ? (unsigned)choice_range(g->c, 1, c->children) : 0;
+    if (choice_range(g->c, 0, 7) == 7) {
+        c->ignore_mask = 1u << choice_range(g->c, 0, c->children - 1);
+    }
+    g->children = c->children;
+    g->nbd = c->nbd;
+    static const uint64_t caches[] = { 0, 64u << 10 };
+    for (unsigned d = 0; d < c->children; d++) {
+        struct trace_rec *dr = emit(g, TRACE_DISK);
+        dr->cfg = trace_cfg_new();
+        snprintf(dr->cfg->name, sizeof(dr->cfg->name), "c%u", d);
+        dr->cfg->cache = caches[choice_range(g->c, 0, 1)];
+        dr->cfg->has_cache = true;
+    }
+}
+
 static void gen_topology(struct gen_state *g)
 {
     const struct gen_opts *o = g->o;
+    if (o->quorum) {
+        gen_quorum(g);
+        return;
+    }
     g->overlay = o->overlay && (!o->plain || choice_range(g->c, 0, 1));
     struct trace_rec *r = emit(g, TRACE_TOPOLOGY);
     r->cfg = trace_cfg_new();
@@ -177,18 +211,69 @@ static void gen_swarm(struct gen_state *g)
     }
 }
 
+/* A network rule that heals well within the NBD reconnect delay: bounded
+ * resets, clogs, and stalls and partitions of at most 5 s. */
+static void gen_net_rule(struct gen_state *g, struct fault_rule *f)
+{
+    static const enum fault_kind kinds[] = { FAULT_NET_RESET, FAULT_NET_CLOG, FAULT_NET_STALL,
+                                             FAULT_NET_PARTITION };
+    f->kind = kinds[choice_range(g->c, 0, ARRAY_LEN(kinds) - 1)];
+    f->range_end = UINT64_MAX;
+    f->before_ns = UINT64_MAX;
+    if (choice_range(g->c, 0, 1)) {
+        snprintf(f->disk, sizeof(f->disk), "s%u",
+                 (unsigned)choice_range(g->c, g->children - g->nbd, g->children - 1));
+        f->oneway = f->kind == FAULT_NET_PARTITION && choice_range(g->c, 0, 1);
+    }
+    if (f->kind == FAULT_NET_STALL || f->kind == FAULT_NET_PARTITION) {
+        f->after_ns = choice_range(g->c, 0, 20) * 1000000ull;
+        f->before_ns = f->after_ns + choice_range(g->c, 1, 5000) * 1000000ull;
+        return;
+    }
+    f->prob_set = true;
+    f->prob = (UINT64_MAX / 100) * choice_range(g->c, 2, 30);
+    f->times = choice_range(g->c, 1, 4);
+    if (f->kind == FAULT_NET_CLOG) {
+        f->delay_ns = choice_range(g->c, 1, 1000) * 1000000ull;
+    }
+}
+
+static const enum fault_kind default_kinds[] = {
+    FAULT_READ_EIO, FAULT_WRITE_EIO, FAULT_FLUSH_EIO, FAULT_ENOSPC,
+    FAULT_LATENT,   FAULT_MISDIRECT, FAULT_READ_CORRUPT,
+};
+
+static enum fault_kind gen_disk_kind(struct gen_state *g)
+{
+    enum fault_kind kinds[FAULT__COUNT];
+    unsigned n = 0;
+    for (unsigned k = 0; k < FAULT__COUNT; k++) {
+        if ((g->o->fault_kinds >> k) & 1) {
+            kinds[n++] = (enum fault_kind)k;
+        }
+    }
+    if (n == 0) {
+        return default_kinds[choice_range(g->c, 0, ARRAY_LEN(default_kinds) - 1)];
+    }
+    return kinds[choice_range(g->c, 0, n - 1)];
+}
+
 static void gen_faults(struct gen_state *g)
 {
-    static const enum fault_kind kinds[] = {
-        FAULT_READ_EIO, FAULT_WRITE_EIO, FAULT_FLUSH_EIO, FAULT_ENOSPC,
-        FAULT_LATENT,   FAULT_MISDIRECT, FAULT_READ_CORRUPT,
-    };
-    unsigned n = g->o->faults ? (unsigned)choice_range(g->c, 0, 2) : 0;
+    unsigned n = g->o->faults || g->o->net ? (unsigned)choice_range(g->c, 0, 2) : 0;
     for (unsigned i = 0; i < n; i++) {
         struct trace_rec *r = emit(g, TRACE_FAULT);
         r->cfg = trace_cfg_new();
         struct fault_rule *f = &r->cfg->fault;
-        f->kind = kinds[choice_range(g->c, 0, ARRAY_LEN(kinds) - 1)];
+        if (g->o->net) {
+            gen_net_rule(g, f);
+            continue;
+        }
+        f->kind = gen_disk_kind(g);
+        if (g->children) { /* a quorum: one child's disk */
+            snprintf(f->disk, sizeof(f->disk), "c%u",
+                     (unsigned)choice_range(g->c, 0, g->children - 1));
+        }
         f->range_end = UINT64_MAX;
         f->before_ns = UINT64_MAX;
         f->nth = choice_range(g->c, 2, 20);

@@ -65,6 +65,9 @@ struct gen_opts {
     bool bitmaps;          /* dirty bitmap records (a persistent one to start) */
     bool shutdowns;        /* clean shutdown and restart */
     bool dance;            /* favour successor create, abdicate and reclaim */
+    bool quorum;           /* the quorum topology; faults then target one child */
+    bool net;              /* quorum: NBD children and network faults (no disk faults) */
+    unsigned fault_kinds;  /* bits of enum fault_kind to draw from; 0: the default set */
 };
 
 /* Decode a whole scenario into a new trace @t (header first). */

@@ -127,6 +127,18 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
     json_object_set_new(o, "explained_by_faults", json_integer((json_int_t)r->explained));
     json_object_set_new(o, "faults_fired", faults_json(r));
     json_object_set_new(o, "buggify_fired", json_integer((json_int_t)r->buggified));
+    if (strcmp(r->topology, "quorum") == 0) {
+        json_object_set_new(o, "quorum", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+                            "judged", (json_int_t)r->quorum_judged,
+                            "outvoted", (json_int_t)r->quorum_votes,
+                            "repairs", (json_int_t)r->quorum_repairs,
+                            "report_bad", (json_int_t)r->quorum_events[0],
+                            "failure", (json_int_t)r->quorum_events[1],
+                            "child_errors", (json_int_t)r->child_errors));
+        json_object_set_new(o, "net", json_pack("{s:I, s:I}", "segments",
+                            (json_int_t)r->net_segments, "resets",
+                            (json_int_t)r->net_resets));
+    }
     if (r->bitmaps_on) {
         json_object_set_new(o, "bitmap_ops", json_integer((json_int_t)r->ops[TRACE_BITMAP]));
         json_object_set_new(o, "bitmap_ops_refused",
@@ -235,6 +247,16 @@ void report_text(const struct world_result *r, const struct report_info *info, F
     fprintf(out, "\n");
     if (r->bitmaps_on) {
         text_bitmaps(r, out);
+    }
+    if (strcmp(r->topology, "quorum") == 0) {
+        fprintf(out, "  quorum      %" PRIu64 " requests judged, %" PRIu64 " reads outvoted a "
+                "child, %" PRIu64 " repairs, %" PRIu64 " REPORT_BAD, %" PRIu64 " FAILURE, %"
+                PRIu64 " child requests failed\n", r->quorum_judged, r->quorum_votes,
+                r->quorum_repairs, r->quorum_events[0], r->quorum_events[1], r->child_errors);
+    }
+    if (r->net_segments) {
+        fprintf(out, "  network     %" PRIu64 " segments, %" PRIu64 " connections reset\n",
+                r->net_segments, r->net_resets);
     }
     fprintf(out, "  time        %.6f s virtual, %" PRIu64 " events", (double)r->sim_ns / 1e9,
             r->events);

@@ -103,6 +103,11 @@ static void fmt_duration(char *buf, size_t size, uint64_t ns)
     fmt_scaled(buf, size, ns, units, mults, ARRAY_LEN(units));
 }
 
+static void fmt_u64(char *buf, size_t size, uint64_t v)
+{
+    snprintf(buf, size, "%" PRIu64, v);
+}
+
 static void fmt_size(char *buf, size_t size, uint64_t bytes)
 {
     static const char *const units[] = { "", "K", "M", "G", "T" };
@@ -339,18 +344,83 @@ static void print_fault(const struct trace_rec *r, char *buf, size_t size)
     snprintf(buf, size, "fault %s", text);
 }
 
+const char *trace_topology_name(enum trace_topology t)
+{
+    static const char *const names[] = { "plain", "overlay", "quorum" };
+    return (unsigned)t < ARRAY_LEN(names) ? names[t] : "?";
+}
+
+/* A small count option of the quorum topology: KEY=N with N in [lo, hi]. */
+static int topo_count(const struct fields *f, unsigned i, const char *val, unsigned lo,
+                      unsigned hi, unsigned *out, struct err *e)
+{
+    uint64_t v;
+    if (parse_u64(val, &v) < 0 || v < lo || v > hi) {
+        return err_set(e, 0, f->first + i, "'%s': expected an integer in %u..%u", f->w[i],
+                       lo, hi);
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int topology_quorum_opt(struct trace_cfg *c, const struct fields *f, unsigned i,
+                               struct err *e)
+{
+    const char *w = f->w[i];
+    unsigned v;
+    if (strncmp(w, "children=", 9) == 0) {
+        return topo_count(f, i, w + 9, 1, 8, &c->children, e);
+    } else if (strncmp(w, "threshold=", 10) == 0) {
+        return topo_count(f, i, w + 10, 1, 8, &c->threshold, e);
+    } else if (strncmp(w, "nbd=", 4) == 0) {
+        return topo_count(f, i, w + 4, 0, 8, &c->nbd, e);
+    } else if (strncmp(w, "ignore=", 7) == 0) {
+        TRY(topo_count(f, i, w + 7, 0, 7, &v, e));
+        c->ignore_mask |= 1u << v;
+        return 0;
+    } else if (strcmp(w, "read-pattern=quorum") == 0 || strcmp(w, "read-pattern=fifo") == 0) {
+        c->fifo = strcmp(w, "read-pattern=fifo") == 0;
+        return 0;
+    } else if (strcmp(w, "rewrite") == 0) {
+        c->rewrite = true;
+        return 0;
+    }
+    return err_set(e, 0, f->first + i, "unknown topology option '%s'", w);
+}
+
+/* Defaults filled in and the options checked against each other. */
+static int topology_quorum_check(struct trace_cfg *c, const struct fields *f, struct err *e)
+{
+    c->children = c->children ? c->children : 3;
+    c->threshold = c->threshold ? c->threshold : c->children / 2 + 1;
+    if (c->threshold > c->children) {
+        return err_set(e, 0, f->first + 1, "threshold=%u exceeds children=%u",
+                       c->threshold, c->children);
+    }
+    if (c->nbd > c->children) {
+        return err_set(e, 0, f->first + 1, "nbd=%u exceeds children=%u", c->nbd, c->children);
+    }
+    if (c->ignore_mask >> c->children) {
+        return err_set(e, 0, f->first + 1, "ignore= names a child beyond children=%u",
+                       c->children);
+    }
+    return 0;
+}
+
 static int parse_topology(struct trace_rec *r, const struct fields *f, struct err *e)
 {
-    TRY(want_fields(f, 2, 4, e));
+    TRY(want_fields(f, 2, TRACE_FIELDS_MAX, e));
     struct trace_cfg *c = r->cfg = trace_cfg_new();
-    if (strcmp(f->w[1], "plain") == 0) {
-        c->topology = TRACE_TOPO_PLAIN;
-    } else if (strcmp(f->w[1], "overlay") == 0) {
-        c->topology = TRACE_TOPO_OVERLAY;
-    } else {
-        return err_set(e, 0, f->first + 1, "unknown topology '%s' (expected plain or "
-                       "overlay)", f->w[1]);
+    c->topology = TRACE_TOPO_PLAIN;
+    while (c->topology <= TRACE_TOPO_QUORUM &&
+           strcmp(f->w[1], trace_topology_name(c->topology)) != 0) {
+        c->topology++;
     }
+    if (c->topology > TRACE_TOPO_QUORUM) {
+        return err_set(e, 0, f->first + 1, "unknown topology '%s' (expected plain, overlay "
+                       "or quorum)", f->w[1]);
+    }
+    bool quorum = c->topology == TRACE_TOPO_QUORUM;
     for (unsigned i = 2; i < f->n; i++) {
         if (strncmp(f->w[i], "size=", 5) == 0) {
             TRY(field_size(f, i, f->w[i] + 5, &c->size, "size", e));
@@ -358,28 +428,45 @@ static int parse_topology(struct trace_rec *r, const struct fields *f, struct er
             if (!c->has_size) {
                 return err_set(e, 0, f->first + i, "size must be a positive multiple of 512");
             }
-        } else if (strncmp(f->w[i], "cluster=", 8) == 0) {
+        } else if (strncmp(f->w[i], "cluster=", 8) == 0 && !quorum) {
             TRY(field_size(f, i, f->w[i] + 8, &c->cluster, "cluster", e));
             if (!is_pow2(c->cluster) || c->cluster < 512 || c->cluster > (2u << 20)) {
                 return err_set(e, 0, f->first + i, "cluster must be a power of two in 512..2M");
             }
             c->has_cluster = true;
+        } else if (quorum) {
+            TRY(topology_quorum_opt(c, f, i, e));
         } else {
             return err_set(e, 0, f->first + i, "unknown topology option '%s'", f->w[i]);
         }
     }
-    return 0;
+    return quorum ? topology_quorum_check(c, f, e) : 0;
 }
 
 static void print_topology(const struct trace_rec *r, char *buf, size_t size)
 {
     const struct trace_cfg *c = r->cfg;
-    snprintf(buf, size, "topology %s", c->topology == TRACE_TOPO_PLAIN ? "plain" : "overlay");
+    snprintf(buf, size, "topology %s", trace_topology_name(c->topology));
     if (c->has_size) {
         cat_kv(buf, size, "size", c->size, fmt_size);
     }
     if (c->has_cluster) {
         cat_kv(buf, size, "cluster", c->cluster, fmt_size);
+    }
+    if (c->topology != TRACE_TOPO_QUORUM) {
+        return;
+    }
+    cat_kv(buf, size, "children", c->children, fmt_u64);
+    cat_kv(buf, size, "threshold", c->threshold, fmt_u64);
+    cat(buf, size, c->fifo ? " read-pattern=fifo" : "");
+    cat(buf, size, c->rewrite ? " rewrite" : "");
+    if (c->nbd) {
+        cat_kv(buf, size, "nbd", c->nbd, fmt_u64);
+    }
+    for (unsigned i = 0; i < 8; i++) {
+        if (c->ignore_mask & (1u << i)) {
+            cat_kv(buf, size, "ignore", i, fmt_u64);
+        }
     }
 }
 
@@ -859,7 +946,9 @@ static bool cfg_equal(const struct trace_cfg *a, const struct trace_cfg *b)
            a->has_size == b->has_size && a->has_cluster == b->has_cluster &&
            a->has_cache == b->has_cache && a->has_latency == b->has_latency &&
            a->has_flush == b->has_flush && a->has_atomic == b->has_atomic &&
-           strcmp(fa, fb) == 0;
+           a->children == b->children && a->threshold == b->threshold && a->nbd == b->nbd &&
+           a->ignore_mask == b->ignore_mask && a->fifo == b->fifo &&
+           a->rewrite == b->rewrite && strcmp(fa, fb) == 0;
 }
 
 static bool bm_equal(const struct trace_bitmap *a, const struct trace_bitmap *b)

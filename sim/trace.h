@@ -16,6 +16,13 @@
  *   blocksim-trace v1                         first line
  *   seed N                                    world seed (CLI --seed wins)
  *   topology plain|overlay [size=S] [cluster=S]
+ *   topology quorum [size=S] [children=N] [threshold=T] [read-pattern=quorum|fifo]
+ *            [rewrite] [nbd=K] [ignore=I]...
+ *                                             N children (1..8, default 3) on
+ *                                             disks c0..; the last K are served
+ *                                             over NBD from hosts s<i>; T
+ *                                             defaults to a majority; ignore=I
+ *                                             sets children.I's ignore-errors
  *   disk NAME [size=S] [cache=S] [latency=D-D] [flush=D] [atomic=yes|no]
  *   fault KIND [key=value...]                 see fault.h
  *   qd N                                      queue depth from here on
@@ -75,7 +82,9 @@ enum trace_kind {
     TRACE__COUNT,
 };
 
-enum trace_topology { TRACE_TOPO_PLAIN, TRACE_TOPO_OVERLAY };
+enum trace_topology { TRACE_TOPO_PLAIN, TRACE_TOPO_OVERLAY, TRACE_TOPO_QUORUM };
+
+const char *trace_topology_name(enum trace_topology t);
 enum trace_expect { TRACE_EXPECT_VERDICT, TRACE_EXPECT_DIGEST, TRACE_EXPECT_CONTENT };
 
 /* Settings of a topology or disk record; a field is used when its has_ bit is set. */
@@ -90,6 +99,10 @@ struct trace_cfg {
     uint64_t flush_ns;
     bool atomic;
     bool has_size, has_cluster, has_cache, has_latency, has_flush, has_atomic;
+    /* quorum topology: 0 for children and threshold means the default */
+    unsigned children, threshold, nbd;
+    unsigned ignore_mask; /* bit i: children.i ignores errors */
+    bool fifo, rewrite;
     struct fault_rule fault;
 };
 

@@ -94,8 +94,13 @@ static int stack_open(struct world *w, struct err *e)
     graph_init(&s->g, timer, w->o.node_mutants);
     struct node *file[WORLD_DISKS_MAX] = { NULL };
     int ret = 0;
-    for (unsigned i = 0; i < w->n_disks && ret == 0; i++) {
+    for (unsigned i = 0; i < w->n_disks; i++) {
         s->h[i] = disk_handle_new(w->disks[i]);
+    }
+    if (w->quorum) {
+        ret = world__quorum_open(w, s, e);
+    }
+    for (unsigned i = 0; i < w->n_disks && ret == 0 && !w->quorum; i++) {
         struct drv_file_opts fo = { disk_storage(s->h[i]) };
         char name[NODE_NAME_MAX];
         snprintf(name, sizeof(name), "%s-file", w->dcfg[i].name);
@@ -104,18 +109,14 @@ static int stack_open(struct world *w, struct err *e)
     if (ret == 0 && w->topo == TRACE_TOPO_OVERLAY) {
         struct drv_overlay_opts oo = { file[1], file[0], w->size, w->cluster };
         ret = node_new(&s->g, &drv_overlay, "guest", &oo, e, &s->root);
-    } else if (ret == 0) {
+    } else if (ret == 0 && !w->quorum) {
         s->root = file[0];
     }
     if (ret == 0 && w->bitmaps) {
         ret = world__bitmap_open(w, s, e);
     }
     if (ret < 0) {
-        graph_fini(&s->g);
-        for (unsigned i = 0; i < w->n_disks; i++) {
-            disk_handle_free(s->h[i]);
-        }
-        mem_free(s, sizeof(*s));
+        world__stack_free(s);
         return ret;
     }
     w->live = s;
@@ -126,6 +127,7 @@ void world__stack_free(struct stack *s)
 {
     qbm_close(s->qbm);
     graph_fini(&s->g);
+    world__quorum_free(s);
     for (unsigned i = 0; i < s->w->n_disks; i++) {
         disk_handle_free(s->h[i]);
     }
@@ -143,11 +145,26 @@ static void stack_idle(void *opaque)
     world__stack_free(s);
 }
 
+void world__stack_graph_idle(struct stack *s)
+{
+    ASSERT(s->graphs_live > 0);
+    if (--s->graphs_live == 0) {
+        stack_idle(s);
+    }
+}
+
+static void stack_graph_idle(void *opaque)
+{
+    world__stack_graph_idle(opaque);
+}
+
 static void stack_kill(struct world *w)
 {
     struct stack *s = w->live;
     w->live = NULL;
-    graph_kill(&s->g, stack_idle, s);
+    s->dead = true;
+    s->graphs_live = 1 + (w->quorum ? world__quorum_kill(w, s) : 0);
+    graph_kill(&s->g, stack_graph_idle, s);
 }
 
 /* ---- guest operations ---- */
@@ -169,11 +186,17 @@ static bool op_writes(enum trace_kind k)
     return k == TRACE_WRITE || k == TRACE_ZERO || k == TRACE_DISCARD;
 }
 
-/* Must @rec wait for operations in flight? */
+/* Must @rec wait for operations in flight? On a quorum, overlapping reads
+ * and flushes wait too, so that the quorum checker can tell requests apart
+ * (check_quorum.h). */
 static bool op_conflicts(const struct world *w, const struct trace_rec *rec)
 {
     for (unsigned i = 0; i < w->n_inflight; i++) {
         const struct trace_rec *o = w->inflight[i]->rec;
+        if (w->quorum && (rec->kind == TRACE_FLUSH || o->kind == TRACE_FLUSH ||
+                          ranges_overlap(rec->offset, rec->len, o->offset, o->len))) {
+            return true;
+        }
         if (rec->kind == TRACE_FLUSH) {
             if (op_writes(o->kind)) {
                 return true;
@@ -185,6 +208,14 @@ static bool op_conflicts(const struct world *w, const struct trace_rec *rec)
     }
     return false;
 }
+
+static const enum node_op node_ops[TRACE__COUNT] = {
+    [TRACE_READ] = NODE_OP_READ,
+    [TRACE_WRITE] = NODE_OP_WRITE,
+    [TRACE_FLUSH] = NODE_OP_FLUSH,
+    [TRACE_DISCARD] = NODE_OP_DISCARD,
+    [TRACE_ZERO] = NODE_OP_WRITE_ZEROES,
+};
 
 static void op_judge(struct world *w, struct guest_op *op, int ret)
 {
@@ -242,6 +273,10 @@ static void op_done(void *opaque, int ret)
     w->r->ops[op->rec->kind]++;
     w->r->errors[op->rec->kind] += ret < 0;
     op_judge(w, op, ret);
+    if (w->quorum && !world__quorum_op_done(w, node_ops[op->rec->kind], op->rec, op->index,
+                                            ret, op->buf)) {
+        w->r->verdict = WORLD_FAIL;
+    }
     if (w->bitmaps && op_writes(op->rec->kind)) {
         world__bitmap_write_done(w, op->rec);
     }
@@ -249,13 +284,6 @@ static void op_done(void *opaque, int ret)
     world__pump(w);
 }
 
-static const enum node_op node_ops[TRACE__COUNT] = {
-    [TRACE_READ] = NODE_OP_READ,
-    [TRACE_WRITE] = NODE_OP_WRITE,
-    [TRACE_FLUSH] = NODE_OP_FLUSH,
-    [TRACE_DISCARD] = NODE_OP_DISCARD,
-    [TRACE_ZERO] = NODE_OP_WRITE_ZEROES,
-};
 
 static void op_submit(struct world *w, const struct trace_rec *rec)
 {
@@ -341,6 +369,12 @@ static uint64_t faults_count(const struct world *w, uint64_t counts[FAULT__COUNT
             n += w->disks[i]->stats.faults[k];
         }
     }
+    if (w->net) {
+        for (int k = 0; k < FAULT__COUNT; k++) {
+            counts[k] += net_stats(w->net)->faults[k];
+            n += net_stats(w->net)->faults[k];
+        }
+    }
     return n + (w->r->bitmaps_on ? files_faults(&w->files, counts) : 0);
 }
 
@@ -365,11 +399,21 @@ void world__control_fail(struct world *w, const struct trace_rec *rec, const cha
                  "the rest of the trace did not run)", rec->line, msg);
         return;
     }
+    world__violation(w, prop, msg);
+    w->r->first.line = rec->line;
+}
+
+void world__violation(struct world *w, const char *prop, const char *msg)
+{
+    if (w->r->verdict == WORLD_FAIL) {
+        return;
+    }
     w->r->verdict = WORLD_FAIL;
     struct violation *v = &w->r->first;
+    memset(v, 0, sizeof(*v));
     snprintf(v->property, sizeof(v->property), "%s", prop);
     snprintf(v->msg, sizeof(v->msg), "%s", msg);
-    v->line = rec->line;
+    v->line = w->next < w->t->n ? w->t->recs[w->next].line : 0;
     v->time_ns = w->q.now_ns;
     v->op_index = w->next_op;
 }
@@ -611,9 +655,13 @@ static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err
         d->atomic_sector = c->has_atomic ? c->atomic : d->atomic_sector;
         return 0;
     }
-    return err_set(e, r->line, 2, "no disk '%s' in the %s topology (it has %s%s%s)", c->name,
-                   w->topo == TRACE_TOPO_PLAIN ? "plain" : "overlay", w->dcfg[0].name,
-                   w->n_disks > 1 ? " and " : "", w->n_disks > 1 ? w->dcfg[1].name : "");
+    char names[WORLD_DISKS_MAX * 8] = "";
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        size_t at = strlen(names);
+        snprintf(names + at, sizeof(names) - at, "%s%s", i ? " " : "", w->dcfg[i].name);
+    }
+    return err_set(e, r->line, 2, "no disk '%s' in the %s topology (it has %s)", c->name,
+                   trace_topology_name(w->topo), names);
 }
 
 /* Topology first: it names the disks that disk records then configure. */
@@ -621,6 +669,7 @@ static int setup_topology(struct world *w, struct err *e)
 {
     w->topo = TRACE_TOPO_PLAIN;
     w->cluster = OVERLAY_CLUSTER_DEFAULT;
+    const struct trace_cfg *topo = NULL;
     unsigned seen = 0;
     for (size_t i = 0; i < w->t->n; i++) {
         const struct trace_rec *r = &w->t->recs[i];
@@ -632,9 +681,12 @@ static int setup_topology(struct world *w, struct err *e)
         }
         w->topo = r->cfg->topology;
         w->cluster = r->cfg->has_cluster ? r->cfg->cluster : w->cluster;
+        topo = r->cfg;
     }
     w->size = w->o.size ? w->o.size : world_trace_size(w->t);
-    if (w->topo == TRACE_TOPO_PLAIN) {
+    if (w->topo == TRACE_TOPO_QUORUM) {
+        world__quorum_setup(w, topo);
+    } else if (w->topo == TRACE_TOPO_PLAIN) {
         w->n_disks = 1;
         disk_config_default(&w->dcfg[0], "d0", w->size);
     } else {
@@ -715,6 +767,9 @@ static uint64_t trace_seed(const struct trace *t)
 static bool world_taint(void *opaque, uint64_t sector)
 {
     const struct world *w = opaque;
+    if (w->quorum) {
+        return world__quorum_taint(w);
+    }
     if (w->topo == TRACE_TOPO_PLAIN) {
         return disk_taint_get(w->disks[0], sector) != DISK_TAINT_NONE;
     }
@@ -745,6 +800,9 @@ static int world_setup(struct world *w, struct err *e)
         w->disks[i] = disk_new(&w->dcfg[i], &w->q, &w->plan, w->seed, i, w->o.disk_mutants);
         w->disks[i]->flush_hook = flush_seen;
         w->disks[i]->flush_hook_opaque = w;
+    }
+    if (w->quorum) {
+        world__quorum_start(w);
     }
     check_rw_init(&w->check, w->seed, world_taint, w);
     model_disk_init(&w->base_model);
@@ -782,6 +840,9 @@ static void world_fini(struct world *w)
     /* Drain: every request still in flight completes (with an error or not)
      * and every dead stack frees itself. Bounded by the events pending. */
     for (uint64_t i = 0; i < WORLD_EVENTS_MAX && evq_step(&w->q, UINT64_MAX); i++) {
+    }
+    if (w->quorum) {
+        world__quorum_fini(w);
     }
     for (unsigned i = 0; i < w->n_disks; i++) {
         if (w->disks[i]) {
@@ -841,13 +902,18 @@ static void result_fill(struct world *w)
     r->digest = XXH3_64bits_digest(w->digest) ^ rng_next(&w->root);
     r->sectors_checked = w->check.sectors_checked;
     r->explained = w->check.explained + (w->r->bitmaps_on ? w->cb.explained : 0);
-    r->topology = w->topo == TRACE_TOPO_PLAIN ? "plain" : "overlay";
+    r->topology = trace_topology_name(w->topo);
     r->n_disks = w->n_disks;
     (void)faults_count(w, r->faults);
+    if (w->quorum) {
+        world__quorum_end(w);
+    }
     if (w->check.failed) {
         r->first = w->check.first;
     } else if (w->bitmaps && w->cb.failed) {
         r->first = w->cb.first;
+    } else if (w->quorum && w->cq.failed) {
+        r->first = w->cq.first;
     }
 }
 

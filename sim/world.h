@@ -30,7 +30,7 @@
 #include "disk.h"
 #include "trace.h"
 
-#define WORLD_DISKS_MAX 2
+#define WORLD_DISKS_MAX 8 /* the quorum topology: a disk per child */
 
 /* A persistent bitmap on the guest disk from the start (--bitmap NAME:G). */
 struct world_bitmap_spec {
@@ -106,6 +106,13 @@ struct world_result {
                                   * faults: the rest of the trace did not run */
     char note[200];
     char refusal[256];           /* the first bitmap operation the stack refused */
+    uint64_t quorum_judged;      /* quorum requests the quorum checker judged */
+    uint64_t quorum_votes;       /* reads whose children disagreed */
+    uint64_t quorum_repairs;     /* children rewritten by rewrite-corrupted */
+    uint64_t quorum_events[3];   /* REPORT_BAD, FAILURE, VERIFY_MISMATCH */
+    uint64_t child_errors;       /* child requests that failed (quorum) */
+    uint64_t net_segments;       /* sim/net traffic (NBD children) */
+    uint64_t net_resets;
     bool bitmaps_on;             /* the run used dirty bitmaps */
     bool bitmaps_lost;           /* the host was down after a crash at the end */
     struct world_bitmap *bitmaps; /* want_bitmaps: the guest disk's bitmaps at the

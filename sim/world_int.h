@@ -14,8 +14,10 @@
 
 #include "../ref/node.h"
 #include "check_bitmap.h"
+#include "check_quorum.h"
 #include "files.h"
 #include "model_disk.h"
+#include "net.h"
 #include "rng.h"
 #include "world.h"
 
@@ -28,6 +30,10 @@ struct stack {
     struct disk_handle *h[WORLD_DISKS_MAX];
     struct node *root;
     struct qbm *qbm; /* the guest disk's persistent bitmaps, when bitmaps are on */
+    bool dead;       /* killed: draining */
+    unsigned graphs_live; /* killed graphs not yet idle (quorum: one per server) */
+    struct qserver *srv[WORLD_DISKS_MAX];  /* quorum: NBD servers of remote children */
+    struct qdialer *dial[WORLD_DISKS_MAX];
 };
 
 struct guest_op {
@@ -82,6 +88,12 @@ struct world {
     bool bitmaps;       /* the run uses dirty bitmaps (records or options) */
     struct files files; /* QBM descriptor and bitmap files */
     struct check_bitmap cb;
+    bool quorum;          /* the quorum topology */
+    struct trace_cfg qcfg; /* its options */
+    struct check_quorum cq;
+    struct net *net;      /* when some children are NBD */
+    bool net_transient;   /* every network rule heals within the reconnect delay */
+    uint64_t child_errors[WORLD_DISKS_MAX];
 };
 
 
@@ -103,6 +115,10 @@ void world__control_fail(struct world *w, const struct trace_rec *rec, const cha
 void world__control_fail_ret(struct world *w, const struct trace_rec *rec, const char *prop,
                              const char *what, int ret);
 void world__stack_free(struct stack *s);
+/* A killed graph of @s is idle; the last one frees the stack. */
+void world__stack_graph_idle(struct stack *s);
+/* A violation, whatever faults were injected (the first one wins). */
+void world__violation(struct world *w, const char *prop, const char *msg);
 /* Start a control op: the pump waits until world__control_end. */
 struct control_op *world__control_new(struct world *w, const struct trace_rec *rec);
 /* In a control op's callback: false (and @c freed) when its host is gone. */
@@ -119,5 +135,18 @@ void world__bitmap_write_done(struct world *w, const struct trace_rec *rec);
 void world__bitmap_crash(struct world *w, enum disk_crash_mode mode);
 void world__bitmap_end(struct world *w);
 void world__shutdown(struct world *w, const struct trace_rec *rec);
+
+/* world_quorum.c */
+void world__quorum_setup(struct world *w, const struct trace_cfg *c);
+void world__quorum_start(struct world *w);
+int world__quorum_open(struct world *w, struct stack *s, struct err *e);
+/* Returns how many more graphs (servers) it killed. */
+unsigned world__quorum_kill(struct world *w, struct stack *s);
+void world__quorum_free(struct stack *s);
+bool world__quorum_op_done(struct world *w, enum node_op op, const struct trace_rec *rec,
+                           uint64_t index, int ret, const uint8_t *data);
+bool world__quorum_taint(const struct world *w);
+void world__quorum_end(struct world *w);
+void world__quorum_fini(struct world *w);
 
 #endif

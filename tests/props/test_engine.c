@@ -80,6 +80,11 @@ static const struct proof proofs[] = {
     { "bitmap-store", NODE_MUTANT_QBM_SHORT_STORE, 0 },
     { "bitmap-crash", NODE_MUTANT_QBM_NO_IN_USE, 0 },
     { "bitmap-successor", NODE_MUTANT_DIRTY_RECLAIM_DROP, 0 },
+    { "quorum-vote", NODE_MUTANT_QUORUM_THRESHOLD, 0 },
+    { "quorum-vote", NODE_MUTANT_QUORUM_NO_REWRITE, 0 },
+    { "quorum-vote", NODE_MUTANT_QUORUM_TIE_LOW, 0 },
+    { "quorum-write", NODE_MUTANT_QUORUM_WRITE_ANY, 0 },
+    { "nbd-net", NODE_MUTANT_NBD_NO_RETRY, 0 },
 };
 
 /* Each property catches its planted bug, shrinks it to at most 20
@@ -183,7 +188,7 @@ static int check_crashes(const struct prop *p, const struct trace *t, unsigned n
 
 static const struct prop crashing = {
     "crashing", "aborts on 3 or more operations",
-      { 30, false, true, false, false, false, false, false, false },
+      { 30, false, true, false, false, false, false, false, false, false, false, 0 },
     check_crashes,
 };
 
@@ -234,7 +239,7 @@ static int check_hangs(const struct prop *p, const struct trace *t, unsigned nm,
 
 static const struct prop hanging = {
     "hanging", "hangs on a flush",
-      { 30, false, true, false, false, false, false, false, false }, check_hangs,
+      { 30, false, true, false, false, false, false, false, false, false, false, 0 }, check_hangs,
 };
 
 START_TEST(test_fork_mode_catches_hangs)

@@ -1,0 +1,48 @@
+/*
+ * tap: see tap.h. Method: one child request per request; its callback
+ * calls the observer, then completes the parent.
+ */
+#include "tap.h"
+
+struct tap_state {
+    struct tap_opts o;
+};
+
+static int tap_open(struct node *n, const void *opts, struct err *e)
+{
+    const struct tap_opts *o = opts;
+    if (!o || !o->child || !o->on_done) {
+        return err_set(e, 0, 0, "tap node '%s' needs a child and an observer", n->name);
+    }
+    ((struct tap_state *)n->state)->o = *o;
+    node_child_attach(n, o->child, NODE_ROLE_FILE);
+    n->length = o->child->length;
+    return 0;
+}
+
+static void tap_done(void *opaque, int ret)
+{
+    struct req *req = opaque;
+    const struct tap_opts *o = &((struct tap_state *)req->node->state)->o;
+    o->on_done(o->opaque, o->id, req, ret, req->op == NODE_OP_READ ? req->buf : NULL);
+    req_complete(req, ret);
+}
+
+static void tap_submit(struct node *n, struct req *req)
+{
+    node_submit(n->children[0].node, req->op, req->offset, req->len, req->buf, req->flags,
+                tap_done, req);
+}
+
+static int tap_block_status(struct node *n, uint64_t offset, uint64_t len, uint64_t *pnum)
+{
+    return node_block_status(n->children[0].node, offset, len, pnum);
+}
+
+const struct node_driver drv_tap = {
+    .name = "tap",
+    .state_size = sizeof(struct tap_state),
+    .open = tap_open,
+    .submit = { tap_submit, tap_submit, tap_submit, tap_submit, tap_submit },
+    .block_status = tap_block_status,
+};

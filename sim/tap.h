@@ -1,0 +1,33 @@
+/*
+ * tap: a pass-through node that tells an observer how each request ended.
+ *
+ * Role: sits between the quorum and each of its children in the simulated
+ *   world, so that the quorum checker sees what every child answered (its
+ *   result and, for reads, its bytes) without trusting the quorum driver.
+ * Model: none of QEMU's; a filter node like blkdebug without the faults.
+ * Invariants: every request goes to the child unchanged; the observer runs
+ *   exactly once per request, after the child completed and before the
+ *   parent's callback is posted.
+ * Ownership: the child belongs to the graph; the observer is borrowed.
+ * Async contract: requests complete through req_complete.
+ * Depends on: ref/node.
+ */
+#ifndef BLOCKSIM_TAP_H
+#define BLOCKSIM_TAP_H
+
+#include "../ref/node.h"
+
+/* @buf holds a read's bytes (NULL for other operations). */
+typedef void tap_cb(void *opaque, unsigned id, const struct req *req, int ret,
+                    const uint8_t *buf);
+
+struct tap_opts {
+    struct node *child;
+    unsigned id;    /* passed to @on_done: which child this is */
+    tap_cb *on_done;
+    void *opaque;
+};
+
+extern const struct node_driver drv_tap;
+
+#endif

@@ -1,0 +1,336 @@
+/*
+ * world_quorum: the quorum topology of the world (see world.h, trace.h).
+ *
+ * Method: the primary host runs a quorum node over one tap per child; a
+ * local child is a file node on its disk, a remote one (the last nbd= of
+ * them) an NBD client node that dials host s<i>, where a second graph
+ * serves the child's disk with nbd_server over sim/net. The taps feed
+ * check_quorum with every child's answer; the quorum's events feed it too.
+ * A crash takes every host down (the stack's graphs, servers and
+ * connections), as every disk resolves its cache; the dead stack's NBD
+ * clients can no longer dial, and what its taps and events still report is
+ * ignored.
+ * NBD children and the network: with every network rule transient (resets
+ * bounded by times=, clogs, stalls and partitions that heal within half the
+ * reconnect delay) and no fault on the child's disk, an NBD child must never
+ * fail a request: the reconnect policy has to hide the network ("nbd-
+ * reconnect").
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../ref/drv_file.h"
+#include "../ref/drv_nbd.h"
+#include "../ref/drv_quorum.h"
+#include "../ref/nbd_server.h"
+#include "tap.h"
+#include "world_int.h"
+
+#define QW_RECONNECT_NS (15ull * 1000000000ull)
+#define QW_PRIMARY "primary"
+
+struct qserver {
+    struct stack *s;
+    unsigned child;
+    struct graph g;
+    struct nbd_server *nbd;
+    char host[NET_NAME_MAX];
+};
+
+struct qdialer {
+    struct stack *s;
+    struct net_dialer nd;
+};
+
+struct refusal {
+    env_connect_cb *cb;
+    void *opaque;
+};
+
+void world__quorum_setup(struct world *w, const struct trace_cfg *c)
+{
+    w->quorum = true;
+    w->qcfg = *c;
+    w->n_disks = c->children;
+    for (unsigned i = 0; i < c->children; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "c%u", i);
+        disk_config_default(&w->dcfg[i], name, w->size);
+    }
+}
+
+static bool rule_transient(const struct fault_rule *r)
+{
+    uint64_t limit = QW_RECONNECT_NS / 2;
+    switch (r->kind) {
+    case FAULT_NET_RESET:
+        return r->times > 0;
+    case FAULT_NET_CLOG:
+        return r->delay_ns <= limit;
+    case FAULT_NET_STALL:
+    case FAULT_NET_PARTITION:
+        return r->before_ns != UINT64_MAX && r->before_ns - r->after_ns <= limit;
+    default:
+        return true;
+    }
+}
+
+void world__quorum_start(struct world *w)
+{
+    check_quorum_init(&w->cq, w->qcfg.children, w->qcfg.threshold, w->qcfg.fifo,
+                      w->qcfg.rewrite, w->qcfg.ignore_mask);
+    w->net_transient = true;
+    for (size_t i = 0; i < w->plan.n; i++) {
+        w->net_transient &= rule_transient(&w->plan.rules[i]);
+    }
+    if (w->qcfg.nbd) {
+        struct net_config nc;
+        net_config_default(&nc);
+        w->net = net_new(&w->q, &w->plan, w->seed, &nc);
+    }
+}
+
+/* ---- observers ---- */
+
+static uint64_t disk_faults(const struct disk *d)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < FAULT__COUNT; k++) {
+        n += d->stats.faults[k];
+    }
+    return n;
+}
+
+static bool child_remote(const struct world *w, unsigned i)
+{
+    return i >= w->qcfg.children - w->qcfg.nbd;
+}
+
+static void nbd_judge(struct world *w, unsigned child, const struct req *req, int ret)
+{
+    if (!w->net_transient || disk_faults(w->disks[child]) > 0 || w->r->verdict != WORLD_PASS) {
+        return;
+    }
+    char msg[300];
+    snprintf(msg, sizeof(msg), "children.%u (NBD from host s%u) failed %s %" PRIu64 "+%"
+             PRIu64 " with %s, though every network fault heals within the reconnect "
+             "delay (%" PRIu64 " s) and its disk had none", child, child,
+             node_op_name(req->op), req->offset, req->len, blocksim_strerror(ret),
+             (uint64_t)(QW_RECONNECT_NS / 1000000000ull));
+    world__violation(w, "nbd-reconnect", msg);
+}
+
+static void tap_seen(void *opaque, unsigned child, const struct req *req, int ret,
+                     const uint8_t *buf)
+{
+    struct stack *s = opaque;
+    struct world *w = s->w;
+    if (s->dead) {
+        return; /* a crashed host's stack draining */
+    }
+    const uint8_t *data = req->op == NODE_OP_WRITE ? req->buf : buf;
+    check_quorum_child(&w->cq, child, req->op, req->offset, req->len, ret, data);
+    if (ret < 0) {
+        w->child_errors[child]++;
+        if (child_remote(w, child) && ret != BS_ECRASHED) {
+            nbd_judge(w, child, req, ret);
+        }
+    }
+}
+
+static void quorum_seen(void *opaque, const struct quorum_event *ev)
+{
+    struct stack *s = opaque;
+    if (!s->dead) {
+        check_quorum_event(&s->w->cq, ev);
+        s->w->r->quorum_events[ev->kind]++;
+    }
+}
+
+bool world__quorum_op_done(struct world *w, enum node_op op, const struct trace_rec *rec,
+                           uint64_t index, int ret, const uint8_t *data)
+{
+    uint64_t len = op == NODE_OP_FLUSH ? 0 : rec->len;
+    return check_quorum_done(&w->cq, op, rec->offset, len, ret, data, rec->line, index,
+                             w->q.now_ns);
+}
+
+/* Can a wrong value be blamed on injected faults? Children hit by a fault
+ * (on their disk, or an error the tap saw) may hold anything; the vote
+ * still returns the truth while a strict majority is untouched and no
+ * crash split the untouched ones. fifo reads believe the first child. */
+bool world__quorum_taint(const struct world *w)
+{
+    unsigned bad = 0;
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        bad += disk_faults(w->disks[i]) > 0 || w->child_errors[i] > 0;
+    }
+    if (bad == 0) {
+        return false;
+    }
+    unsigned healthy = w->n_disks - bad;
+    return w->qcfg.fifo || healthy <= w->n_disks / 2 || w->r->crashes > 0;
+}
+
+/* ---- building and tearing down ---- */
+
+static void server_accept(void *opaque, struct env_transport t)
+{
+    struct qserver *srv = opaque;
+    nbd_server_attach(srv->nbd, t);
+}
+
+static void refusal_ev(void *opaque)
+{
+    struct refusal r = *(struct refusal *)opaque;
+    mem_free(opaque, sizeof(r));
+    struct env_transport none = { NULL, NULL };
+    r.cb(r.opaque, -EHOSTDOWN, none);
+}
+
+static void qdial_connect(void *ctx, env_connect_cb *cb, void *opaque)
+{
+    struct qdialer *d = ctx;
+    if (d->s->dead) { /* the host crashed: its client dials nobody */
+        struct refusal *r = mem_alloc(sizeof(*r));
+        r->cb = cb;
+        r->opaque = opaque;
+        evq_post(&d->s->w->q, 0, refusal_ev, r);
+        return;
+    }
+    struct env_dialer nd = net_dialer(&d->nd);
+    nd.ops->connect(nd.ctx, cb, opaque);
+}
+
+static const struct env_dialer_ops qdial_ops = { .connect = qdial_connect };
+
+static int server_open(struct world *w, struct stack *s, unsigned i, struct err *e)
+{
+    struct qserver *srv = mem_alloc(sizeof(*srv));
+    s->srv[i] = srv;
+    srv->s = s;
+    srv->child = i;
+    snprintf(srv->host, sizeof(srv->host), "s%u", i);
+    graph_init(&srv->g, s->g.timer, w->o.node_mutants);
+    struct drv_file_opts fo = { disk_storage(s->h[i]) };
+    struct node *file;
+    TRY(node_new(&srv->g, &drv_file, "export", &fo, e, &file));
+    struct nbd_server_opts so = { .export = file, .name = "child" };
+    srv->nbd = nbd_server_new(&so);
+    net_listen(w->net, srv->host, "nbd", server_accept, srv);
+    struct qdialer *d = mem_alloc(sizeof(*d));
+    s->dial[i] = d;
+    d->s = s;
+    d->nd.net = w->net;
+    snprintf(d->nd.from, NET_NAME_MAX, QW_PRIMARY);
+    snprintf(d->nd.to, NET_NAME_MAX, "%s", srv->host);
+    snprintf(d->nd.service, NET_NAME_MAX, "nbd");
+    return 0;
+}
+
+static int child_open(struct world *w, struct stack *s, unsigned i, struct node **out,
+                      struct err *e)
+{
+    char name[NODE_NAME_MAX];
+    struct node *leaf;
+    if (child_remote(w, i)) {
+        TRY(server_open(w, s, i, e));
+        struct env_dialer dialer = { &qdial_ops, s->dial[i] };
+        struct drv_nbd_opts no = { .dialer = dialer, .export_name = "child", .size = w->size,
+                                   .reconnect_delay_ns = QW_RECONNECT_NS };
+        snprintf(name, sizeof(name), "c%u-nbd", i);
+        TRY(node_new(&s->g, &drv_nbd, name, &no, e, &leaf));
+    } else {
+        struct drv_file_opts fo = { disk_storage(s->h[i]) };
+        snprintf(name, sizeof(name), "c%u-file", i);
+        TRY(node_new(&s->g, &drv_file, name, &fo, e, &leaf));
+    }
+    struct tap_opts to = { leaf, i, tap_seen, s };
+    snprintf(name, sizeof(name), "c%u", i);
+    return node_new(&s->g, &drv_tap, name, &to, e, out);
+}
+
+int world__quorum_open(struct world *w, struct stack *s, struct err *e)
+{
+    struct drv_quorum_opts qo = {
+        .n_children = w->qcfg.children, .threshold = w->qcfg.threshold,
+        .read_pattern = w->qcfg.fifo ? QUORUM_READ_FIFO : QUORUM_READ_QUORUM,
+        .rewrite_corrupted = w->qcfg.rewrite, .on_event = quorum_seen, .opaque = s,
+    };
+    for (unsigned i = 0; i < w->qcfg.children; i++) {
+        TRY(child_open(w, s, i, &qo.children[i], e));
+        qo.ignore_errors[i] = (w->qcfg.ignore_mask >> i) & 1;
+    }
+    return node_new(&s->g, &drv_quorum, "guest", &qo, e, &s->root);
+}
+
+static void server_idle(void *opaque)
+{
+    struct qserver *srv = opaque;
+    world__stack_graph_idle(srv->s);
+}
+
+/* The host and its servers go down: listeners and connections first, so
+ * that the dead clients' requests fail (after their reconnect delay). */
+unsigned world__quorum_kill(struct world *w, struct stack *s)
+{
+    check_quorum_reset(&w->cq);
+    unsigned graphs = 0;
+    for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
+        struct qserver *srv = s->srv[i];
+        if (!srv) {
+            continue;
+        }
+        net_unlisten(w->net, srv->host, "nbd");
+        nbd_server_close(srv->nbd);
+        net_host_reset(w->net, srv->host);
+        graph_kill(&srv->g, server_idle, srv);
+        graphs++;
+    }
+    if (w->net) {
+        net_host_reset(w->net, QW_PRIMARY);
+    }
+    return graphs;
+}
+
+void world__quorum_free(struct stack *s)
+{
+    for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
+        if (s->srv[i] && !s->dead) { /* the stack never opened fully */
+            net_unlisten(s->w->net, s->srv[i]->host, "nbd");
+            nbd_server_close(s->srv[i]->nbd);
+        }
+        if (s->srv[i]) {
+            graph_fini(&s->srv[i]->g);
+            mem_free(s->srv[i], sizeof(*s->srv[i]));
+        }
+        mem_free(s->dial[i], s->dial[i] ? sizeof(*s->dial[i]) : 0);
+    }
+}
+
+void world__quorum_end(struct world *w)
+{
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        w->r->child_errors += w->child_errors[i];
+    }
+    if (w->net) {
+        w->r->net_segments = net_stats(w->net)->segments;
+        w->r->net_resets = net_stats(w->net)->resets;
+    }
+    w->r->quorum_judged = w->cq.judged;
+    w->r->quorum_votes = w->cq.votes;
+    w->r->quorum_repairs = w->cq.repairs;
+    if (w->cq.failed && w->r->verdict == WORLD_PASS) {
+        w->r->verdict = WORLD_FAIL;
+    }
+}
+
+void world__quorum_fini(struct world *w)
+{
+    if (w->net) {
+        net_free(w->net);
+        w->net = NULL;
+    }
+    check_quorum_fini(&w->cq);
+}
