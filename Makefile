@@ -3,7 +3,7 @@
 #   make            debug build of the blocksim binary and the test runner
 #   make run        replay the bundled default trace under faults, print a report
 #   make check      unit tests (debug and ASan+UBSan), golden traces, CLI tests,
-#                   dirty bitmaps cross-checked against QEMU
+#                   dirty bitmaps and quorum cross-checked against QEMU, NBD interop
 #   make valgrind   unit tests and a replay under valgrind memcheck
 #   make coverage   lcov HTML report of what the tests reach (build/cov/html)
 #   make bench      replay throughput and memory figures (release build)
@@ -132,10 +132,15 @@ unit: $(TESTS)
 cli-tests: $(BIN)
 	bash tests/cli_test.sh $(BIN)
 
-# Dirty bitmaps against QEMU's own (qcow2, qemu-io, qemu-nbd -B, nbdinfo).
+# Dirty bitmaps against QEMU's own (qcow2, qemu-io, qemu-nbd -B, nbdinfo);
+# quorum verdicts, data and repairs against QEMU's quorum through qemu-io,
+# and the same check run with a planted tie bug must disagree.
 QEMU_XCHECK_CASES ?= 48
+QEMU_QUORUM_CASES ?= 120
 qemu-xcheck: $(BIN)
 	python3 tests/qemu_bitmaps.py $(BIN) $(QEMU_XCHECK_CASES)
+	python3 tests/qemu_quorum.py $(BIN) $(QEMU_QUORUM_CASES)
+	python3 tests/qemu_quorum.py $(BIN) $(QEMU_QUORUM_CASES) --mutant quorum-tie-low
 
 # blocksim's NBD server and client against libnbd tools, qemu-io/qemu-img,
 # qemu-nbd and nbdkit over Unix sockets.

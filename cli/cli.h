@@ -26,6 +26,7 @@ int cmd_shrink(int argc, char **argv);
 int cmd_explore(int argc, char **argv);
 int cmd_nbd_serve(int argc, char **argv);
 int cmd_nbd_check(int argc, char **argv);
+int cmd_quorum(int argc, char **argv);
 
 /* Load @path as @format ("auto" is resolved in place) into @t; on error
  * prints it and returns CLI_USAGE. */

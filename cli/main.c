@@ -21,6 +21,7 @@ static const struct command commands[] = {
     { "check", cmd_check, "run property suites over generated scenarios, shrink failures" },
     { "shrink", cmd_shrink, "shrink a failing trace to a smaller one that still fails" },
     { "explore", cmd_explore, "crash a workload into every state the disk allows, check each" },
+    { "quorum", cmd_quorum, "run the reference quorum over image files (QEMU cross-check)" },
     { "nbd-serve", cmd_nbd_serve, "serve the reference stack over NBD on a real socket" },
     { "nbd-check", cmd_nbd_check, "drive a real NBD server with blocksim's client, check reads" },
 };

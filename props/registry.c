@@ -60,14 +60,17 @@ static int check_roundtrip(const struct prop *p, const struct trace *t, unsigned
  *             quorum net fault_kinds */
 const struct prop registry_props[] = {
     { "read-your-writes", "a read returns the latest acknowledged write, with I/O errors "
-      "injected", { 40, false, true, false, true, false, false, false, false, false, false, 0 }, check_world },
+      "injected",
+      { 40, false, true, false, true, false, false, false, false, false, false, 0 }, check_world },
     { "crash", "after any crash, every sector holds a value the crash model allows "
       "(all three crash generators)",
-        { 40, false, true, true, false, true, false, false, false, false, false, 0 }, check_world },
+      { 40, false, true, true, false, true, false, false, false, false, false, 0 }, check_world },
     { "flush-fua", "flushed and FUA writes survive every crash; nothing else is required "
-      "to", { 40, false, true, true, false, false, false, false, false, false, false, 0 }, check_world },
+      "to",
+      { 40, false, true, true, false, false, false, false, false, false, false, 0 }, check_world },
     { "overlay", "overlay semantics: backing reads, copy-up, make-empty, commit, with "
-      "crashes", { 40, true, false, true, false, false, false, false, false, false, false, 0 }, check_world },
+      "crashes",
+      { 40, true, false, true, false, false, false, false, false, false, false, 0 }, check_world },
     { "trace-roundtrip", "a generated trace prints to canonical text that parses back to "
       "the same records and replays green", { 30, true, true, true, true, true, true, true,
       false, false, false, 0 }, check_roundtrip },
@@ -75,9 +78,11 @@ const struct prop registry_props[] = {
       "every enabled dirty bitmap, with I/O errors injected",
       { 40, true, true, false, true, false, true, false, false, false, false, 0 }, check_world },
     { "bitmap-store", "a cleanly stored bitmap (QBM) loads back bit for bit after a "
-      "shutdown", { 40, true, true, false, false, false, true, true, false, false, false, 0 }, check_world },
+      "shutdown",
+      { 40, true, true, false, false, false, true, true, false, false, false, 0 }, check_world },
     { "bitmap-crash", "a bitmap in use when the host crashed loads as inconsistent, never "
-      "trusted", { 40, true, true, true, false, true, true, true, false, false, false, 0 }, check_world },
+      "trusted",
+      { 40, true, true, true, false, true, true, true, false, false, false, 0 }, check_world },
     { "bitmap-successor", "no bits are lost across successor create, abdicate and reclaim",
       { 40, true, true, false, false, false, true, false, true, false, false, 0 }, check_world },
     { "quorum-vote", "a quorum read returns what at least vote-threshold children agree on "

@@ -226,5 +226,33 @@ expect_status 0 "explore a fio log" -- "$bin" explore traces/fio/sample-v2.log -
 expect_status 2 "explore rejects crash records" -- "$bin" explore traces/native/default.trace
 expect_err "crash' records are not allowed" "explore says why"
 
+# The quorum: planted bugs in the vote and in the NBD client are caught on
+# the bundled quorum trace; `blocksim quorum` refuses bad arguments.
+expect_status 1 "quorum trace catches no-rewrite" -- "$bin" replay \
+    --mutant quorum-no-rewrite traces/native/quorum-nbd.trace
+expect_out "did not rewrite children" "quorum violation explained"
+expect_status 1 "quorum trace catches nbd-no-retry" -- "$bin" replay \
+    --mutant nbd-no-retry traces/native/quorum-nbd.trace
+expect_out "nbd-reconnect" "nbd violation named"
+head -c 65536 /dev/zero >"$tmp/q0.raw"
+head -c 65536 /dev/zero >"$tmp/q1.raw"
+head -c 1000 /dev/zero >"$tmp/odd.raw"
+expect_status 0 "quorum read" -- "$bin" quorum --threshold 2 --read 0:4096 "$tmp/q0.raw" \
+    "$tmp/q1.raw"
+expect_out '"result":"ok"' "quorum read succeeds"
+expect_status 2 "quorum without reads" -- "$bin" quorum --threshold 1 "$tmp/q0.raw"
+expect_err "one --read" "quorum without reads named"
+expect_status 2 "quorum bad read" -- "$bin" quorum --threshold 1 --read 1:2 "$tmp/q0.raw"
+expect_err "multiples of 512" "quorum bad read named"
+expect_status 2 "quorum threshold too high" -- "$bin" quorum --threshold 3 --read 0:512 \
+    "$tmp/q0.raw" "$tmp/q1.raw"
+expect_err "threshold may not exceed children count" "quorum threshold named"
+expect_status 2 "quorum odd file" -- "$bin" quorum --threshold 1 --read 0:512 "$tmp/odd.raw"
+expect_err "odd.raw: size 1000" "quorum odd file named"
+expect_status 2 "quorum missing file" -- "$bin" quorum --threshold 1 --read 0:512 "$tmp/nope"
+expect_err "nope: cannot open" "quorum missing file named"
+expect_status 2 "quorum topology error" -- "$bin" replay /dev/stdin <<<"$(printf \
+    'blocksim-trace v1\ntopology quorum children=2 threshold=3\n')"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

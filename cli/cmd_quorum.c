@@ -1,0 +1,285 @@
+/*
+ * cmd_quorum: `blocksim quorum`, the reference quorum driver over real
+ * image files, for cross-checks against QEMU's (tests/qemu_quorum.py).
+ *
+ * Each FILE (a raw image) is loaded into a simulated disk c0, c1, ...; a
+ * quorum node over their file nodes runs the --read requests one after the
+ * other; each prints one JSON line: the result, the bytes read (up to 4 KiB), the
+ * children QUORUM_REPORT_BAD named (with or without an error) and whether
+ * QUORUM_FAILURE was emitted. With --rewrite the children's contents are
+ * written back to the files at the end, so that a repair can be compared
+ * with QEMU's rewrite-corrupted. --faults takes the scenario's fault rules
+ * (disk=cN picks a child).
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../ref/drv_file.h"
+#include "../ref/drv_quorum.h"
+#include "../sim/disk.h"
+#include "../sim/evq.h"
+#include "../sim/fault.h"
+#include "../sim/trace.h"
+#include "cli.h"
+
+#define QC_READS_MAX 64
+#define QC_FILE_MAX (64u << 20)
+#define QC_SHOW_MAX 4096u /* bytes of a read printed (hex) */
+
+struct qc_args {
+    const char *files[NODE_CHILDREN_MAX];
+    unsigned n_files;
+    uint64_t threshold;
+    bool fifo, rewrite;
+    const char *faults;
+    unsigned mutants;
+    uint64_t reads[QC_READS_MAX][2];
+    unsigned n_reads;
+};
+
+struct qc {
+    struct evq q;
+    struct fault_plan plan;
+    struct graph g;
+    struct disk *d[NODE_CHILDREN_MAX];
+    struct disk_handle *h[NODE_CHILDREN_MAX];
+    struct node *file[NODE_CHILDREN_MAX];
+    struct node *quorum;
+    json_t *reported; /* of the request running */
+    bool failure;
+};
+
+static void qc_usage(FILE *out)
+{
+    fprintf(out, "usage: blocksim quorum --threshold T [--fifo] [--rewrite] [--faults SPEC]\n"
+                 "                       [--mutant NAME] --read OFF:LEN [--read ...] FILE...\n");
+}
+
+static int qc_read_arg(struct qc_args *a, const char *val)
+{
+    char *end;
+    uint64_t off = strtoull(val, &end, 0);
+    uint64_t len = *end == ':' ? strtoull(end + 1, &end, 0) : 0;
+    if (*end || len == 0 || off % 512 || len % 512 || a->n_reads == QC_READS_MAX) {
+        cli_error("quorum", "--read: expected OFF:LEN, multiples of 512, at most %u of them;"
+                  " got '%s'", QC_READS_MAX, val);
+        return CLI_USAGE;
+    }
+    a->reads[a->n_reads][0] = off;
+    a->reads[a->n_reads][1] = len;
+    a->n_reads++;
+    return 0;
+}
+
+static int qc_parse(int argc, char **argv, struct qc_args *a)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        bool has_val = i + 1 < argc;
+        int ret = 0;
+        if (strcmp(o, "--help") == 0) {
+            qc_usage(stdout);
+            return -1;
+        } else if (strcmp(o, "--fifo") == 0 || strcmp(o, "--rewrite") == 0) {
+            *(o[2] == 'f' ? &a->fifo : &a->rewrite) = true;
+        } else if ((strcmp(o, "--threshold") == 0 || strcmp(o, "--read") == 0 ||
+                    strcmp(o, "--faults") == 0 || strcmp(o, "--mutant") == 0) && !has_val) {
+            cli_error("quorum", "%s needs a value", o);
+            return CLI_USAGE;
+        } else if (strcmp(o, "--threshold") == 0) {
+            ret = cli_parse_num("quorum", o, argv[++i], &a->threshold, false);
+        } else if (strcmp(o, "--read") == 0) {
+            ret = qc_read_arg(a, argv[++i]);
+        } else if (strcmp(o, "--faults") == 0) {
+            a->faults = argv[++i];
+        } else if (strcmp(o, "--mutant") == 0) {
+            unsigned node = 0, disk = 0;
+            ret = cli_mutant_parse("quorum", argv[++i], &node, &disk);
+            a->mutants |= node;
+        } else if (o[0] == '-' && o[1] == '-') {
+            cli_error("quorum", "unknown option '%s'", o);
+            return CLI_USAGE;
+        } else if (a->n_files == NODE_CHILDREN_MAX) {
+            cli_error("quorum", "at most %u files", NODE_CHILDREN_MAX);
+            return CLI_USAGE;
+        } else {
+            a->files[a->n_files++] = o;
+        }
+        if (ret) {
+            return ret;
+        }
+    }
+    if (a->n_files == 0 || a->n_reads == 0) {
+        cli_error("quorum", "needs at least one FILE and one --read");
+        qc_usage(stderr);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+static void qc_io_done(void *opaque, int ret)
+{
+    *(int *)opaque = ret;
+}
+
+static int qc_io(struct qc *c, struct node *n, enum node_op op, uint64_t off, uint64_t len,
+                 uint8_t *buf)
+{
+    int ret = 1;
+    node_submit(n, op, off, len, buf, 0, qc_io_done, &ret);
+    while (ret == 1 && evq_step(&c->q, UINT64_MAX)) {
+    }
+    return ret;
+}
+
+/* Load @path into a new disk c@i with a file node over it. */
+static int qc_load(struct qc *c, unsigned i, const char *path)
+{
+    size_t len;
+    char *data;
+    struct err e = { .file = path };
+    if (trace_file_read(path, QC_FILE_MAX, &data, &len, &e) < 0) {
+        cli_error("quorum", "%s: %s", path, e.msg);
+        return CLI_USAGE;
+    }
+    if (len == 0 || len % 512) {
+        cli_error("quorum", "%s: size %zu is not a positive multiple of 512", path, len);
+        trace_file_free(data, len);
+        return CLI_USAGE;
+    }
+    struct disk_config dc;
+    char name[8];
+    snprintf(name, sizeof(name), "c%u", i);
+    disk_config_default(&dc, name, len);
+    c->d[i] = disk_new(&dc, &c->q, &c->plan, 1, i, 0);
+    c->h[i] = disk_handle_new(c->d[i]);
+    struct drv_file_opts fo = { disk_storage(c->h[i]) };
+    ASSERT(node_new(&c->g, &drv_file, name, &fo, NULL, &c->file[i]) == 0);
+    int ret = qc_io(c, c->file[i], NODE_OP_WRITE, 0, len, (uint8_t *)data);
+    trace_file_free(data, len);
+    if (ret < 0) {
+        cli_error("quorum", "%s: loading failed: %s", path, blocksim_strerror(ret));
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+static void qc_event(void *opaque, const struct quorum_event *ev)
+{
+    struct qc *c = opaque;
+    if (ev->kind == QUORUM_REPORT_BAD) {
+        json_array_append_new(c->reported, json_pack("{s:I, s:b}", "child",
+                                                     (json_int_t)ev->child, "error",
+                                                     ev->error != 0));
+    }
+    c->failure |= ev->kind == QUORUM_FAILURE;
+}
+
+static void qc_run_reads(struct qc *c, const struct qc_args *a)
+{
+    for (unsigned i = 0; i < a->n_reads; i++) {
+        uint64_t len = a->reads[i][1];
+        uint8_t *buf = calloc(1, len);
+        c->reported = json_array();
+        c->failure = false;
+        int ret = a->reads[i][0] + len > c->quorum->length
+                      ? -EINVAL
+                      : qc_io(c, c->quorum, NODE_OP_READ, a->reads[i][0], len, buf);
+        uint64_t shown = ret == 0 ? min_u64(len, QC_SHOW_MAX) : 0;
+        char *hex = calloc(1, 2 * shown + 1);
+        for (uint64_t k = 0; k < shown; k++) {
+            snprintf(hex + 2 * k, 3, "%02x", buf[k]);
+        }
+        json_t *o = json_pack("{s:I, s:I, s:s, s:s, s:o, s:b}", "offset",
+                              (json_int_t)a->reads[i][0], "len", (json_int_t)len, "result",
+                              ret == 0 ? "ok" : blocksim_strerror(ret), "data", hex,
+                              "reported", c->reported, "failure", c->failure);
+        free(hex);
+        char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+        printf("%s\n", text);
+        free(text);
+        json_decref(o);
+        free(buf);
+    }
+}
+
+/* rewrite-corrupted changed the children: put them back into the files. */
+static int qc_store(struct qc *c, const struct qc_args *a)
+{
+    for (unsigned i = 0; i < a->n_files; i++) {
+        uint64_t len = c->file[i]->length;
+        uint8_t *buf = malloc(len);
+        struct env_storage st = disk_storage(c->h[i]);
+        int ret = st.ops->read_sync(st.dev, 0, buf, len);
+        FILE *f = ret == 0 ? fopen(a->files[i], "wb") : NULL;
+        if (ret == 0 && (!f || fwrite(buf, 1, len, f) != len)) {
+            ret = -EIO;
+        }
+        if (f && fclose(f) != 0) {
+            ret = -EIO;
+        }
+        free(buf);
+        if (ret < 0) {
+            cli_error("quorum", "%s: storing failed: %s", a->files[i], blocksim_strerror(ret));
+            return CLI_FAIL;
+        }
+    }
+    return 0;
+}
+
+static int qc_main(struct qc *c, const struct qc_args *a)
+{
+    struct err e = { .file = NULL };
+    if (a->faults && fault_plan_parse_spec(&c->plan, a->faults, &e) < 0) {
+        cli_error("quorum", "--faults: %s", e.msg);
+        return CLI_USAGE;
+    }
+    struct drv_quorum_opts qo = {
+        .n_children = a->n_files, .threshold = (unsigned)a->threshold,
+        .read_pattern = a->fifo ? QUORUM_READ_FIFO : QUORUM_READ_QUORUM,
+        .rewrite_corrupted = a->rewrite, .on_event = qc_event, .opaque = c,
+    };
+    for (unsigned i = 0; i < a->n_files; i++) {
+        int ret = qc_load(c, i, a->files[i]);
+        if (ret) {
+            return ret;
+        }
+        qo.children[i] = c->file[i];
+    }
+    if (a->threshold > UINT32_MAX ||
+        node_new(&c->g, &drv_quorum, "quorum", &qo, &e, &c->quorum) < 0) {
+        cli_error("quorum", "%s", a->threshold > UINT32_MAX ? "--threshold too big" : e.msg);
+        return CLI_USAGE;
+    }
+    qc_run_reads(c, a);
+    return a->rewrite ? qc_store(c, a) : CLI_OK;
+}
+
+int cmd_quorum(int argc, char **argv)
+{
+    struct qc_args a = { .n_files = 0 };
+    int ret = qc_parse(argc, argv, &a);
+    if (ret) {
+        return ret < 0 ? CLI_OK : ret;
+    }
+    struct qc c = { .quorum = NULL };
+    evq_init(&c.q);
+    fault_plan_init(&c.plan);
+    graph_init(&c.g, evq_timer(&c.q), a.mutants);
+    ret = qc_main(&c, &a);
+    while (evq_step(&c.q, UINT64_MAX)) {
+    }
+    graph_fini(&c.g);
+    for (unsigned i = 0; i < NODE_CHILDREN_MAX; i++) {
+        if (c.d[i]) {
+            disk_handle_free(c.h[i]);
+            disk_free(c.d[i]);
+        }
+    }
+    fault_plan_fini(&c.plan);
+    evq_fini(&c.q);
+    return ret;
+}
