@@ -151,7 +151,7 @@ static int qc_load(struct qc *c, unsigned i, const char *path)
         return CLI_USAGE;
     }
     struct disk_config dc;
-    char name[8];
+    char name[16];
     snprintf(name, sizeof(name), "c%u", i);
     disk_config_default(&dc, name, len);
     c->d[i] = disk_new(&dc, &c->q, &c->plan, 1, i, 0);
