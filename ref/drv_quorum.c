@@ -304,17 +304,18 @@ static void read_winner(struct qreq *qr, const unsigned *ver, unsigned win)
         qreq_finish(qr, 0);
         return;
     }
-    qr->pending = 1; /* held until every rewrite was issued */
+    /* There is a loser (the children disagreed); child_done finishes the
+     * read after the last rewrite, whose completions are never inline.
+     * Errors of the rewrite are ignored, as in QEMU. */
     for (unsigned i = 0; i < qr->n_ch; i++) {
         if (ver[i] != win && ver[i] != UINT32_MAX) {
             qr->pending++;
             s->stats.rewrites++;
-            /* Errors of the rewrite are ignored, as in QEMU. */
             node_write(qr->child[i], qr->req->offset, qr->req->len, data, 0, child_done,
                        &qr->io[i]);
         }
     }
-    child_done(&qr->io[0], qr->io[0].ret);
+    ASSERT(qr->pending > 0);
 }
 
 static void quorum_read_voted(struct qreq *qr)

@@ -436,3 +436,15 @@ void fault_rule_check(const struct fault_rule *r)
         ASSERT(r->delay_ns > 0);
     }
 }
+
+uint64_t fault_counts_add(uint64_t *counts, const uint64_t fired[FAULT__COUNT])
+{
+    uint64_t n = 0;
+    for (int k = 0; k < FAULT__COUNT; k++) {
+        n += fired[k];
+        if (counts) {
+            counts[k] += fired[k];
+        }
+    }
+    return n;
+}

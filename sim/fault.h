@@ -123,6 +123,9 @@ static inline bool fault_kind_is_net(enum fault_kind k)
 }
 
 /* True if @r (a stall or partition) covers traffic @src -> @dst at all. */
+/* Add per-kind counters @fired to @counts (NULL: only sum); returns their sum. */
+uint64_t fault_counts_add(uint64_t *counts, const uint64_t fired[FAULT__COUNT]);
+
 bool fault_rule_matches_hosts(const struct fault_rule *r, const char *src, const char *dst);
 
 void fault_rule_check(const struct fault_rule *r);

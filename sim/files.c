@@ -164,10 +164,7 @@ uint64_t files_faults(const struct files *f, uint64_t counts[FAULT__COUNT])
 {
     uint64_t n = 0;
     for (size_t i = 0; i < f->n; i++) {
-        for (int k = 0; k < FAULT__COUNT; k++) {
-            counts[k] += f->ents[i].disk->stats.faults[k];
-            n += f->ents[i].disk->stats.faults[k];
-        }
+        n += fault_counts_add(counts, f->ents[i].disk->stats.faults);
     }
     return n;
 }

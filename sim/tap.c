@@ -24,7 +24,8 @@ static void tap_done(void *opaque, int ret)
 {
     struct req *req = opaque;
     const struct tap_opts *o = &((struct tap_state *)req->node->state)->o;
-    o->on_done(o->opaque, o->id, req, ret, req->op == NODE_OP_READ ? req->buf : NULL);
+    bool data = req->op == NODE_OP_READ || req->op == NODE_OP_WRITE;
+    o->on_done(o->opaque, o->id, req, ret, data ? req->buf : NULL);
     req_complete(req, ret);
 }
 

@@ -17,7 +17,7 @@
 
 #include "../ref/node.h"
 
-/* @buf holds a read's bytes (NULL for other operations). */
+/* @buf holds a read's bytes or a write's source (NULL for other operations). */
 typedef void tap_cb(void *opaque, unsigned id, const struct req *req, int ret,
                     const uint8_t *buf);
 

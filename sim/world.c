@@ -86,32 +86,34 @@ void world__observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret,
 
 /* ---- the host's stack ---- */
 
+/* Plain and overlay: file nodes on the disks, an overlay over them. */
+static int stack_root(struct world *w, struct stack *s, struct err *e)
+{
+    struct node *file[WORLD_DISKS_MAX] = { NULL };
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        struct drv_file_opts fo = { disk_storage(s->h[i]) };
+        char name[NODE_NAME_MAX];
+        snprintf(name, sizeof(name), "%s-file", w->dcfg[i].name);
+        TRY(node_new(&s->g, &drv_file, name, &fo, e, &file[i]));
+    }
+    if (w->topo != TRACE_TOPO_OVERLAY) {
+        s->root = file[0];
+        return 0;
+    }
+    struct drv_overlay_opts oo = { file[1], file[0], w->size, w->cluster };
+    return node_new(&s->g, &drv_overlay, "guest", &oo, e, &s->root);
+}
+
 static int stack_open(struct world *w, struct err *e)
 {
     struct stack *s = mem_alloc(sizeof(*s));
     s->w = w;
     struct env_timer timer = { &world_timer_ops, w };
     graph_init(&s->g, timer, w->o.node_mutants);
-    struct node *file[WORLD_DISKS_MAX] = { NULL };
-    int ret = 0;
     for (unsigned i = 0; i < w->n_disks; i++) {
         s->h[i] = disk_handle_new(w->disks[i]);
     }
-    if (w->quorum) {
-        ret = world__quorum_open(w, s, e);
-    }
-    for (unsigned i = 0; i < w->n_disks && ret == 0 && !w->quorum; i++) {
-        struct drv_file_opts fo = { disk_storage(s->h[i]) };
-        char name[NODE_NAME_MAX];
-        snprintf(name, sizeof(name), "%s-file", w->dcfg[i].name);
-        ret = node_new(&s->g, &drv_file, name, &fo, e, &file[i]);
-    }
-    if (ret == 0 && w->topo == TRACE_TOPO_OVERLAY) {
-        struct drv_overlay_opts oo = { file[1], file[0], w->size, w->cluster };
-        ret = node_new(&s->g, &drv_overlay, "guest", &oo, e, &s->root);
-    } else if (ret == 0 && !w->quorum) {
-        s->root = file[0];
-    }
+    int ret = w->quorum ? world__quorum_open(w, s, e) : stack_root(w, s, e);
     if (ret == 0 && w->bitmaps) {
         ret = world__bitmap_open(w, s, e);
     }
@@ -364,16 +366,10 @@ static uint64_t faults_count(const struct world *w, uint64_t counts[FAULT__COUNT
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < w->n_disks; i++) {
-        for (int k = 0; k < FAULT__COUNT; k++) {
-            counts[k] += w->disks[i]->stats.faults[k];
-            n += w->disks[i]->stats.faults[k];
-        }
+        n += fault_counts_add(counts, w->disks[i]->stats.faults);
     }
     if (w->net) {
-        for (int k = 0; k < FAULT__COUNT; k++) {
-            counts[k] += net_stats(w->net)->faults[k];
-            n += net_stats(w->net)->faults[k];
-        }
+        n += fault_counts_add(counts, net_stats(w->net)->faults);
     }
     return n + (w->r->bitmaps_on ? files_faults(&w->files, counts) : 0);
 }

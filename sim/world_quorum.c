@@ -93,15 +93,6 @@ void world__quorum_start(struct world *w)
 
 /* ---- observers ---- */
 
-static uint64_t disk_faults(const struct disk *d)
-{
-    uint64_t n = 0;
-    for (int k = 0; k < FAULT__COUNT; k++) {
-        n += d->stats.faults[k];
-    }
-    return n;
-}
-
 static bool child_remote(const struct world *w, unsigned i)
 {
     return i >= w->qcfg.children - w->qcfg.nbd;
@@ -109,7 +100,7 @@ static bool child_remote(const struct world *w, unsigned i)
 
 static void nbd_judge(struct world *w, unsigned child, const struct req *req, int ret)
 {
-    if (!w->net_transient || disk_faults(w->disks[child]) > 0 || w->r->verdict != WORLD_PASS) {
+    if (!w->net_transient || fault_counts_add(NULL, w->disks[child]->stats.faults) > 0) {
         return;
     }
     char msg[300];
@@ -129,8 +120,7 @@ static void tap_seen(void *opaque, unsigned child, const struct req *req, int re
     if (s->dead) {
         return; /* a crashed host's stack draining */
     }
-    const uint8_t *data = req->op == NODE_OP_WRITE ? req->buf : buf;
-    check_quorum_child(&w->cq, child, req->op, req->offset, req->len, ret, data);
+    check_quorum_child(&w->cq, child, req->op, req->offset, req->len, ret, buf);
     if (ret < 0) {
         w->child_errors[child]++;
         if (child_remote(w, child) && ret != BS_ECRASHED) {
@@ -164,7 +154,7 @@ bool world__quorum_taint(const struct world *w)
 {
     unsigned bad = 0;
     for (unsigned i = 0; i < w->n_disks; i++) {
-        bad += disk_faults(w->disks[i]) > 0 || w->child_errors[i] > 0;
+        bad += fault_counts_add(NULL, w->disks[i]->stats.faults) > 0 || w->child_errors[i] > 0;
     }
     if (bad == 0) {
         return false;
