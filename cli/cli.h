@@ -8,12 +8,25 @@
  *   printed to stdout on a usage error.
  * Ownership: each command frees what it allocated before returning.
  * Async contract: none.
- * Depends on: sim/ (world, trace, importers, report).
+ * Depends on: sim/ (world, trace, importers, report), props/ (engine,
+ *   registry, crash exploration), ref/ (NBD, quorum).
  */
 #ifndef BLOCKSIM_CLI_H
 #define BLOCKSIM_CLI_H
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+#define BLOCKSIM_VERSION "0.3.0"
+
+/* Return the caller's CLI status on any non-zero one (CLI_USAGE is positive,
+ * so ref/base.h's TRY, which stops on negative errnos only, would go on). */
+#define CLI_TRY(expr)                                                        \
+    do {                                                                     \
+        int cli_try_ret_ = (expr);                                           \
+        if (cli_try_ret_ != 0) {                                             \
+            return cli_try_ret_;                                             \
+        }                                                                    \
+    } while (0)
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,15 +41,33 @@ int cmd_nbd_serve(int argc, char **argv);
 int cmd_nbd_check(int argc, char **argv);
 int cmd_quorum(int argc, char **argv);
 
-/* Load @path as @format ("auto" is resolved in place) into @t; on error
+/* Load @path ("-": standard input) as @format ("auto" is resolved in place)
+ * into @t; @fio (may be NULL) holds the fio importer's options. On error
  * prints it and returns CLI_USAGE. */
 struct trace;
-int trace_load(const char *cmd, const char *path, const char **format, struct trace *t);
+struct import_fio_opts;
+int trace_load(const char *cmd, const char *path, const char **format,
+               const struct import_fio_opts *fio, struct trace *t);
+
+/* getopt_long over @opts (short option -h is 'h') with blocksim's messages:
+ * an unknown option, a missing value or a value given to a flag prints one
+ * "blocksim CMD: ... (see --help)" line and returns '?'. */
+struct option;
+int cli_getopt(const char *cmd, int argc, char **argv, const struct option *opts);
 
 /* Parse option @opt's value as an unsigned integer (@size: "4K" units too);
  * on error prints "blocksim CMD: OPT: expected ..." and returns CLI_USAGE. */
 int cli_parse_num(const char *cmd, const char *opt, const char *val, uint64_t *out,
                   bool size);
+
+/* --align reject|round into @o's align_round; CLI_USAGE on a bad value. */
+int cli_align_parse(const char *cmd, const char *val, struct import_fio_opts *o);
+
+/* Output paths, checked before any work: a directory that exists and is
+ * writable, or that can be made in a writable parent; a file whose
+ * directory is writable. Each prints the error and returns CLI_USAGE. */
+int cli_out_dir_check(const char *cmd, const char *opt, const char *dir);
+int cli_out_file_check(const char *cmd, const char *opt, const char *path);
 
 /* Planted bugs by name: adds its bits, or prints the error and returns
  * CLI_USAGE. */

@@ -5,22 +5,25 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "../props/crashx.h"
 #include "../props/engine.h"
 #include "../props/registry.h"
+#include "../sim/mutant.h"
 #include "../sim/trace.h"
 #include "cli.h"
+
+#define CHECK_OUT_DEFAULT "blocksim-failures"
 
 struct check_args {
     struct engine_opts o;
     bool list;
     bool json;
+    bool quiet;
     char mutants[128];
 };
 
@@ -31,33 +34,47 @@ static void check_usage(FILE *out)
             "       blocksim check --list\n"
             "Generate scenarios from a seed, check PROPERTY on each, and on the first\n"
             "failure shrink it and write it as a native trace that `blocksim replay`\n"
-            "reproduces.\n\n"
+            "reproduces on its own (the planted bugs it needs are 'mutant' records in it).\n\n"
             "  --trials N       trials per property (default 1000; 0: until --time)\n"
             "  --seed S         campaign seed (default 1)\n"
             "  --time SECONDS   stop each property after this long\n"
             "  --shard I/N      run only trials i with i %% N == I (many machines, one "
             "campaign)\n"
-            "  --out DIR        where failing traces go (default .)\n"
+            "  --out DIR        where failing traces go, made when the first one is\n"
+            "                   written (default ./" CHECK_OUT_DEFAULT "); checked before\n"
+            "                   any trial runs. Nothing is written when every trial passes.\n"
             "  --no-fork        run trials in this process (faster; a crash ends the run)\n"
             "  --timeout S      fork mode: a trial running longer hangs (default 30)\n"
             "  --shrink-steps N candidate runs the shrinker may spend (default 5000)\n"
-            "  --json           print results as JSON\n"
+            "  --json           print results as JSON (seed, shard, repro, reproduce)\n"
+            "  --quiet          no progress line on a terminal\n"
             "  --mutant NAME    plant a known bug (repeatable):\n");
     cli_mutants_usage(out);
-    fprintf(out, "\nExit status: 0 every property held, 1 one failed, 2 usage error.\n");
+    fprintf(out, "\nA found failure is never lost: when its trace cannot be written, it is\n"
+            "printed to standard output. ^C stops the run and prints what ran so far.\n"
+            "Exit status: 0 every property held, 1 one failed, 2 usage error,\n"
+            "130 interrupted (no failure found before).\n");
 }
 
 static int parse_shard(const char *val, struct engine_opts *o)
 {
-    unsigned i;
-    unsigned n;
-    char tail;
-    if (sscanf(val, "%u/%u%c", &i, &n, &tail) != 2 || n == 0 || i >= n) {
+    const char *slash = strchr(val, '/');
+    char first[24];
+    uint64_t i;
+    uint64_t n;
+    if (!slash || (size_t)(slash - val) >= sizeof(first)) {
         cli_error("check", "--shard: expected I/N with I < N, got '%s'", val);
         return CLI_USAGE;
     }
-    o->shard_index = i;
-    o->shard_count = n;
+    memcpy(first, val, (size_t)(slash - val));
+    first[slash - val] = '\0';
+    if (parse_u64(first, &i) < 0 || parse_u64(slash + 1, &n) < 0 || n == 0 || i >= n ||
+        n > UINT32_MAX) {
+        cli_error("check", "--shard: expected I/N with I < N, got '%s'", val);
+        return CLI_USAGE;
+    }
+    o->shard_index = (unsigned)i;
+    o->shard_count = (unsigned)n;
     return 0;
 }
 
@@ -73,7 +90,7 @@ static int check_opt(struct check_args *a, int c, const char *val)
     case 's':
         return cli_parse_num("check", "--seed", val, &a->o.seed, false);
     case 't':
-        TRY(cli_parse_num("check", "--time", val, &v, false));
+        CLI_TRY(cli_parse_num("check", "--time", val, &v, false));
         a->o.seconds = (double)v;
         return 0;
     case 'S':
@@ -85,16 +102,23 @@ static int check_opt(struct check_args *a, int c, const char *val)
         a->o.fork = false;
         return 0;
     case 'T':
-        TRY(cli_parse_num("check", "--timeout", val, &v, false));
-        a->o.timeout_s = (unsigned)(v ? v : 1);
+        CLI_TRY(cli_parse_num("check", "--timeout", val, &v, false));
+        if (v == 0 || v > 86400) {
+            cli_error("check", "--timeout: expected 1..86400 seconds, got %s", val);
+            return CLI_USAGE;
+        }
+        a->o.timeout_s = (unsigned)v;
         return 0;
     case 'k':
         return cli_parse_num("check", "--shrink-steps", val, &a->o.shrink_steps, false);
     case 'j':
         a->json = true;
         return 0;
+    case 'q':
+        a->quiet = true;
+        return 0;
     case 'm': {
-        TRY(cli_mutant_parse("check", val, &a->o.node_mutants, &a->o.disk_mutants));
+        CLI_TRY(cli_mutant_parse("check", val, &a->o.node_mutants, &a->o.disk_mutants));
         size_t at = strlen(a->mutants);
         snprintf(a->mutants + at, sizeof(a->mutants) - at, " --mutant %s", val);
         return 0;
@@ -115,16 +139,16 @@ static int check_parse(struct check_args *a, int argc, char **argv)
         { "no-fork", no_argument, NULL, 'F' },   { "timeout", required_argument, NULL, 'T' },
         { "shrink-steps", required_argument, NULL, 'k' },
         { "json", no_argument, NULL, 'j' },      { "mutant", required_argument, NULL, 'm' },
-        { "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
+        { "quiet", no_argument, NULL, 'q' },     { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
     engine_opts_default(&a->o);
     a->o.fork = true;
-    a->o.out_dir = ".";
-    a->o.progress = isatty(2);
+    a->o.out_dir = CHECK_OUT_DEFAULT;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((c = cli_getopt("check", argc, argv, options)) != -1) {
         int ret = check_opt(a, c, optarg);
         if (ret == -1) {
             check_usage(stdout);
@@ -134,6 +158,7 @@ static int check_parse(struct check_args *a, int argc, char **argv)
             return CLI_USAGE;
         }
     }
+    a->o.progress = isatty(2) && !a->quiet && !a->json;
     return 0;
 }
 
@@ -144,23 +169,63 @@ static void check_list(void)
     }
 }
 
-static json_t *result_json(const struct prop *p, const struct engine_result *r)
+/* The command that reruns this campaign's property @p (its failure, with
+ * the same seed and shard). */
+static void check_reproduce(const struct prop *p, const struct check_args *a,
+                            const struct engine_result *r, char *buf, size_t size)
+{
+    if (r->repro_path[0]) {
+        snprintf(buf, size, "blocksim replay %s", r->repro_path);
+        return;
+    }
+    int n = snprintf(buf, size, "blocksim check %s --seed %" PRIu64 " --trials %" PRIu64 "%s",
+                     p->name, a->o.seed, r->fail_trial + 1, a->mutants);
+    if (a->o.shard_count > 1 && n > 0 && (size_t)n < size) {
+        snprintf(buf + n, size - (size_t)n, " --shard %u/%u", a->o.shard_index,
+                 a->o.shard_count);
+    }
+}
+
+static json_t *result_json(const struct prop *p, const struct check_args *a,
+                           const struct engine_result *r)
 {
     json_t *o = json_object();
     json_object_set_new(o, "property", json_string(p->name));
     json_object_set_new(o, "verdict", json_string(r->failed ? "fail" : "pass"));
+    json_object_set_new(o, "seed", json_integer((json_int_t)a->o.seed));
+    if (a->o.shard_count > 1) {
+        json_object_set_new(o, "shard", json_pack("[I, I]", (json_int_t)a->o.shard_index,
+                                                  (json_int_t)a->o.shard_count));
+    }
     json_object_set_new(o, "trials", json_integer((json_int_t)r->trials));
     json_object_set_new(o, "passed", json_integer((json_int_t)r->passed));
     json_object_set_new(o, "duplicates", json_integer((json_int_t)r->dups));
     json_object_set_new(o, "seconds", json_real(r->seconds));
+    json_object_set_new(o, "interrupted", json_boolean(r->interrupted));
     if (r->failed) {
+        char cmd[768];
+        check_reproduce(p, a, r, cmd, sizeof(cmd));
         json_object_set_new(o, "message", json_string(r->message));
         json_object_set_new(o, "trial", json_integer((json_int_t)r->fail_trial));
         json_object_set_new(o, "ops_before_shrink", json_integer((json_int_t)r->ops_before));
         json_object_set_new(o, "ops_after_shrink", json_integer((json_int_t)r->ops_after));
         json_object_set_new(o, "shrink_steps", json_integer((json_int_t)r->shrink_steps));
         json_object_set_new(o, "shrink_stopped_early", json_boolean(r->shrink_stopped_early));
-        json_object_set_new(o, "repro", json_string(r->repro_path));
+        json_object_set_new(o, "repro", r->repro_path[0] ? json_string(r->repro_path)
+                                                         : json_null());
+        json_object_set_new(o, "reproduce", json_string(cmd));
+        if (r->repro_error[0]) {
+            char *text = NULL;
+            size_t size = 0;
+            FILE *f = open_memstream(&text, &size);
+            if (f && engine_repro_print(p, &a->o, r, f) == 0 && fclose(f) == 0) {
+                json_object_set_new(o, "repro_trace", json_stringn(text, size));
+            } else if (f) {
+                fclose(f);
+            }
+            free(text);
+            json_object_set_new(o, "repro_error", json_string(r->repro_error));
+        }
     }
     return o;
 }
@@ -169,9 +234,10 @@ static void result_text(const struct prop *p, const struct check_args *a,
                         const struct engine_result *r)
 {
     printf("%-18s %s  %" PRIu64 " trials (%" PRIu64 " passed, %" PRIu64 " duplicate) in "
-           "%.2f s, %.0f trials/s\n", p->name, r->failed ? "FAIL" : "pass", r->trials,
+           "%.2f s, %.0f trials/s%s\n", p->name, r->failed ? "FAIL" : "pass", r->trials,
            r->passed, r->dups, r->seconds, r->seconds > 0 ? (double)r->trials / r->seconds
-                                                            : 0.0);
+                                                            : 0.0,
+           r->interrupted ? " (interrupted)" : "");
     if (!r->failed) {
         return;
     }
@@ -180,25 +246,39 @@ static void result_text(const struct prop *p, const struct check_args *a,
     printf("  shrunk from %zu to %zu operations in %" PRIu64 " steps%s\n", r->ops_before,
            r->ops_after, r->shrink_steps,
            r->shrink_stopped_early ? " (stopped early: budget spent)" : "");
-    if (r->repro_path[0]) {
-        printf("  reproduce: blocksim replay %s%s\n", r->repro_path, a->mutants);
+    if (r->repro_error[0]) {
+        /* Never lose a found failure: the trace goes to stdout instead. */
+        printf("  the trace could not be written (%s); here it is:\n", r->repro_error);
+        if (engine_repro_print(p, &a->o, r, stdout) < 0) {
+            printf("  (standard output failed too: seed %" PRIu64 ", trial %" PRIu64 ")\n",
+                   a->o.seed, r->fail_trial);
+        }
     }
+    char cmd[768];
+    check_reproduce(p, a, r, cmd, sizeof(cmd));
+    printf("  reproduce: %s\n", cmd);
+}
+
+static volatile sig_atomic_t check_stop;
+
+static void check_on_signal(int sig)
+{
+    (void)sig;
+    check_stop = 1;
 }
 
 static int check_one(const struct prop *p, const struct check_args *a, json_t *all)
 {
     struct engine_result r;
-    int ret = engine_run(p, &a->o, &r);
-    if (ret < 0) {
-        cli_error("check", "%s", r.message);
-        return CLI_USAGE;
-    }
+    engine_run(p, &a->o, &r);
     if (all) {
-        json_array_append_new(all, result_json(p, &r));
+        json_array_append_new(all, result_json(p, a, &r));
     } else {
         result_text(p, a, &r);
+        fflush(stdout);
     }
-    return r.failed ? CLI_FAIL : CLI_OK;
+    engine_result_fini(&r);
+    return r.failed ? CLI_FAIL : r.interrupted ? 130 : CLI_OK;
 }
 
 int cmd_check(int argc, char **argv)
@@ -222,16 +302,23 @@ int cmd_check(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    mkdir(a.o.out_dir, 0777); /* may exist already; fopen reports real errors */
+    CLI_TRY(cli_out_dir_check("check", "--out", a.o.out_dir));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = check_on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    a.o.stop = &check_stop;
     json_t *all = a.json ? json_array() : NULL;
     int status = CLI_OK;
-    for (int i = optind; i < argc && status != CLI_USAGE; i++) {
+    for (int i = optind; i < argc && !check_stop; i++) {
         bool every = strcmp(argv[i], "all") == 0;
-        for (size_t k = 0; k < registry_count && status != CLI_USAGE; k++) {
+        for (size_t k = 0; k < registry_count && !check_stop; k++) {
             const struct prop *p = &registry_props[k];
             if (every || strcmp(argv[i], p->name) == 0) {
                 int one = check_one(p, &a, all);
-                status = one > status ? one : status;
+                status = one == CLI_FAIL || status == CLI_FAIL ? CLI_FAIL : one;
             }
         }
     }
@@ -341,32 +428,61 @@ static void shrink_usage(FILE *out)
 {
     fprintf(out, "usage: blocksim shrink TRACE --property P [--out FILE] [--mutant NAME]\n"
             "Remove operations from TRACE while property P still fails on it; write the\n"
-            "result (default TRACE.shrunk.trace). 'expect' records are dropped.\n");
+            "result (default TRACE.shrunk.trace, replaced only once complete), with a\n"
+            "'mutant' record for each --mutant so that it replays alone. 'expect'\n"
+            "records are dropped.\n\n"
+            "Exit status: 0 shrunk and written, 1 P does not fail on TRACE (nothing to\n"
+            "shrink), 2 usage or input error (the shrunk trace goes to standard output\n"
+            "when FILE cannot be written).\n");
 }
 
-static int shrink_write(const struct trace *t, const bool *drop, const char *path)
+/* The trace without the dropped records, with a 'mutant' record per
+ * planted bug of the command line right after the header. */
+static void shrink_print(const struct shrink_ctx *s, FILE *f)
+{
+    const struct trace *t = s->t;
+    struct trace view = { 0 };
+    view.recs = mem_alloc((t->n + mutant_count) * sizeof(*view.recs));
+    for (size_t i = 0; i < t->n; i++) {
+        if (s->drop[i]) {
+            continue;
+        }
+        view.recs[view.n++] = t->recs[i];
+        if (t->recs[i].kind != TRACE_HEADER) {
+            continue;
+        }
+        for (size_t m = 0; m < mutant_count; m++) {
+            bool planted = (mutant_table[m].node & s->node_mutants) ||
+                           (mutant_table[m].disk & s->disk_mutants);
+            if (planted && !trace_has_mutant(t, m)) {
+                struct trace_rec *r = &view.recs[view.n++];
+                memset(r, 0, sizeof(*r));
+                r->kind = TRACE_MUTANT;
+                r->value = m;
+            }
+        }
+    }
+    trace_print_canonical(&view, f);
+    mem_free(view.recs, (t->n + mutant_count) * sizeof(*view.recs));
+}
+
+static int shrink_write(const struct shrink_ctx *s, const char *path)
 {
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
-    if (!f) {
-        cli_error("shrink", "%s: cannot create", tmp);
-        return CLI_USAGE;
+    bool ok = f != NULL;
+    if (f) {
+        shrink_print(s, f);
+        ok = !ferror(f);
+        ok &= fclose(f) == 0;
     }
-    struct trace view = { 0 };
-    view.recs = mem_alloc(t->n * sizeof(*view.recs));
-    for (size_t i = 0; i < t->n; i++) {
-        if (!drop[i]) {
-            view.recs[view.n++] = t->recs[i];
-        }
-    }
-    trace_print_canonical(&view, f);
-    mem_free(view.recs, t->n * sizeof(*view.recs));
-    bool ok = !ferror(f);
-    ok &= fclose(f) == 0;
     if (!ok || rename(tmp, path) != 0) {
+        int err = errno;
         unlink(tmp);
-        cli_error("shrink", "%s: cannot write", path);
+        cli_error("shrink", "%s: cannot write: %s; the shrunk trace follows on standard "
+                  "output", path, strerror(err));
+        shrink_print(s, stdout);
         return CLI_USAGE;
     }
     return CLI_OK;
@@ -381,19 +497,18 @@ static int shrink_run(const struct prop *p, struct shrink_ctx *s, const char *in
         before += unit_start(s->t, i);
     }
     if (!shrink_fails(s)) {
-        cli_error("shrink", "%s: property %s does not fail on it; nothing to shrink", in,
-                  p->name);
-        return CLI_USAGE;
+        printf("shrink: property %s does not fail on %s; nothing to shrink\n", p->name, in);
+        return CLI_FAIL;
     }
     shrink_ddmin(s, 20000);
     size_t after = 0;
     for (size_t i = 0; i < s->t->n; i++) {
         after += !s->drop[i] && unit_start(s->t, i);
     }
-    TRY(shrink_write(s->t, s->drop, out));
+    CLI_TRY(shrink_write(s, out));
     printf("shrunk %s from %zu to %zu operations (%" PRIu64 " runs): %s\n  %s\n", in, before,
            after, s->steps, out, s->msg);
-    return CLI_FAIL; /* the shrunk trace still fails, as it should */
+    return CLI_OK;
 }
 
 int cmd_shrink(int argc, char **argv)
@@ -408,7 +523,7 @@ int cmd_shrink(int argc, char **argv)
     struct shrink_ctx s = { 0 };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((c = cli_getopt("shrink", argc, argv, options)) != -1) {
         if (c == 'h') {
             shrink_usage(stdout);
             return CLI_OK;
@@ -430,128 +545,19 @@ int cmd_shrink(int argc, char **argv)
         cli_error("shrink", "unknown property '%s' (see blocksim check --list)", prop_name);
         return CLI_USAGE;
     }
-    char *data = NULL;
-    size_t len = 0;
-    struct err e = { .file = argv[optind] };
-    struct trace t;
-    int ret = trace_file_read(argv[optind], 1u << 30, &data, &len, &e);
-    ret = ret == 0 ? trace_parse(&t, data, len, &e) : ret;
-    trace_file_free(data, len);
-    if (ret < 0) {
-        char msg[512];
-        err_format(&e, msg, sizeof(msg));
-        cli_error("shrink", "%s", msg);
-        return CLI_USAGE;
-    }
     char def[4096];
     snprintf(def, sizeof(def), "%s.shrunk.trace", argv[optind]);
+    if (!out && strcmp(argv[optind], "-") == 0) {
+        snprintf(def, sizeof(def), "stdin.shrunk.trace");
+    }
+    CLI_TRY(cli_out_file_check("shrink", "--out", out ? out : def));
+    const char *format = "auto";
+    struct trace t;
+    CLI_TRY(trace_load("shrink", argv[optind], &format, NULL, &t));
     s.t = &t;
     s.drop = mem_alloc(t.n * sizeof(*s.drop));
-    ret = shrink_run(s.p, &s, argv[optind], out ? out : def);
+    int ret = shrink_run(s.p, &s, argv[optind], out ? out : def);
     mem_free(s.drop, t.n * sizeof(*s.drop));
     trace_fini(&t);
     return ret;
-}
-
-/* ---- explore ---- */
-
-static void explore_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: blocksim explore TRACE [--max-states N] [--tear-samples N] [--seed S]\n"
-            "                        [--mutant NAME]\n"
-            "       blocksim explore --exhaustive [--ops N] [--mutant NAME]\n"
-            "Crash the host at every crash point of a workload (as the disks receive\n"
-            "each flush, the stack's own included, and at its end) into many states:\n"
-            "every prefix of the disk's cache, subsets of it (all of them when it is\n"
-            "small) and per-sector tears; reopen the stack on each and read everything\n"
-            "back. --exhaustive does so for every workload of 1..N operations (default\n"
-            "3) over a tiny alphabet. Each state replays the workload: the cost grows\n"
-            "with states times workload length.\n");
-}
-
-static void explore_print(const struct crashx_result *r)
-{
-    printf("explore: %s  %" PRIu64 " workload(s), %" PRIu64 " crash point(s), %" PRIu64
-           " prefix + %" PRIu64 " subset + %" PRIu64 " tear states, %" PRIu64
-           " distinct contents (%" PRIu64 " repeated)%s\n", r->failed ? "FAIL" : "pass",
-           r->workloads, r->points, r->states[CRASHX_PREFIX], r->states[CRASHX_SUBSET],
-           r->states[CRASHX_TEAR], r->distinct, r->dups,
-           r->exhaustive ? "; subsets exhaustive" : "; subsets sampled");
-    if (r->failed) {
-        printf("  %s\n", r->message);
-    }
-}
-
-int cmd_explore(int argc, char **argv)
-{
-    static const struct option options[] = {
-        { "max-states", required_argument, NULL, 'n' }, { "seed", required_argument, NULL, 's' },
-        { "exhaustive", no_argument, NULL, 'x' },       { "ops", required_argument, NULL, 'k' },
-        { "mutant", required_argument, NULL, 'm' },     { "help", no_argument, NULL, 'h' },
-        { "tear-samples", required_argument, NULL, 'e' }, { NULL, 0, NULL, 0 },
-    };
-    struct crashx_opts o;
-    crashx_opts_default(&o);
-    bool tear_set = false;
-    bool exhaustive = false;
-    uint64_t ops = 3;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        int ret = 0;
-        if (c == 'h') {
-            explore_usage(stdout);
-            return CLI_OK;
-        } else if (c == 'n') {
-            ret = cli_parse_num("explore", "--max-states", optarg, &o.max_states, false);
-        } else if (c == 's') {
-            ret = cli_parse_num("explore", "--seed", optarg, &o.seed, false);
-        } else if (c == 'x') {
-            exhaustive = true;
-        } else if (c == 'e') {
-            ret = cli_parse_num("explore", "--tear-samples", optarg, &o.tear_samples, false);
-            tear_set = true;
-        } else if (c == 'k') {
-            ret = cli_parse_num("explore", "--ops", optarg, &ops, false);
-            ret = ret ? ret : (ops >= 1 && ops <= 4 ? 0 : (cli_error("explore", "--ops: "
-                                                                     "1..4"), CLI_USAGE));
-        } else if (c != 'm') {
-            return CLI_USAGE;
-        } else {
-            ret = cli_mutant_parse("explore", optarg, &o.node_mutants, &o.disk_mutants);
-        }
-        if (ret) {
-            return CLI_USAGE;
-        }
-    }
-    struct crashx_result r;
-    if (exhaustive) {
-        if (optind != argc) {
-            cli_error("explore", "--exhaustive takes no TRACE");
-            return CLI_USAGE;
-        }
-        o.tear_samples = tear_set ? o.tear_samples : 32; /* tiny workloads */
-        crashx_exhaustive((unsigned)ops, &o, &r);
-        explore_print(&r);
-        return r.failed ? CLI_FAIL : CLI_OK;
-    }
-    if (optind != argc - 1) {
-        cli_error("explore", "expected one TRACE (see --help)");
-        return CLI_USAGE;
-    }
-    const char *format = "auto";
-    struct trace t;
-    TRY(trace_load("explore", argv[optind], &format, &t) ? -CLI_USAGE : 0);
-    struct err e = { .file = argv[optind] };
-    int ret = crashx_run(&t, &o, &r, &e);
-    trace_fini(&t);
-    if (ret < 0) {
-        char msg[512];
-        err_format(&e, msg, sizeof(msg));
-        cli_error("explore", "%s", msg);
-        return CLI_USAGE;
-    }
-    explore_print(&r);
-    return r.failed ? CLI_FAIL : CLI_OK;
 }

@@ -38,6 +38,10 @@ static void stop_on_signals(void)
 struct nbd_args {
     const char *socket;
     uint64_t port;
+    bool has_port;
+    bool quiet;
+    uint64_t handshake_s;
+    uint64_t max_conns;
     uint64_t size;
     const char *export_name;
     const char *trace_out;
@@ -61,25 +65,39 @@ static const char *const serve_help =
     "  --export NAME      export name (default: empty)\n"
     "  --read-only        refuse writes (EPERM)\n"
     "  --trace-out FILE   record every request as a native trace, line by line\n"
-    "  --once             exit when the first client disconnects\n";
+    "                     (blocksim replay reads it back)\n"
+    "  --once             exit when the first client disconnects\n"
+    "  --handshake-timeout S  close a client that has not finished its handshake\n"
+    "                     S seconds after connecting (default 10; 0: never)\n"
+    "  --max-connections N  clients connected at once (default and ceiling: the\n"
+    "                     file descriptor limit less 16); more are accepted and\n"
+    "                     closed at once, with a log line\n"
+    "  --quiet            log nothing to stderr\n"
+    "\n"
+    "A Unix socket PATH that exists is replaced only when it is a stale socket\n"
+    "(nobody listening); a file or a live socket is refused.\n"
+    "Exit status: 0 stopped by a signal or --once, 2 usage error or cannot listen.\n";
 
 static const char *const check_help =
     "usage: blocksim nbd-check (--socket PATH | --port N) [options]\n"
     "\n"
     "Drive an NBD server with blocksim's client: a seeded mix of writes (some FUA),\n"
     "write-zeroes, trims, flushes and reads over the first 16 MiB of the export;\n"
-    "every read is compared byte for byte with what was written. Exit 0 if all\n"
-    "matched, 1 at the first difference or failed request, 2 on bad usage or when\n"
-    "the server cannot be reached.\n"
+    "every read is compared byte for byte with what was written.\n"
+    "WARNING: it OVERWRITES the first 16 MiB of the export (or all of a smaller\n"
+    "one). Point it at a scratch export, never at data you want to keep.\n"
+    "Exit 0 if all matched, 1 at the first difference or failed request, 2 on bad\n"
+    "usage or when the server cannot be reached.\n"
     "\n"
     "  --socket PATH | --port N   the server\n"
     "  --export NAME      export name (default: empty)\n"
     "  --ops N            operations (default 2000)\n"
     "  --seed N           workload seed (default 1)\n"
-    "  --simple           do not negotiate structured replies\n";
+    "  --simple           do not negotiate structured replies\n"
+    "  --quiet            print no summary; the exit status tells\n";
 
 enum { O_SOCKET = 1, O_PORT, O_SIZE, O_EXPORT, O_TRACE, O_ONCE, O_RO, O_SIMPLE, O_OPS, O_SEED,
-       O_HELP };
+       O_QUIET, O_HANDSHAKE, O_MAX_CONNS, O_HELP = 'h' };
 
 static const struct option nbd_options[] = {
     { "socket", required_argument, NULL, O_SOCKET },
@@ -92,6 +110,9 @@ static const struct option nbd_options[] = {
     { "simple", no_argument, NULL, O_SIMPLE },
     { "ops", required_argument, NULL, O_OPS },
     { "seed", required_argument, NULL, O_SEED },
+    { "quiet", no_argument, NULL, O_QUIET },
+    { "handshake-timeout", required_argument, NULL, O_HANDSHAKE },
+    { "max-connections", required_argument, NULL, O_MAX_CONNS },
     { "help", no_argument, NULL, O_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -102,20 +123,45 @@ static int nbd_parse(const char *cmd, int argc, char **argv, struct nbd_args *a)
     bool serve = strcmp(cmd, "nbd-serve") == 0;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", nbd_options, NULL)) != -1) {
-        bool serve_only = c == O_SIZE || c == O_TRACE || c == O_ONCE || c == O_RO;
+    while ((c = cli_getopt(cmd, argc, argv, nbd_options)) != -1) {
+        bool serve_only = c == O_SIZE || c == O_TRACE || c == O_ONCE || c == O_RO ||
+                          c == O_HANDSHAKE || c == O_MAX_CONNS;
         bool check_only = c == O_SIMPLE || c == O_OPS || c == O_SEED;
-        if (c == '?' || (serve && check_only) || (!serve && serve_only)) {
-            if (c != '?') {
-                cli_error(cmd, "%s is not an option of %s (see --help)", argv[optind - 1], cmd);
+        if (c == '?') {
+            return CLI_USAGE;
+        }
+        if ((serve && check_only) || (!serve && serve_only)) {
+            const char *name = "?";
+            for (const struct option *o = nbd_options; o->name; o++) {
+                name = o->val == c ? o->name : name;
             }
+            cli_error(cmd, "--%s is an option of %s, not of %s (see --help)", name,
+                      serve ? "nbd-check" : "nbd-serve", cmd);
             return CLI_USAGE;
         }
         int ret = 0;
         switch (c) {
         case O_HELP: fputs(serve ? serve_help : check_help, stdout); return -1;
         case O_SOCKET: a->socket = optarg; break;
-        case O_PORT: ret = cli_parse_num(cmd, "--port", optarg, &a->port, false); break;
+        case O_PORT:
+            ret = cli_parse_num(cmd, "--port", optarg, &a->port, false);
+            a->has_port = true;
+            break;
+        case O_QUIET: a->quiet = true; break;
+        case O_HANDSHAKE:
+            ret = cli_parse_num(cmd, "--handshake-timeout", optarg, &a->handshake_s, false);
+            if (ret == 0 && a->handshake_s > 86400) {
+                cli_error(cmd, "--handshake-timeout: at most 86400 seconds, got %s", optarg);
+                ret = CLI_USAGE;
+            }
+            break;
+        case O_MAX_CONNS:
+            ret = cli_parse_num(cmd, "--max-connections", optarg, &a->max_conns, false);
+            if (ret == 0 && (a->max_conns == 0 || a->max_conns > UINT32_MAX)) {
+                cli_error(cmd, "--max-connections: expected a positive number, got %s", optarg);
+                ret = CLI_USAGE;
+            }
+            break;
         case O_SIZE: ret = cli_parse_num(cmd, "--size", optarg, &a->size, true); break;
         case O_EXPORT: a->export_name = optarg; break;
         case O_TRACE: a->trace_out = optarg; break;
@@ -134,11 +180,11 @@ static int nbd_parse(const char *cmd, int argc, char **argv, struct nbd_args *a)
         cli_error(cmd, "unexpected argument '%s' (see --help)", argv[optind]);
         return CLI_USAGE;
     }
-    if (!a->socket == !a->port) {
+    if (!a->socket == !a->has_port) {
         cli_error(cmd, "give exactly one of --socket PATH and --port N");
         return CLI_USAGE;
     }
-    if (a->port > 65535) {
+    if (a->has_port && (a->port == 0 || a->port > 65535)) {
         cli_error(cmd, "--port: expected 1..65535, got %" PRIu64, a->port);
         return CLI_USAGE;
     }
@@ -157,12 +203,21 @@ static int nbd_parse(const char *cmd, int argc, char **argv, struct nbd_args *a)
 /* ---- nbd-serve ---- */
 
 struct serve {
+    const struct nbd_args *args;
     struct sock_loop *loop;
     struct nbd_server *srv;
     FILE *trace;
     bool once;
     bool served;
 };
+
+static void serve_log(void *opaque, const char *msg)
+{
+    const struct serve *s = opaque;
+    if (!s->args->quiet) {
+        fprintf(stderr, "blocksim nbd-serve: %s\n", msg);
+    }
+}
 
 static void serve_accept(void *opaque, struct env_transport t)
 {
@@ -223,7 +278,7 @@ static void serve_loop(struct serve *s)
 
 int cmd_nbd_serve(int argc, char **argv)
 {
-    struct nbd_args a = { .export_name = "" };
+    struct nbd_args a = { .export_name = "", .handshake_s = 10 };
     int ret = nbd_parse("nbd-serve", argc, argv, &a);
     if (ret) {
         return ret < 0 ? CLI_OK : ret;
@@ -250,18 +305,28 @@ int cmd_nbd_serve(int argc, char **argv)
     ASSERT(node_new(&g, &drv_file, "d0-file", &fo, &e, &file) == 0);
     struct nbd_server_opts so = { .export = file, .name = a.export_name,
                                   .read_only = a.read_only,
+                                  .handshake_timeout_ns = a.handshake_s * 1000000000ull,
+                                  .timer = sock_loop_timer(s.loop), .on_log = serve_log,
                                   .on_request = s.trace ? serve_record : NULL, .opaque = &s };
+    s.args = &a;
     s.srv = nbd_server_new(&so);
+    sock_loop_set_log(s.loop, serve_log, &s);
+    if (a.max_conns) {
+        sock_loop_set_max_conns(s.loop, (unsigned)a.max_conns);
+    }
     char why[256];
     ret = sock_listen(s.loop, a.socket, (unsigned)a.port, serve_accept, &s, why, sizeof(why));
     if (ret < 0) {
         cli_error("nbd-serve", "%s", why);
     } else {
-        if (a.socket) {
-            fprintf(stderr, "blocksim nbd-serve: %" PRIu64 " bytes on %s\n", a.size, a.socket);
+        if (a.quiet) {
+            /* nothing */
+        } else if (a.socket) {
+            fprintf(stderr, "blocksim nbd-serve: %" PRIu64 " bytes on %s (up to %u clients)\n",
+                    a.size, a.socket, sock_loop_max_conns(s.loop));
         } else {
-            fprintf(stderr, "blocksim nbd-serve: %" PRIu64 " bytes on 127.0.0.1:%" PRIu64 "\n",
-                    a.size, a.port);
+            fprintf(stderr, "blocksim nbd-serve: %" PRIu64 " bytes on 127.0.0.1:%" PRIu64
+                    " (up to %u clients)\n", a.size, a.port, sock_loop_max_conns(s.loop));
         }
         serve_loop(&s);
     }
@@ -422,7 +487,7 @@ static int check_run(struct check *k, const struct nbd_args *a)
     for (uint64_t i = 0; i < a->ops && ret == 0 && !nbd_stop; i++) {
         ret = check_step(k);
     }
-    if (ret == 0) {
+    if (ret == 0 && !a->quiet) {
         printf("nbd-check: %" PRIu64 " operations (%" PRIu64 " reads, %" PRIu64 " writes, "
                "%" PRIu64 " write-zeroes, %" PRIu64 " trims, %" PRIu64 " flushes) on %" PRIu64
                " bytes: every read matched\n", a->ops, k->counts[NODE_OP_READ],

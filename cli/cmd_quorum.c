@@ -11,6 +11,7 @@
  * with QEMU's rewrite-corrupted. --faults takes the scenario's fault rules
  * (disk=cN picks a child).
  */
+#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -54,18 +55,52 @@ struct qc {
 
 static void qc_usage(FILE *out)
 {
-    fprintf(out, "usage: blocksim quorum --threshold T [--fifo] [--rewrite] [--faults SPEC]\n"
-                 "                       [--mutant NAME] --read OFF:LEN [--read ...] FILE...\n");
+    fprintf(out,
+            "usage: blocksim quorum --threshold T [--fifo] [--rewrite] [--faults SPEC]\n"
+            "                       [--mutant NAME] --read OFF:LEN [--read ...] FILE...\n"
+            "Run the reference quorum driver over FILE... (raw images of equal size,\n"
+            "at most %u, each at most 64 MiB, one child each: children.0 is the first)\n"
+            "and print one JSON line per --read: offset, len, result (ok or the errno\n"
+            "name), data (hex, the first 4 KiB), reported (the children QUORUM_REPORT_BAD\n"
+            "named, with or without an error) and failure (QUORUM_FAILURE emitted).\n"
+            "tests/qemu_quorum.py compares these lines with QEMU's quorum.\n\n"
+            "  --threshold T   vote-threshold (1..number of FILEs)\n"
+            "  --fifo          read-pattern=fifo (default: quorum)\n"
+            "  --rewrite       rewrite-corrupted: repair children that lost a vote, and\n"
+            "                  write every child back to its FILE at the end\n"
+            "  --faults SPEC   fault rules on the children's disks (disk=c0, c1, ...)\n"
+            "  --read OFF:LEN  a read (sizes such as 4K; multiples of 512 inside the\n"
+            "                  images; repeatable, at most %u)\n"
+            "  --mutant NAME   plant a known bug (see blocksim replay --help)\n\n"
+            "Exit status: 0 every read ran (whatever it returned), 1 FILEs could not be\n"
+            "written back, 2 usage or input error.\n", NODE_CHILDREN_MAX, QC_READS_MAX);
 }
 
+/* --read OFF:LEN, each a size; checked against the images once they are loaded. */
 static int qc_read_arg(struct qc_args *a, const char *val)
 {
-    char *end;
-    uint64_t off = strtoull(val, &end, 0);
-    uint64_t len = *end == ':' ? strtoull(end + 1, &end, 0) : 0;
-    if (*end || len == 0 || off % 512 || len % 512 || a->n_reads == QC_READS_MAX) {
-        cli_error("quorum", "--read: expected OFF:LEN, multiples of 512, at most %u of them;"
-                  " got '%s'", QC_READS_MAX, val);
+    const char *colon = strchr(val, ':');
+    char off_text[32];
+    uint64_t off = 0;
+    uint64_t len = 0;
+    if (a->n_reads == QC_READS_MAX) {
+        cli_error("quorum", "--read: at most %u of them", QC_READS_MAX);
+        return CLI_USAGE;
+    }
+    if (!colon || (size_t)(colon - val) >= sizeof(off_text)) {
+        cli_error("quorum", "--read: expected OFF:LEN, got '%s'", val);
+        return CLI_USAGE;
+    }
+    memcpy(off_text, val, (size_t)(colon - val));
+    off_text[colon - val] = '\0';
+    if (parse_size(off_text, &off) < 0 || parse_size(colon + 1, &len) < 0) {
+        cli_error("quorum", "--read: OFF and LEN must be unsigned sizes such as 4K, got '%s'",
+                  val);
+        return CLI_USAGE;
+    }
+    if (len == 0 || off % 512 || len % 512 || off > UINT64_MAX - len) {
+        cli_error("quorum", "--read: '%s': OFF and LEN must be multiples of 512, LEN "
+                  "positive, and OFF+LEN must not overflow", val);
         return CLI_USAGE;
     }
     a->reads[a->n_reads][0] = off;
@@ -76,45 +111,43 @@ static int qc_read_arg(struct qc_args *a, const char *val)
 
 static int qc_parse(int argc, char **argv, struct qc_args *a)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        bool has_val = i + 1 < argc;
-        int ret = 0;
-        if (strcmp(o, "--help") == 0) {
-            qc_usage(stdout);
-            return -1;
-        } else if (strcmp(o, "--fifo") == 0 || strcmp(o, "--rewrite") == 0) {
-            *(o[2] == 'f' ? &a->fifo : &a->rewrite) = true;
-        } else if ((strcmp(o, "--threshold") == 0 || strcmp(o, "--read") == 0 ||
-                    strcmp(o, "--faults") == 0 || strcmp(o, "--mutant") == 0) && !has_val) {
-            cli_error("quorum", "%s needs a value", o);
-            return CLI_USAGE;
-        } else if (strcmp(o, "--threshold") == 0) {
-            ret = cli_parse_num("quorum", o, argv[++i], &a->threshold, false);
-        } else if (strcmp(o, "--read") == 0) {
-            ret = qc_read_arg(a, argv[++i]);
-        } else if (strcmp(o, "--faults") == 0) {
-            a->faults = argv[++i];
-        } else if (strcmp(o, "--mutant") == 0) {
-            unsigned node = 0, disk = 0;
-            ret = cli_mutant_parse("quorum", argv[++i], &node, &disk);
-            a->mutants |= node;
-        } else if (o[0] == '-' && o[1] == '-') {
-            cli_error("quorum", "unknown option '%s'", o);
-            return CLI_USAGE;
-        } else if (a->n_files == NODE_CHILDREN_MAX) {
-            cli_error("quorum", "at most %u files", NODE_CHILDREN_MAX);
-            return CLI_USAGE;
-        } else {
-            a->files[a->n_files++] = o;
-        }
-        if (ret) {
-            return ret;
+    static const struct option options[] = {
+        { "threshold", required_argument, NULL, 't' }, { "fifo", no_argument, NULL, 'f' },
+        { "rewrite", no_argument, NULL, 'r' },         { "faults", required_argument, NULL, 'F' },
+        { "mutant", required_argument, NULL, 'm' },    { "read", required_argument, NULL, 'R' },
+        { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
+    };
+    unsigned node = 0;
+    unsigned disk = 0;
+    optind = 1;
+    int c;
+    while ((c = cli_getopt("quorum", argc, argv, options)) != -1) {
+        switch (c) {
+        case 'h': qc_usage(stdout); return -1;
+        case 't': CLI_TRY(cli_parse_num("quorum", "--threshold", optarg, &a->threshold, false));
+            break;
+        case 'f': a->fifo = true; break;
+        case 'r': a->rewrite = true; break;
+        case 'F': a->faults = optarg; break;
+        case 'm': CLI_TRY(cli_mutant_parse("quorum", optarg, &node, &disk)); break;
+        case 'R': CLI_TRY(qc_read_arg(a, optarg)); break;
+        default: return CLI_USAGE;
         }
     }
+    if (disk) {
+        cli_error("quorum", "--mutant: disk mutants do not apply to image files");
+        return CLI_USAGE;
+    }
+    a->mutants = node;
+    for (int i = optind; i < argc; i++) {
+        if (a->n_files == NODE_CHILDREN_MAX) {
+            cli_error("quorum", "at most %u files", NODE_CHILDREN_MAX);
+            return CLI_USAGE;
+        }
+        a->files[a->n_files++] = argv[i];
+    }
     if (a->n_files == 0 || a->n_reads == 0) {
-        cli_error("quorum", "needs at least one FILE and one --read");
-        qc_usage(stderr);
+        cli_error("quorum", "needs at least one FILE and one --read (see --help)");
         return CLI_USAGE;
     }
     return 0;
@@ -185,9 +218,7 @@ static void qc_run_reads(struct qc *c, const struct qc_args *a)
         uint8_t *buf = calloc(1, len);
         c->reported = json_array();
         c->failure = false;
-        int ret = a->reads[i][0] + len > c->quorum->length
-                      ? -EINVAL
-                      : qc_io(c, c->quorum, NODE_OP_READ, a->reads[i][0], len, buf);
+        int ret = qc_io(c, c->quorum, NODE_OP_READ, a->reads[i][0], len, buf);
         uint64_t shown = ret == 0 ? min_u64(len, QC_SHOW_MAX) : 0;
         char *hex = calloc(1, 2 * shown + 1);
         for (uint64_t k = 0; k < shown; k++) {
@@ -237,6 +268,17 @@ static int qc_main(struct qc *c, const struct qc_args *a)
         cli_error("quorum", "--faults: %s", e.msg);
         return CLI_USAGE;
     }
+    for (size_t i = 0; i < c->plan.n; i++) {
+        const char *name = c->plan.rules[i].disk;
+        uint64_t child;
+        bool disk_ok = !name[0] || (name[0] == 'c' && parse_u64(name + 1, &child) == 0 &&
+                                    child < a->n_files);
+        if (!disk_ok || c->plan.rules[i].kind >= FAULT_NET_RESET) {
+            cli_error("quorum", "--faults rule %zu: '%s' is not a child's disk (c0..c%u) or "
+                      "not a disk fault", i + 1, name, a->n_files - 1);
+            return CLI_USAGE;
+        }
+    }
     struct drv_quorum_opts qo = {
         .n_children = a->n_files, .threshold = (unsigned)a->threshold,
         .read_pattern = a->fifo ? QUORUM_READ_FIFO : QUORUM_READ_QUORUM,
@@ -253,6 +295,13 @@ static int qc_main(struct qc *c, const struct qc_args *a)
         node_new(&c->g, &drv_quorum, "quorum", &qo, &e, &c->quorum) < 0) {
         cli_error("quorum", "%s", a->threshold > UINT32_MAX ? "--threshold too big" : e.msg);
         return CLI_USAGE;
+    }
+    for (unsigned i = 0; i < a->n_reads; i++) {
+        if (a->reads[i][0] + a->reads[i][1] > c->quorum->length) {
+            cli_error("quorum", "--read %" PRIu64 ":%" PRIu64 " goes beyond the %" PRIu64
+                      "-byte images", a->reads[i][0], a->reads[i][1], c->quorum->length);
+            return CLI_USAGE;
+        }
     }
     qc_run_reads(c, a);
     return a->rewrite ? qc_store(c, a) : CLI_OK;

@@ -28,6 +28,7 @@ struct replay_args {
     const char *path;
     const char *format; /* "auto", "native", "fio" */
     struct world_opts o;
+    struct import_fio_opts fio;
     bool json;
     bool quiet;
     bool wall;
@@ -39,7 +40,7 @@ struct replay_args {
 static void replay_usage(FILE *out)
 {
     fprintf(out,
-            "usage: blocksim replay TRACE [OPTIONS]\n"
+            "usage: blocksim replay TRACE [OPTIONS]     (TRACE '-': standard input)\n"
             "Replay TRACE through the simulated block stack under its faults (and any\n"
             "added here), check every read against the model, print a report.\n\n"
             "  --format F      native, fio or auto (default: fio if the first line says\n"
@@ -50,6 +51,11 @@ static void replay_usage(FILE *out)
             "  --size BYTES    guest disk size (default: the trace's topology size, else\n"
             "                  its extent rounded up to 1M)\n"
             "  --qd N          queue depth, overriding the trace's qd records\n"
+            "  --stall DUR     liveness: fail when pending work sees no progress for DUR\n"
+            "                  of virtual time (default 1h; a trace may span any length)\n"
+            "  --align POLICY  fio input: 'reject' (default) refuses offsets and lengths\n"
+            "                  that are not multiples of 512; 'round' widens each range\n"
+            "                  outward to 512-byte boundaries\n"
             "  --json          print the report as JSON\n"
             "  --quiet         print no report; the exit status tells\n"
             "  --no-wall       leave wall-clock figures out (byte-identical reruns)\n"
@@ -128,7 +134,8 @@ static int opt_dirty_mark(struct replay_args *a, const char *val)
 }
 
 enum { OPT_FORMAT = 256, OPT_SEED, OPT_FAULTS, OPT_SIZE, OPT_QD, OPT_JSON, OPT_QUIET,
-       OPT_NO_WALL, OPT_MUTANT, OPT_BUGGIFY, OPT_BITMAP, OPT_DIRTY_MARK, OPT_HELP };
+       OPT_NO_WALL, OPT_MUTANT, OPT_BUGGIFY, OPT_BITMAP, OPT_DIRTY_MARK, OPT_STALL, OPT_ALIGN,
+       OPT_HELP = 'h' };
 
 static const struct option replay_options[] = {
     { "format", required_argument, NULL, OPT_FORMAT },
@@ -143,6 +150,8 @@ static const struct option replay_options[] = {
     { "buggify", no_argument, NULL, OPT_BUGGIFY },
     { "bitmap", required_argument, NULL, OPT_BITMAP },
     { "dirty-mark", required_argument, NULL, OPT_DIRTY_MARK },
+    { "stall", required_argument, NULL, OPT_STALL },
+    { "align", required_argument, NULL, OPT_ALIGN },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -162,14 +171,14 @@ static int replay_opt(struct replay_args *a, int c, const char *val)
         a->o.faults = val;
         return 0;
     case OPT_SIZE:
-        TRY(cli_parse_num("replay", "--size", val, &a->o.size, true));
+        CLI_TRY(cli_parse_num("replay", "--size", val, &a->o.size, true));
         if (a->o.size == 0 || a->o.size % 512) {
             cli_error("replay", "--size: %s is not a positive multiple of 512", val);
             return CLI_USAGE;
         }
         return 0;
     case OPT_QD:
-        TRY(cli_parse_num("replay", "--qd", val, &v, false));
+        CLI_TRY(cli_parse_num("replay", "--qd", val, &v, false));
         if (v == 0 || v > 1024) {
             cli_error("replay", "--qd: expected 1..1024, got %s", val);
             return CLI_USAGE;
@@ -194,10 +203,19 @@ static int replay_opt(struct replay_args *a, int c, const char *val)
         return opt_bitmap(a, val);
     case OPT_DIRTY_MARK:
         return opt_dirty_mark(a, val);
+    case OPT_STALL:
+        if (parse_duration(val, &a->o.stall_ns) < 0 || a->o.stall_ns == 0) {
+            cli_error("replay", "--stall: expected a positive duration (ns, us, ms or s) "
+                      "such as 7200s, got '%s'", val);
+            return CLI_USAGE;
+        }
+        return 0;
+    case OPT_ALIGN:
+        return cli_align_parse("replay", val, &a->fio);
     case OPT_HELP:
         return -1;
     default:
-        return CLI_USAGE; /* getopt printed the problem */
+        return CLI_USAGE; /* cli_getopt printed the problem */
     }
 }
 
@@ -209,7 +227,7 @@ static int replay_parse_args(struct replay_args *a, int argc, char **argv)
     a->o.want_bitmaps = true;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", replay_options, NULL)) != -1) {
+    while ((c = cli_getopt("replay", argc, argv, replay_options)) != -1) {
         int ret = replay_opt(a, c, optarg);
         if (ret == -1) {
             replay_usage(stdout);
@@ -240,7 +258,8 @@ static const char *format_detect(const char *data, size_t len)
 }
 
 /* Load @path as @format into @t; prints the error and returns CLI_USAGE. */
-int trace_load(const char *cmd, const char *path, const char **format, struct trace *t)
+int trace_load(const char *cmd, const char *path, const char **format,
+               const struct import_fio_opts *fio, struct trace *t)
 {
     char *data = NULL;
     size_t len = 0;
@@ -250,7 +269,7 @@ int trace_load(const char *cmd, const char *path, const char **format, struct tr
         if (strcmp(*format, "auto") == 0) {
             *format = format_detect(data, len);
         }
-        ret = strcmp(*format, "fio") == 0 ? import_fio(data, len, t, NULL, &e)
+        ret = strcmp(*format, "fio") == 0 ? import_fio(data, len, fio, t, NULL, &e)
                                           : trace_parse(t, data, len, &e);
     }
     trace_file_free(data, len);
@@ -289,6 +308,12 @@ static void repro_command(const struct replay_args *a, const char *format, uint6
     if (a->o.buggify && at < size) {
         at += (size_t)snprintf(buf + at, size - at, " --buggify");
     }
+    if (a->o.stall_ns && at < size) {
+        at += (size_t)snprintf(buf + at, size - at, " --stall %" PRIu64 "ns", a->o.stall_ns);
+    }
+    if (a->fio.align_round && at < size) {
+        at += (size_t)snprintf(buf + at, size - at, " --align round");
+    }
     if (at < size) {
         snprintf(buf + at, size - at, "%s", a->extra_args);
     }
@@ -319,7 +344,7 @@ int cmd_replay(int argc, char **argv)
     }
     struct trace t;
     const char *format = a.format;
-    ret = trace_load("replay", a.path, &format, &t);
+    ret = trace_load("replay", a.path, &format, &a.fio, &t);
     if (ret != 0) {
         return ret;
     }
@@ -348,7 +373,9 @@ int cmd_replay(int argc, char **argv)
 static void convert_usage(FILE *out)
 {
     fprintf(out, "usage: blocksim convert IN OUT [--from auto|native|fio|scenario]\n"
-            "Write IN as a native trace to OUT ('-' for standard output). OUT is\n"
+            "                        [--align reject|round]\n"
+            "Write IN ('-': standard input) as a native trace to OUT ('-' for standard\n"
+            "output). --align as in blocksim replay --help. OUT is\n"
             "replaced only once the whole trace was written. --from scenario reads a\n"
             "fuzz_scenario input or crash artifact (its first byte picks the property's\n"
             "generator, the rest are choices), so artifacts survive decoder changes\n"
@@ -403,16 +430,22 @@ int cmd_convert(int argc, char **argv)
 {
     static const struct option options[] = {
         { "from", required_argument, NULL, 'f' },
+        { "align", required_argument, NULL, 'a' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *from = "auto";
+    struct import_fio_opts fio = { .align_round = false };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((c = cli_getopt("convert", argc, argv, options)) != -1) {
         if (c == 'h') {
             convert_usage(stdout);
             return CLI_OK;
+        }
+        if (c == 'a') {
+            CLI_TRY(cli_align_parse("convert", optarg, &fio));
+            continue;
         }
         if (c != 'f') {
             return CLI_USAGE;
@@ -430,7 +463,7 @@ int cmd_convert(int argc, char **argv)
     }
     struct trace t;
     int ret = strcmp(from, "scenario") == 0 ? scenario_load(argv[optind], &t)
-                                            : trace_load("convert", argv[optind], &from, &t);
+                                            : trace_load("convert", argv[optind], &from, &fio, &t);
     if (ret != 0) {
         return ret;
     }

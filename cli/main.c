@@ -42,8 +42,9 @@ static void usage(FILE *out)
     for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     }
-    fprintf(out, "\n'blocksim COMMAND --help' describes a command. Exit status: 0 ok, "
-            "1 a property failed, 2 usage or input error.\n");
+    fprintf(out, "\n'blocksim COMMAND --help' describes a command; 'blocksim --version' "
+            "prints the version.\nExit status: 0 ok, 1 a property failed, 2 usage or input "
+            "error.\n");
 }
 
 int main(int argc, char **argv)
@@ -59,12 +60,15 @@ int main(int argc, char **argv)
         usage(stdout);
         return CLI_OK;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("blocksim %s\n", BLOCKSIM_VERSION);
+        return CLI_OK;
+    }
     for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
         if (strcmp(argv[1], commands[i].name) == 0) {
             return commands[i].run(argc - 1, argv + 1);
         }
     }
-    fprintf(stderr, "blocksim: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "blocksim: unknown command '%s' (see blocksim --help)\n", argv[1]);
     return CLI_USAGE;
 }

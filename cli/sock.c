@@ -7,20 +7,26 @@
 #include "sock.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../ref/base.h"
 
-#define SOCK_CONNS_MAX 64
+/* File descriptors kept back from the connection limit: stdio, the
+ * listener, a trace file, libc's own. */
+#define SOCK_FDS_RESERVED 16
+#define SOCK_BACKLOG 1024
 
 struct sock_conn {
     struct sock_loop *loop;
@@ -42,8 +48,14 @@ struct sock_loop {
     char listen_path[108];
     sock_accept_cb *accept_cb;
     void *accept_opaque;
-    struct sock_conn *conns[SOCK_CONNS_MAX];
-    unsigned n_conns;
+    struct sock_conn **conns;    /* every connection not yet freed */
+    unsigned n_conns, cap_conns;
+    unsigned max_conns;          /* open connections allowed (fd limit) */
+    struct pollfd *pfd;          /* poll set, cap_conns + 1 */
+    struct sock_conn **who;
+    sock_log_cb *log_cb;
+    void *log_opaque;
+    uint64_t refused;
     char dial_path[108];
     unsigned dial_port;
 };
@@ -86,7 +98,46 @@ struct sock_loop *sock_loop_new(void)
     evq_init(&l->q);
     l->q.now_ns = mono_ns();
     l->listen_fd = -1;
+    l->pfd = mem_alloc(sizeof(*l->pfd)); /* the listener's; grows with conns */
+    struct rlimit rl;
+    rlim_t fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    fds = fds > 1u << 20 ? 1u << 20 : fds; /* RLIM_INFINITY and its kin */
+    l->max_conns = fds > 2 * SOCK_FDS_RESERVED ? (unsigned)(fds - SOCK_FDS_RESERVED)
+                                               : SOCK_FDS_RESERVED;
     return l;
+}
+
+void sock_loop_set_log(struct sock_loop *l, sock_log_cb *cb, void *opaque)
+{
+    l->log_cb = cb;
+    l->log_opaque = opaque;
+}
+
+void sock_loop_set_max_conns(struct sock_loop *l, unsigned max)
+{
+    ASSERT(max > 0);
+    l->max_conns = max < l->max_conns ? max : l->max_conns;
+}
+
+unsigned sock_loop_max_conns(const struct sock_loop *l)
+{
+    return l->max_conns;
+}
+
+static void loop_log(struct sock_loop *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void loop_log(struct sock_loop *l, const char *fmt, ...)
+{
+    if (!l->log_cb) {
+        return;
+    }
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    l->log_cb(l->log_opaque, msg);
 }
 
 static void conn_maybe_free(struct sock_conn *c)
@@ -207,7 +258,15 @@ static const struct env_transport_ops sock_transport_ops = { conn_send, conn_rec
 
 static struct env_transport conn_new(struct sock_loop *l, int fd)
 {
-    ASSERT(l->n_conns < SOCK_CONNS_MAX);
+    if (l->n_conns == l->cap_conns) {
+        unsigned cap = l->cap_conns ? 2 * l->cap_conns : 16;
+        l->conns = mem_realloc(l->conns, l->cap_conns * sizeof(*l->conns),
+                               cap * sizeof(*l->conns));
+        l->who = mem_realloc(l->who, l->cap_conns * sizeof(*l->who), cap * sizeof(*l->who));
+        l->pfd = mem_realloc(l->pfd, (l->cap_conns + 1) * sizeof(*l->pfd),
+                             (cap + 1) * sizeof(*l->pfd));
+        l->cap_conns = cap;
+    }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on Unix: fine */
@@ -250,6 +309,33 @@ static int addr_make(const char *path, unsigned port, struct sockaddr_storage *s
     return AF_INET;
 }
 
+/* A Unix socket path that exists is replaced only when it is a socket that
+ * nobody listens on (left behind by a server that died); anything else is
+ * refused, as qemu-nbd and nbdkit do. */
+static int stale_socket_remove(const char *path, const struct sockaddr_storage *ss,
+                               socklen_t len, char *why, size_t why_len)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        return 0; /* absent: bind makes it */
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(why, why_len, "%s exists and is not a socket: not replacing it", path);
+        return -EEXIST;
+    }
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool live = probe >= 0 && connect(probe, (const struct sockaddr *)ss, len) == 0;
+    if (probe >= 0) {
+        close(probe);
+    }
+    if (live) {
+        snprintf(why, why_len, "%s: another server is listening there", path);
+        return -EADDRINUSE;
+    }
+    unlink(path);
+    return 0;
+}
+
 int sock_listen(struct sock_loop *l, const char *path, unsigned port, sock_accept_cb *cb,
                 void *opaque, char *why, size_t why_len)
 {
@@ -265,13 +351,20 @@ int sock_listen(struct sock_loop *l, const char *path, unsigned port, sock_accep
     if (fd >= 0 && family == AF_INET) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
-    if (path) {
-        unlink(path);
+    if (path && fd >= 0) {
+        int ret = stale_socket_remove(path, &ss, len, why, why_len);
+        if (ret < 0) {
+            close(fd);
+            return ret;
+        }
     }
-    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0) {
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, SOCK_BACKLOG) < 0) {
         int err = -errno;
-        snprintf(why, why_len, "cannot listen on %s%s%u: %s", path ? path : "127.0.0.1",
-                 path ? "" : ":", path ? 0u : port, strerror(-err));
+        if (path) {
+            snprintf(why, why_len, "cannot listen on %s: %s", path, strerror(-err));
+        } else {
+            snprintf(why, why_len, "cannot listen on 127.0.0.1:%u: %s", port, strerror(-err));
+        }
         if (fd >= 0) {
             close(fd);
         }
@@ -355,23 +448,36 @@ static void conn_io(struct sock_conn *c, short revents)
     }
 }
 
+/* Accept every connection waiting (a burst must not overflow the backlog
+ * while the loop takes one a round); beyond the limit, refuse and say so. */
 static void accept_ready(struct sock_loop *l)
 {
-    int fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0) {
-        return;
+    for (;;) {
+        int fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno == EMFILE || errno == ENFILE) {
+                loop_log(l, "out of file descriptors: a connection waits in the backlog");
+            }
+            return;
+        }
+        if (sock_loop_conns(l) >= l->max_conns) {
+            close(fd);
+            l->refused++;
+            loop_log(l, "connection refused: %u connections open, the limit (see ulimit -n)",
+                     l->max_conns);
+            continue;
+        }
+        l->accept_cb(l->accept_opaque, conn_new(l, fd));
     }
-    if (l->n_conns >= SOCK_CONNS_MAX) {
-        close(fd);
-        return;
-    }
-    l->accept_cb(l->accept_opaque, conn_new(l, fd));
 }
 
 void sock_loop_run_once(struct sock_loop *l, uint64_t max_wait_ns)
 {
-    struct pollfd pfd[SOCK_CONNS_MAX + 1];
-    struct sock_conn *who[SOCK_CONNS_MAX];
+    struct pollfd *pfd = l->pfd;
+    struct sock_conn **who = l->who;
     unsigned n = 0;
     for (unsigned i = 0; i < l->n_conns; i++) {
         struct sock_conn *c = l->conns[i];
@@ -415,6 +521,9 @@ void sock_loop_free(struct sock_loop *l)
         evq_step(&l->q, UINT64_MAX);
     }
     ASSERT(sock_loop_conns(l) == 0);
+    mem_free(l->conns, l->cap_conns * sizeof(*l->conns));
+    mem_free(l->who, l->cap_conns * sizeof(*l->who));
+    mem_free(l->pfd, (l->cap_conns + 1) * sizeof(*l->pfd));
     if (l->listen_fd >= 0) {
         close(l->listen_fd);
         if (l->listen_path[0]) {

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t blocks = mem_blocks_live();
     struct trace t;
     struct err e = { .file = "fuzz" };
-    if (import_fio((const char *)data, size, &t, NULL, &e) < 0) {
+    if (import_fio((const char *)data, size, NULL, &t, NULL, &e) < 0) {
         ASSERT(e.line > 0);
         fuzz_leak_check(blocks);
         return 0;

@@ -9,13 +9,17 @@
  * tear) and each plan runs as a world whose first crash follows it; the
  * world's checker judges the reads. Plans are deduplicated by hash; subsets
  * are enumerated exhaustively when the non-FUA entries number at most
- * log2(max_states), else sampled.
+ * log2(max_states), else sampled. A workload with crash records of its own
+ * is explored segment by segment: the points of segment j lie after its
+ * j earlier crashes (which run as the trace says), and the world follows
+ * the plan at its crash number j.
  */
 #include "crashx.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "../ref/base.h"
@@ -56,6 +60,9 @@ struct point {
 
 struct explorer {
     const struct crashx_opts *o;
+    uint64_t crash_index;        /* the crash the plans apply to (the segment) */
+    double start;                /* wall clock at the start */
+    uint64_t states;             /* states run, all generators */
     uint64_t point_states;       /* budget per crash point and generator */
     uint64_t point_tears;
     struct crashx_result *r;
@@ -158,9 +165,37 @@ static void plan_describe(const struct explorer *x, char *buf, size_t size)
     }
 }
 
-/* Run the plan in x->keep; false once the property failed. */
+static double wall_now(void)
+{
+    /* Budgets and progress only: never what a state does. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void progress_line(const struct explorer *x)
+{
+    double secs = wall_now() - x->start;
+    fprintf(stderr, "\rexplore: %" PRIu64 " crash points, %" PRIu64 " states, %.0f states/s   ",
+            x->r->points, x->states, secs > 0 ? (double)x->states / secs : 0.0);
+}
+
+/* Out of time, or asked to stop? Then the result says so. */
+static bool must_stop(struct explorer *x)
+{
+    bool stop = (x->o->stop && *x->o->stop) ||
+                (x->o->seconds > 0 && wall_now() - x->start > x->o->seconds);
+    x->r->stopped |= stop;
+    return stop;
+}
+
+/* Run the plan in x->keep; false once the property failed or the run must
+ * stop (r->failed and r->stopped tell which). */
 static bool run_plan(struct explorer *x, enum crashx_gen gen, uint64_t tear_seed)
 {
+    if (must_stop(x)) {
+        return false;
+    }
     XXH3_state_t *h = XXH3_createState();
     XXH3_64bits_reset_withSeed(h, gen * 1000003ull + tear_seed);
     struct disk_crash_plan plans[WORLD_DISKS_MAX];
@@ -179,12 +214,17 @@ static bool run_plan(struct explorer *x, enum crashx_gen gen, uint64_t tear_seed
     }
     struct world_opts o = { .node_mutants = x->o->node_mutants,
                             .disk_mutants = x->o->disk_mutants, .crash_plans = plans,
+                            .crash_plan_at = x->crash_index,
                             .crash_at_flush = x->pt->at_flush };
     struct world_result res;
     struct err e = { .file = "crashx" };
     int ret = world_run(&x->pt->t, &o, &res, &e);
     ASSERT(ret == 0); /* the dry run already validated this scenario */
     x->r->states[gen]++;
+    x->states++;
+    if (x->o->progress && x->states % 64 == 0) {
+        progress_line(x);
+    }
     u64map_put(&x->contents, res.content_hash & (U64MAP_EMPTY - 1), &created);
     x->r->distinct += created;
     x->r->dups += !created;
@@ -311,24 +351,22 @@ static bool gen_tear(struct explorer *x, uint64_t point_index)
     return true;
 }
 
-static int workload_check(const struct trace *w, size_t *last_op, struct err *e)
+static bool is_workload_op(enum trace_kind k)
 {
-    *last_op = SIZE_MAX;
+    return (trace_kind_is_op(k) && k != TRACE_CRASH && k != TRACE_RESTART &&
+            k != TRACE_SHUTDOWN) || k == TRACE_COMMIT || k == TRACE_MAKE_EMPTY;
+}
+
+static int workload_check(const struct trace *w, struct err *e)
+{
+    bool ops = false;
     for (size_t i = 0; i < w->n; i++) {
-        enum trace_kind k = w->recs[i].kind;
-        if (k == TRACE_CRASH || k == TRACE_RESTART) {
-            return err_set(e, w->recs[i].line, 1, "explore takes a workload: '%s' records "
-                           "are not allowed (the explorer places the crashes)",
-                           trace_kind_name(k));
-        }
-        if (trace_kind_is_op(k) || k == TRACE_COMMIT || k == TRACE_MAKE_EMPTY) {
-            *last_op = i;
+        ops |= is_workload_op(w->recs[i].kind);
+        if (w->recs[i].kind == TRACE_SHUTDOWN) {
+            return err_set(e, w->recs[i].line, 1, "explore does not take 'shutdown' records");
         }
     }
-    if (*last_op == SIZE_MAX) {
-        return err_set(e, 0, 0, "the workload has no operations");
-    }
-    return 0;
+    return ops ? 0 : err_set(e, 0, 0, "the workload has no operations");
 }
 
 /* Dry-run point @pt (learning the disks' logs at its crash), then run every
@@ -339,7 +377,8 @@ static int explore_point(struct explorer *x, struct point *pt, uint64_t index,
     x->pt = pt;
     struct world_opts o = { .node_mutants = x->o->node_mutants,
                             .disk_mutants = x->o->disk_mutants, .crash_hook = dry_hook,
-                            .crash_hook_opaque = pt, .crash_at_flush = pt->at_flush };
+                            .crash_hook_opaque = pt, .crash_plan_at = x->crash_index,
+                            .crash_at_flush = pt->at_flush };
     struct world_result res;
     memset(pt->n_entries, 0, sizeof(pt->n_entries));
     int ret = world_run(&pt->t, &o, &res, e);
@@ -360,33 +399,111 @@ static int explore_point(struct explorer *x, struct point *pt, uint64_t index,
     return ret;
 }
 
+/* Device flushes a run of @w's records [0, @upto) sees (none when empty). */
+static int flushes_before(const struct trace *w, size_t upto, const struct crashx_opts *o,
+                          uint64_t *flushes, struct err *e)
+{
+    *flushes = 0;
+    if (upto == 0) {
+        return 0;
+    }
+    struct trace view = *w;
+    view.n = upto;
+    struct world_opts dry = { .node_mutants = o->node_mutants, .disk_mutants = o->disk_mutants };
+    struct world_result res;
+    TRY(world_run(&view, &dry, &res, e));
+    *flushes = res.device_flushes;
+    return 0;
+}
+
+/* A segment: records [start, end) between crash records, with the device
+ * flushes before it and through its last record. */
+struct segment {
+    size_t start, end;
+    uint64_t crashes_before;
+    uint64_t flush_lo, flush_hi;
+};
+
+#define CRASHX_SEGMENTS_MAX 1024
+
+static int segments_find(const struct trace *w, const struct crashx_opts *o,
+                         struct segment *segs, size_t *n, struct err *e)
+{
+    *n = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= w->n; i++) {
+        bool cut = i == w->n || w->recs[i].kind == TRACE_CRASH;
+        if (!cut) {
+            continue;
+        }
+        bool ops = false;
+        for (size_t k = start; k < i; k++) {
+            ops |= is_workload_op(w->recs[k].kind);
+        }
+        if (ops) {
+            if (*n == CRASHX_SEGMENTS_MAX) {
+                return err_set(e, w->recs[i].line, 1, "more than %d crash records",
+                               CRASHX_SEGMENTS_MAX);
+            }
+            struct segment *sg = &segs[(*n)++];
+            sg->start = start;
+            sg->end = i;
+            uint64_t crashes = 0;
+            for (size_t k = 0; k < start; k++) {
+                crashes += w->recs[k].kind == TRACE_CRASH;
+            }
+            sg->crashes_before = crashes;
+            TRY(flushes_before(w, start, o, &sg->flush_lo, e));
+            TRY(flushes_before(w, i, o, &sg->flush_hi, e));
+        }
+        start = i + 1;
+    }
+    return 0;
+}
+
 /* Crash points: as the disks receive each of their flushes (the stack's own
  * flushes included, so a crash can land inside a driver's flush sequence),
- * and at the end of the workload. */
+ * and at the end of each segment of the workload. */
 static int explore_workload(const struct trace *w, const struct crashx_opts *o,
                             struct crashx_result *r, struct err *e)
 {
-    size_t last_op;
-    TRY(workload_check(w, &last_op, e));
-    struct explorer x = { .o = o, .r = r };
+    TRY(workload_check(w, e));
+    struct segment *segs = mem_alloc(CRASHX_SEGMENTS_MAX * sizeof(*segs));
+    size_t n_segs;
+    int ret = segments_find(w, o, segs, &n_segs, e);
+    uint64_t total = 0;
+    for (size_t s = 0; s < n_segs && ret == 0; s++) {
+        total += segs[s].flush_hi - segs[s].flush_lo + 1;
+    }
+    struct explorer x = { .o = o, .r = r, .start = wall_now() };
     u64map_init(&x.plans);
     u64map_init(&x.contents);
     r->workloads++;
-    struct point *pt = mem_alloc(sizeof(*pt));
-    point_build(pt, w, w->n - 1);
-    struct world_opts dry = { .node_mutants = o->node_mutants, .disk_mutants = o->disk_mutants };
-    struct world_result res;
-    int ret = world_run(&pt->t, &dry, &res, e);
-    uint64_t flushes = res.device_flushes;
     /* The budgets are per workload: share them among its crash points. */
-    x.point_states = max_u64(16, o->max_states / (flushes + 1));
-    x.point_tears = max_u64(4, o->tear_samples / (flushes + 1));
-    for (uint64_t k = 0; k <= flushes && ret == 0 && !r->failed; k++) {
-        pt->at_flush = k == flushes ? 0 : k + 1; /* the end last */
-        ret = explore_point(&x, pt, k, e);
+    x.point_states = max_u64(16, o->max_states / (total + 1));
+    x.point_tears = max_u64(4, o->tear_samples / (total + 1));
+    struct point *pt = mem_alloc(sizeof(*pt));
+    uint64_t number = 0;
+    for (size_t s = 0; s < n_segs && ret == 0 && !r->failed && !r->stopped; s++) {
+        const struct segment *sg = &segs[s];
+        point_build(pt, w, sg->end - 1);
+        x.crash_index = sg->crashes_before;
+        uint64_t span = sg->flush_hi - sg->flush_lo;
+        for (uint64_t k = 0; k <= span && ret == 0 && !r->failed && !must_stop(&x); k++) {
+            pt->at_flush = k == span ? 0 : sg->flush_lo + k + 1; /* the end last */
+            if (!o->only_point || o->only_point == number + 1) {
+                ret = explore_point(&x, pt, number, e);
+            }
+            r->fail_point = number++;
+        }
+        point_free(pt);
     }
-    point_free(pt);
+    if (o->progress) {
+        progress_line(&x);
+    }
+    r->seconds += wall_now() - x.start;
     mem_free(pt, sizeof(*pt));
+    mem_free(segs, CRASHX_SEGMENTS_MAX * sizeof(*segs));
     u64map_fini(&x.plans);
     u64map_fini(&x.contents);
     return ret;
@@ -397,7 +514,11 @@ int crashx_run(const struct trace *workload, const struct crashx_opts *o,
 {
     memset(r, 0, sizeof(*r));
     r->exhaustive = true;
-    return explore_workload(workload, o, r, e);
+    int ret = explore_workload(workload, o, r, e);
+    if (o->progress) {
+        fputc('\n', stderr);
+    }
+    return ret;
 }
 
 /* ---- bounded exhaustive mode ---- */
@@ -458,12 +579,12 @@ static void exhaustive_topology(unsigned max_ops, bool overlay, const struct cra
                                 struct crashx_result *r)
 {
     const unsigned letters = overlay ? ARRAY_LEN(alphabet) : PLAIN_LETTERS;
-    for (unsigned n = 1; n <= max_ops && !r->failed; n++) {
+    for (unsigned n = 1; n <= max_ops && !r->failed && !r->stopped; n++) {
         uint64_t words = 1;
         for (unsigned i = 0; i < n; i++) {
             words *= letters;
         }
-        for (uint64_t code = 0; code < words && !r->failed; code++) {
+        for (uint64_t code = 0; code < words && !r->failed && !r->stopped; code++) {
             unsigned word[8];
             uint64_t c = code;
             for (unsigned i = 0; i < n; i++, c /= letters) {

@@ -19,6 +19,7 @@
 #ifndef BLOCKSIM_CRASHX_H
 #define BLOCKSIM_CRASHX_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,6 +34,10 @@ struct crashx_opts {
                             * points, at least 16 a point (default 10,000) */
     uint64_t tear_samples; /* torn states per workload (default 1,000) */
     uint64_t seed;       /* sampling, when a generator cannot be exhaustive */
+    double seconds;      /* wall budget; 0: none (the result says when it ran out) */
+    uint64_t only_point; /* explore only crash point only_point - 1; 0: all */
+    bool progress;       /* a progress line on stderr (a terminal) */
+    const volatile sig_atomic_t *stop; /* set by a signal handler: stop soon */
 };
 
 struct crashx_result {
@@ -43,13 +48,20 @@ struct crashx_result {
     uint64_t distinct;               /* distinct post-crash contents */
     bool exhaustive;                 /* every subset was enumerated everywhere */
     bool failed;
+    bool stopped;                    /* the time budget or a stop request ended it */
+    uint64_t fail_point;             /* failed: the crash point's number */
+    double seconds;
     char message[512];
 };
 
 void crashx_opts_default(struct crashx_opts *o);
 
-/* Explore @workload (no crash or restart records: the explorer places the
- * crashes). Returns 0 (r->failed tells) or BS_EPARSE with @e. */
+/* Explore @workload. Its own crash and restart records stay where they are
+ * and split it into segments; each segment (the operations between a
+ * restart and the next crash) is explored in turn: crash points at every
+ * device flush inside it and at its end. Points are numbered from 0 in that
+ * order (o->only_point picks one). Returns 0 (r->failed tells) or BS_EPARSE
+ * with @e. */
 int crashx_run(const struct trace *workload, const struct crashx_opts *o,
                struct crashx_result *r, struct err *e) WUR;
 

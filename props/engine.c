@@ -4,13 +4,16 @@
  * Method: trial i records a choice sequence from the stream
  * ("trial", seed, i), skips it if its bytes were seen before, and runs the
  * property on the decoded scenario, in process or in a forked child with a
- * timeout (the bytes are written to OUT/current.bin first, so even a crash
- * of the engine leaves a reproducer). The first failure is shrunk: passes
+ * timeout (in process, the bytes are written to a trail file in OUT first,
+ * so even a crash of the engine leaves a reproducer; it is removed when the
+ * run ends). The first failure is shrunk: passes
  * delete the operation spans the decoder recorded, delete byte chunks of
  * 8, 4, 2 and 1, zero bytes and lower bytes by halving, until a round finds
  * nothing or the budget ends; then lowers repeated byte values together and
  * sorts adjacent operation spans. A pass that found nothing twice in a row
  * sits out a round. The result is written as OUT/<property>-<seed>.trace.
+ * A stop request (SIGINT) discards the trial it interrupted: a child killed
+ * by the user's ^C is no failure.
  */
 #include "engine.h"
 
@@ -19,12 +22,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include "../ref/base.h"
+#include "../sim/mutant.h"
 #include "../sim/u64map.h"
 #include "registry.h"
 
@@ -111,12 +116,19 @@ static bool trial_forked(const struct prop *p, const struct engine_opts *o,
     return WEXITSTATUS(status) != 0;
 }
 
+static bool stopped(const struct engine_opts *o)
+{
+    return o->stop && *o->stop;
+}
+
 bool engine_trial_fails(const struct prop *p, const struct engine_opts *o,
                         const uint8_t *bytes, size_t len, char *msg, size_t size)
 {
     msg[0] = '\0';
-    return o->fork ? trial_forked(p, o, bytes, len, msg, size)
-                   : trial_in_process(p, o, bytes, len, msg, size);
+    bool fail = o->fork ? trial_forked(p, o, bytes, len, msg, size)
+                        : trial_in_process(p, o, bytes, len, msg, size);
+    /* A trial the user interrupted (its child got the ^C too) proves nothing. */
+    return fail && !stopped(o);
 }
 
 /* ---- shrinking ---- */
@@ -140,7 +152,8 @@ static bool shortlex_less(const uint8_t *a, size_t alen, const uint8_t *b, size_
 
 static bool budget_left(struct shrinker *s)
 {
-    if (s->r->shrink_steps >= s->o->shrink_steps || wall_now() > s->deadline) {
+    if (s->r->shrink_steps >= s->o->shrink_steps || wall_now() > s->deadline ||
+        stopped(s->o)) {
         s->r->shrink_stopped_early = true;
         return false;
     }
@@ -324,48 +337,112 @@ static size_t bytes_ops(const struct prop *p, const uint8_t *bytes, size_t len)
     return n;
 }
 
-static int write_file(const char *path, const uint8_t *data, size_t len)
+int engine_repro_print(const struct prop *p, const struct engine_opts *o,
+                       const struct engine_result *r, FILE *f)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        return -errno;
-    }
-    size_t n = fwrite(data, 1, len, f);
-    int ret = fclose(f);
-    return n == len && ret == 0 ? 0 : -EIO;
-}
-
-/* OUT/<property>-<seed>.trace: a header comment, then the scenario. */
-static int write_repro(const struct prop *p, const struct engine_opts *o,
-                       const uint8_t *bytes, size_t len, struct engine_result *r)
-{
-    snprintf(r->repro_path, sizeof(r->repro_path), "%s/%s-%" PRIu64 ".trace", o->out_dir,
-             p->name, o->seed);
-    FILE *f = fopen(r->repro_path, "w");
-    if (!f) {
-        int ret = -errno;
-        snprintf(r->message, sizeof(r->message), "%.200s: cannot create: %s", r->repro_path,
-                 strerror(errno));
-        return ret;
-    }
+    ASSERT(r->failed);
+    ASSERT(r->bytes != NULL);
     struct choices c;
-    choices_init_bytes(&c, bytes, len);
+    choices_init_bytes(&c, r->bytes, r->len);
     struct trace t;
     gen_scenario(&c, &p->gen, &t);
-    /* The comment goes after the header line, which must stay first. */
-    struct trace_rec *head = &t.recs[0];
-    char comment[512];
-    snprintf(comment, sizeof(comment), "# property %s failed: seed %" PRIu64 ", trial %"
-             PRIu64 ", shrunk from %zu to %zu operations", p->name, o->seed, r->fail_trial,
-             r->ops_before, r->ops_after);
-    fprintf(f, "blocksim-trace v%" PRIu64 "\n%s\n# %s\n", head->value, comment, r->message);
+    ASSERT(t.n > 0 && t.recs[0].kind == TRACE_HEADER);
+    /* The comments go after the header line, which must stay first. */
+    fprintf(f, "blocksim-trace v%" PRIu64 "\n", t.recs[0].value);
+    fprintf(f, "# property %s failed: seed %" PRIu64 ", trial %" PRIu64 ", shrunk from %zu to "
+            "%zu operations\n# %s\n", p->name, o->seed, r->fail_trial, r->ops_before,
+            r->ops_after, r->message);
+    /* The planted bugs it needs travel with it: replaying the file alone fails. */
+    for (size_t i = 0; i < mutant_count; i++) {
+        if ((mutant_table[i].node & o->node_mutants) || (mutant_table[i].disk & o->disk_mutants)) {
+            fprintf(f, "mutant %s\n", mutant_table[i].name);
+        }
+    }
     struct trace rest = t;
     rest.recs = t.recs + 1;
     rest.n = t.n - 1;
     trace_print_canonical(&rest, f);
     trace_fini(&t);
     choices_fini(&c);
-    return fclose(f) == 0 ? 0 : -EIO;
+    return ferror(f) ? -EIO : 0;
+}
+
+/* Make @dir unless it exists; true if this call made it. */
+static bool dir_make(const char *dir)
+{
+    return mkdir(dir, 0777) == 0;
+}
+
+/* OUT/<property>-<seed>[-shard-I].trace */
+static void write_repro(const struct prop *p, const struct engine_opts *o,
+                        struct engine_result *r)
+{
+    char path[sizeof(r->repro_path)];
+    int n = snprintf(path, sizeof(path), "%s/%s-%" PRIu64, o->out_dir, p->name, o->seed);
+    if (o->shard_count > 1 && n > 0 && (size_t)n < sizeof(path)) {
+        snprintf(path + n, sizeof(path) - (size_t)n, "-shard-%u", o->shard_index);
+    }
+    size_t at = strlen(path);
+    snprintf(path + at, sizeof(path) - at, ".trace");
+    (void)dir_make(o->out_dir);
+    FILE *f = fopen(path, "w");
+    int ret = f ? engine_repro_print(p, o, r, f) : -errno;
+    if (f && fclose(f) != 0 && ret == 0) {
+        ret = -EIO;
+    }
+    if (ret < 0) {
+        snprintf(r->repro_error, sizeof(r->repro_error), "%.200s: cannot write: %s", path,
+                 strerror(-ret));
+        return;
+    }
+    snprintf(r->repro_path, sizeof(r->repro_path), "%s", path);
+}
+
+void engine_result_fini(struct engine_result *r)
+{
+    mem_free(r->bytes, r->bytes ? ENGINE_MAX_BYTES : 0);
+    r->bytes = NULL;
+}
+
+/* In-process trials leave their bytes in a trail file first: if a trial
+ * takes the engine down, the trail reproduces it. */
+struct trail {
+    char path[512];
+    bool made_dir;
+};
+
+static void trail_open(struct trail *tr, const struct prop *p, const struct engine_opts *o)
+{
+    tr->path[0] = '\0';
+    tr->made_dir = false;
+    if (!o->out_dir || o->fork) {
+        return; /* a forked child cannot take the engine down */
+    }
+    tr->made_dir = dir_make(o->out_dir);
+    snprintf(tr->path, sizeof(tr->path), "%s/trial-in-progress-%s-%" PRIu64 "-%u.bin",
+             o->out_dir, p->name, o->seed, o->shard_index);
+}
+
+static void trail_write(const struct trail *tr, const uint8_t *data, size_t len)
+{
+    if (!tr->path[0]) {
+        return;
+    }
+    FILE *f = fopen(tr->path, "w");
+    if (f) { /* best effort: a crash trail */
+        (void)fwrite(data, 1, len, f);
+        fclose(f);
+    }
+}
+
+static void trail_close(const struct trail *tr, const struct engine_opts *o)
+{
+    if (tr->path[0]) {
+        unlink(tr->path);
+    }
+    if (tr->made_dir) {
+        rmdir(o->out_dir); /* only if empty: a repro trace stays */
+    }
 }
 
 static bool trial_seen(struct u64map *seen, const uint8_t *bytes, size_t len)
@@ -396,27 +473,37 @@ static bool trial_draw(const struct prop *p, const struct engine_opts *o, uint64
     return !trial_seen(seen, c->buf, c->len);
 }
 
-static int engine_fail(const struct prop *p, const struct engine_opts *o, struct choices *c,
-                       struct engine_result *r)
+static void engine_fail(const struct prop *p, const struct engine_opts *o,
+                        struct choices *c, struct engine_result *r)
 {
     r->failed = true;
     size_t len = c->len < ENGINE_MAX_BYTES ? c->len : ENGINE_MAX_BYTES;
     r->ops_before = bytes_ops(p, c->buf, len);
     engine_shrink(p, o, c->buf, &len, r);
     r->ops_after = bytes_ops(p, c->buf, len);
-    return o->out_dir ? write_repro(p, o, c->buf, len, r) : 0;
+    r->bytes = mem_alloc(ENGINE_MAX_BYTES);
+    memcpy(r->bytes, c->buf, len);
+    r->len = len;
+    if (o->out_dir) {
+        write_repro(p, o, r);
+    }
 }
 
-int engine_run(const struct prop *p, const struct engine_opts *o, struct engine_result *r)
+void engine_run(const struct prop *p, const struct engine_opts *o, struct engine_result *r)
 {
     memset(r, 0, sizeof(*r));
     double start = wall_now();
     struct u64map seen;
     u64map_init(&seen);
     unsigned shards = o->shard_count > 1 ? o->shard_count : 1;
-    int ret = 0;
+    struct trail tr;
+    trail_open(&tr, p, o);
     for (uint64_t i = o->shard_index; o->trials == 0 || i < o->trials; i += shards) {
         if (o->seconds > 0 && wall_now() - start > o->seconds) {
+            break;
+        }
+        if (stopped(o)) {
+            r->interrupted = true;
             break;
         }
         struct choices c;
@@ -427,18 +514,20 @@ int engine_run(const struct prop *p, const struct engine_opts *o, struct engine_
             continue;
         }
         c.extend = NULL;
-        r->trials++;
-        if (o->out_dir) {
-            char path[512];
-            snprintf(path, sizeof(path), "%s/current.bin", o->out_dir);
-            (void)write_file(path, c.buf, c.len); /* best effort: a crash trail */
-        }
+        trail_write(&tr, c.buf, c.len);
         if (engine_trial_fails(p, o, c.buf, c.len, r->message, sizeof(r->message))) {
+            r->trials++;
             r->fail_trial = i;
-            ret = engine_fail(p, o, &c, r);
+            engine_fail(p, o, &c, r);
             choices_fini(&c);
             break;
         }
+        if (stopped(o)) { /* the trial was cut short: it proves nothing */
+            choices_fini(&c);
+            r->interrupted = true;
+            break;
+        }
+        r->trials++;
         r->passed++;
         choices_fini(&c);
         if (o->progress && r->trials % 64 == 0) {
@@ -450,6 +539,7 @@ int engine_run(const struct prop *p, const struct engine_opts *o, struct engine_
         fputc('\n', stderr);
     }
     u64map_fini(&seen);
+    trail_close(&tr, o);
     r->seconds = wall_now() - start;
-    return ret;
+    r->interrupted |= stopped(o);
 }

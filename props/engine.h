@@ -18,9 +18,12 @@
 #ifndef BLOCKSIM_ENGINE_H
 #define BLOCKSIM_ENGINE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "../ref/base.h"
 #include "gen.h"
 
 struct prop;
@@ -37,8 +40,12 @@ struct engine_opts {
     unsigned timeout_s;     /* fork mode: a trial longer than this hangs */
     uint64_t shrink_steps;  /* candidate runs the shrinker may spend */
     double shrink_seconds;
-    const char *out_dir;    /* where repro traces go; NULL: nowhere */
+    const char *out_dir;    /* where repro traces go (made when first needed);
+                             * NULL: nowhere */
     bool progress;          /* print progress to stderr (a terminal) */
+    /* Set (by a signal handler) to stop: the trial running is discarded,
+     * a shrink keeps its best so far, the result says interrupted. */
+    const volatile sig_atomic_t *stop;
 };
 
 struct engine_result {
@@ -52,15 +59,28 @@ struct engine_result {
     size_t ops_after;      /* after shrinking */
     uint64_t shrink_steps;
     bool shrink_stopped_early;
-    char repro_path[512];
+    char repro_path[512];  /* the repro trace written, or "" */
+    char repro_error[320]; /* why it could not be written, or "" */
+    uint8_t *bytes;        /* failed: the shrunk choices (engine_result_fini) */
+    size_t len;
+    bool interrupted;      /* o->stop ended the run early */
     double seconds;
 };
 
 void engine_opts_default(struct engine_opts *o);
 
-/* Run @p. Returns 0 (the result says pass or fail) or a negative errno if
- * the repro file could not be written (message in r->message). */
-int engine_run(const struct prop *p, const struct engine_opts *o, struct engine_result *r);
+/* Run @p; the result says pass or fail. On a failure the shrunk scenario is
+ * written as OUT/<property>-<seed>[-shard-I].trace when o->out_dir is set;
+ * when that fails r->repro_error says why and the scenario stays in
+ * r->bytes for engine_repro_print. engine_result_fini frees it. */
+void engine_run(const struct prop *p, const struct engine_opts *o, struct engine_result *r);
+void engine_result_fini(struct engine_result *r);
+
+/* Print failed @r's scenario as a native trace to @f: a header comment
+ * (property, seed, trial, message), a 'mutant' record per planted bug in
+ * @o, then the scenario. 0 or -EIO. */
+int engine_repro_print(const struct prop *p, const struct engine_opts *o,
+                       const struct engine_result *r, FILE *f) WUR;
 
 /* Does @p fail on the scenario decoded from @bytes? Fills @msg when it does. */
 bool engine_trial_fails(const struct prop *p, const struct engine_opts *o,

@@ -61,15 +61,32 @@ int err_set(struct err *e, unsigned line, unsigned field, const char *fmt, ...)
     return BS_EPARSE;
 }
 
+/* @msg with every byte that is not printable ASCII as \xNN: input echoed
+ * in a message must not reach a terminal as escape sequences. */
+static void escape_text(const char *msg, char *out, size_t size)
+{
+    size_t at = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && at + 5 < size; p++) {
+        if (*p >= 0x20 && *p < 0x7f) {
+            out[at++] = (char)*p;
+        } else {
+            at += (size_t)snprintf(out + at, size - at, "\\x%02x", *p);
+        }
+    }
+    out[at] = '\0';
+}
+
 void err_format(const struct err *e, char *buf, size_t size)
 {
+    char msg[4 * sizeof(e->msg) + 1];
+    escape_text(e->msg, msg, sizeof(msg));
     const char *file = e->file ? e->file : "<input>";
     if (e->line && e->field) {
-        snprintf(buf, size, "%s:%u: field %u: %s", file, e->line, e->field, e->msg);
+        snprintf(buf, size, "%s:%u: field %u: %s", file, e->line, e->field, msg);
     } else if (e->line) {
-        snprintf(buf, size, "%s:%u: %s", file, e->line, e->msg);
+        snprintf(buf, size, "%s:%u: %s", file, e->line, msg);
     } else {
-        snprintf(buf, size, "%s: %s", file, e->msg);
+        snprintf(buf, size, "%s: %s", file, msg);
     }
 }
 
@@ -252,8 +269,9 @@ int parse_size(const char *s, uint64_t *out)
     return parse_with_units(s, size_units, ARRAY_LEN(size_units), out);
 }
 
+/* A duration always names its unit: "5" could be ns or s to a reader. */
 static const struct unit time_units[] = {
-    { "", 1 }, { "ns", 1 }, { "us", 1000 }, { "ms", 1000000 }, { "s", 1000000000 },
+    { "ns", 1 }, { "us", 1000 }, { "ms", 1000000 }, { "s", 1000000000 },
 };
 
 int parse_duration(const char *s, uint64_t *out)

@@ -209,7 +209,7 @@ static inline uint64_t get_be64(const uint8_t *p)
  * Returns 0 or -EINVAL (bad syntax) / -ERANGE (overflow). */
 int parse_size(const char *s, uint64_t *out) WUR;
 
-/* Parse "250ns", "20us", "5ms", "2s" (bare number: ns) into nanoseconds. */
+/* Parse "250ns", "20us", "5ms", "2s" into nanoseconds; the unit is required. */
 int parse_duration(const char *s, uint64_t *out) WUR;
 
 /* Parse a decimal or 0x-hex unsigned integer, the whole string. */

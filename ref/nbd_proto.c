@@ -494,8 +494,10 @@ uint32_t nbd_request_check(const struct nbd_request *r, uint64_t size, uint16_t 
         return request_reject(e, NBD_EINVAL, "unknown command", r);
     }
     const struct cmd_rule *rule = &cmd_rules[r->type];
-    if ((r->flags & ~rule->flags) || ((r->flags & NBD_CMD_FLAG_FUA) &&
-                                  !(tflags & NBD_TFLAG_SEND_FUA))) {
+    /* FUA is valid on every command once SEND_FUA was advertised: a server
+     * must accept it (even by ignoring it) on reads, flushes, block status. */
+    if ((r->flags & ~(rule->flags | NBD_CMD_FLAG_FUA)) ||
+        ((r->flags & NBD_CMD_FLAG_FUA) && !(tflags & NBD_TFLAG_SEND_FUA))) {
         return request_reject(e, NBD_EINVAL, "unsupported flags on", r);
     }
     if ((r->flags & NBD_CMD_FLAG_FAST_ZERO) && !(tflags & NBD_TFLAG_SEND_FAST_ZERO)) {

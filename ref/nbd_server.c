@@ -43,6 +43,8 @@ struct session {
     unsigned inflight;   /* node requests */
     bool reading;        /* a receive is outstanding */
     bool paused;         /* NBD_SERVER_QD requests run: no next header yet */
+    bool transmission;   /* the handshake is over */
+    bool timer_pending;  /* the handshake deadline has not fired yet */
     void (*recv_next)(struct session *s);
     uint8_t hdr[NBD_REQUEST_LEN > NBD_OPT_HDR_LEN ? NBD_REQUEST_LEN : NBD_OPT_HDR_LEN];
     struct nbd_opt_hdr opt;
@@ -72,7 +74,7 @@ static void server_maybe_free(struct nbd_server *srv)
 
 static void session_maybe_free(struct session *s)
 {
-    if (!s->dead || s->inflight || s->reading) {
+    if (!s->dead || s->inflight || s->reading || s->timer_pending) {
         return;
     }
     struct nbd_server *srv = s->srv;
@@ -103,6 +105,9 @@ static void session_fail(struct session *s, const struct err *e)
     struct nbd_server *srv = s->srv;
     srv->stats.protocol_errors++;
     snprintf(srv->last_error, sizeof(srv->last_error), "%s", e->msg);
+    if (srv->o.on_log) {
+        srv->o.on_log(srv->o.opaque, e->msg);
+    }
     session_end(s);
 }
 
@@ -190,6 +195,7 @@ static bool name_is_export(const struct session *s, struct nbd_str n)
 
 static void enter_transmission(struct session *s)
 {
+    s->transmission = true;
     data_alloc(s, 0);
     session_read_request(s);
 }
@@ -432,6 +438,21 @@ struct nbd_server *nbd_server_new(const struct nbd_server_opts *o)
     return srv;
 }
 
+static void handshake_deadline(void *opaque)
+{
+    struct session *s = opaque;
+    s->timer_pending = false;
+    if (!s->transmission && !s->dead) {
+        struct err e = { .file = NULL };
+        err_set(&e, 0, 0, "handshake not finished within %" PRIu64 " ms: connection closed",
+                s->srv->o.handshake_timeout_ns / 1000000);
+        s->srv->stats.handshake_timeouts++;
+        session_fail(s, &e);
+        return;
+    }
+    session_maybe_free(s);
+}
+
 void nbd_server_attach(struct nbd_server *srv, struct env_transport t)
 {
     ASSERT(!srv->closing);
@@ -442,6 +463,10 @@ void nbd_server_attach(struct nbd_server *srv, struct env_transport t)
     srv->list = s;
     srv->sessions++;
     srv->stats.sessions++;
+    if (srv->o.handshake_timeout_ns && srv->o.timer.ops) {
+        s->timer_pending = true;
+        env_post(&srv->o.timer, srv->o.handshake_timeout_ns, handshake_deadline, s);
+    }
     uint8_t greeting[NBD_GREETING_LEN];
     nbd_enc_greeting(greeting, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
     send_buf(s, greeting, sizeof(greeting));

@@ -40,6 +40,7 @@ struct nbd_server_stats {
     uint64_t requests;
     uint64_t rejected;        /* requests answered with an error before running */
     uint64_t io_errors;       /* requests the node failed */
+    uint64_t handshake_timeouts; /* sessions closed for a handshake too slow */
 };
 
 struct nbd_server_opts {
@@ -48,6 +49,14 @@ struct nbd_server_opts {
     const char *description; /* NULL: none */
     bool read_only;
     bool no_structured;      /* the seed era's servers: simple replies only */
+    /* A session that has not finished its handshake (reached transmission)
+     * this long after it was attached is closed: idle clients cannot keep
+     * others out (qemu-nbd and nbdkit do the same). 0 or no timer: never. */
+    uint64_t handshake_timeout_ns;
+    struct env_timer timer;
+    /* Called with a line of text when a session ends on an error (a
+     * protocol error, a handshake timeout); NULL: silent. */
+    void (*on_log)(void *opaque, const char *msg);
     /* Called for every request the server runs, with a write's payload. */
     void (*on_request)(void *opaque, const struct nbd_request *r, const uint8_t *payload);
     void *opaque;

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define FIO_FILES_MAX 64
 #define FIO_REGION_ALIGN (1u << 20)
 #define FIO_LINE_MAX 4096
 
@@ -21,17 +20,23 @@ struct fio_op {
     uint64_t len;
     uint64_t at_ns;
     bool has_at;
+    unsigned line;        /* in the iolog: messages name it */
 };
 
 struct fio_state {
+    struct import_fio_opts o;
     unsigned version;
-    char *names[FIO_FILES_MAX];
-    uint64_t extent[FIO_FILES_MAX];
-    unsigned files;
+    char **names;
+    uint64_t *extent;
+    unsigned files, cap_files;
     struct fio_op *ops;
     size_t n_ops;
     size_t cap_ops;
-    uint64_t wait_ns; /* v2: time accumulated by wait actions */
+    uint64_t at_ns;   /* when the next operation runs (v2 waits, v3 deltas) */
+    uint64_t last_us; /* v3: the previous line's timestamp */
+    bool seen_line;   /* v3: a timestamped line was read */
+    uint64_t skipped;
+    uint64_t rounded;
 };
 
 struct fio_action {
@@ -45,7 +50,7 @@ static const struct fio_action actions[] = {
     { "trim", TRACE_DISCARD, true },  { "sync", TRACE_FLUSH, false },
     { "datasync", TRACE_FLUSH, false }, { "wait", TRACE_BLANK, false },
     { "add", TRACE_HEADER, false },   { "open", TRACE_SEED, false },
-    { "close", TRACE_SEED, false },
+    { "close", TRACE_SEED, false },   { "sync_file_range", TRACE__COUNT, false },
 };
 
 static void fio_state_fini(struct fio_state *s)
@@ -53,6 +58,8 @@ static void fio_state_fini(struct fio_state *s)
     for (unsigned i = 0; i < s->files; i++) {
         mem_strfree(s->names[i]);
     }
+    mem_free(s->names, s->cap_files * sizeof(*s->names));
+    mem_free(s->extent, s->cap_files * sizeof(*s->extent));
     mem_free(s->ops, s->cap_ops * sizeof(*s->ops));
 }
 
@@ -96,13 +103,27 @@ static int fio_range(struct fio_state *s, struct fio_op *op, char **w, unsigned 
     }
     TRY(field_num(w, 2, base, &op->offset, "offset", line, e));
     TRY(field_num(w, 3, base, &op->len, "length", line, e));
-    if (op->offset % 512) {
-        return err_set(e, line, base + 3, "offset %" PRIu64 " is not a multiple of 512",
-                       op->offset);
+    if (op->len > UINT32_MAX) {
+        return err_set(e, line, base + 4, "length %" PRIu64 " is over fio's 32-bit limit",
+                       op->len);
     }
-    if (op->len == 0 || op->len % 512 || op->len > (64u << 20)) {
-        return err_set(e, line, base + 4, "length %" PRIu64 " is not a multiple of 512 "
-                       "in 512..64M", op->len);
+    if (op->offset > (1ull << 50)) {
+        return err_set(e, line, base + 3, "offset %" PRIu64 " is beyond 1 PiB", op->offset);
+    }
+    if (s->o.align_round && op->len && (op->offset % 512 || op->len % 512)) {
+        uint64_t end = align_up(op->offset + op->len, 512);
+        op->offset = align_down(op->offset, 512);
+        op->len = end - op->offset;
+        s->rounded++;
+    }
+    if (op->offset % 512) {
+        return err_set(e, line, base + 3, "offset %" PRIu64 " is not a multiple of 512 "
+                       "(--align round widens it)", op->offset);
+    }
+    char why[128];
+    if (trace_len_problem(op->kind, op->len, why, sizeof(why))) {
+        return err_set(e, line, base + 4, "%s%s", why,
+                       op->len % 512 ? " (--align round widens it)" : "");
     }
     if (op->offset > (1ull << 50)) {
         return err_set(e, line, base + 3, "offset %" PRIu64 " is beyond 1 PiB", op->offset);
@@ -119,8 +140,17 @@ static int fio_add(struct fio_state *s, const char *name, unsigned line, unsigne
     if (file_find(s, name) >= 0) {
         return err_set(e, line, field, "file '%s' added twice", name);
     }
-    if (s->files == FIO_FILES_MAX) {
-        return err_set(e, line, field, "more than %d files", FIO_FILES_MAX);
+    if (s->files == IMPORT_FIO_FILES_MAX) {
+        return err_set(e, line, field, "more than %d files", IMPORT_FIO_FILES_MAX);
+    }
+    if (s->files == s->cap_files) {
+        unsigned cap = s->cap_files ? 2 * s->cap_files : 16;
+        s->names = mem_realloc(s->names, s->cap_files * sizeof(*s->names),
+                               cap * sizeof(*s->names));
+        s->extent = mem_realloc(s->extent, s->cap_files * sizeof(*s->extent),
+                                cap * sizeof(*s->extent));
+        memset(s->extent + s->cap_files, 0, (cap - s->cap_files) * sizeof(*s->extent));
+        s->cap_files = cap;
     }
     s->names[s->files++] = mem_strdup(name);
     return 0;
@@ -142,6 +172,10 @@ static int fio_line(struct fio_state *s, char **w, unsigned n, unsigned base, ui
     if (!a) {
         return err_set(e, line, base + 2, "unknown fio action '%s'", w[1]);
     }
+    if (a->kind == TRACE__COUNT) {
+        s->skipped++; /* sync_file_range: fio writes it, its replay skips it */
+        return 0;
+    }
     if (a->kind == TRACE_HEADER) {
         return n == 2 ? fio_add(s, w[0], line, base + 1, e)
                       : err_set(e, line, base + 3, "'add' takes no more fields");
@@ -154,19 +188,28 @@ static int fio_line(struct fio_state *s, char **w, unsigned n, unsigned base, ui
         return 0; /* open/close: lifecycle only */
     }
     if (a->kind == TRACE_BLANK) {
-        uint64_t us;
-        if (n < 3) {
-            return err_set(e, line, base + 3, "'wait' needs a delay in microseconds");
+        uint64_t ms;
+        if (s->version == 3) {
+            return err_set(e, line, base + 2, "'wait' is a v2 action (v3 lines carry "
+                           "timestamps)");
         }
-        TRY(field_num(w, 2, base, &us, "wait", line, e));
-        s->wait_ns += us * 1000;
+        if (n < 3 || n > 4) {
+            return err_set(e, line, base + 3, "'wait' needs a time in milliseconds");
+        }
+        TRY(field_num(w, 2, base, &ms, "wait", line, e));
+        if (ms > UINT64_MAX / 1000000) {
+            return err_set(e, line, base + 3, "wait %" PRIu64 " ms overflows the clock", ms);
+        }
+        /* fio: sleep until W ms after the start; an earlier W is no wait. */
+        s->at_ns = max_u64(s->at_ns, ms * 1000000);
         return 0;
     }
     struct fio_op *op = op_push(s);
     op->kind = a->kind;
+    op->line = line;
     op->file = (unsigned)file;
-    op->at_ns = s->version == 3 ? at_ns : s->wait_ns;
-    op->has_at = s->version == 3 || s->wait_ns > 0;
+    op->at_ns = s->version == 3 ? at_ns : s->at_ns;
+    op->has_at = s->version == 3 || s->at_ns > 0;
     if (a->has_range) {
         return fio_range(s, op, w, n, base, line, e);
     }
@@ -192,10 +235,16 @@ static int fio_parse_line(struct fio_state *s, char *text, unsigned line, struct
     }
     uint64_t us;
     TRY(field_num(w, 0, 0, &us, "timestamp", line, e));
-    if (us > UINT64_MAX / 1000) {
-        return err_set(e, line, 1, "timestamp too large");
+    /* As fio replays: each line its timestamp's distance after the previous
+     * one; the first at 0; going backwards adds nothing. */
+    uint64_t delta = s->seen_line && us > s->last_us ? us - s->last_us : 0;
+    s->seen_line = true;
+    s->last_us = us;
+    if (delta > (UINT64_MAX - s->at_ns) / 1000) {
+        return err_set(e, line, 1, "timestamp %" PRIu64 " overflows the clock", us);
     }
-    return fio_line(s, w + 1, n - 1, 1, us * 1000, line, e);
+    s->at_ns += delta * 1000;
+    return fio_line(s, w + 1, n - 1, 1, s->at_ns, line, e);
 }
 
 static int fio_header(struct fio_state *s, const char *line, size_t len, struct err *e)
@@ -235,7 +284,7 @@ static int fio_parse_all(struct fio_state *s, const char *data, size_t len, stru
 
 static void fio_emit(const struct fio_state *s, struct trace *t, struct import_fio_info *info)
 {
-    uint64_t base[FIO_FILES_MAX];
+    uint64_t *base = mem_alloc((s->files + 1) * sizeof(*base));
     uint64_t end = 0;
     trace_append(t, TRACE_HEADER)->value = TRACE_VERSION;
     char text[256];
@@ -248,29 +297,41 @@ static void fio_emit(const struct fio_state *s, struct trace *t, struct import_f
         snprintf(text, sizeof(text), "# file %.100s at offset %" PRIu64, s->names[i], base[i]);
         trace_append(t, TRACE_BLANK)->text = mem_strdup(text);
     }
+    if (s->skipped || s->rounded) {
+        snprintf(text, sizeof(text), "# skipped %" PRIu64 " sync_file_range line(s); widened %"
+                 PRIu64 " unaligned range(s) to 512 bytes", s->skipped, s->rounded);
+        trace_append(t, TRACE_BLANK)->text = mem_strdup(text);
+    }
     for (size_t i = 0; i < s->n_ops; i++) {
         const struct fio_op *op = &s->ops[i];
         struct trace_rec *r = trace_append(t, op->kind);
         r->has_at = op->has_at;
         r->at_ns = op->at_ns;
+        r->line = op->line;
         if (op->kind != TRACE_FLUSH) {
             r->offset = base[op->file] + op->offset;
             r->len = op->len;
         }
     }
+    mem_free(base, (s->files + 1) * sizeof(*base));
     if (info) {
         info->version = s->version;
         info->files = s->files;
         info->ops = s->n_ops;
         info->end = end;
+        info->skipped = s->skipped;
+        info->rounded = s->rounded;
     }
 }
 
-int import_fio(const char *data, size_t len, struct trace *t, struct import_fio_info *info,
-               struct err *e)
+int import_fio(const char *data, size_t len, const struct import_fio_opts *o, struct trace *t,
+               struct import_fio_info *info, struct err *e)
 {
     struct fio_state s;
     memset(&s, 0, sizeof(s));
+    if (o) {
+        s.o = *o;
+    }
     trace_init(t);
     int ret = fio_parse_all(&s, data, len, e);
     if (ret == 0) {

@@ -104,7 +104,8 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
 {
     json_t *o = json_object();
     json_object_set_new(o, "verdict", json_string(r->verdict == WORLD_PASS ? "pass" : "fail"));
-    json_object_set_new(o, "expectations", json_string(r->expect_failed ? "failed" : "met"));
+    json_object_set_new(o, "expectations", json_string(r->expect_failed ? "failed"
+                                                       : r->expects ? "met" : "none"));
     if (r->expect_failed) {
         json_object_set_new(o, "expectation_failure", json_string(r->expect_msg));
     }

@@ -8,6 +8,7 @@
  * kept with the record. Printing writes the kept text or the canonical form.
  */
 #include "trace.h"
+#include "mutant.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -220,6 +221,23 @@ static void print_qd(const struct trace_rec *r, char *buf, size_t size)
     snprintf(buf, size, "qd %" PRIu64, r->value);
 }
 
+const char *trace_len_problem(enum trace_kind kind, uint64_t len, char *why, size_t size)
+{
+    bool data = kind == TRACE_READ || kind == TRACE_WRITE;
+    uint64_t max = data ? TRACE_IO_LEN_MAX : TRACE_RANGE_LEN_MAX;
+    if (len == 0) {
+        snprintf(why, size, "length 0: must be at least 512");
+    } else if (len % 512) {
+        snprintf(why, size, "length %" PRIu64 " is not a multiple of 512", len);
+    } else if (len > max) {
+        snprintf(why, size, "length %" PRIu64 " is over the %s a %s may span", len,
+                 data ? "64M" : "4G-512", data ? "read or write" : "discard or write-zeroes");
+    } else {
+        return NULL;
+    }
+    return why;
+}
+
 static int parse_range_op(struct trace_rec *r, const struct fields *f, struct err *e)
 {
     bool fua_ok = r->kind == TRACE_WRITE || r->kind == TRACE_ZERO;
@@ -230,9 +248,9 @@ static int parse_range_op(struct trace_rec *r, const struct fields *f, struct er
         return err_set(e, 0, f->first + 1, "offset %" PRIu64 " is not a multiple of 512",
                        r->offset);
     }
-    if (r->len == 0 || r->len % 512 || r->len > (64u << 20)) {
-        return err_set(e, 0, f->first + 2, "length %" PRIu64 " is not a multiple of 512 "
-                       "in 512..64M", r->len);
+    char why[128];
+    if (trace_len_problem(r->kind, r->len, why, sizeof(why))) {
+        return err_set(e, 0, f->first + 2, "%s", why);
     }
     if (r->offset > UINT64_MAX - r->len) {
         return err_set(e, 0, f->first + 1, "offset + length overflows");
@@ -261,6 +279,34 @@ static int parse_bare(struct trace_rec *r, const struct fields *f, struct err *e
 static void print_bare(const struct trace_rec *r, char *buf, size_t size)
 {
     snprintf(buf, size, "%s", kind_info(r->kind)->word);
+}
+
+static int parse_mutant(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 2, 2, e));
+    const struct mutant *m = mutant_find(f->w[1], strlen(f->w[1]));
+    if (!m) {
+        return err_set(e, 0, f->first + 1, "unknown mutant '%s' (see blocksim replay --help)",
+                       f->w[1]);
+    }
+    r->value = (uint64_t)(m - mutant_table);
+    return 0;
+}
+
+static void print_mutant(const struct trace_rec *r, char *buf, size_t size)
+{
+    ASSERT(r->value < mutant_count);
+    snprintf(buf, size, "mutant %s", mutant_table[r->value].name);
+}
+
+bool trace_has_mutant(const struct trace *t, size_t index)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->recs[i].kind == TRACE_MUTANT && t->recs[i].value == index) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static int parse_crash(struct trace_rec *r, const struct fields *f, struct err *e)
@@ -693,6 +739,7 @@ static const struct kind_info kinds[TRACE__COUNT] = {
     [TRACE_BUGGIFY] = { "buggify", parse_bare, print_bare, false },
     [TRACE_BITMAP] = { "bitmap", parse_bitmap, print_bitmap, false },
     [TRACE_SHUTDOWN] = { "shutdown", parse_bare, print_bare, true },
+    [TRACE_MUTANT] = { "mutant", parse_mutant, print_mutant, false },
 };
 
 static const struct kind_info *kind_info(enum trace_kind kind)
@@ -746,7 +793,8 @@ static int take_at(struct trace_rec *r, struct fields *f, struct err *e)
         return 0;
     }
     if (parse_duration(f->w[0] + 1, &r->at_ns) < 0) {
-        return err_set(e, 0, 1, "expected @TIME such as @5ms, got '%s'", f->w[0]);
+        return err_set(e, 0, 1, "expected @TIME with a unit (ns, us, ms, s) such as @5ms, "
+                       "got '%s'", f->w[0]);
     }
     r->has_at = true;
     memmove(f->w, f->w + 1, (f->n - 1) * sizeof(f->w[0]));
@@ -862,9 +910,51 @@ int trace_parse(struct trace *t, const char *data, size_t len, struct err *e)
     return 0;
 }
 
+/* Read what is left of @fd (a pipe, a FIFO, a terminal) up to @max bytes. */
+static int read_stream(int fd, size_t max, char **data, size_t *len, struct err *e)
+{
+    size_t cap = 65536;
+    size_t got = 0;
+    char *buf = mem_alloc(cap + 1);
+    for (;;) {
+        if (got == cap) {
+            if (cap > max) {
+                mem_free(buf, cap + 1);
+                return err_set(e, 0, 0, "input is more than the %zu bytes this command reads",
+                               max);
+            }
+            buf = mem_realloc(buf, cap + 1, 2 * cap + 1);
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            int ret = -errno;
+            mem_free(buf, cap + 1);
+            err_set(e, 0, 0, "read failed: %s", blocksim_strerror(ret));
+            return ret;
+        }
+        if (n == 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    if (got > max) {
+        mem_free(buf, cap + 1);
+        return err_set(e, 0, 0, "input is more than the %zu bytes this command reads", max);
+    }
+    /* Hand back an allocation of exactly got + 1 bytes (trace_file_free's size). */
+    *data = mem_realloc(buf, cap + 1, got + 1);
+    *len = got;
+    return 0;
+}
+
 int trace_file_read(const char *path, size_t max, char **data, size_t *len, struct err *e)
 {
-    int fd = open(path, O_RDONLY);
+    bool is_stdin = strcmp(path, "-") == 0;
+    int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY);
     if (fd < 0) {
         int ret = -errno;
         err_set(e, 0, 0, "cannot open: %s", blocksim_strerror(ret));
@@ -872,8 +962,16 @@ int trace_file_read(const char *path, size_t max, char **data, size_t *len, stru
     }
     struct stat st;
     int ret = 0;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        ret = err_set(e, 0, 0, "not a regular file");
+    if (fstat(fd, &st) < 0) {
+        ret = err_set(e, 0, 0, "cannot stat: %s", strerror(errno));
+        goto out_close;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        ret = err_set(e, 0, 0, "is a directory, not a trace file");
+        goto out_close;
+    }
+    if (!S_ISREG(st.st_mode)) { /* standard input, a pipe, <(...) */
+        ret = read_stream(fd, max, data, len, e);
         goto out_close;
     }
     if ((uint64_t)st.st_size > max) {
@@ -895,7 +993,9 @@ int trace_file_read(const char *path, size_t max, char **data, size_t *len, stru
         got += (size_t)n;
     }
 out_close:
-    close(fd);
+    if (!is_stdin) {
+        close(fd);
+    }
     return ret;
 }
 

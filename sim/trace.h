@@ -10,7 +10,7 @@
  *   canonical form.
  * Ownership: a trace owns its records, their texts and config blocks.
  * Async contract: none.
- * Depends on: base, fault, disk (crash mode names).
+ * Depends on: base, fault, disk (crash mode names), mutant (names).
  *
  * Grammar (one record a line; '#' starts a comment; blanks separate fields):
  *   blocksim-trace v1                         first line
@@ -27,6 +27,8 @@
  *   fault KIND [key=value...]                 see fault.h
  *   qd N                                      queue depth from here on
  *   buggify                                   enable ref/'s BUGGIFY fault points
+ *   mutant NAME                               plant a known bug (sim/mutant.h),
+ *                                             as --mutant NAME does
  *   [@TIME] read|write|discard|zero OFFSET LENGTH [fua]
  *   [@TIME] flush
  *   [@TIME] crash [mode=prefix|subset|tear]   without @TIME: after earlier
@@ -79,6 +81,7 @@ enum trace_kind {
     TRACE_BUGGIFY,
     TRACE_BITMAP,
     TRACE_SHUTDOWN,
+    TRACE_MUTANT,
     TRACE__COUNT,
 };
 
@@ -200,5 +203,17 @@ const char *trace_kind_name(enum trace_kind kind);
 
 /* Semantic equality of two records (ignores source text and line). */
 bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b);
+
+/* Largest length of a read or write (it carries data) and of a discard or
+ * write-zeroes (it does not; NBD's 32-bit length, 512-aligned). */
+#define TRACE_IO_LEN_MAX (64ull << 20)
+#define TRACE_RANGE_LEN_MAX (0xffffffffull & ~511ull)
+
+/* Is @len a valid length for a @kind record? NULL if so, else @why says
+ * which bound failed. */
+const char *trace_len_problem(enum trace_kind kind, uint64_t len, char *why, size_t size);
+
+/* Does @t hold a 'mutant' record for mutant_table[@index]? */
+bool trace_has_mutant(const struct trace *t, size_t index);
 
 #endif

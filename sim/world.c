@@ -23,6 +23,7 @@
 #include "../ref/node.h"
 #include "../ref/qbm.h"
 #include "content.h"
+#include "mutant.h"
 #include "world_int.h"
 
 /* ---- timer ops for the stack, with BUGGIFY ---- */
@@ -264,6 +265,7 @@ static void op_done(void *opaque, int ret)
         return;
     }
     inflight_remove(w, op);
+    w->progress_ns = w->q.now_ns;
     uint64_t data = 0;
     if (ret == 0 && op->rec->kind == TRACE_READ) {
         data = XXH3_64bits(op->buf, op->rec->len);
@@ -341,7 +343,7 @@ static void do_crash(struct world *w, const struct trace_rec *rec)
     enum disk_crash_mode mode = rec->has_mode ? rec->mode
                                               : (enum disk_crash_mode)rng_below(
                                                     &w->crash_rng, DISK_CRASH__COUNT);
-    bool first = w->r->crashes == 0;
+    bool first = w->r->crashes == w->o.crash_plan_at; /* the one explored */
     struct disk_crash_report rep;
     for (unsigned i = 0; i < w->n_disks; i++) {
         if (first && w->o.crash_hook) {
@@ -542,6 +544,7 @@ static bool pump_too_early(struct world *w, const struct trace_rec *rec)
         w->timer_armed = true;
         evq_post(&w->q, rec->at_ns - w->q.now_ns, pump_timer, w);
     }
+    w->wait_until_ns = max_u64(w->wait_until_ns, rec->at_ns); /* idle, not stalled */
     return true;
 }
 
@@ -611,6 +614,7 @@ void world__pump(struct world *w)
         }
         w->next++;
         w->waited = false;
+        w->progress_ns = w->q.now_ns;
     }
 }
 
@@ -639,6 +643,12 @@ static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err
         if (strcmp(d->name, c->name) != 0) {
             continue;
         }
+        if (w->disk_rec_line[i]) {
+            return err_set(e, r->line, 2, "disk %s is configured twice (first on line %u): "
+                           "give all its settings in one record", d->name,
+                           w->disk_rec_line[i]);
+        }
+        w->disk_rec_line[i] = r->line ? r->line : UINT32_MAX;
         if (c->has_size && c->size < d->size) {
             return err_set(e, r->line, 3, "disk %s needs at least %" PRIu64 " bytes",
                            d->name, d->size);
@@ -708,6 +718,56 @@ static int check_op_rec(const struct world *w, const struct trace_rec *r, bool u
     return 0;
 }
 
+/* Does fault rule @f name something this world has? A rule naming a disk or
+ * host that does not exist would never fire: an input error, with the names
+ * that exist in @known. */
+static bool fault_target_ok(const struct world *w, const struct fault_rule *f, char *known,
+                            size_t size)
+{
+    bool net = f->kind >= FAULT_NET_RESET;
+    size_t at = 0;
+    known[0] = '\0';
+    bool found = !f->disk[0];
+    if (net) {
+        unsigned servers = w->quorum ? w->qcfg.nbd : 0;
+        found |= strcmp(f->disk, "primary") == 0;
+        at += (size_t)snprintf(known + at, size - at, "hosts: primary");
+        for (unsigned i = w->qcfg.children - servers; i < w->qcfg.children && at < size; i++) {
+            char host[16];
+            snprintf(host, sizeof(host), "s%u", i);
+            found |= strcmp(f->disk, host) == 0;
+            at += (size_t)snprintf(known + at, size - at, ", %s", host);
+        }
+        return found;
+    }
+    at += (size_t)snprintf(known + at, size - at, "disks:");
+    for (unsigned i = 0; i < w->n_disks && at < size; i++) {
+        found |= strcmp(f->disk, w->dcfg[i].name) == 0;
+        at += (size_t)snprintf(known + at, size - at, "%s %s", i ? "," : "", w->dcfg[i].name);
+    }
+    /* The QBM files of dirty bitmaps are disks named "qbm" (sim/files). */
+    found |= strcmp(f->disk, FILES_DISK_NAME) == 0;
+    if (at < size) {
+        snprintf(known + at, size - at, "; bitmap files: %s", FILES_DISK_NAME);
+    }
+    return found;
+}
+
+/* The --faults rules, after the trace's own (numbered from @first). */
+static int faults_opt_validate(const struct world *w, size_t first, struct err *e)
+{
+    for (size_t i = first; i < w->plan.n; i++) {
+        char known[256];
+        const struct fault_rule *f = &w->plan.rules[i];
+        if (!fault_target_ok(w, f, known, sizeof(known))) {
+            return err_set(e, 0, 0, "--faults rule %zu names %s '%s', which this topology "
+                           "does not have (%s)", i - first + 1,
+                           f->kind >= FAULT_NET_RESET ? "host" : "disk", f->disk, known);
+        }
+    }
+    return 0;
+}
+
 /* Settings before the first operation; host up/down order; sizes. */
 static int setup_validate(struct world *w, struct err *e)
 {
@@ -717,8 +777,12 @@ static int setup_validate(struct world *w, struct err *e)
         const struct trace_rec *r = &w->t->recs[i];
         enum trace_kind k = r->kind;
         bool setting = k == TRACE_SEED || k == TRACE_TOPOLOGY || k == TRACE_DISK ||
-                       k == TRACE_FAULT || k == TRACE_BUGGIFY;
+                       k == TRACE_FAULT || k == TRACE_BUGGIFY || k == TRACE_MUTANT;
         w->buggify |= k == TRACE_BUGGIFY;
+        if (k == TRACE_MUTANT) {
+            w->o.node_mutants |= mutant_table[r->value].node;
+            w->o.disk_mutants |= mutant_table[r->value].disk;
+        }
         w->bitmaps |= k == TRACE_BITMAP;
         if (setting && ops_started) {
             return err_set(e, r->line, 1, "'%s' must come before the first operation",
@@ -727,6 +791,12 @@ static int setup_validate(struct world *w, struct err *e)
         if (k == TRACE_DISK) {
             TRY(setup_disk_rec(w, r, e));
         } else if (k == TRACE_FAULT) {
+            char known[256];
+            if (!fault_target_ok(w, &r->cfg->fault, known, sizeof(known))) {
+                return err_set(e, r->line, 2, "the fault rule names %s '%s', which this "
+                               "topology does not have (%s)", r->cfg->fault.kind >=
+                               FAULT_NET_RESET ? "host" : "disk", r->cfg->fault.disk, known);
+            }
             fault_plan_add(&w->plan, &r->cfg->fault);
         } else if (trace_kind_is_op(k)) {
             TRY(check_op_rec(w, r, up, e));
@@ -788,10 +858,12 @@ static int world_setup(struct world *w, struct err *e)
     TRY(setup_topology(w, e));
     TRY(setup_validate(w, e));
     TRY(world__bitmap_specs_check(w, e));
+    size_t trace_rules = w->plan.n;
     if (w->o.faults && fault_plan_parse_spec(&w->plan, w->o.faults, e) < 0) {
         e->line = 0;
         return BS_EPARSE;
     }
+    TRY(faults_opt_validate(w, trace_rules, e));
     for (unsigned i = 0; i < w->n_disks; i++) {
         w->disks[i] = disk_new(&w->dcfg[i], &w->q, &w->plan, w->seed, i, w->o.disk_mutants);
         w->disks[i]->flush_hook = flush_seen;
@@ -862,19 +934,28 @@ static void world_fini(struct world *w)
 
 static void world_loop(struct world *w)
 {
-    uint64_t deadline = w->o.deadline_ns ? w->o.deadline_ns : WORLD_DEADLINE_DEFAULT;
+    /* Liveness is judged by stalls, not by a total: a trace may span any
+     * length of virtual time; the stack may not sit on pending work for
+     * stall_ns with nothing completing. */
+    uint64_t stall = w->o.stall_ns ? w->o.stall_ns : WORLD_STALL_DEFAULT;
+    uint64_t limit = 0;
     world__pump(w);
     for (uint64_t i = 0; i < WORLD_EVENTS_MAX && w->r->verdict == WORLD_PASS; i++) {
-        if (!evq_step(&w->q, deadline)) {
+        uint64_t base = max_u64(w->progress_ns, w->wait_until_ns);
+        limit = base > UINT64_MAX - stall ? UINT64_MAX : base + stall;
+        if (!evq_step(&w->q, limit)) {
             break;
         }
     }
     bool unfinished = w->next < w->t->n || w->n_inflight > 0 || w->control_busy;
     if (w->r->verdict == WORLD_PASS && unfinished && !w->r->ended_early) {
         const struct trace_rec *rec = &w->t->recs[w->next < w->t->n ? w->next : w->t->n - 1];
-        char msg[160];
-        snprintf(msg, sizeof(msg), "the run did not finish by the deadline (%" PRIu64
-                 " ns of virtual time): %u operations in flight", deadline, w->n_inflight);
+        char msg[200];
+        snprintf(msg, sizeof(msg), "the stack made no progress for %.3f s of virtual time "
+                 "(from %.3f s on): %u operations in flight%s (--stall sets the limit)",
+                 (double)stall / 1e9,
+                 (double)(limit - stall) / 1e9, w->n_inflight,
+                 w->control_busy ? ", an operator action pending" : "");
         world__control_fail(w, rec, "liveness", msg);
     }
 }
@@ -920,6 +1001,7 @@ static void expect_check(const struct trace *t, struct world_result *r)
         if (rec->kind != TRACE_EXPECT) {
             continue;
         }
+        r->expects++;
         uint64_t got = rec->expect == TRACE_EXPECT_DIGEST ? r->digest
                        : rec->expect == TRACE_EXPECT_CONTENT ? r->content_hash
                        : (uint64_t)(r->verdict == WORLD_PASS);

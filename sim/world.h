@@ -58,13 +58,17 @@ struct world_opts {
     unsigned node_mutants; /* enum node_mutant bits: planted bugs in ref/ */
     unsigned disk_mutants; /* enum disk_mutant bits: planted bugs in the disk */
     const char *faults;    /* extra fault rules "RULE;RULE", or NULL */
-    uint64_t deadline_ns;  /* 0: one virtual hour */
-    /* Crash exploration (props/crashx): at the first crash, crash_hook sees
-     * each disk's cache log before it resolves, and crash_plans (one per
-     * disk, or NULL) replace the crash generator there. */
+    uint64_t stall_ns;     /* liveness: work pending and nothing completed or
+                            * issued for this long (a record's @TIME still to
+                            * come is no stall); 0: one virtual hour */
+    /* Crash exploration (props/crashx): at crash number crash_plan_at
+     * (0-based; the trace's own crash records count), crash_hook sees each
+     * disk's cache log before it resolves, and crash_plans (one per disk, or
+     * NULL) replace the crash generator there. */
     void (*crash_hook)(void *opaque, unsigned disk, const struct disk *d);
     void *crash_hook_opaque;
     const struct disk_crash_plan *crash_plans;
+    uint64_t crash_plan_at;
     /* Crash the host as the disks receive their Nth flush (1-based; 0: off),
      * then go on at the trace's next 'restart' record. */
     uint64_t crash_at_flush;
@@ -80,6 +84,7 @@ enum world_verdict { WORLD_PASS, WORLD_FAIL };
 struct world_result {
     enum world_verdict verdict;  /* the checkers' verdict */
     bool expect_failed;          /* an 'expect' record did not hold */
+    unsigned expects;            /* 'expect' records checked */
     char expect_msg[256];
     uint64_t seed;
     uint64_t digest;

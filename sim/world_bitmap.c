@@ -81,8 +81,42 @@ static void sync_start(struct world *w, const struct trace_rec *rec)
     qbm_sync(w->live->qbm, sync_done, world__control_new(w, rec));
 }
 
+/* Bytes one bitmap of @gran over the guest disk costs: the stack's copy,
+ * the checker's model and the QBM file's buffer, each a bit per granule. */
+static uint64_t bitmap_mem(const struct world *w, uint64_t gran)
+{
+    uint64_t bits = w->size / gran + 1;
+    return 3 * (bits / 8 + 1);
+}
+
+/* Refuse, before anything is allocated, a run whose bitmaps cannot fit. */
+static int bitmaps_mem_check(const struct world *w, struct err *e)
+{
+    uint64_t need = 0;
+    unsigned line = 0;
+    for (unsigned i = 0; i < w->o.n_bitmaps; i++) {
+        uint64_t g = w->o.bitmaps[i].gran ? w->o.bitmaps[i].gran : gran_default(w);
+        need += bitmap_mem(w, g);
+    }
+    for (size_t i = 0; i < w->t->n; i++) {
+        const struct trace_rec *r = &w->t->recs[i];
+        if (r->kind == TRACE_BITMAP && r->bm->op == TRACE_BM_ADD) {
+            need += bitmap_mem(w, r->bm->gran ? r->bm->gran : gran_default(w));
+            line = need > WORLD_BITMAP_MEM_MAX && !line ? r->line : line;
+        }
+    }
+    if (need <= WORLD_BITMAP_MEM_MAX) {
+        return 0;
+    }
+    return err_set(e, line, 0, "the dirty bitmaps over this %" PRIu64 "-byte disk need about "
+                   "%" PRIu64 " MiB of memory, more than the %llu MiB a run may use: use a "
+                   "coarser granularity or a smaller disk", w->size, need >> 20,
+                   WORLD_BITMAP_MEM_MAX >> 20);
+}
+
 int world__bitmap_specs_check(const struct world *w, struct err *e)
 {
+    TRY(bitmaps_mem_check(w, e));
     for (unsigned i = 0; i < w->o.n_bitmaps; i++) {
         const struct world_bitmap_spec *b = &w->o.bitmaps[i];
         uint64_t g = b->gran;

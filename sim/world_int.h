@@ -21,7 +21,10 @@
 #include "rng.h"
 #include "world.h"
 
-#define WORLD_DEADLINE_DEFAULT (3600ull * 1000000000ull)
+#define WORLD_STALL_DEFAULT (3600ull * 1000000000ull)
+/* Memory the dirty bitmaps of one run may take (3 copies of a bit a
+ * granule): a larger need is an input error, found before allocating. */
+#define WORLD_BITMAP_MEM_MAX (4ull << 30)
 #define WORLD_EVENTS_MAX (1ull << 40) /* loop bound: far beyond any real run */
 
 struct stack {
@@ -77,6 +80,9 @@ struct world {
     unsigned cap_inflight;
     bool control_busy;
     bool timer_armed;
+    unsigned disk_rec_line[WORLD_DISKS_MAX]; /* the disk record that configured it */
+    uint64_t progress_ns;   /* virtual time of the last record run or op done */
+    uint64_t wait_until_ns; /* the latest @TIME the pump waited for */
     bool waited;
     struct check_rw check;
     struct model_disk base_model; /* overlay topology: the backing's content */

@@ -188,27 +188,33 @@ expect_status 2 "check bad shard" -- "$bin" check crash --shard 3/2
 expect_status 1 "check catches a planted bug" -- "$bin" check crash --mutant disk-flush-noop \
     --trials 500 --out "$tmp"
 expect_out "shrunk from [0-9]* to [0-9]* operations" "check reports the shrink"
-repro=$(sed -n 's/^  reproduce: blocksim //p' "$tmp/out")
-if [ -n "$repro" ]; then
-    eval "\"$bin\" $repro" >/dev/null 2>&1
-    [ $? = 1 ] && ok || bad "check's reproducer does not reproduce"
-    eval "\"$bin\" ${repro% --mutant*}" >/dev/null 2>&1
+repro=$(sed -n 's/^  reproduce: blocksim replay //p' "$tmp/out")
+if [ -n "$repro" ] && [ -f "$repro" ]; then
+    # The planted bug travels in the trace: the file alone fails...
+    "$bin" replay "$repro" >/dev/null 2>&1
+    [ $? = 1 ] && ok || bad "check's repro trace does not fail alone"
+    grep -q '^mutant disk-flush-noop$' "$repro" && ok || bad "repro lacks its mutant record"
+    # ...and without its mutant record it passes: the bug, not the trace.
+    grep -v '^mutant ' "$repro" >"$tmp/nomutant.trace"
+    "$bin" replay "$tmp/nomutant.trace" >/dev/null 2>&1
     [ $? = 0 ] && ok || bad "check's reproducer fails without the planted bug"
 else
-    bad "check printed no reproduce line"
+    bad "check printed no reproduce line with a trace"
 fi
 expect_status 0 "check --json" -- "$bin" check flush-fua --trials 20 --json --out "$tmp"
 expect_out '"verdict": "pass"' "check json verdict"
 
 # shrink: an existing failing trace gets smaller and still fails.
-expect_status 1 "shrink" -- "$bin" shrink traces/native/default.trace --property crash \
+expect_status 0 "shrink" -- "$bin" shrink traces/native/default.trace --property crash \
     --mutant disk-flush-noop --out "$tmp/small.trace"
 expect_out "shrunk traces/native/default.trace from 3[0-9]* to" "shrink reports sizes"
-expect_status 1 "shrunk trace fails" -- "$bin" replay "$tmp/small.trace" --mutant disk-flush-noop
+expect_status 1 "shrunk trace fails alone" -- "$bin" replay "$tmp/small.trace"
 n=$(grep -cE '^(read|write|flush|zero|discard|crash)' "$tmp/small.trace")
 [ "$n" -le 20 ] && ok || bad "shrunk trace still has $n operations"
-expect_status 2 "shrink a passing trace" -- "$bin" shrink traces/native/golden.trace --property crash
-expect_err "does not fail" "shrink refuses a passing trace"
+expect_status 1 "shrink a passing trace" -- "$bin" shrink traces/native/golden.trace --property crash \
+    --out "$tmp/none.trace"
+expect_out "does not fail" "shrink says it did not reproduce"
+[ ! -e "$tmp/none.trace" ] && ok || bad "shrink wrote a file for a passing trace"
 
 # convert --from scenario: fuzzer inputs and crash artifacts become traces.
 expect_status 0 "convert scenario artifact" -- "$bin" convert --from scenario \
@@ -223,8 +229,29 @@ expect_status 1 "explore finds the map-ordering bug" -- "$bin" explore --exhaust
 expect_out "make-empty; write 0 fua; crash at device flush" "explore names the workload"
 expect_status 0 "explore a fio log" -- "$bin" explore traces/fio/sample-v2.log --max-states 300 \
     --tear-samples 30
-expect_status 2 "explore rejects crash records" -- "$bin" explore traces/native/default.trace
-expect_err "crash' records are not allowed" "explore says why"
+# A trace's own crash records split it into segments, each explored.
+expect_status 0 "explore a trace with crash records" -- "$bin" explore traces/native/golden.trace \
+    --max-states 100 --tear-samples 20
+expect_out "explore: pass  1 workload(s), [1-9][0-9]* crash point" "explore explores segments"
+expect_status 1 "explore catches a planted bug" -- "$bin" explore traces/native/golden.trace \
+    --max-states 200 --tear-samples 20 --mutant disk-flush-noop
+expect_out "^  reproduce: blocksim explore traces/native/golden.trace --point [0-9]" \
+    "explore prints a reproduce line"
+repro=$(sed -n 's/^  reproduce: blocksim //p' "$tmp/out")
+msg=$(sed -n '2p' "$tmp/out")
+eval "\"$bin\" $repro" >"$tmp/out2" 2>&1
+[ $? = 1 ] && grep -qF -- "$msg" "$tmp/out2" && ok || bad "explore's reproduce line: $(cat "$tmp/out2")"
+expect_status 0 "explore --json" -- "$bin" explore traces/native/golden.trace --json \
+    --max-states 50 --tear-samples 5
+expect_out '"states_per_second"' "explore json rate"
+expect_status 0 "explore --time" -- "$bin" explore traces/native/default.trace --time 1
+expect_out "stopped early" "explore says the time ran out"
+expect_status 2 "explore missing file" -- "$bin" explore "$tmp/nope.trace"
+expect_err "nope.trace: cannot open" "explore missing file named"
+expect_status 2 "explore a directory" -- "$bin" explore traces
+expect_err "is a directory" "explore directory named"
+expect_status 2 "explore a bad trace" -- "$bin" explore "$tmp/bad.trace"
+expect_status 2 "explore bad option" -- "$bin" explore --max-states -1 traces/native/golden.trace
 
 # The quorum: planted bugs in the vote and in the NBD client are caught on
 # the bundled quorum trace; `blocksim quorum` refuses bad arguments.
@@ -253,6 +280,126 @@ expect_status 2 "quorum missing file" -- "$bin" quorum --threshold 1 --read 0:51
 expect_err "nope: cannot open" "quorum missing file named"
 expect_status 2 "quorum topology error" -- "$bin" replay /dev/stdin <<<"$(printf \
     'blocksim-trace v1\ntopology quorum children=2 threshold=3\n')"
+
+# ---- usage errors: one message, exit 2, nothing run (issue 12 items 1, 3, 14-16) ----
+one_line_err() { # DESCRIPTION: stderr holds exactly one line, stdout nothing
+    if [ "$(wc -l <"$tmp/err")" = 1 ] && [ ! -s "$tmp/out" ]; then ok; else
+        bad "$1: wanted one error line and no output"; sed 's/^/    /' "$tmp/err" "$tmp/out" >&2; fi
+}
+for args in "check crash --time abc" "check crash --time -5" "check crash --timeout abc" \
+            "check crash --mutant zzz" "check crash --trials=-1" "check crash --shard -1/2" \
+            "replay --qd x traces/native/golden.trace" "replay --size abc traces/native/golden.trace" \
+            "replay --stall 5 traces/native/golden.trace" "shrink --mutant zzz --property crash x" \
+            "explore --time x traces/native/golden.trace" "quorum --threshold -1 --read 0:512 x" \
+            "nbd-serve --socket x --size 1M --handshake-timeout=-3" "nbd-check --port 0" \
+            "replay --bogus x" "replay --seed" "replay --quiet=yes x" "convert --align sideways a b"; do
+    # shellcheck disable=SC2086
+    expect_status 2 "usage error: $args" -- "$bin" $args
+    one_line_err "usage error: $args"
+done
+expect_status 2 "unknown option" -- "$bin" explore --frob traces/native/golden.trace
+expect_err "^blocksim explore: unknown option '--frob' (see --help)$" "getopt errors are ours"
+expect_status 2 "quorum read overflow" -- "$bin" quorum --threshold 1 \
+    --read 18446744073709551104:512 "$tmp/q0.raw"
+expect_err "must not overflow" "quorum overflow named"
+expect_status 2 "quorum negative length" -- "$bin" quorum --threshold 1 --read 0:-512 "$tmp/q0.raw"
+expect_status 2 "quorum read past the end" -- "$bin" quorum --threshold 1 --read 65536:512 \
+    "$tmp/q0.raw"
+expect_err "goes beyond the 65536-byte images" "quorum past the end named"
+expect_status 0 "quorum --opt=value" -- "$bin" quorum --threshold=1 --read=0:4K "$tmp/q0.raw"
+expect_status 0 "quorum --help" -- "$bin" quorum --help
+expect_out "Exit status" "quorum --help states exit codes"
+expect_status 0 "--version" -- "$bin" --version
+expect_out "^blocksim [0-9]" "--version prints it"
+expect_status 0 "replay -h" -- "$bin" replay -h
+expect_out "usage: blocksim replay" "replay -h is help"
+for c in explore shrink quorum check; do
+    expect_status 0 "$c --help" -- "$bin" $c --help
+    expect_out "Exit status" "$c --help states exit codes"
+done
+expect_status 0 "nbd-check --help" -- "$bin" nbd-check --help
+expect_out "OVERWRITES" "nbd-check warns that it overwrites"
+expect_status 0 "replay from stdin" -- "$bin" replay --quiet - <traces/native/golden.trace
+expect_status 0 "replay <(...)" -- "$bin" replay --quiet <(cat traces/fio/sample-v3.log)
+expect_status 0 "replay --seed=N" -- "$bin" replay --quiet --seed=3 traces/native/default.trace
+expect_status 0 "convert from stdin" -- "$bin" convert - "$tmp/from-stdin.trace" \
+    <traces/fio/sample-v2.log
+
+# ---- input errors found before the run (items 5, 11, 16) ----
+printf 'blocksim-trace v1\ntopology plain size=1024T\nwrite 0 4096\n' >"$tmp/huge.trace"
+expect_status 2 "huge bitmap refused" -- "$bin" replay "$tmp/huge.trace" --bitmap x:512
+expect_err "MiB of memory" "huge bitmap says how much memory"
+expect_status 2 "fault on a missing disk (--faults)" -- "$bin" replay \
+    --faults 'write-eio disk=d9 prob=1' traces/native/golden.trace
+expect_err "names disk 'd9'.*disks: d0" "missing disk named with the ones that exist"
+printf 'blocksim-trace v1\nfault read-eio disk=nope\nwrite 0 512\n' >"$tmp/nodisk.trace"
+expect_status 2 "fault on a missing disk (trace)" -- "$bin" replay "$tmp/nodisk.trace"
+expect_err "nodisk.trace:2: field 2: the fault rule names disk 'nope'" "trace fault disk located"
+expect_status 2 "d0 in the quorum topology" -- "$bin" replay traces/native/quorum-nbd.trace \
+    --faults 'read-eio disk=d0'
+expect_status 2 "net rule on a missing host" -- "$bin" replay traces/native/quorum-nbd.trace \
+    --faults 'net-reset host=s0 prob=1%'
+printf 'blocksim-trace v1\ndisk d0 cache=1M\ndisk d0 latency=1us-2us\nwrite 0 512\n' >"$tmp/dup.trace"
+expect_status 2 "duplicate disk record" -- "$bin" replay "$tmp/dup.trace"
+expect_err "dup.trace:3: field 2: disk d0 is configured twice (first on line 2)" "duplicate disk located"
+printf 'blocksim-trace v1\n@5 write 0 512\n' >"$tmp/unitless.trace"
+expect_status 2 "@TIME without a unit" -- "$bin" replay "$tmp/unitless.trace"
+printf 'blocksim-trace v1\n\033[2Jboom\n' >"$tmp/esc.trace"
+expect_status 2 "escape sequences in a record" -- "$bin" replay "$tmp/esc.trace"
+if grep -q $'\033' "$tmp/err"; then bad "raw escape echoed to the terminal"; else ok; fi
+expect_err 'unknown record .\\x1b\[2Jboom' "escaped record named"
+expect_status 0 "json without expectations" -- "$bin" replay --json traces/native/default.trace
+expect_out '"expectations": "none"' "no expect record: none"
+
+# ---- the harness's own limits are no stack failure (item 7) ----
+printf 'fio version 3 iolog\n0 f add\n10 f open\n20 f write 0 4096\n3700000000 f read 0 4096\n' \
+    >"$tmp/late.log"
+expect_status 0 "fio log past one hour" -- "$bin" replay --quiet "$tmp/late.log"
+printf 'blocksim-trace v1\nwrite 0 4096\n@1000000s crash\nrestart\nread 0 4096\n' >"$tmp/late.trace"
+expect_status 0 "native trace past one hour" -- "$bin" replay --quiet "$tmp/late.trace"
+printf 'blocksim-trace v1\ndisk d0 latency=2s-2s\nwrite 0 512\n' >"$tmp/slow.trace"
+expect_status 1 "a stall is a liveness failure" -- "$bin" replay "$tmp/slow.trace" --stall 1s
+expect_out "no progress for 1.000 s" "stall explained"
+expect_status 0 "a longer --stall passes it" -- "$bin" replay --quiet "$tmp/slow.trace" --stall 3s
+printf 'fio version 3 iolog\n0 f add\n1 f open\n2 f read 0 4096\n' >"$tmp/fioline.log"
+printf 'fio version 2 iolog\nf add\nf wait 18446744073709551615\nf write 0 512\n' >"$tmp/wait.log"
+expect_status 2 "fio v2 wait overflow" -- "$bin" replay "$tmp/wait.log"
+expect_err "wait.log:3: field 3: wait 18446744073709551615 ms overflows" "wait overflow located"
+printf 'fio version 2 iolog\nf add\nf write 100 1000\nf sync_file_range 0 4096\n' >"$tmp/odd.log"
+expect_status 2 "unaligned fio refused" -- "$bin" replay "$tmp/odd.log"
+expect_err "align round" "unaligned fio names --align"
+expect_status 0 "--align round" -- "$bin" replay --quiet --align round "$tmp/odd.log"
+
+# ---- check: nothing left behind, nothing lost (items 9, 13) ----
+mkdir -p "$tmp/cwd"
+(cd "$tmp/cwd" && "$bin" check crash flush-fua --trials 30 >/dev/null 2>&1)
+[ -z "$(ls -A "$tmp/cwd")" ] && ok || bad "check left files in the working directory: $(ls -A "$tmp/cwd")"
+(cd "$tmp/cwd" && "$bin" check crash --trials 30 --no-fork >/dev/null 2>&1)
+[ -z "$(ls -A "$tmp/cwd")" ] && ok || bad "check --no-fork left files: $(ls -A "$tmp/cwd")"
+expect_status 2 "check unusable --out" -- "$bin" check crash --out /nonexistent/x --mutant disk-flush-noop
+expect_err "/nonexistent/x: cannot be made" "check --out checked before work"
+touch "$tmp/plainfile"
+expect_status 2 "check --out a file" -- "$bin" check crash --out "$tmp/plainfile"
+expect_status 2 "shrink unusable --out" -- "$bin" shrink traces/native/default.trace \
+    --property crash --mutant disk-flush-noop --out /nonexistent/x
+[ ! -s "$tmp/out" ] && ok || bad "shrink ran before checking --out"
+expect_status 1 "check --json on a failure" -- "$bin" check crash --mutant disk-flush-noop \
+    --json --out "$tmp/jf"
+expect_out '"seed": 1' "check json has the seed"
+expect_out '"reproduce": "blocksim replay' "check json has the reproduce command"
+for i in 0 1; do
+    "$bin" check crash --mutant disk-flush-noop --shard $i/2 --out "$tmp/shards" >/dev/null 2>&1
+done
+[ "$(ls "$tmp/shards" | wc -l)" = 2 ] && ok || bad "shards overwrote each other: $(ls "$tmp/shards")"
+# ^C: a partial summary, exit 130, and no failure made up from the signal.
+"$bin" check crash --trials 0 --time 60 --out "$tmp/int" >"$tmp/int.out" 2>&1 &
+cpid=$!
+sleep 1
+kill -INT $cpid
+wait $cpid
+st=$?
+[ $st = 130 ] && grep -q "crash  *pass .*(interrupted)" "$tmp/int.out" && ok ||
+    bad "check after ^C: exit $st, $(cat "$tmp/int.out")"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

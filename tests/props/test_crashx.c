@@ -66,9 +66,64 @@ START_TEST(test_workload_states_and_fua)
     ck_assert(r.failed);
     ck_assert_msg(strstr(r.message, "sector 32") != NULL, "%s", r.message);
     trace_fini(&t);
-    parse(&t, "blocksim-trace v1\nwrite 0 512\ncrash\nrestart\n");
+    parse(&t, "blocksim-trace v1\ncrash\nrestart\n");
+    ck_assert_int_eq(crashx_run(&t, &o, &r, &e), BS_EPARSE); /* no operations */
+    trace_fini(&t);
+    parse(&t, "blocksim-trace v1\nwrite 0 512\nshutdown\nrestart\n");
     ck_assert_int_eq(crashx_run(&t, &o, &r, &e), BS_EPARSE);
     ck_assert_uint_eq(e.line, 3);
+    trace_fini(&t);
+}
+END_TEST
+
+/* A trace's own crash records split it into segments, each explored after
+ * the crashes before it: a bug that only the second segment shows (its FUA
+ * write) is found there, at crash point 1. */
+START_TEST(test_segments_between_crash_records)
+{
+    struct trace t;
+    parse(&t, "blocksim-trace v1\ntopology plain size=1M\nwrite 0 4096\ncrash mode=prefix\n"
+              "restart\nwrite 8192 4096 fua\nwrite 16384 4096\n");
+    struct crashx_opts o;
+    crashx_opts_default(&o);
+    struct crashx_result r;
+    struct err e = { .file = "t" };
+    ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
+    ck_assert_msg(!r.failed, "%s", r.message);
+    ck_assert_uint_eq(r.points, 2); /* the end of each segment (no flushes) */
+    o.disk_mutants = DISK_MUTANT_FUA_VOLATILE;
+    ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
+    ck_assert(r.failed);
+    ck_assert_uint_eq(r.fail_point, 1);
+    ck_assert_msg(strstr(r.message, "sector 16") != NULL, "%s", r.message);
+    /* --point picks that one point: the same failure, alone. */
+    o.only_point = 2;
+    ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
+    ck_assert(r.failed);
+    ck_assert_uint_eq(r.points, 1);
+    o.only_point = 1; /* the first segment has no FUA write: it passes */
+    ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
+    ck_assert(!r.failed);
+    trace_fini(&t);
+}
+END_TEST
+
+/* A time budget ends the run without a verdict against the stack. */
+START_TEST(test_time_budget_stops_cleanly)
+{
+    struct trace t;
+    parse(&t, "blocksim-trace v1\ntopology plain size=1M\nwrite 0 4096\nwrite 8192 4096\n"
+              "flush\nwrite 16384 4096\n");
+    struct crashx_opts o;
+    crashx_opts_default(&o);
+    static volatile sig_atomic_t stop = 1; /* as if ^C came at once */
+    o.stop = &stop;
+    struct crashx_result r;
+    struct err e = { .file = "t" };
+    ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
+    ck_assert(!r.failed);
+    ck_assert(r.stopped);
+    ck_assert_uint_eq(r.states[CRASHX_PREFIX] + r.states[CRASHX_SUBSET], 0);
     trace_fini(&t);
 }
 END_TEST
@@ -78,6 +133,8 @@ Suite *suite_crashx(void)
     const TTest *tests[] = {
         test_exhaustive_passes_and_counts,
         test_exhaustive_finds_map_ordering_bug,
+        test_segments_between_crash_records,
+        test_time_budget_stops_cleanly,
         test_workload_states_and_fua,
     };
     return tl_suite("crashx", tests, ARRAY_LEN(tests));

@@ -103,7 +103,7 @@ START_TEST(test_properties_catch_planted_bugs)
     o.disk_mutants = pr->disk;
     o.out_dir = dir;
     struct engine_result r;
-    ck_assert_int_eq(engine_run(p, &o, &r), 0);
+    engine_run(p, &o, &r);
     ck_assert_msg(r.failed, "%s did not catch mutant %u/%u in %llu trials", p->name, pr->node,
                   pr->disk, (unsigned long long)r.trials);
     ck_assert_uint_le(r.ops_after, 20);
@@ -117,13 +117,23 @@ START_TEST(test_properties_catch_planted_bugs)
     trace_file_free(data, len);
     char msg[320];
     ck_assert_int_eq(p->check(p, &t, pr->node, pr->disk, msg, sizeof(msg)), 1);
-    ck_assert_int_eq(p->check(p, &t, 0, 0, msg, sizeof(msg)), 0); /* the bug, not the trace */
+    /* The planted bug travels in the trace: the file alone fails... */
+    ck_assert_int_eq(p->check(p, &t, 0, 0, msg, sizeof(msg)), 1);
+    /* ...and without its 'mutant' records it passes: the bug, not the trace. */
+    struct trace view = { 0 }; /* borrows t's records */
+    view.recs = calloc(t.n, sizeof(*view.recs));
+    for (size_t i = 0; i < t.n; i++) {
+        if (t.recs[i].kind != TRACE_MUTANT) {
+            view.recs[view.n++] = t.recs[i];
+        }
+    }
+    ck_assert_uint_lt(view.n, t.n);
+    ck_assert_int_eq(p->check(p, &view, 0, 0, msg, sizeof(msg)), 0);
+    free(view.recs);
     trace_fini(&t);
+    engine_result_fini(&r);
     unlink(r.repro_path);
-    char cur[300];
-    snprintf(cur, sizeof(cur), "%s/current.bin", dir);
-    unlink(cur);
-    rmdir(dir);
+    ck_assert_int_eq(rmdir(dir), 0); /* nothing else left behind */
 }
 END_TEST
 
@@ -134,7 +144,7 @@ START_TEST(test_properties_hold)
     o.trials = 150;
     for (size_t i = 0; i < registry_count; i++) {
         struct engine_result r;
-        ck_assert_int_eq(engine_run(&registry_props[i], &o, &r), 0);
+        engine_run(&registry_props[i], &o, &r);
         ck_assert_msg(!r.failed, "%s: %s", registry_props[i].name, r.message);
         ck_assert_uint_eq(r.passed + r.dups, 150);
     }
@@ -149,12 +159,14 @@ START_TEST(test_same_seed_same_failure_and_shards)
     o.disk_mutants = DISK_MUTANT_FLUSH_NOOP;
     struct engine_result a;
     struct engine_result b;
-    ck_assert_int_eq(engine_run(p, &o, &a), 0);
-    ck_assert_int_eq(engine_run(p, &o, &b), 0);
+    engine_run(p, &o, &a);
+    engine_run(p, &o, &b);
     ck_assert(a.failed && b.failed);
     ck_assert_uint_eq(a.fail_trial, b.fail_trial);
     ck_assert_uint_eq(a.ops_after, b.ops_after);
     ck_assert_str_eq(a.message, b.message);
+    engine_result_fini(&a);
+    engine_result_fini(&b);
     /* Two shards cover the campaign exactly once. */
     o.disk_mutants = 0;
     o.trials = 40;
@@ -162,7 +174,7 @@ START_TEST(test_same_seed_same_failure_and_shards)
     for (unsigned s = 0; s < 2; s++) {
         o.shard_index = s;
         o.shard_count = 2;
-        ck_assert_int_eq(engine_run(p, &o, &a), 0);
+        engine_run(p, &o, &a);
         total += a.trials + a.dups;
     }
     ck_assert_uint_eq(total, 40);
@@ -211,12 +223,13 @@ START_TEST(test_fork_mode_catches_crashes)
     o.trials = 50;
     o.shrink_steps = 2000;
     struct engine_result r;
-    ck_assert_int_eq(engine_run(&crashing, &o, &r), 0);
+    engine_run(&crashing, &o, &r);
     ck_assert(r.failed);
     /* Natively the child dies by SIGABRT; under valgrind it exits instead. */
     ck_assert_msg(strstr(r.message, "signal 6") || strstr(r.message, "exited with status"),
                   "%s", r.message);
     ck_assert_uint_eq(r.ops_after, 3);
+    engine_result_fini(&r);
 }
 END_TEST
 
@@ -254,11 +267,86 @@ START_TEST(test_fork_mode_catches_hangs)
     o.trials = 20;
     o.shrink_steps = 3;
     struct engine_result r;
-    ck_assert_int_eq(engine_run(&hanging, &o, &r), 0);
+    engine_run(&hanging, &o, &r);
     ck_assert(r.failed);
     ck_assert_msg(strstr(r.message, "hung") != NULL, "%s", r.message);
     ck_assert(r.shrink_stopped_early);
+    engine_result_fini(&r);
 }
+
+/* A stop request (^C) ends the run; the trial it cut short is no failure. */
+static volatile sig_atomic_t test_stop;
+
+static int check_stops(const struct prop *p, const struct trace *t, unsigned nm,
+                       unsigned dm, char *msg, size_t size)
+{
+    (void)p;
+    (void)t;
+    (void)nm;
+    (void)dm;
+    static unsigned calls;
+    if (++calls == 5) {
+        test_stop = 1; /* as the SIGINT handler would, in the middle of a trial */
+        snprintf(msg, size, "killed by the interrupt");
+        return 1;
+    }
+    return 0;
+}
+
+static const struct prop stopping = {
+    "stopping", "interrupted at its fifth trial",
+      { 30, false, true, false, false, false, false, false, false, false, false, 0 }, check_stops,
+};
+
+START_TEST(test_interrupt_is_no_failure)
+{
+    struct engine_opts o;
+    engine_opts_default(&o);
+    o.trials = 100;
+    o.stop = &test_stop;
+    struct engine_result r;
+    engine_run(&stopping, &o, &r);
+    ck_assert(!r.failed);
+    ck_assert(r.interrupted);
+    ck_assert_uint_eq(r.trials, 4);
+    ck_assert_uint_eq(r.passed, 4);
+    engine_run(&stopping, &o, &r); /* still stopped: runs nothing */
+    ck_assert(r.interrupted);
+    ck_assert_uint_eq(r.trials, 0);
+    test_stop = 0;
+}
+END_TEST
+
+/* An output directory that cannot be written loses nothing: the shrunk
+ * scenario stays in the result and prints as a trace that parses. */
+START_TEST(test_unwritable_out_keeps_the_failure)
+{
+    const struct prop *p = registry_find("crash");
+    struct engine_opts o;
+    engine_opts_default(&o);
+    o.disk_mutants = DISK_MUTANT_FLUSH_NOOP;
+    o.out_dir = "/nonexistent/blocksim-out";
+    struct engine_result r;
+    engine_run(p, &o, &r);
+    ck_assert(r.failed);
+    ck_assert_str_eq(r.repro_path, "");
+    ck_assert_ptr_nonnull(strstr(r.repro_error, "/nonexistent/blocksim-out"));
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    ck_assert_int_eq(engine_repro_print(p, &o, &r, f), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "mutant disk-flush-noop"));
+    struct trace t;
+    struct err e = { .file = "memstream" };
+    ck_assert_int_eq(trace_parse(&t, text, size, &e), 0);
+    char msg[320];
+    ck_assert_int_eq(p->check(p, &t, 0, 0, msg, sizeof(msg)), 1);
+    trace_fini(&t);
+    free(text);
+    engine_result_fini(&r);
+}
+END_TEST
 END_TEST
 
 START_TEST(test_buggify_points_fire_deterministically)
@@ -298,6 +386,8 @@ Suite *suite_engine(void)
     tcase_add_test(tc, test_fork_mode_catches_crashes);
     tcase_add_test(tc, test_buggify_points_fire_deterministically);
     tcase_add_test(tc, test_fork_mode_catches_hangs);
+    tcase_add_test(tc, test_interrupt_is_no_failure);
+    tcase_add_test(tc, test_unwritable_out_keeps_the_failure);
     tcase_set_timeout(tc, 300);
     suite_add_tcase(s, tc);
     return s;

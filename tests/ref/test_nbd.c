@@ -276,6 +276,10 @@ START_TEST(test_nbd_request_check)
         { { NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_WRITE_ZEROES, 1, 0, 512 }, 0, NBD_EINVAL },
         { { 0, NBD_CMD_BLOCK_STATUS, 1, 0, 512 }, 0, NBD_EINVAL }, /* no context */
         { { 0, NBD_CMD_FLUSH, 1, 0, 0 }, 0, 0 },
+        /* FUA is valid on every command once SEND_FUA was advertised. */
+        { { NBD_CMD_FLAG_FUA, NBD_CMD_READ, 1, 0, 512 }, 0, 0 },
+        { { NBD_CMD_FLAG_FUA, NBD_CMD_FLUSH, 1, 0, 0 }, 0, 0 },
+        { { NBD_CMD_FLAG_FUA, NBD_CMD_TRIM, 1, 0, 512 }, 0, 0 },
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         uint32_t got = nbd_request_check(&cases[i].r, 1 << 20, tf | cases[i].extra, 512, false,
@@ -283,6 +287,13 @@ START_TEST(test_nbd_request_check)
         ck_assert_msg(got == cases[i].want, "case %zu: %u, want %u (%s)", i, got,
                       cases[i].want, e.msg);
     }
+    /* ...and refused on any command when it was not. */
+    struct nbd_request fua_read = { NBD_CMD_FLAG_FUA, NBD_CMD_READ, 1, 0, 512 };
+    ck_assert_uint_eq(nbd_request_check(&fua_read, 1 << 20, tf & ~NBD_TFLAG_SEND_FUA, 512,
+                                        false, false, &e), NBD_EINVAL);
+    /* Block status with FUA and a context selected. */
+    struct nbd_request fua_bs = { NBD_CMD_FLAG_FUA, NBD_CMD_BLOCK_STATUS, 1, 0, 512 };
+    ck_assert_uint_eq(nbd_request_check(&fua_bs, 1 << 20, tf, 512, true, true, &e), 0);
 }
 END_TEST
 

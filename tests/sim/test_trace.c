@@ -86,7 +86,13 @@ START_TEST(test_trace_errors_name_line_and_field)
         { "blocksim-trace v1\nwrite x 512\n", 2, 2, "unsigned integer" },
         { "blocksim-trace v1\nread 0 512 fua\n", 2, 4, "unexpected field" },
         { "blocksim-trace v1\nseed 1\nfrobnicate\n", 3, 1, "unknown record" },
-        { "blocksim-trace v1\n@5 seed 1\n", 2, 1, "cannot carry @TIME" },
+        { "blocksim-trace v1\n@5ms seed 1\n", 2, 1, "cannot carry @TIME" },
+        { "blocksim-trace v1\n@5 write 0 512\n", 2, 1, "with a unit" },
+        { "blocksim-trace v1\nread 0 0\n", 2, 3, "at least 512" },
+        { "blocksim-trace v1\nread 0 134217728\n", 2, 3, "over the 64M a read or write" },
+        { "blocksim-trace v1\ndiscard 0 4294967808\n", 2, 3, "over the 4G-512" },
+        { "blocksim-trace v1\nmutant nope\n", 2, 2, "unknown mutant" },
+        { "blocksim-trace v1\nfault write-eio after=5\n", 2, 3, "" },
         { "blocksim-trace v1\n@fast write 0 512\n", 2, 1, "@TIME" },
         { "blocksim-trace v1\nfault write-eio prob=x\n", 2, 3, "probability" },
         { "blocksim-trace v1\ncrash mode=melt\n", 2, 2, "mode=prefix" },
@@ -119,6 +125,26 @@ START_TEST(test_trace_errors_name_line_and_field)
         ck_assert_msg(strstr(e.msg, cases[i].msg) != NULL, "case %zu: %s", i, e.msg);
         ck_assert_uint_eq(t.n, 0);
     }
+    /* Lengths: a discard or write-zeroes may span 4G-512 (NBD's limit), as
+     * nbd-serve --trace-out records them; a mutant record round-trips. */
+    static const char ok[] = "blocksim-trace v1\nmutant disk-flush-noop\n"
+                             "discard 0 4294966784\nzero 0 1073741824\n";
+    struct trace t;
+    struct err e = { .file = "ok" };
+    ck_assert_int_eq(trace_parse(&t, ok, strlen(ok), &e), 0);
+    ck_assert_int_eq(t.recs[1].kind, TRACE_MUTANT);
+    size_t n;
+    char *text = trace_print_string(&t, true, &n);
+    ck_assert_str_eq(text, ok);
+    free(text);
+    trace_fini(&t);
+    /* Raw bytes in an unknown record reach the message escaped. */
+    static const char raw[] = "blocksim-trace v1\n\x1b[31mred\n";
+    ck_assert_int_eq(trace_parse(&t, raw, strlen(raw), &e), BS_EPARSE);
+    char msg[1200];
+    err_format(&e, msg, sizeof(msg));
+    ck_assert_ptr_null(strchr(msg, 0x1b));
+    ck_assert_ptr_nonnull(strstr(msg, "\\x1b[31mred"));
 }
 END_TEST
 

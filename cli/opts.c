@@ -1,0 +1,114 @@
+/*
+ * opts: what every subcommand's argument parsing shares: getopt_long with
+ * blocksim's own messages (one line naming the command and the option, a
+ * "see --help" hint), and strict number parsing (no sign, no junk, no
+ * overflow).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../ref/base.h"
+#include "../sim/import_fio.h"
+#include "cli.h"
+
+int cli_getopt(const char *cmd, int argc, char **argv, const struct option *opts)
+{
+    opterr = 0; /* our messages, not getopt's */
+    int c = getopt_long(argc, argv, ":h", opts, NULL);
+    if (c == '?' || c == ':') {
+        const char *arg = argv[optind - 1];
+        char shortopt[3] = { '-', (char)optopt, '\0' };
+        /* A long option's text is argv[optind - 1]; a short one's is -optopt. */
+        const char *name = (arg && arg[0] == '-' && arg[1] == '-') || !optopt ? arg : shortopt;
+        if (c == ':') {
+            cli_error(cmd, "option '%s' needs a value (see --help)", name);
+        } else if (optopt && strncmp(arg, "--", 2) == 0) {
+            cli_error(cmd, "option '%s' takes no value (see --help)", name);
+        } else {
+            cli_error(cmd, "unknown option '%s' (see --help)", name);
+        }
+        return '?';
+    }
+    return c;
+}
+
+int cli_parse_num(const char *cmd, const char *opt, const char *val, uint64_t *out,
+                  bool size)
+{
+    int ret = size ? parse_size(val, out) : parse_u64(val, out);
+    if (ret < 0) {
+        cli_error(cmd, "%s: expected %s, got '%s'", opt,
+                  size ? "a size such as 1G" : "an unsigned integer", val);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+/* The directory that holds @path (a copy in @dir). */
+static void dir_of(const char *path, char *dir, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(dir, size, ".");
+    } else if (slash == path) {
+        snprintf(dir, size, "/");
+    } else {
+        snprintf(dir, size, "%.*s", (int)(slash - path), path);
+    }
+}
+
+int cli_out_dir_check(const char *cmd, const char *opt, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            cli_error(cmd, "%s %s: not a directory", opt, dir);
+            return CLI_USAGE;
+        }
+        if (access(dir, W_OK | X_OK) != 0) {
+            cli_error(cmd, "%s %s: cannot write there: %s", opt, dir, strerror(errno));
+            return CLI_USAGE;
+        }
+        return 0;
+    }
+    /* Made when first needed: its parent must take it. */
+    char parent[4096];
+    dir_of(dir, parent, sizeof(parent));
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode) || access(parent, W_OK | X_OK) != 0) {
+        cli_error(cmd, "%s %s: cannot be made (%s is not a writable directory)", opt, dir,
+                  parent);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+int cli_out_file_check(const char *cmd, const char *opt, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        cli_error(cmd, "%s %s: is a directory", opt, path);
+        return CLI_USAGE;
+    }
+    char parent[4096];
+    dir_of(path, parent, sizeof(parent));
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode) || access(parent, W_OK | X_OK) != 0) {
+        cli_error(cmd, "%s %s: cannot write there (%s is not a writable directory)", opt, path,
+                  parent);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+int cli_align_parse(const char *cmd, const char *val, struct import_fio_opts *o)
+{
+    if (strcmp(val, "reject") != 0 && strcmp(val, "round") != 0) {
+        cli_error(cmd, "--align: expected reject or round, got '%s'", val);
+        return CLI_USAGE;
+    }
+    o->align_round = strcmp(val, "round") == 0;
+    return 0;
+}
