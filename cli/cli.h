@@ -28,6 +28,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
         }                                                                    \
     } while (0)
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,6 +60,18 @@ int cli_getopt(const char *cmd, int argc, char **argv, const struct option *opts
  * on error prints "blocksim CMD: OPT: expected ..." and returns CLI_USAGE. */
 int cli_parse_num(const char *cmd, const char *opt, const char *val, uint64_t *out,
                   bool size);
+
+/* Print @e as "blocksim CMD: FILE:LINE: field N: MSG"; returns CLI_USAGE. */
+struct err;
+int cli_input_error(const char *cmd, const struct err *e);
+
+/* "A<sep>B" into two numbers (sizes such as 4K when @size): 0 or -EINVAL. */
+int cli_parse_pair(const char *val, char sep, bool size, uint64_t *first, uint64_t *second);
+
+/* SIGINT and SIGTERM set cli_stop, and long-running commands stop soon after,
+ * cleanly: partial results printed, sockets closed. */
+extern volatile sig_atomic_t cli_stop;
+void cli_catch_stop_signals(void);
 
 /* --align reject|round into @o's align_round; CLI_USAGE on a bad value. */
 int cli_align_parse(const char *cmd, const char *val, struct import_fio_opts *o);

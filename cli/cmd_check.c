@@ -58,18 +58,9 @@ static void check_usage(FILE *out)
 
 static int parse_shard(const char *val, struct engine_opts *o)
 {
-    const char *slash = strchr(val, '/');
-    char first[24];
     uint64_t i;
     uint64_t n;
-    if (!slash || (size_t)(slash - val) >= sizeof(first)) {
-        cli_error("check", "--shard: expected I/N with I < N, got '%s'", val);
-        return CLI_USAGE;
-    }
-    memcpy(first, val, (size_t)(slash - val));
-    first[slash - val] = '\0';
-    if (parse_u64(first, &i) < 0 || parse_u64(slash + 1, &n) < 0 || n == 0 || i >= n ||
-        n > UINT32_MAX) {
+    if (cli_parse_pair(val, '/', false, &i, &n) < 0 || n == 0 || i >= n || n > UINT32_MAX) {
         cli_error("check", "--shard: expected I/N with I < N, got '%s'", val);
         return CLI_USAGE;
     }
@@ -259,14 +250,6 @@ static void result_text(const struct prop *p, const struct check_args *a,
     printf("  reproduce: %s\n", cmd);
 }
 
-static volatile sig_atomic_t check_stop;
-
-static void check_on_signal(int sig)
-{
-    (void)sig;
-    check_stop = 1;
-}
-
 static int check_one(const struct prop *p, const struct check_args *a, json_t *all)
 {
     struct engine_result r;
@@ -303,18 +286,13 @@ int cmd_check(int argc, char **argv)
         }
     }
     CLI_TRY(cli_out_dir_check("check", "--out", a.o.out_dir));
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = check_on_signal;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    a.o.stop = &check_stop;
+    cli_catch_stop_signals();
+    a.o.stop = &cli_stop;
     json_t *all = a.json ? json_array() : NULL;
     int status = CLI_OK;
-    for (int i = optind; i < argc && !check_stop; i++) {
+    for (int i = optind; i < argc && !cli_stop; i++) {
         bool every = strcmp(argv[i], "all") == 0;
-        for (size_t k = 0; k < registry_count && !check_stop; k++) {
+        for (size_t k = 0; k < registry_count && !cli_stop; k++) {
             const struct prop *p = &registry_props[k];
             if (every || strcmp(argv[i], p->name) == 0) {
                 int one = check_one(p, &a, all);

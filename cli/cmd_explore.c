@@ -50,14 +50,6 @@ struct explore_args {
     char mutants[128];
 };
 
-static volatile sig_atomic_t explore_stop;
-
-static void explore_on_signal(int sig)
-{
-    (void)sig;
-    explore_stop = 1;
-}
-
 static int explore_opt(struct explore_args *a, int c, const char *val)
 {
     uint64_t v;
@@ -197,12 +189,8 @@ int cmd_explore(int argc, char **argv)
     if (ret != 0) {
         return ret < 0 ? CLI_OK : ret;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = explore_on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    a.o.stop = &explore_stop;
+    cli_catch_stop_signals();
+    a.o.stop = &cli_stop;
     struct crashx_result r;
     const char *path = a.exhaustive ? NULL : argv[optind];
     if (a.exhaustive) {
@@ -217,12 +205,9 @@ int cmd_explore(int argc, char **argv)
         ret = crashx_run(&t, &a.o, &r, &e);
         trace_fini(&t);
         if (ret < 0) {
-            char msg[512];
-            err_format(&e, msg, sizeof(msg));
-            cli_error("explore", "%s", msg);
-            return CLI_USAGE;
+            return cli_input_error("explore", &e);
         }
     }
     explore_print(&a, path, &r);
-    return r.failed ? CLI_FAIL : explore_stop ? 130 : CLI_OK;
+    return r.failed ? CLI_FAIL : cli_stop ? 130 : CLI_OK;
 }

@@ -17,23 +17,6 @@
 #include "cli.h"
 #include "sock.h"
 
-static volatile sig_atomic_t nbd_stop; /* set by SIGINT / SIGTERM */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    nbd_stop = 1;
-}
-
-/* SIGINT and SIGTERM end the command cleanly: the loop sees nbd_stop. */
-static void stop_on_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
 
 struct nbd_args {
     const char *socket;
@@ -270,8 +253,8 @@ static int serve_open_trace(struct serve *s, const struct nbd_args *a)
 
 static void serve_loop(struct serve *s)
 {
-    stop_on_signals();
-    while (!nbd_stop && !(s->once && s->served && nbd_server_sessions(s->srv) == 0)) {
+    cli_catch_stop_signals();
+    while (!cli_stop && !(s->once && s->served && nbd_server_sessions(s->srv) == 0)) {
         sock_loop_run_once(s->loop, 100000000);
     }
 }
@@ -374,7 +357,7 @@ static int check_io(struct check *k, enum node_op op, uint64_t off, uint64_t len
 {
     k->done = false;
     node_submit(k->nbd, op, off, len, buf, flags, check_cb, k);
-    while (!k->done && !nbd_stop) {
+    while (!k->done && !cli_stop) {
         sock_loop_run_once(k->loop, 100000000);
     }
     return k->done ? k->done_ret : -EINTR;
@@ -454,7 +437,7 @@ static int check_connect(struct check *k, const struct nbd_args *a, struct graph
                               .simple_only = a->simple };
     struct err e = { .file = NULL };
     ASSERT(node_new(g, &drv_nbd, "nbd", &o, &e, &k->nbd) == 0);
-    while (drv_nbd_ready(k->nbd) == 0 && !nbd_stop) {
+    while (drv_nbd_ready(k->nbd) == 0 && !cli_stop) {
         sock_loop_run_once(k->loop, 100000000);
     }
     if (drv_nbd_ready(k->nbd) < 0) {
@@ -484,7 +467,7 @@ static int check_run(struct check *k, const struct nbd_args *a)
     for (uint64_t off = 0; off < k->span && ret == 0; off += 512 * 256) {
         ret = check_io(k, NODE_OP_READ, off, 512 * 256, k->model + off, 0) < 0 ? CLI_FAIL : 0;
     }
-    for (uint64_t i = 0; i < a->ops && ret == 0 && !nbd_stop; i++) {
+    for (uint64_t i = 0; i < a->ops && ret == 0 && !cli_stop; i++) {
         ret = check_step(k);
     }
     if (ret == 0 && !a->quiet) {
@@ -509,7 +492,7 @@ int cmd_nbd_check(int argc, char **argv)
     struct check k;
     memset(&k, 0, sizeof(k));
     rng_stream(&k.rng, a.seed, "nbd-check", 0, 0);
-    stop_on_signals();
+    cli_catch_stop_signals();
     k.loop = sock_loop_new();
     struct graph g;
     graph_init(&g, sock_loop_timer(k.loop), 0);

@@ -4,7 +4,7 @@
  *
  * Each FILE (a raw image) is loaded into a simulated disk c0, c1, ...; a
  * quorum node over their file nodes runs the --read requests one after the
- * other; each prints one JSON line: the result, the bytes read (up to 4 KiB), the
+ * other; each prints one JSON line: the result, the bytes read (up to 64 KiB), the
  * children QUORUM_REPORT_BAD named (with or without an error) and whether
  * QUORUM_FAILURE was emitted. With --rewrite the children's contents are
  * written back to the files at the end, so that a repair can be compared
@@ -28,7 +28,7 @@
 
 #define QC_READS_MAX 64
 #define QC_FILE_MAX (64u << 20)
-#define QC_SHOW_MAX 4096u /* bytes of a read printed (hex) */
+#define QC_SHOW_MAX 65536u /* bytes of a read printed (hex) */
 
 struct qc_args {
     const char *files[NODE_CHILDREN_MAX];
@@ -61,7 +61,7 @@ static void qc_usage(FILE *out)
             "Run the reference quorum driver over FILE... (raw images of equal size,\n"
             "at most %u, each at most 64 MiB, one child each: children.0 is the first)\n"
             "and print one JSON line per --read: offset, len, result (ok or the errno\n"
-            "name), data (hex, the first 4 KiB), reported (the children QUORUM_REPORT_BAD\n"
+            "name), data (hex, the first 64 KiB), reported (the children QUORUM_REPORT_BAD\n"
             "named, with or without an error) and failure (QUORUM_FAILURE emitted).\n"
             "tests/qemu_quorum.py compares these lines with QEMU's quorum.\n\n"
             "  --threshold T   vote-threshold (1..number of FILEs)\n"
@@ -79,22 +79,14 @@ static void qc_usage(FILE *out)
 /* --read OFF:LEN, each a size; checked against the images once they are loaded. */
 static int qc_read_arg(struct qc_args *a, const char *val)
 {
-    const char *colon = strchr(val, ':');
-    char off_text[32];
     uint64_t off = 0;
     uint64_t len = 0;
     if (a->n_reads == QC_READS_MAX) {
         cli_error("quorum", "--read: at most %u of them", QC_READS_MAX);
         return CLI_USAGE;
     }
-    if (!colon || (size_t)(colon - val) >= sizeof(off_text)) {
-        cli_error("quorum", "--read: expected OFF:LEN, got '%s'", val);
-        return CLI_USAGE;
-    }
-    memcpy(off_text, val, (size_t)(colon - val));
-    off_text[colon - val] = '\0';
-    if (parse_size(off_text, &off) < 0 || parse_size(colon + 1, &len) < 0) {
-        cli_error("quorum", "--read: OFF and LEN must be unsigned sizes such as 4K, got '%s'",
+    if (cli_parse_pair(val, ':', true, &off, &len) < 0) {
+        cli_error("quorum", "--read: expected OFF:LEN, unsigned sizes such as 4K, got '%s'",
                   val);
         return CLI_USAGE;
     }

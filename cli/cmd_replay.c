@@ -274,10 +274,7 @@ int trace_load(const char *cmd, const char *path, const char **format,
     }
     trace_file_free(data, len);
     if (ret < 0) {
-        char msg[512];
-        err_format(&e, msg, sizeof(msg));
-        cli_error(cmd, "%s", msg);
-        return CLI_USAGE;
+        return cli_input_error(cmd, &e);
     }
     return 0;
 }
@@ -355,10 +352,7 @@ int cmd_replay(int argc, char **argv)
     double secs = wall_now() - start;
     trace_fini(&t);
     if (ret < 0) {
-        char msg[512];
-        err_format(&e, msg, sizeof(msg));
-        cli_error("replay", "%s", msg);
-        return CLI_USAGE;
+        return cli_input_error("replay", &e);
     }
     char repro[1024];
     repro_command(&a, format, r.seed, repro, sizeof(repro));

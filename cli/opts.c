@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -61,6 +62,21 @@ static void dir_of(const char *path, char *dir, size_t size)
     }
 }
 
+/* Is the directory that would hold @path there and writable? Else print
+ * why (for @opt) and return CLI_USAGE. */
+static int parent_check(const char *cmd, const char *opt, const char *path)
+{
+    struct stat st;
+    char parent[4096];
+    dir_of(path, parent, sizeof(parent));
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode) || access(parent, W_OK | X_OK) != 0) {
+        cli_error(cmd, "%s %s: cannot be written (%s is not a writable directory)", opt, path,
+                  parent);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
 int cli_out_dir_check(const char *cmd, const char *opt, const char *dir)
 {
     struct stat st;
@@ -75,15 +91,7 @@ int cli_out_dir_check(const char *cmd, const char *opt, const char *dir)
         }
         return 0;
     }
-    /* Made when first needed: its parent must take it. */
-    char parent[4096];
-    dir_of(dir, parent, sizeof(parent));
-    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode) || access(parent, W_OK | X_OK) != 0) {
-        cli_error(cmd, "%s %s: cannot be made (%s is not a writable directory)", opt, dir,
-                  parent);
-        return CLI_USAGE;
-    }
-    return 0;
+    return parent_check(cmd, opt, dir); /* made when first needed */
 }
 
 int cli_out_file_check(const char *cmd, const char *opt, const char *path)
@@ -93,14 +101,7 @@ int cli_out_file_check(const char *cmd, const char *opt, const char *path)
         cli_error(cmd, "%s %s: is a directory", opt, path);
         return CLI_USAGE;
     }
-    char parent[4096];
-    dir_of(path, parent, sizeof(parent));
-    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode) || access(parent, W_OK | X_OK) != 0) {
-        cli_error(cmd, "%s %s: cannot write there (%s is not a writable directory)", opt, path,
-                  parent);
-        return CLI_USAGE;
-    }
-    return 0;
+    return parent_check(cmd, opt, path);
 }
 
 int cli_align_parse(const char *cmd, const char *val, struct import_fio_opts *o)
@@ -111,4 +112,43 @@ int cli_align_parse(const char *cmd, const char *val, struct import_fio_opts *o)
     }
     o->align_round = strcmp(val, "round") == 0;
     return 0;
+}
+
+int cli_parse_pair(const char *val, char sep, bool size, uint64_t *first, uint64_t *second)
+{
+    const char *at = strchr(val, sep);
+    char head[32];
+    if (!at || (size_t)(at - val) >= sizeof(head)) {
+        return -EINVAL;
+    }
+    memcpy(head, val, (size_t)(at - val));
+    head[at - val] = '\0';
+    int (*parse)(const char *, uint64_t *) = size ? parse_size : parse_u64;
+    return parse(head, first) < 0 || parse(at + 1, second) < 0 ? -EINVAL : 0;
+}
+
+volatile sig_atomic_t cli_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    cli_stop = 1;
+}
+
+void cli_catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART; /* poll(2) still returns EINTR: loops see cli_stop */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_input_error(const char *cmd, const struct err *e)
+{
+    char msg[1200];
+    err_format(e, msg, sizeof(msg));
+    cli_error(cmd, "%s", msg);
+    return CLI_USAGE;
 }

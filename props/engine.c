@@ -84,6 +84,8 @@ static bool trial_forked(const struct prop *p, const struct engine_opts *o,
         /* The host program may have its own SIGALRM handler (Check's kills
          * the whole process group): the timeout must only end this child. */
         signal(SIGALRM, SIG_DFL);
+        signal(SIGINT, SIG_DFL); /* ^C ends the trial; the parent discards it */
+        signal(SIGTERM, SIG_DFL);
         alarm(o->timeout_s ? o->timeout_s : 30);
         char child_msg[320] = "";
         bool fail = trial_in_process(p, o, bytes, len, child_msg, sizeof(child_msg));

@@ -41,6 +41,10 @@ struct check_rw {
     struct model_disk model;
     uint64_t seed;            /* content seed */
     bool crashed;             /* a crash happened: violations are crash-consistency */
+    bool replicas;            /* the guest reads a vote over replicas (quorum): after a
+                               * crash they may diverge, so a read does not narrow a
+                               * sector's crash-possible values (the hazard of a
+                               * quorum without resync) */
     bool failed;
     struct violation first;
     uint64_t sectors_checked;

@@ -215,6 +215,22 @@ unsigned model_disk_current(const struct model_disk *m, uint64_t s, uint64_t *ex
     return count;
 }
 
+bool model_disk_holds_crashed(const struct model_disk *m, uint64_t s, uint64_t tag)
+{
+    const struct model_sector *sec = sector_get(m, s);
+    if (!sec) {
+        return false;
+    }
+    const struct model_cand *c = cands_c(sec);
+    bool found = false;
+    bool crashed = false;
+    for (uint32_t i = current_start(sec); i < sec->n; i++) {
+        found |= c[i].tag == tag;
+        crashed |= (c[i].flags & MODEL_CRASHED) != 0;
+    }
+    return found && crashed;
+}
+
 bool model_disk_read(struct model_disk *m, uint64_t s, uint64_t tag, uint64_t *expect,
                      unsigned max, unsigned *n_expect)
 {

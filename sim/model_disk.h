@@ -84,6 +84,12 @@ void model_disk_crash(struct model_disk *m);
 bool model_disk_read(struct model_disk *m, uint64_t s, uint64_t tag, uint64_t *expect,
                      unsigned max, unsigned *n_expect);
 
+/* Replicas: is @tag in sector @s's current set while that set still holds
+ * a value a crash left possible? Then each replica may hold a different one
+ * of them and a whole-request vote may return any, read after read: no
+ * narrowing. False otherwise (model_disk_read decides). */
+bool model_disk_holds_crashed(const struct model_disk *m, uint64_t s, uint64_t tag);
+
 /* The current set of sector @s without narrowing. */
 unsigned model_disk_current(const struct model_disk *m, uint64_t s, uint64_t *expect,
                             unsigned max);

@@ -43,8 +43,10 @@
  *   [@TIME] shutdown                          clean close: flush, store
  *                                             bitmaps, host down
  *   expect verdict pass|fail | expect digest HEX | expect content HEX
- * Sizes take K/M/G/T suffixes (binary); durations ns/us/ms/s. @TIME is the
- * earliest virtual time at which the record may run.
+ * Sizes take K/M/G/T suffixes (binary); durations need a unit: ns, us, ms
+ * or s. @TIME is the earliest virtual time at which the record may run.
+ * OFFSET and LENGTH are multiples of 512; LENGTH is at most 64M for read and
+ * write (they carry data), 4G-512 for discard and zero (NBD's limit).
  */
 #ifndef BLOCKSIM_TRACE_H
 #define BLOCKSIM_TRACE_H

@@ -873,6 +873,7 @@ static int world_setup(struct world *w, struct err *e)
         world__quorum_start(w);
     }
     check_rw_init(&w->check, w->seed, world_taint, w);
+    w->check.replicas = w->quorum;
     model_disk_init(&w->base_model);
     w->digest = XXH3_createState();
     ASSERT(w->digest != NULL);

@@ -377,7 +377,7 @@ mkdir -p "$tmp/cwd"
 (cd "$tmp/cwd" && "$bin" check crash --trials 30 --no-fork >/dev/null 2>&1)
 [ -z "$(ls -A "$tmp/cwd")" ] && ok || bad "check --no-fork left files: $(ls -A "$tmp/cwd")"
 expect_status 2 "check unusable --out" -- "$bin" check crash --out /nonexistent/x --mutant disk-flush-noop
-expect_err "/nonexistent/x: cannot be made" "check --out checked before work"
+expect_err "/nonexistent/x: cannot be written" "check --out checked before work"
 touch "$tmp/plainfile"
 expect_status 2 "check --out a file" -- "$bin" check crash --out "$tmp/plainfile"
 expect_status 2 "shrink unusable --out" -- "$bin" shrink traces/native/default.trace \
@@ -400,6 +400,24 @@ wait $cpid
 st=$?
 [ $st = 130 ] && grep -q "crash  *pass .*(interrupted)" "$tmp/int.out" && ok ||
     bad "check after ^C: exit $st, $(cat "$tmp/int.out")"
+
+# ---- logs written by real fio (3.31+ writes v3: microsecond timestamps) ----
+if command -v fio >/dev/null 2>&1; then
+    (cd "$tmp" && fio --name=j --filename=fio.bin --size=4M --rw=randrw --bs=4k \
+        --ioengine=psync --number_ios=12 --thinktime=50ms --thinktime_blocks=4 --fsync=3 \
+        --write_iolog=real.log --output=/dev/null >/dev/null 2>&1)
+    expect_status 0 "convert a real fio log" -- "$bin" convert "$tmp/real.log" "$tmp/real.trace"
+    # thinktime 50 ms after every 4 I/Os: the 5th operation runs 50 ms after the 4th.
+    gap=$(grep -E '^@[0-9]+us (read|write)' "$tmp/real.trace" | sed -n '4p;5p' |
+          sed 's/^@\([0-9]*\)us.*/\1/' | paste -sd' ' | awk '{print $2 - $1}')
+    [ -n "$gap" ] && [ "$gap" -ge 49000 ] && [ "$gap" -le 80000 ] && ok ||
+        bad "real fio log: thinktime gap ${gap:-?} us, wanted about 50000"
+    first=$(grep -m1 -E '^@' "$tmp/real.trace" | sed 's/^@\([0-9]*\)us.*/\1/')
+    [ -n "$first" ] && [ "$first" -lt 5000 ] && ok || bad "real fio log: first op at ${first:-?} us"
+    expect_status 0 "replay a real fio log" -- "$bin" replay --quiet "$tmp/real.log"
+else
+    echo "SKIP: real fio logs (no fio on PATH)" >&2
+fi
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -152,6 +152,87 @@ if have nbdkit "nbd-check against nbdkit memory"; then
 fi
 check_client blocksim "$tmp/main.sock" --seed 4
 
+# --- FUA on every command (the protocol: a server that advertised SEND_FUA
+# must accept the flag everywhere, even by ignoring it) ---
+if have nbdsh "FUA on reads and flushes"; then
+    cat >"$tmp/fua.py" <<'EOF'
+import os
+h.set_request_structured_replies(True)
+h.add_meta_context("base:allocation")
+h.connect_uri(os.environ["URI"])
+h.set_strict_mode(0)  # libnbd would refuse the flag itself
+h.pread(4096, 0, nbd.CMD_FLAG_FUA)
+h.flush(nbd.CMD_FLAG_FUA)
+h.block_status(4096, 0, lambda *a: 0, nbd.CMD_FLAG_FUA)
+h.trim(4096, 0, nbd.CMD_FLAG_FUA)
+h.shutdown()
+print("fua ok")
+EOF
+    if URI=$U "${nbdsh_py[@]}" -c "exec(open('$tmp/fua.py').read())" >"$tmp/fua.out" 2>&1 &&
+       grep -q 'fua ok' "$tmp/fua.out"; then ok; else bad "FUA flag: $(cat "$tmp/fua.out")"; fi
+fi
+
+# --- a large discard is recorded and replays (what blocksim writes, it reads) ---
+if have qemu-io "qemu-io discard 1G"; then
+    serve big 2G --trace-out "$tmp/big.trace"
+    if qemu-io -f raw "$(uri big)" -c 'write -P 0x11 0 64k' -c 'discard 0 1G' \
+           -c 'write -z 1G 1G' >"$tmp/bigio" 2>&1 &&
+       grep -q '^discard 0 1073741824$' "$tmp/big.trace" &&
+       "$bin" replay --quiet "$tmp/big.trace" 2>"$tmp/big.err"; then ok; else
+        bad "1 GiB discard recorded and replayed: $(cat "$tmp/bigio" "$tmp/big.err")"; fi
+fi
+
+# --- a hundred idle clients in the handshake do not shut others out; the
+# handshake timeout closes them; a connection limit refuses with a log line ---
+if have nbdinfo "idle clients and limits"; then
+    serve idle 1M --handshake-timeout 2
+    python3 - "$tmp/idle.sock" <<'EOF' >"$tmp/idle.out" 2>&1
+import socket, subprocess, sys, time
+socks = []
+for i in range(100):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); socks.append(s)
+r = subprocess.run(["nbdinfo", "--size", "nbd+unix:///?socket=" + sys.argv[1]],
+                   capture_output=True, text=True, timeout=10)
+assert r.returncode == 0 and r.stdout.strip() == "1048576", r
+time.sleep(3)
+closed = 0
+for s in socks:
+    s.settimeout(1)
+    try:
+        while s.recv(4096):
+            pass
+        closed += 1
+    except OSError:
+        pass
+assert closed == 100, "%d of 100 idle clients closed by the handshake timeout" % closed
+print("idle ok")
+EOF
+    grep -q 'idle ok' "$tmp/idle.out" && ok || bad "idle clients: $(cat "$tmp/idle.out")"
+    grep -q 'handshake not finished within 2000 ms' "$tmp/idle.log" && ok ||
+        bad "no log line for the handshake timeout"
+    serve lim 1M --max-connections 2
+    python3 - "$tmp/lim.sock" <<'EOF' >"$tmp/lim.out" 2>&1
+import socket, sys, time
+socks = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+for s in socks:
+    s.connect(sys.argv[1])
+    time.sleep(0.2)
+socks[2].settimeout(2)
+print("third got", len(socks[2].recv(100)), "bytes")
+EOF
+    grep -q 'third got 0 bytes' "$tmp/lim.out" && grep -q 'connection refused: 2 connections open' \
+        "$tmp/lim.log" && ok || bad "connection limit: $(cat "$tmp/lim.out" "$tmp/lim.log")"
+fi
+
+# --- the socket path: never replace a file, nor a live server's socket ---
+echo precious >"$tmp/keep"
+"$bin" nbd-serve --socket "$tmp/keep" --size 1M >/dev/null 2>"$tmp/e4"
+[ $? = 2 ] && grep -q 'not a socket' "$tmp/e4" && [ "$(cat "$tmp/keep")" = precious ] && ok ||
+    bad "nbd-serve on a regular file: $(cat "$tmp/e4")"
+"$bin" nbd-serve --socket "$tmp/main.sock" --size 1M >/dev/null 2>"$tmp/e5"
+[ $? = 2 ] && grep -q 'another server is listening' "$tmp/e5" && ok ||
+    bad "nbd-serve on a live socket: $(cat "$tmp/e5")"
+
 # --- usage errors, and the recorded trace replays ---
 "$bin" nbd-serve --socket "$tmp/x.sock" >/dev/null 2>"$tmp/e1"
 [ $? = 2 ] && grep -q -- '--size' "$tmp/e1" && ok || bad "nbd-serve without --size"
