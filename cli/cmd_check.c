@@ -13,7 +13,6 @@
 
 #include "../props/engine.h"
 #include "../props/registry.h"
-#include "../sim/mutant.h"
 #include "../sim/trace.h"
 #include "cli.h"
 
@@ -415,33 +414,19 @@ static void shrink_usage(FILE *out)
 }
 
 /* The trace without the dropped records, with a 'mutant' record per
- * planted bug of the command line right after the header. */
+ * planted bug of the command line. */
 static void shrink_print(const struct shrink_ctx *s, FILE *f)
 {
     const struct trace *t = s->t;
     struct trace view = { 0 };
-    view.recs = mem_alloc((t->n + mutant_count) * sizeof(*view.recs));
+    view.recs = mem_alloc(t->n * sizeof(*view.recs));
     for (size_t i = 0; i < t->n; i++) {
-        if (s->drop[i]) {
-            continue;
-        }
-        view.recs[view.n++] = t->recs[i];
-        if (t->recs[i].kind != TRACE_HEADER) {
-            continue;
-        }
-        for (size_t m = 0; m < mutant_count; m++) {
-            bool planted = (mutant_table[m].node & s->node_mutants) ||
-                           (mutant_table[m].disk & s->disk_mutants);
-            if (planted && !trace_has_mutant(t, m)) {
-                struct trace_rec *r = &view.recs[view.n++];
-                memset(r, 0, sizeof(*r));
-                r->kind = TRACE_MUTANT;
-                r->value = m;
-            }
+        if (!s->drop[i]) {
+            view.recs[view.n++] = t->recs[i];
         }
     }
-    trace_print_canonical(&view, f);
-    mem_free(view.recs, (t->n + mutant_count) * sizeof(*view.recs));
+    trace_print_repro(&view, NULL, s->node_mutants, s->disk_mutants, f);
+    mem_free(view.recs, t->n * sizeof(*view.recs));
 }
 
 static int shrink_write(const struct shrink_ctx *s, const char *path)

@@ -7,7 +7,9 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../props/crashx.h"
@@ -36,9 +38,13 @@ static void explore_usage(FILE *out)
             "  --seed S           sampling seed (default 1)\n"
             "  --time SECONDS     stop after this long (the report says so; not a failure)\n"
             "  --point K          explore only crash point K (as a failure's reproduce line)\n"
+            "  --out DIR          where a failing state's repro trace goes (default\n"
+            "                     ./blocksim-failures, made when needed; checked first)\n"
             "  --json             print the result as JSON\n"
             "  --quiet            no progress line on a terminal\n"
             "  --mutant NAME      plant a known bug (see blocksim replay --help)\n\n"
+            "A failing state is written as a native trace whose crash record names it\n"
+            "exactly (at-flush=, plan=): `blocksim replay` on it fails alone.\n"
             "Exit status: 0 every state passed (or the time ran out first), 1 a state\n"
             "failed (with a reproduce: line), 2 usage or input error, 130 interrupted.\n");
 }
@@ -47,6 +53,9 @@ struct explore_args {
     struct crashx_opts o;
     bool exhaustive, json, quiet, tear_set;
     uint64_t ops;
+    const char *out_dir;
+    char repro_path[4200];
+    char repro_error[256];
     char mutants[128];
 };
 
@@ -59,6 +68,7 @@ static int explore_opt(struct explore_args *a, int c, const char *val)
     case 'x': a->exhaustive = true; return 0;
     case 'j': a->json = true; return 0;
     case 'q': a->quiet = true; return 0;
+    case 'o': a->out_dir = val; return 0;
     case 'e':
         a->tear_set = true;
         return cli_parse_num("explore", "--tear-samples", val, &a->o.tear_samples, false);
@@ -101,11 +111,12 @@ static int explore_parse(struct explore_args *a, int argc, char **argv)
         { "tear-samples", required_argument, NULL, 'e' },
         { "time", required_argument, NULL, 't' },       { "point", required_argument, NULL, 'p' },
         { "json", no_argument, NULL, 'j' },             { "quiet", no_argument, NULL, 'q' },
-        { NULL, 0, NULL, 0 },
+        { "out", required_argument, NULL, 'o' },        { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
     crashx_opts_default(&a->o);
     a->ops = 3;
+    a->out_dir = "blocksim-failures";
     optind = 1;
     int c;
     while ((c = cli_getopt("explore", argc, argv, options)) != -1) {
@@ -123,7 +134,28 @@ static int explore_parse(struct explore_args *a, int argc, char **argv)
         cli_error("explore", "expected one TRACE (see --help)");
         return CLI_USAGE;
     }
-    return 0;
+    return cli_out_dir_check("explore", "--out", a->out_dir);
+}
+
+/* OUT/explore-<trace name>-point<K>.trace (or -exhaustive); on failure the
+ * trace goes to stdout, never lost. */
+static void explore_write_repro(struct explore_args *a, const char *path,
+                                const struct crashx_result *r)
+{
+    const char *base = path ? strrchr(path, '/') : NULL;
+    base = base ? base + 1 : path ? path : "exhaustive";
+    size_t stem = strcspn(base, ".");
+    snprintf(a->repro_path, sizeof(a->repro_path), "%s/explore-%.*s-point%" PRIu64 ".trace",
+             a->out_dir, (int)(stem ? stem : strlen(base)), base, r->fail_point);
+    mkdir(a->out_dir, 0777); /* may exist; fopen says what is wrong */
+    FILE *f = fopen(a->repro_path, "w");
+    bool ok = f && fputs(r->repro, f) >= 0;
+    ok = f && fclose(f) == 0 && ok;
+    if (!ok) {
+        snprintf(a->repro_error, sizeof(a->repro_error), "%.200s: %s", a->repro_path,
+                 strerror(errno));
+        a->repro_path[0] = '\0';
+    }
 }
 
 static void explore_reproduce(const struct explore_args *a, const char *path,
@@ -161,6 +193,11 @@ static void explore_print(const struct explore_args *a, const char *path,
                               "seconds", r->seconds, "states_per_second", rate);
         json_object_set_new(o, "seed", json_integer((json_int_t)a->o.seed));
         if (r->failed) {
+            json_object_set_new(o, "repro", a->repro_path[0] ? json_string(a->repro_path)
+                                                             : json_null());
+            if (!a->repro_path[0]) {
+                json_object_set_new(o, "repro_trace", json_string(r->repro));
+            }
             json_object_set_new(o, "message", json_string(r->message));
             json_object_set_new(o, "point", json_integer((json_int_t)r->fail_point));
             json_object_set_new(o, "reproduce", json_string(cmd));
@@ -177,9 +214,17 @@ static void explore_print(const struct explore_args *a, const char *path,
            r->states[CRASHX_SUBSET], r->states[CRASHX_TEAR], r->distinct, r->dups,
            r->exhaustive ? "; subsets exhaustive" : "; subsets sampled", r->seconds, rate,
            r->stopped ? " (stopped early: not every state ran)" : "");
-    if (r->failed) {
-        printf("  %s\n  reproduce: %s\n", r->message, cmd);
+    if (!r->failed) {
+        return;
     }
+    printf("  %s\n", r->message);
+    if (a->repro_path[0]) {
+        printf("  repro: %s (blocksim replay %s fails alone)\n", a->repro_path, a->repro_path);
+    } else {
+        printf("  the repro trace could not be written (%s); here it is:\n%s", a->repro_error,
+               r->repro);
+    }
+    printf("  reproduce: %s\n", cmd);
 }
 
 int cmd_explore(int argc, char **argv)
@@ -208,6 +253,10 @@ int cmd_explore(int argc, char **argv)
             return cli_input_error("explore", &e);
         }
     }
+    if (r.failed && r.repro) {
+        explore_write_repro(&a, path, &r);
+    }
     explore_print(&a, path, &r);
+    crashx_result_fini(&r);
     return r.failed ? CLI_FAIL : cli_stop ? 130 : CLI_OK;
 }

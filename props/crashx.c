@@ -18,6 +18,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <xxhash.h>
@@ -55,6 +56,7 @@ struct point {
     uint8_t fua[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
     uint32_t len[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
     unsigned line;               /* workload line of the last record before it */
+    size_t crash_rec;            /* index of the crash record it appends */
     uint64_t at_flush;           /* crash at the disks' Nth flush; 0: at the end */
 };
 
@@ -63,6 +65,7 @@ struct explorer {
     uint64_t crash_index;        /* the crash the plans apply to (the segment) */
     double start;                /* wall clock at the start */
     uint64_t states;             /* states run, all generators */
+    uint64_t point_number;       /* of the point being explored */
     uint64_t point_states;       /* budget per crash point and generator */
     uint64_t point_tears;
     struct crashx_result *r;
@@ -112,6 +115,7 @@ static void point_build(struct point *pt, const struct trace *w, size_t upto)
         }
         pt->line = r->line;
     }
+    pt->crash_rec = pt->t.n;
     point_add(pt, NULL, TRACE_CRASH);
     point_add(pt, NULL, TRACE_RESTART);
     for (unsigned i = 0; i < n_ranges; i++) {
@@ -189,6 +193,42 @@ static bool must_stop(struct explorer *x)
     return stop;
 }
 
+void crashx_result_fini(struct crashx_result *r)
+{
+    free(r->repro);
+    r->repro = NULL;
+}
+
+/* The failing state as a trace: the point's scenario whose crash record
+ * names the crash point (at-flush=) and, when @planned, the fates of every
+ * cache entry (plan=, tear-seed=). */
+static void repro_fill(struct explorer *x, bool planned, uint64_t tear_seed)
+{
+    struct point *pt = x->pt;
+    struct trace_crash_plan *p = trace_crash_plan_new();
+    p->at_flush = pt->at_flush;
+    p->tear_seed = planned ? tear_seed : 0;
+    p->n_disks = planned ? pt->n_disks : 0;
+    for (unsigned d = 0; d < p->n_disks; d++) {
+        p->n[d] = (uint32_t)pt->n_entries[d];
+        p->fates[d] = mem_alloc(p->n[d] ? p->n[d] : 1);
+        memcpy(p->fates[d], x->keep[d], p->n[d]);
+    }
+    struct trace_rec *crash = &pt->t.recs[pt->crash_rec];
+    ASSERT(crash->kind == TRACE_CRASH && crash->plan == NULL);
+    crash->plan = p;
+    size_t len;
+    FILE *f = open_memstream(&x->r->repro, &len);
+    ASSERT(f != NULL);
+    char comment[600];
+    snprintf(comment, sizeof(comment), "explore: crash point %" PRIu64 " failed:\n%s",
+             x->point_number, x->r->message);
+    trace_print_repro(&pt->t, comment, x->o->node_mutants, x->o->disk_mutants, f);
+    ASSERT(fclose(f) == 0);
+    crash->plan = NULL;
+    trace_crash_plan_free(p);
+}
+
 /* Run the plan in x->keep; false once the property failed or the run must
  * stop (r->failed and r->stopped tell which). */
 static bool run_plan(struct explorer *x, enum crashx_gen gen, uint64_t tear_seed)
@@ -238,6 +278,7 @@ static bool run_plan(struct explorer *x, enum crashx_gen gen, uint64_t tear_seed
     point_where(x->pt, where, sizeof(where));
     snprintf(x->r->message, sizeof(x->r->message), "crash %s, %s state %.120s: %s: %.250s",
              where, gen_names[gen], plan, res.first.property, res.first.msg);
+    repro_fill(x, true, tear_seed);
     return false;
 }
 
@@ -388,6 +429,7 @@ static int explore_point(struct explorer *x, struct point *pt, uint64_t index,
         x->r->failed = true;
         snprintf(x->r->message, sizeof(x->r->message), "crash %s: %s: %.300s", where,
                  res.first.property, res.first.msg);
+        repro_fill(x, false, 0);
     }
     if (ret == 0 && !x->r->failed) {
         x->r->points++;
@@ -492,6 +534,7 @@ static int explore_workload(const struct trace *w, const struct crashx_opts *o,
         for (uint64_t k = 0; k <= span && ret == 0 && !r->failed && !must_stop(&x); k++) {
             pt->at_flush = k == span ? 0 : sg->flush_lo + k + 1; /* the end last */
             if (!o->only_point || o->only_point == number + 1) {
+                x.point_number = number;
                 ret = explore_point(&x, pt, number, e);
             }
             r->fail_point = number++;

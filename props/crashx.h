@@ -52,6 +52,9 @@ struct crashx_result {
     uint64_t fail_point;             /* failed: the crash point's number */
     double seconds;
     char message[512];
+    char *repro;                     /* failed: a native trace that replays the
+                                      * failing state exactly (crash record with
+                                      * at-flush= and plan=); crashx_result_fini */
 };
 
 void crashx_opts_default(struct crashx_opts *o);
@@ -73,5 +76,7 @@ void crashx_exhaustive(unsigned max_ops, const struct crashx_opts *o,
                        struct crashx_result *r);
 
 const char *crashx_gen_name(enum crashx_gen g);
+
+void crashx_result_fini(struct crashx_result *r);
 
 #endif

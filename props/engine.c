@@ -29,7 +29,6 @@
 #include <xxhash.h>
 
 #include "../ref/base.h"
-#include "../sim/mutant.h"
 #include "../sim/u64map.h"
 #include "registry.h"
 
@@ -348,22 +347,11 @@ int engine_repro_print(const struct prop *p, const struct engine_opts *o,
     choices_init_bytes(&c, r->bytes, r->len);
     struct trace t;
     gen_scenario(&c, &p->gen, &t);
-    ASSERT(t.n > 0 && t.recs[0].kind == TRACE_HEADER);
-    /* The comments go after the header line, which must stay first. */
-    fprintf(f, "blocksim-trace v%" PRIu64 "\n", t.recs[0].value);
-    fprintf(f, "# property %s failed: seed %" PRIu64 ", trial %" PRIu64 ", shrunk from %zu to "
-            "%zu operations\n# %s\n", p->name, o->seed, r->fail_trial, r->ops_before,
-            r->ops_after, r->message);
-    /* The planted bugs it needs travel with it: replaying the file alone fails. */
-    for (size_t i = 0; i < mutant_count; i++) {
-        if ((mutant_table[i].node & o->node_mutants) || (mutant_table[i].disk & o->disk_mutants)) {
-            fprintf(f, "mutant %s\n", mutant_table[i].name);
-        }
-    }
-    struct trace rest = t;
-    rest.recs = t.recs + 1;
-    rest.n = t.n - 1;
-    trace_print_canonical(&rest, f);
+    char comment[512];
+    snprintf(comment, sizeof(comment), "property %s failed: seed %" PRIu64 ", trial %" PRIu64
+             ", shrunk from %zu to %zu operations\n%s", p->name, o->seed, r->fail_trial,
+             r->ops_before, r->ops_after, r->message);
+    trace_print_repro(&t, comment, o->node_mutants, o->disk_mutants, f);
     trace_fini(&t);
     choices_fini(&c);
     return ferror(f) ? -EIO : 0;

@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #define TRACE_FIELDS_MAX 16
-#define TRACE_LINE_MAX 1024
+/* A crash plan names every cache entry of every disk: up to 8 x 4096 fates,
+ * run-length coded. */
+#define TRACE_LINE_MAX 40960
 
 struct fields {
     char *w[TRACE_FIELDS_MAX];
@@ -42,8 +44,25 @@ void trace_init(struct trace *t)
     memset(t, 0, sizeof(*t));
 }
 
+struct trace_crash_plan *trace_crash_plan_new(void)
+{
+    return mem_alloc(sizeof(struct trace_crash_plan));
+}
+
+void trace_crash_plan_free(struct trace_crash_plan *p)
+{
+    if (!p) {
+        return;
+    }
+    for (unsigned d = 0; d < p->n_disks; d++) {
+        mem_free(p->fates[d], p->n[d] ? p->n[d] : 1);
+    }
+    mem_free(p, sizeof(*p));
+}
+
 static void rec_fini(struct trace_rec *r)
 {
+    trace_crash_plan_free(r->plan);
     mem_strfree(r->text);
     mem_free(r->cfg, r->cfg ? sizeof(*r->cfg) : 0);
     mem_free(r->bm, r->bm ? sizeof(*r->bm) : 0);
@@ -161,6 +180,17 @@ static int field_u64(const struct fields *f, unsigned i, uint64_t *out, const ch
     if (parse_u64(f->w[i], out) < 0) {
         return err_set(e, 0, f->first + i, "%s: expected an unsigned integer, got '%s'",
                        what, f->w[i]);
+    }
+    return 0;
+}
+
+/* The value after KEY= in field @i. */
+static int field_kv_u64(const struct fields *f, unsigned i, const char *val, uint64_t *out,
+                        const char *what, struct err *e)
+{
+    if (parse_u64(val, out) < 0) {
+        return err_set(e, 0, f->first + i, "%s: expected an unsigned integer, got '%s'",
+                       what, val);
     }
     return 0;
 }
@@ -299,6 +329,31 @@ static void print_mutant(const struct trace_rec *r, char *buf, size_t size)
     snprintf(buf, size, "mutant %s", mutant_table[r->value].name);
 }
 
+void trace_print_repro(const struct trace *t, const char *comment, unsigned node_mutants,
+                       unsigned disk_mutants, FILE *out)
+{
+    ASSERT(t->n > 0 && t->recs[0].kind == TRACE_HEADER);
+    fprintf(out, "%s v%" PRIu64 "\n", TRACE_MAGIC, t->recs[0].value);
+    for (const char *at = comment; at && *at;) {
+        const char *nl = strchr(at, '\n');
+        int n = nl ? (int)(nl - at) : (int)strlen(at);
+        fprintf(out, "# %.*s\n", n, at);
+        at += n + (nl != NULL);
+    }
+    /* The planted bugs a failure needs travel with it: the file alone fails. */
+    for (size_t m = 0; m < mutant_count; m++) {
+        bool planted = (mutant_table[m].node & node_mutants) ||
+                       (mutant_table[m].disk & disk_mutants);
+        if (planted && !trace_has_mutant(t, m)) {
+            fprintf(out, "mutant %s\n", mutant_table[m].name);
+        }
+    }
+    struct trace rest = *t;
+    rest.recs = t->recs + 1;
+    rest.n = t->n - 1;
+    trace_print_canonical(&rest, out);
+}
+
 bool trace_has_mutant(const struct trace *t, size_t index)
 {
     for (size_t i = 0; i < t->n; i++) {
@@ -309,16 +364,87 @@ bool trace_has_mutant(const struct trace *t, size_t index)
     return false;
 }
 
-static int parse_crash(struct trace_rec *r, const struct fields *f, struct err *e)
+/* plan=F/F..: one fate string per disk; a fate may carry a repeat count
+ * ("k12-3t" is twelve kept, three dropped, one torn). */
+static int crash_plan_fates(struct trace_crash_plan *p, const struct fields *f, unsigned i,
+                            const char *val, struct err *e)
 {
-    TRY(want_fields(f, 1, 2, e));
-    if (f->n == 2) {
-        if (strncmp(f->w[1], "mode=", 5) != 0 ||
-            disk_crash_mode_parse(f->w[1] + 5, &r->mode) < 0) {
-            return err_set(e, 0, f->first + 1, "expected mode=prefix, mode=subset or "
-                           "mode=tear, got '%s'", f->w[1]);
+    uint8_t *fates = mem_alloc(TRACE_PLAN_ENTRIES);
+    int ret = 0;
+    for (const char *at = val;;) {
+        size_t n = 0;
+        while (*at && *at != '/' && ret == 0) {
+            const char *fate = strchr("-kt", *at);
+            uint64_t count = 1;
+            const char *num = ++at;
+            while (*at >= '0' && *at <= '9' && count <= TRACE_PLAN_ENTRIES) {
+                uint64_t digit = (uint64_t)(*at - '0');
+                count = (at == num ? 0 : count * 10) + digit;
+                at++;
+            }
+            if (!fate || count == 0 || count > TRACE_PLAN_ENTRIES - n) {
+                ret = err_set(e, 0, f->first + i, "plan: expected fates k (keep), - (drop), "
+                              "t (tear) with repeat counts, at most %d a disk",
+                              TRACE_PLAN_ENTRIES);
+                break;
+            }
+            memset(fates + n, (int)(fate - "-kt"), count);
+            n += count;
+        }
+        if (ret == 0 && p->n_disks == TRACE_PLAN_DISKS) {
+            ret = err_set(e, 0, f->first + i, "plan: at most %d disks", TRACE_PLAN_DISKS);
+        }
+        if (ret < 0) {
+            break;
+        }
+        unsigned d = p->n_disks++;
+        p->n[d] = (uint32_t)n;
+        p->fates[d] = mem_alloc(n ? n : 1);
+        memcpy(p->fates[d], fates, n);
+        if (*at != '/') {
+            break;
+        }
+        at++;
+    }
+    mem_free(fates, TRACE_PLAN_ENTRIES);
+    return ret;
+}
+
+static int crash_option(struct trace_rec *r, const struct fields *f, unsigned i,
+                        struct err *e)
+{
+    const char *w = f->w[i];
+    if (strncmp(w, "mode=", 5) == 0) {
+        if (disk_crash_mode_parse(w + 5, &r->mode) < 0) {
+            return err_set(e, 0, f->first + i, "expected mode=prefix, mode=subset or "
+                           "mode=tear, got '%s'", w);
         }
         r->has_mode = true;
+        return 0;
+    }
+    r->plan = r->plan ? r->plan : trace_crash_plan_new();
+    if (strncmp(w, "at-flush=", 9) == 0) {
+        TRY(field_kv_u64(f, i, w + 9, &r->plan->at_flush, "at-flush", e));
+        if (r->plan->at_flush == 0) {
+            return err_set(e, 0, f->first + i, "at-flush counts from 1");
+        }
+        return 0;
+    }
+    if (strncmp(w, "tear-seed=", 10) == 0) {
+        return field_kv_u64(f, i, w + 10, &r->plan->tear_seed, "tear-seed", e);
+    }
+    if (strncmp(w, "plan=", 5) == 0 && r->plan->n_disks == 0) {
+        return crash_plan_fates(r->plan, f, i, w + 5, e);
+    }
+    return err_set(e, 0, f->first + i, "unknown crash option '%s' (mode=, at-flush=, plan=, "
+                   "tear-seed=)", w);
+}
+
+static int parse_crash(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 1, 5, e));
+    for (unsigned i = 1; i < f->n; i++) {
+        TRY(crash_option(r, f, i, e));
     }
     return 0;
 }
@@ -327,6 +453,33 @@ static void print_crash(const struct trace_rec *r, char *buf, size_t size)
 {
     snprintf(buf, size, "crash%s%s", r->has_mode ? " mode=" : "",
              r->has_mode ? disk_crash_mode_name(r->mode) : "");
+    const struct trace_crash_plan *p = r->plan;
+    if (!p) {
+        return;
+    }
+    if (p->at_flush) {
+        cat_kv(buf, size, "at-flush", p->at_flush, fmt_u64);
+    }
+    if (p->n_disks) {
+        cat(buf, size, " plan=");
+        for (unsigned d = 0; d < p->n_disks; d++) {
+            cat(buf, size, d ? "/" : "");
+            for (uint32_t k = 0; k < p->n[d];) {
+                uint32_t run = 1;
+                while (k + run < p->n[d] && p->fates[d][k + run] == p->fates[d][k]) {
+                    run++;
+                }
+                char one[16];
+                snprintf(one, sizeof(one), run > 1 ? "%c%" PRIu32 : "%c", "-kt"[p->fates[d][k]],
+                         run);
+                cat(buf, size, one);
+                k += run;
+            }
+        }
+    }
+    if (p->tear_seed) {
+        cat_kv(buf, size, "tear-seed", p->tear_seed, fmt_u64);
+    }
 }
 
 static const char *const expect_words[] = { "verdict", "digest", "content" };
@@ -1060,13 +1213,26 @@ static bool bm_equal(const struct trace_bitmap *a, const struct trace_bitmap *b)
            a->gran == b->gran && a->persistent == b->persistent && a->disabled == b->disabled;
 }
 
+static bool plan_equal(const struct trace_crash_plan *a, const struct trace_crash_plan *b)
+{
+    if (!a || !b) {
+        return a == b;
+    }
+    bool eq = a->at_flush == b->at_flush && a->tear_seed == b->tear_seed &&
+              a->n_disks == b->n_disks;
+    for (unsigned d = 0; eq && d < a->n_disks; d++) {
+        eq = a->n[d] == b->n[d] && memcmp(a->fates[d], b->fates[d], a->n[d]) == 0;
+    }
+    return eq;
+}
+
 bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b)
 {
     return a->kind == b->kind && a->has_at == b->has_at && a->at_ns == b->at_ns &&
            a->fua == b->fua && a->has_mode == b->has_mode &&
            (!a->has_mode || a->mode == b->mode) && a->expect == b->expect &&
            a->offset == b->offset && a->len == b->len && a->value == b->value &&
-           cfg_equal(a->cfg, b->cfg) && bm_equal(a->bm, b->bm);
+           cfg_equal(a->cfg, b->cfg) && bm_equal(a->bm, b->bm) && plan_equal(a->plan, b->plan);
 }
 
 char *trace_print_string(const struct trace *t, bool canonical, size_t *len)

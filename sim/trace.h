@@ -32,8 +32,19 @@
  *   [@TIME] read|write|discard|zero OFFSET LENGTH [fua]
  *   [@TIME] flush
  *   [@TIME] crash [mode=prefix|subset|tear]   without @TIME: after earlier
- *                                             operations complete; with it:
- *                                             at TIME, whatever is in flight
+ *            [at-flush=N] [plan=F/F..]        operations complete; with it:
+ *            [tear-seed=N]                    at TIME, whatever is in flight.
+ *                                             at-flush=N: the crash strikes as
+ *                                             the disks receive their Nth
+ *                                             flush if that comes first (then
+ *                                             the run goes on at the next
+ *                                             restart; one such crash a trace).
+ *                                             plan: per disk, in disk order,
+ *                                             one fate per cache log entry:
+ *                                             k keep, - drop, t tear (later
+ *                                             entries are kept): the exact
+ *                                             state explore's repro traces
+ *                                             name
  *   [@TIME] restart
  *   commit | make-empty                       overlay topology only
  *   bitmap add NAME [granularity=S] [persistent] [disabled]
@@ -137,6 +148,21 @@ struct trace_bitmap {
     bool disabled;                    /* add */
 };
 
+#define TRACE_PLAN_DISKS 8
+#define TRACE_PLAN_ENTRIES 4096
+
+/* A crash record's exact outcome (explore's repro traces). */
+struct trace_crash_plan {
+    uint64_t at_flush;         /* 0: none */
+    uint64_t tear_seed;
+    unsigned n_disks;          /* disks with fates (0: no plan, random) */
+    uint32_t n[TRACE_PLAN_DISKS];
+    uint8_t *fates[TRACE_PLAN_DISKS]; /* 0 drop, 1 keep, 2 tear */
+};
+
+struct trace_crash_plan *trace_crash_plan_new(void);
+void trace_crash_plan_free(struct trace_crash_plan *p);
+
 struct trace_rec {
     enum trace_kind kind;
     unsigned line;        /* 1-based source line; 0 when made in memory */
@@ -151,6 +177,7 @@ struct trace_rec {
     uint64_t value;       /* seed, qd, expected digest/content, verdict (1 pass) */
     struct trace_cfg *cfg; /* topology, disk, fault; else NULL */
     struct trace_bitmap *bm; /* bitmap; else NULL */
+    struct trace_crash_plan *plan; /* crash with at-flush, plan or tear-seed; else NULL */
     char *text;           /* source text when not canonical; else NULL */
 };
 
@@ -214,6 +241,13 @@ bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b);
 /* Is @len a valid length for a @kind record? NULL if so, else @why says
  * which bound failed. */
 const char *trace_len_problem(enum trace_kind kind, uint64_t len, char *why, size_t size);
+
+/* Print @t as a repro trace: its header line, @comment (each line as a
+ * '#' comment), a 'mutant' record for each planted bug in @node_mutants and
+ * @disk_mutants that @t does not name already, then the rest of @t in
+ * canonical form. */
+void trace_print_repro(const struct trace *t, const char *comment, unsigned node_mutants,
+                       unsigned disk_mutants, FILE *out);
 
 /* Does @t hold a 'mutant' record for mutant_table[@index]? */
 bool trace_has_mutant(const struct trace *t, size_t index);

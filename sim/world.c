@@ -344,6 +344,7 @@ static void do_crash(struct world *w, const struct trace_rec *rec)
                                               : (enum disk_crash_mode)rng_below(
                                                     &w->crash_rng, DISK_CRASH__COUNT);
     bool first = w->r->crashes == w->o.crash_plan_at; /* the one explored */
+    const struct trace_crash_plan *own = rec->plan && rec->plan->n_disks ? rec->plan : NULL;
     struct disk_crash_report rep;
     for (unsigned i = 0; i < w->n_disks; i++) {
         if (first && w->o.crash_hook) {
@@ -351,6 +352,13 @@ static void do_crash(struct world *w, const struct trace_rec *rec)
         }
         if (first && w->o.crash_plans) {
             disk_crash_planned(w->disks[i], &w->o.crash_plans[i], &rep);
+        } else if (own) { /* the record names the exact outcome */
+            struct disk_crash_plan plan = { NULL, 0, own->tear_seed };
+            if (i < own->n_disks) {
+                plan.keep = own->fates[i];
+                plan.n = own->n[i];
+            }
+            disk_crash_planned(w->disks[i], &plan, &rep);
         } else {
             disk_crash(w->disks[i], mode, &rep);
         }
@@ -504,10 +512,11 @@ static void injected_crash_ev(void *opaque)
 {
     struct world *w = opaque;
     static const struct trace_rec at_flush = { .kind = TRACE_CRASH };
+    const struct trace_rec *rec = w->at_flush_rec ? w->at_flush_rec : &at_flush;
     if (!w->live || w->control_busy || w->r->verdict != WORLD_PASS) {
         return;
     }
-    do_crash(w, &at_flush);
+    do_crash(w, rec);
     /* The rest of the workload never ran: go on at the next restart. */
     while (w->next < w->t->n && w->t->recs[w->next].kind != TRACE_RESTART) {
         w->next++;
@@ -800,7 +809,16 @@ static int setup_validate(struct world *w, struct err *e)
             fault_plan_add(&w->plan, &r->cfg->fault);
         } else if (trace_kind_is_op(k)) {
             TRY(check_op_rec(w, r, up, e));
-        } else if (k == TRACE_CRASH || k == TRACE_RESTART || k == TRACE_SHUTDOWN) {
+        } else if (k == TRACE_CRASH && r->plan && r->plan->at_flush) {
+            if (w->at_flush_rec) {
+                return err_set(e, r->line, 2, "a second crash with at-flush= (the first is on "
+                               "line %u)", w->at_flush_rec->line);
+            }
+            w->at_flush_rec = r;
+            w->o.crash_at_flush = w->o.crash_at_flush ? w->o.crash_at_flush
+                                                       : r->plan->at_flush;
+        }
+        if (k == TRACE_CRASH || k == TRACE_RESTART || k == TRACE_SHUTDOWN) {
             if ((k != TRACE_RESTART) != up) {
                 return err_set(e, r->line, 1, k == TRACE_RESTART ? "restart while the host "
                                "is up" : "'%s' while the host is down", trace_kind_name(k));

@@ -81,6 +81,7 @@ struct world {
     bool control_busy;
     bool timer_armed;
     unsigned disk_rec_line[WORLD_DISKS_MAX]; /* the disk record that configured it */
+    const struct trace_rec *at_flush_rec; /* the crash record with at-flush=, if any */
     uint64_t progress_ns;   /* virtual time of the last record run or op done */
     uint64_t wait_until_ns; /* the latest @TIME the pump waited for */
     bool waited;

@@ -234,11 +234,20 @@ expect_status 0 "explore a trace with crash records" -- "$bin" explore traces/na
     --max-states 100 --tear-samples 20
 expect_out "explore: pass  1 workload(s), [1-9][0-9]* crash point" "explore explores segments"
 expect_status 1 "explore catches a planted bug" -- "$bin" explore traces/native/golden.trace \
-    --max-states 200 --tear-samples 20 --mutant disk-flush-noop
-expect_out "^  reproduce: blocksim explore traces/native/golden.trace --point [0-9]" \
-    "explore prints a reproduce line"
-repro=$(sed -n 's/^  reproduce: blocksim //p' "$tmp/out")
-msg=$(sed -n '2p' "$tmp/out")
+    --max-states 200 --tear-samples 20 --mutant disk-flush-noop --out "$tmp/exf"
+rt=$(sed -n 's/^  repro: \([^ ]*\) .*/\1/p' "$tmp/out")
+if [ -n "$rt" ] && [ -f "$rt" ]; then
+    "$bin" replay "$rt" >"$tmp/rt.out" 2>&1
+    [ $? = 1 ] && ok || bad "explore's repro trace does not fail alone: $(head -5 "$tmp/rt.out")"
+    grep -q '^crash .*plan=' "$rt" && ok || bad "explore's repro names no plan"
+else
+    bad "explore wrote no repro trace: $(cat "$tmp/out")"
+fi
+cp "$tmp/out" "$tmp/exout"
+grep -q "^  reproduce: blocksim explore traces/native/golden.trace --point [0-9]" "$tmp/exout" &&
+    ok || bad "explore prints no reproduce line"
+repro=$(sed -n 's/^  reproduce: blocksim //p' "$tmp/exout")
+msg=$(sed -n '2p' "$tmp/exout")
 eval "\"$bin\" $repro" >"$tmp/out2" 2>&1
 [ $? = 1 ] && grep -qF -- "$msg" "$tmp/out2" && ok || bad "explore's reproduce line: $(cat "$tmp/out2")"
 expect_status 0 "explore --json" -- "$bin" explore traces/native/golden.trace --json \
@@ -252,6 +261,11 @@ expect_status 2 "explore a directory" -- "$bin" explore traces
 expect_err "is a directory" "explore directory named"
 expect_status 2 "explore a bad trace" -- "$bin" explore "$tmp/bad.trace"
 expect_status 2 "explore bad option" -- "$bin" explore --max-states -1 traces/native/golden.trace
+expect_status 2 "explore unusable --out" -- "$bin" explore traces/native/golden.trace --out /nonexistent/d
+mkdir -p "$tmp/cwd2"
+(cd "$tmp/cwd2" && "$bin" explore "$OLDPWD/traces/native/golden.trace" --max-states 20 \
+    --tear-samples 2 >/dev/null 2>&1)
+[ -z "$(ls -A "$tmp/cwd2")" ] && ok || bad "a passing explore left files behind"
 
 # The quorum: planted bugs in the vote and in the NBD client are caught on
 # the bundled quorum trace; `blocksim quorum` refuses bad arguments.

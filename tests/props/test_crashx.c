@@ -2,6 +2,7 @@
 #include "../../props/crashx.h"
 #include "../../ref/node.h"
 #include "../../sim/disk.h"
+#include "../../sim/world.h"
 #include "../suites.h"
 #include "../testlib.h"
 
@@ -41,6 +42,22 @@ START_TEST(test_exhaustive_finds_map_ordering_bug)
     ck_assert(r.failed);
     ck_assert_msg(strstr(r.message, "make-empty") != NULL, "%s", r.message);
     ck_assert_msg(strstr(r.message, "at device flush") != NULL, "%s", r.message);
+    /* Its repro trace replays the very state: it fails alone (the mutant
+     * travels in it), and without the mutant it passes. */
+    ck_assert_ptr_nonnull(r.repro);
+    ck_assert_ptr_nonnull(strstr(r.repro, "at-flush="));
+    ck_assert_ptr_nonnull(strstr(r.repro, "mutant overlay-map-first"));
+    struct trace t;
+    parse(&t, r.repro);
+    struct world_opts wo = { 0 };
+    struct world_result res;
+    struct err e = { .file = "repro" };
+    ck_assert_int_eq(world_run(&t, &wo, &res, &e), 0);
+    ck_assert_int_eq(res.verdict, WORLD_FAIL);
+    ck_assert_msg(strstr(r.message, res.first.msg) != NULL, "%s vs %s", r.message,
+                  res.first.msg);
+    trace_fini(&t);
+    crashx_result_fini(&r);
 }
 END_TEST
 
@@ -65,6 +82,7 @@ START_TEST(test_workload_states_and_fua)
     ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
     ck_assert(r.failed);
     ck_assert_msg(strstr(r.message, "sector 32") != NULL, "%s", r.message);
+    crashx_result_fini(&r);
     trace_fini(&t);
     parse(&t, "blocksim-trace v1\ncrash\nrestart\n");
     ck_assert_int_eq(crashx_run(&t, &o, &r, &e), BS_EPARSE); /* no operations */
@@ -96,11 +114,23 @@ START_TEST(test_segments_between_crash_records)
     ck_assert(r.failed);
     ck_assert_uint_eq(r.fail_point, 1);
     ck_assert_msg(strstr(r.message, "sector 16") != NULL, "%s", r.message);
+    /* The repro names the plan on the second crash record; the first stays. */
+    ck_assert_ptr_nonnull(strstr(r.repro, "crash mode=prefix\n"));
+    ck_assert_ptr_nonnull(strstr(r.repro, "crash plan="));
+    struct trace rt;
+    parse(&rt, r.repro);
+    struct world_opts wo = { 0 };
+    struct world_result res;
+    ck_assert_int_eq(world_run(&rt, &wo, &res, &e), 0);
+    ck_assert_int_eq(res.verdict, WORLD_FAIL);
+    trace_fini(&rt);
+    crashx_result_fini(&r);
     /* --point picks that one point: the same failure, alone. */
     o.only_point = 2;
     ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
     ck_assert(r.failed);
     ck_assert_uint_eq(r.points, 1);
+    crashx_result_fini(&r);
     o.only_point = 1; /* the first segment has no FUA write: it passes */
     ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
     ck_assert(!r.failed);
