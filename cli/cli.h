@@ -3,7 +3,7 @@
  *
  * Role: parse arguments (getopt_long), run, print, and map outcomes to exit
  *   status: 0 ok, 1 a property or expectation failed, 2 usage or bad input.
- * Model: DESIGN.md "Command line".
+ * Model: ../shared/DESIGN.md "Command line".
  * Invariants: errors go to stderr and name what and where; nothing is
  *   printed to stdout on a usage error.
  * Ownership: each command frees what it allocated before returning.
@@ -81,6 +81,11 @@ int cli_align_parse(const char *cmd, const char *val, struct import_fio_opts *o)
  * directory is writable. Each prints the error and returns CLI_USAGE. */
 int cli_out_dir_check(const char *cmd, const char *opt, const char *dir);
 int cli_out_file_check(const char *cmd, const char *opt, const char *path);
+
+/* An unsigned integer in @min..@max; else prints "OPT: expected MIN..MAX"
+ * and returns CLI_USAGE. */
+int cli_parse_range(const char *cmd, const char *opt, const char *val, uint64_t *out,
+                    uint64_t min, uint64_t max);
 
 /* Planted bugs by name: adds its bits, or prints the error and returns
  * CLI_USAGE. */

@@ -92,11 +92,7 @@ static int check_opt(struct check_args *a, int c, const char *val)
         a->o.fork = false;
         return 0;
     case 'T':
-        CLI_TRY(cli_parse_num("check", "--timeout", val, &v, false));
-        if (v == 0 || v > 86400) {
-            cli_error("check", "--timeout: expected 1..86400 seconds, got %s", val);
-            return CLI_USAGE;
-        }
+        CLI_TRY(cli_parse_range("check", "--timeout", val, &v, 1, 86400));
         a->o.timeout_s = (unsigned)v;
         return 0;
     case 'k':

@@ -77,20 +77,11 @@ static int explore_opt(struct explore_args *a, int c, const char *val)
         a->o.seconds = (double)v;
         return 0;
     case 'p':
-        CLI_TRY(cli_parse_num("explore", "--point", val, &v, false));
-        if (v == UINT64_MAX) {
-            cli_error("explore", "--point: %s is out of range", val);
-            return CLI_USAGE;
-        }
+        CLI_TRY(cli_parse_range("explore", "--point", val, &v, 0, UINT64_MAX - 1));
         a->o.only_point = v + 1;
         return 0;
     case 'k':
-        CLI_TRY(cli_parse_num("explore", "--ops", val, &a->ops, false));
-        if (a->ops < 1 || a->ops > 4) {
-            cli_error("explore", "--ops: expected 1..4, got %s", val);
-            return CLI_USAGE;
-        }
-        return 0;
+        return cli_parse_range("explore", "--ops", val, &a->ops, 1, 4);
     case 'm': {
         CLI_TRY(cli_mutant_parse("explore", val, &a->o.node_mutants, &a->o.disk_mutants));
         size_t at = strlen(a->mutants);

@@ -100,6 +100,61 @@ static const struct option nbd_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
+/* One option @c of @cmd; -1 after --help. */
+static int nbd_opt(const char *cmd, bool serve, int c, const char *val, struct nbd_args *a)
+{
+    switch (c) {
+    case O_HELP: fputs(serve ? serve_help : check_help, stdout); return -1;
+    case O_SOCKET: a->socket = val; return 0;
+    case O_PORT: a->has_port = true; return cli_parse_range(cmd, "--port", val, &a->port, 1, 65535);
+    case O_QUIET: a->quiet = true; return 0;
+    case O_HANDSHAKE:
+        return cli_parse_range(cmd, "--handshake-timeout", val, &a->handshake_s, 0, 86400);
+    case O_MAX_CONNS:
+        return cli_parse_range(cmd, "--max-connections", val, &a->max_conns, 1, UINT32_MAX);
+    case O_SIZE: return cli_parse_num(cmd, "--size", val, &a->size, true);
+    case O_EXPORT: a->export_name = val; return 0;
+    case O_TRACE: a->trace_out = val; return 0;
+    case O_ONCE: a->once = true; return 0;
+    case O_RO: a->read_only = true; return 0;
+    case O_SIMPLE: a->simple = true; return 0;
+    case O_OPS: return cli_parse_num(cmd, "--ops", val, &a->ops, false);
+    case O_SEED: return cli_parse_num(cmd, "--seed", val, &a->seed, false);
+    default: UNREACHABLE();
+    }
+}
+
+/* An option of the other command: say whose it is. */
+static int nbd_wrong_command(const char *cmd, bool serve, int c)
+{
+    const char *name = "?";
+    for (const struct option *o = nbd_options; o->name; o++) {
+        name = o->val == c ? o->name : name;
+    }
+    cli_error(cmd, "--%s is an option of %s, not of %s (see --help)", name,
+              serve ? "nbd-check" : "nbd-serve", cmd);
+    return CLI_USAGE;
+}
+
+/* What the options say together. */
+static int nbd_args_check(const char *cmd, bool serve, const struct nbd_args *a)
+{
+    if (!a->socket == !a->has_port) {
+        cli_error(cmd, "give exactly one of --socket PATH and --port N");
+        return CLI_USAGE;
+    }
+    if (serve && (a->size == 0 || a->size % 512)) {
+        cli_error(cmd, "--size: expected a non-zero multiple of 512 bytes%s",
+                  a->size ? "" : " (it is required)");
+        return CLI_USAGE;
+    }
+    if (a->export_name && strlen(a->export_name) >= NBD_NAME_MAX) {
+        cli_error(cmd, "--export: longer than %u bytes", NBD_NAME_MAX - 1);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
 /* 0 to go on, -1 after --help, CLI_USAGE on an error. */
 static int nbd_parse(const char *cmd, int argc, char **argv, struct nbd_args *a)
 {
@@ -114,73 +169,15 @@ static int nbd_parse(const char *cmd, int argc, char **argv, struct nbd_args *a)
             return CLI_USAGE;
         }
         if ((serve && check_only) || (!serve && serve_only)) {
-            const char *name = "?";
-            for (const struct option *o = nbd_options; o->name; o++) {
-                name = o->val == c ? o->name : name;
-            }
-            cli_error(cmd, "--%s is an option of %s, not of %s (see --help)", name,
-                      serve ? "nbd-check" : "nbd-serve", cmd);
-            return CLI_USAGE;
+            return nbd_wrong_command(cmd, serve, c);
         }
-        int ret = 0;
-        switch (c) {
-        case O_HELP: fputs(serve ? serve_help : check_help, stdout); return -1;
-        case O_SOCKET: a->socket = optarg; break;
-        case O_PORT:
-            ret = cli_parse_num(cmd, "--port", optarg, &a->port, false);
-            a->has_port = true;
-            break;
-        case O_QUIET: a->quiet = true; break;
-        case O_HANDSHAKE:
-            ret = cli_parse_num(cmd, "--handshake-timeout", optarg, &a->handshake_s, false);
-            if (ret == 0 && a->handshake_s > 86400) {
-                cli_error(cmd, "--handshake-timeout: at most 86400 seconds, got %s", optarg);
-                ret = CLI_USAGE;
-            }
-            break;
-        case O_MAX_CONNS:
-            ret = cli_parse_num(cmd, "--max-connections", optarg, &a->max_conns, false);
-            if (ret == 0 && (a->max_conns == 0 || a->max_conns > UINT32_MAX)) {
-                cli_error(cmd, "--max-connections: expected a positive number, got %s", optarg);
-                ret = CLI_USAGE;
-            }
-            break;
-        case O_SIZE: ret = cli_parse_num(cmd, "--size", optarg, &a->size, true); break;
-        case O_EXPORT: a->export_name = optarg; break;
-        case O_TRACE: a->trace_out = optarg; break;
-        case O_ONCE: a->once = true; break;
-        case O_RO: a->read_only = true; break;
-        case O_SIMPLE: a->simple = true; break;
-        case O_OPS: ret = cli_parse_num(cmd, "--ops", optarg, &a->ops, false); break;
-        case O_SEED: ret = cli_parse_num(cmd, "--seed", optarg, &a->seed, false); break;
-        default: UNREACHABLE();
-        }
-        if (ret) {
-            return ret;
-        }
+        CLI_TRY(nbd_opt(cmd, serve, c, optarg, a));
     }
     if (optind != argc) {
         cli_error(cmd, "unexpected argument '%s' (see --help)", argv[optind]);
         return CLI_USAGE;
     }
-    if (!a->socket == !a->has_port) {
-        cli_error(cmd, "give exactly one of --socket PATH and --port N");
-        return CLI_USAGE;
-    }
-    if (a->has_port && (a->port == 0 || a->port > 65535)) {
-        cli_error(cmd, "--port: expected 1..65535, got %" PRIu64, a->port);
-        return CLI_USAGE;
-    }
-    if (serve && (a->size == 0 || a->size % 512)) {
-        cli_error(cmd, "--size: expected a non-zero multiple of 512 bytes%s",
-                  a->size ? "" : " (it is required)");
-        return CLI_USAGE;
-    }
-    if (a->export_name && strlen(a->export_name) >= NBD_NAME_MAX) {
-        cli_error(cmd, "--export: longer than %u bytes", NBD_NAME_MAX - 1);
-        return CLI_USAGE;
-    }
-    return 0;
+    return nbd_args_check(cmd, serve, a);
 }
 
 /* ---- nbd-serve ---- */

@@ -178,11 +178,7 @@ static int replay_opt(struct replay_args *a, int c, const char *val)
         }
         return 0;
     case OPT_QD:
-        CLI_TRY(cli_parse_num("replay", "--qd", val, &v, false));
-        if (v == 0 || v > 1024) {
-            cli_error("replay", "--qd: expected 1..1024, got %s", val);
-            return CLI_USAGE;
-        }
+        CLI_TRY(cli_parse_range("replay", "--qd", val, &v, 1, 1024));
         a->o.qd = (unsigned)v;
         return 0;
     case OPT_JSON:

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,16 @@ int cli_parse_num(const char *cmd, const char *opt, const char *val, uint64_t *o
     if (ret < 0) {
         cli_error(cmd, "%s: expected %s, got '%s'", opt,
                   size ? "a size such as 1G" : "an unsigned integer", val);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+int cli_parse_range(const char *cmd, const char *opt, const char *val, uint64_t *out,
+                    uint64_t min, uint64_t max)
+{
+    if (parse_u64(val, out) < 0 || *out < min || *out > max) {
+        cli_error(cmd, "%s: expected %" PRIu64 "..%" PRIu64 ", got '%s'", opt, min, max, val);
         return CLI_USAGE;
     }
     return 0;

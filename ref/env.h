@@ -4,7 +4,7 @@
  * Role: storage ops (a block device), files ops (named metadata files, each
  *   a block device once open), transport ops (a byte stream), dialer ops
  *   (opening a stream to a peer) and timer ops (virtual time and deferred
- *   calls). sim/ implements all three with
+ *   calls). sim/ implements all five, with
  *   faults; oracle adapters may implement them over real files and sockets.
  * Model: QEMU's BlockDriver protocol layer (bdrv_co_preadv on a file) and its
  *   AioContext bottom halves; libuv's rule that completion is deferred.

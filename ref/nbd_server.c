@@ -273,8 +273,10 @@ static void meta_one(struct session *s, bool set, uint32_t id, const char *name)
     if (id == CTX_BASE_ID) {
         s->base_ctx = true;
     } else if (s->n_dirty < CTX_DIRTY_MAX) {
-        snprintf(s->dirty[s->n_dirty++], DIRTY_NAME_MAX, "%s",
-                 name + strlen(NBD_CTX_DIRTY_PREFIX));
+        const char *bitmap = name + strlen(NBD_CTX_DIRTY_PREFIX);
+        size_t len = strlen(bitmap);
+        ASSERT(len < DIRTY_NAME_MAX); /* a bitmap's name: meta_query built it */
+        memcpy(s->dirty[s->n_dirty++], bitmap, len + 1);
     }
 }
 

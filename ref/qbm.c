@@ -74,7 +74,10 @@ static int PRINTF_LIKE(3, 4) fail(struct err *e, int code, const char *fmt, ...)
 
 void qbm_bitmap_file(const char *image, const char *name, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s.%s.bitmap", image, name);
+    /* Bounded by qbm_open's image check and DIRTY_NAME_MAX: never truncated. */
+    STATIC_ASSERT(QBM_IMAGE_NAME_MAX + DIRTY_NAME_MAX + sizeof(".bitmap") <= ENV_FILE_NAME_MAX);
+    ASSERT(strlen(image) < QBM_IMAGE_NAME_MAX && strlen(name) < DIRTY_NAME_MAX);
+    snprintf(buf, size, "%.55s.%.63s.bitmap", image, name);
 }
 
 static uint32_t crc_of(const uint8_t *p, uint64_t len)
@@ -437,6 +440,7 @@ int qbm_open(const struct qbm_opts *o, struct dirty_set *set, struct err *e,
              struct qbm **out)
 {
     ASSERT(set->n == 0 && set->size == o->size);
+    ASSERT(strlen(o->image) < QBM_IMAGE_NAME_MAX); /* the caller names the image */
     struct qbm *q = mem_alloc(sizeof(*q));
     q->o = *o;
     snprintf(q->image, sizeof(q->image), "%s", o->image);

@@ -45,6 +45,9 @@
 #define QBM_BITMAPS_MAX 64
 #define QBM_DESC_SUFFIX ".qbm"
 
+/* An image name leaves room for ".NAME.bitmap" in a file name. */
+#define QBM_IMAGE_NAME_MAX 56
+
 struct qbm_opts {
     struct env_files files;
     struct env_timer timer;

@@ -3,7 +3,7 @@
  *
  * Role: the one place that turns a struct world_result into output, so the
  *   CLI, property runs and tests print the same thing.
- * Model: none in QEMU; DESIGN.md "Command line".
+ * Model: none in QEMU; ../shared/DESIGN.md "Command line".
  * Invariants: the JSON's keys and their order are fixed (jansson keeps
  *   insertion order); wall-clock figures appear only under "wall", so two
  *   runs of one seed differ at most there (and not at all without them).

@@ -3,7 +3,7 @@
  *
  * Role: the one serialised form of a scenario. Recorded guest I/O, imported
  *   traces, generated counterexamples and golden tests are all traces.
- * Model: DESIGN.md "Trace formats"; dm-log-writes' idea of a replayable log.
+ * Model: ../shared/DESIGN.md "Trace formats"; dm-log-writes' idea of a replayable log.
  * Invariants: records keep file order; a parsed record keeps its source text
  *   only when that text differs from its canonical form, so printing a parsed
  *   trace gives back the same bytes, and records made in memory print in

@@ -5,7 +5,7 @@
  * Role: the scenario runner. A trace goes in; a verdict, counts, a digest
  *   and the first violation come out. Every source of scenarios (replay,
  *   properties, fuzzers) runs through world_run.
- * Model: DESIGN.md "The world": a host crashes (its stack dies, its disks
+ * Model: ../shared/DESIGN.md "The world": a host crashes (its stack dies, its disks
  *   resolve their caches) and restarts (its images reopen from what is
  *   durable); a guest issues operations in trace order up to a queue depth,
  *   and never lets two overlapping operations run at once when one of them
