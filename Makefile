@@ -50,7 +50,7 @@ CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS := $(filter -fsanitize=% --coverage,$(OPT))
 LDLIBS := $(PKG_LDLIBS) -lm
 
-LIB_SRCS := $(sort $(wildcard ref/*.c sim/*.c props/*.c))
+LIB_SRCS := $(sort $(wildcard ref/*.c sim/*/*.c props/*.c))
 CLI_SRCS := $(sort $(wildcard cli/*.c))
 TEST_SRCS := $(sort $(wildcard tests/*.c tests/ref/*.c tests/sim/*.c tests/props/*.c))
 TEST_SRCS := $(filter-out tests/bench_replay.c,$(TEST_SRCS))
@@ -211,7 +211,7 @@ tidy:
 	bash scripts/tidy.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(TEST_SRCS) $(wildcard ref/*.h sim/*.h cli/*.h tests/*.h)
+	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(TEST_SRCS) $(wildcard ref/*.h sim/*/*.h cli/*.h tests/*.h props/*.h)
 
 clean:
 	rm -rf build

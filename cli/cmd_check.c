@@ -13,7 +13,7 @@
 
 #include "../props/engine.h"
 #include "../props/registry.h"
-#include "../sim/trace.h"
+#include "../sim/trace/trace.h"
 #include "cli.h"
 
 #define CHECK_OUT_DEFAULT "blocksim-failures"

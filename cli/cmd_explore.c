@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "../props/crashx.h"
-#include "../sim/trace.h"
+#include "../sim/trace/trace.h"
 #include "cli.h"
 
 static void explore_usage(FILE *out)

@@ -12,8 +12,8 @@
 #include "../ref/drv_file.h"
 #include "../ref/drv_nbd.h"
 #include "../ref/nbd_server.h"
-#include "../sim/disk.h"
-#include "../sim/rng.h"
+#include "../sim/dev/disk.h"
+#include "../sim/base/rng.h"
 #include "cli.h"
 #include "sock.h"
 

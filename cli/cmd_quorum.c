@@ -20,10 +20,10 @@
 
 #include "../ref/drv_file.h"
 #include "../ref/drv_quorum.h"
-#include "../sim/disk.h"
-#include "../sim/evq.h"
-#include "../sim/fault.h"
-#include "../sim/trace.h"
+#include "../sim/dev/disk.h"
+#include "../sim/base/evq.h"
+#include "../sim/dev/fault.h"
+#include "../sim/trace/trace.h"
 #include "cli.h"
 
 #define QC_READS_MAX 64

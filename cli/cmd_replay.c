@@ -15,10 +15,10 @@
 #include "../ref/node.h"
 #include "../props/gen.h"
 #include "../props/registry.h"
-#include "../sim/import_fio.h"
-#include "../sim/report.h"
-#include "../sim/trace.h"
-#include "../sim/world.h"
+#include "../sim/trace/import_fio.h"
+#include "../sim/world/report.h"
+#include "../sim/trace/trace.h"
+#include "../sim/world/world.h"
 #include "cli.h"
 
 #define TRACE_FILE_MAX (1ull << 30)

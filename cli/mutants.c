@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../sim/mutant.h"
+#include "../sim/trace/mutant.h"
 #include "cli.h"
 
 void cli_mutants_usage(FILE *out)

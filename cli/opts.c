@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "../ref/base.h"
-#include "../sim/import_fio.h"
+#include "../sim/trace/import_fio.h"
 #include "cli.h"
 
 int cli_getopt(const char *cmd, int argc, char **argv, const struct option *opts)

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "../ref/env.h"
-#include "../sim/evq.h"
+#include "../sim/base/evq.h"
 
 struct sock_loop;
 

@@ -18,8 +18,8 @@
 #include "../ref/drv_nbd.h"
 #include "../ref/nbd_proto.h"
 #include "../ref/nbd_server.h"
-#include "../sim/disk.h"
-#include "../sim/evq.h"
+#include "../sim/dev/disk.h"
+#include "../sim/base/evq.h"
 #include "fuzz.h"
 
 #define EXPORT_SIZE (1u << 20)

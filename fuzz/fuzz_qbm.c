@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../ref/qbm.h"
-#include "../sim/files.h"
+#include "../sim/dev/files.h"
 #include "fuzz.h"
 
 #define IMAGE_SIZE (1u << 20)

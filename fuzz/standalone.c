@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../sim/trace.h"
+#include "../sim/trace/trace.h"
 #include "fuzz.h"
 
 static int name_cmp(const void *a, const void *b)

@@ -24,9 +24,9 @@
 #include <xxhash.h>
 
 #include "../ref/base.h"
-#include "../sim/rng.h"
-#include "../sim/u64map.h"
-#include "../sim/world.h"
+#include "../sim/base/rng.h"
+#include "../sim/base/u64map.h"
+#include "../sim/world/world.h"
 
 #define CRASHX_ENTRIES_MAX 4096
 #define CRASHX_READS_MAX 256

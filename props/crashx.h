@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../sim/trace.h"
+#include "../sim/trace/trace.h"
 
 enum crashx_gen { CRASHX_PREFIX, CRASHX_SUBSET, CRASHX_TEAR, CRASHX__COUNT };
 

@@ -29,7 +29,7 @@
 #include <xxhash.h>
 
 #include "../ref/base.h"
-#include "../sim/u64map.h"
+#include "../sim/base/u64map.h"
 #include "registry.h"
 
 #define ENGINE_MAX_BYTES 65536

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "../ref/base.h"
-#include "../sim/disk.h"
+#include "../sim/dev/disk.h"
 
 void choices_init_bytes(struct choices *c, const uint8_t *data, size_t len)
 {

@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../sim/rng.h"
-#include "../sim/trace.h"
+#include "../sim/base/rng.h"
+#include "../sim/trace/trace.h"
 
 #define GEN_SPANS_MAX 4096
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../sim/world.h"
+#include "../sim/world/world.h"
 
 static int check_world(const struct prop *p, const struct trace *t, unsigned node_mutants,
                        unsigned disk_mutants, char *msg, size_t size)

@@ -25,10 +25,10 @@ funcs=$(awk '
 [ -n "$funcs" ] && { echo "$funcs"; fail=1; }
 
 det=$(grep -nE '(^|[^_a-z])(rand|srand|random|time|clock_gettime|gettimeofday|sprintf|strcpy|assert)\(|#include <assert\.h>' \
-      ref/*.[ch] sim/*.[ch] | grep -vE '^\S+:\s*(/\*|\*)' )
+      ref/*.[ch] sim/*/*.[ch] | grep -vE '^\S+:\s*(/\*|\*)' )
 [ -n "$det" ] && { echo "banned call in ref/ or sim/:"; echo "$det"; fail=1; }
 
-globals=$(grep -nE '^static [^(]*(=|;)\s*(/\*.*)?$' ref/*.c sim/*.c | grep -v 'const' | grep -v 'tidy:global')
+globals=$(grep -nE '^static [^(]*(=|;)\s*(/\*.*)?$' ref/*.c sim/*/*.c | grep -v 'const' | grep -v 'tidy:global')
 [ -n "$globals" ] && { echo "file-scope mutable state in ref/ or sim/:"; echo "$globals"; fail=1; }
 
 if [ "$fail" = 0 ]; then echo "tidy: clean"; fi

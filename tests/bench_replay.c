@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include "../ref/bitmap.h"
-#include "../sim/rng.h"
-#include "../sim/world.h"
+#include "../sim/base/rng.h"
+#include "../sim/world/world.h"
 
 struct bench {
     const char *name;

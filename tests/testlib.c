@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../sim/rng.h"
+#include "../sim/base/rng.h"
 
 #define TL_EVENTS_MAX 100000000ull
 

@@ -14,9 +14,9 @@
 #include <stdint.h>
 
 #include "../ref/node.h"
-#include "../sim/disk.h"
-#include "../sim/evq.h"
-#include "../sim/fault.h"
+#include "../sim/dev/disk.h"
+#include "../sim/base/evq.h"
+#include "../sim/dev/fault.h"
 
 struct tl_env {
     struct evq q;

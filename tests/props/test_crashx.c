@@ -1,8 +1,8 @@
 /* Tests of props/crashx: crash-state exploration finds what sampling misses. */
 #include "../../props/crashx.h"
 #include "../../ref/node.h"
-#include "../../sim/disk.h"
-#include "../../sim/world.h"
+#include "../../sim/dev/disk.h"
+#include "../../sim/world/world.h"
 #include "../suites.h"
 #include "../testlib.h"
 

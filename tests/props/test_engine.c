@@ -4,7 +4,7 @@
 #include "../../props/gen.h"
 #include "../../props/registry.h"
 #include "../../ref/node.h"
-#include "../../sim/world.h"
+#include "../../sim/world/world.h"
 #include "../suites.h"
 #include "../testlib.h"
 

@@ -3,7 +3,7 @@
  * outward set, whole-group count, aligned reset, merge across granularities,
  * little-endian serialisation. */
 #include "../../ref/bitmap.h"
-#include "../../sim/rng.h"
+#include "../../sim/base/rng.h"
 #include "../suites.h"
 #include "../testlib.h"
 

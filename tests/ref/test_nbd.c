@@ -6,7 +6,7 @@
 #include "../../ref/drv_nbd.h"
 #include "../../ref/nbd_proto.h"
 #include "../../ref/nbd_server.h"
-#include "../../sim/net.h"
+#include "../../sim/dev/net.h"
 #include "../suites.h"
 #include "../testlib.h"
 

@@ -3,7 +3,7 @@
  * refusals of malformed input, stale file removal and the planted bugs. */
 #include "../../ref/qbm.h"
 #include "../../ref/node.h"
-#include "../../sim/files.h"
+#include "../../sim/dev/files.h"
 #include "../suites.h"
 #include "../testlib.h"
 

@@ -1,5 +1,5 @@
 /* Tests of sim/content: every sector names its writer. */
-#include "../../sim/content.h"
+#include "../../sim/base/content.h"
 #include "../suites.h"
 #include "../testlib.h"
 

@@ -1,7 +1,7 @@
 /* Tests of sim/disk: cache and flush, crash generators, injected faults and
  * taint, epochs, sparse memory. */
-#include "../../sim/disk.h"
-#include "../../sim/fault.h"
+#include "../../sim/dev/disk.h"
+#include "../../sim/dev/fault.h"
 #include "../suites.h"
 #include "../testlib.h"
 

@@ -1,5 +1,5 @@
 /* Tests of sim/evq: (time, sequence) order and deadlines. */
-#include "../../sim/evq.h"
+#include "../../sim/base/evq.h"
 #include "../suites.h"
 #include "../testlib.h"
 

@@ -1,5 +1,5 @@
 /* Tests of sim/fault: rule text round trip, errors, firing counts. */
-#include "../../sim/fault.h"
+#include "../../sim/dev/fault.h"
 #include "../suites.h"
 #include "../testlib.h"
 

@@ -1,5 +1,5 @@
 /* Tests of sim/import_fio: v2 and v3, regions, errors located. */
-#include "../../sim/import_fio.h"
+#include "../../sim/trace/import_fio.h"
 #include "../suites.h"
 #include "../testlib.h"
 

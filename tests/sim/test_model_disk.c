@@ -1,7 +1,7 @@
 /* Tests of sim/model_disk: current and post-crash value sets. */
-#include "../../sim/check_rw.h"
-#include "../../sim/content.h"
-#include "../../sim/model_disk.h"
+#include "../../sim/check/check_rw.h"
+#include "../../sim/base/content.h"
+#include "../../sim/check/model_disk.h"
 #include "../suites.h"
 #include "../testlib.h"
 

@@ -1,7 +1,7 @@
 /* Tests of sim/net: delivery, ordering, timing, and its fault rules. */
 #include <string.h>
 
-#include "../../sim/net.h"
+#include "../../sim/dev/net.h"
 #include "../suites.h"
 #include "../testlib.h"
 

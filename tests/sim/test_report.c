@@ -1,5 +1,5 @@
 /* Tests of sim/report: JSON fields and the text form. */
-#include "../../sim/report.h"
+#include "../../sim/world/report.h"
 #include "../suites.h"
 #include "../testlib.h"
 

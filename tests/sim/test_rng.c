@@ -1,5 +1,5 @@
 /* Tests of sim/rng: named streams, ranges, a pinned first draw. */
-#include "../../sim/rng.h"
+#include "../../sim/base/rng.h"
 #include "../suites.h"
 #include "../testlib.h"
 

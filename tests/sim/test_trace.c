@@ -1,5 +1,5 @@
 /* Tests of sim/trace: the native format, lossless, errors located. */
-#include "../../sim/trace.h"
+#include "../../sim/trace/trace.h"
 #include "../suites.h"
 #include "../testlib.h"
 

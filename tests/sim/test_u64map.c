@@ -1,6 +1,6 @@
 /* Tests of sim/u64map against a shadow array. */
-#include "../../sim/rng.h"
-#include "../../sim/u64map.h"
+#include "../../sim/base/rng.h"
+#include "../../sim/base/u64map.h"
 #include "../suites.h"
 #include "../testlib.h"
 

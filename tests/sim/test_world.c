@@ -1,8 +1,8 @@
 /* Tests of sim/world (the scenario runner and its checker) and sim/report. */
 #include "../../ref/drv_quorum.h"
 #include "../../ref/node.h"
-#include "../../sim/report.h"
-#include "../../sim/world.h"
+#include "../../sim/world/report.h"
+#include "../../sim/world/world.h"
 #include "../suites.h"
 #include "../testlib.h"
 

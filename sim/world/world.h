@@ -26,9 +26,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "check_rw.h"
-#include "disk.h"
-#include "trace.h"
+#include "../check/check_rw.h"
+#include "../dev/disk.h"
+#include "../trace/trace.h"
 
 #define WORLD_DISKS_MAX 8 /* the quorum topology: a disk per child */
 

@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../ref/drv_quorum.h"
+#include "../../ref/drv_quorum.h"
 #include "check_rw.h"
 
 struct cq_io {

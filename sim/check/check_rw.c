@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../ref/base.h"
-#include "content.h"
+#include "../../ref/base.h"
+#include "../base/content.h"
 
 void check_rw_init(struct check_rw *c, uint64_t seed, check_taint_fn *taint, void *opaque)
 {

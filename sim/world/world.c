@@ -18,12 +18,12 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "../ref/drv_file.h"
-#include "../ref/drv_overlay.h"
-#include "../ref/node.h"
-#include "../ref/qbm.h"
-#include "content.h"
-#include "mutant.h"
+#include "../../ref/drv_file.h"
+#include "../../ref/drv_overlay.h"
+#include "../../ref/node.h"
+#include "../../ref/qbm.h"
+#include "../base/content.h"
+#include "../trace/mutant.h"
 #include "world_int.h"
 
 /* ---- timer ops for the stack, with BUGGIFY ---- */

@@ -15,7 +15,7 @@
 #ifndef BLOCKSIM_TAP_H
 #define BLOCKSIM_TAP_H
 
-#include "../ref/node.h"
+#include "../../ref/node.h"
 
 /* @buf holds a read's bytes or a write's source (NULL for other operations). */
 typedef void tap_cb(void *opaque, unsigned id, const struct req *req, int ret,

@@ -5,9 +5,9 @@
 
 #include <string.h>
 
-#include "../ref/base.h"
-#include "../ref/node.h"
-#include "disk.h"
+#include "../../ref/base.h"
+#include "../../ref/node.h"
+#include "../dev/disk.h"
 
 const struct mutant mutant_table[] = {
     { "overlay-no-copyup", NODE_MUTANT_OVERLAY_NO_COPYUP, 0,

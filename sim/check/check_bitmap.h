@@ -28,9 +28,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../ref/dirty.h"
+#include "../../ref/dirty.h"
 #include "check_rw.h"
-#include "trace.h"
+#include "../trace/trace.h"
 
 struct cb_map;
 struct cb_stored;

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "../ref/base.h"
+#include "../../ref/base.h"
 
 enum disk_io { IO_READ, IO_WRITE, IO_FLUSH, IO_DISCARD, IO_ZEROES };
 

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ref/env.h"
+#include "../../ref/env.h"
 #include "disk.h"
 
 #define FILES_DISK_NAME "qbm"

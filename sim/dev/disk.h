@@ -24,11 +24,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../ref/env.h"
-#include "evq.h"
+#include "../../ref/env.h"
+#include "../base/evq.h"
 #include "fault.h"
-#include "rng.h"
-#include "u64map.h"
+#include "../base/rng.h"
+#include "../base/u64map.h"
 
 #define DISK_CHUNK 4096u
 #define DISK_SECTOR 512u

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../ref/qbm.h"
+#include "../../ref/qbm.h"
 #include "world_int.h"
 
 #define IMAGE_NAME "guest"

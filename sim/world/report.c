@@ -8,7 +8,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "check_rw.h"
+#include "../check/check_rw.h"
 
 static const enum trace_kind op_kinds[] = {
     TRACE_READ, TRACE_WRITE, TRACE_FLUSH, TRACE_DISCARD, TRACE_ZERO,

@@ -35,8 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ref/base.h"
-#include "rng.h"
+#include "../../ref/base.h"
+#include "../base/rng.h"
 
 enum fault_kind {
     FAULT_READ_EIO,     /* a read fails with -EIO */

@@ -32,10 +32,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../ref/env.h"
-#include "evq.h"
+#include "../../ref/env.h"
+#include "../base/evq.h"
 #include "fault.h"
-#include "rng.h"
+#include "../base/rng.h"
 
 #define NET_NAME_MAX 32
 

@@ -5,7 +5,7 @@
  */
 #include "rng.h"
 
-#include "../ref/base.h"
+#include "../../ref/base.h"
 
 void rng_seed(struct rng *r, uint64_t seed)
 {

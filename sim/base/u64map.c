@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../ref/base.h"
+#include "../../ref/base.h"
 #include "rng.h"
 
 void u64map_init(struct u64map *m)

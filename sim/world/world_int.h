@@ -12,13 +12,13 @@
 
 #include <xxhash.h>
 
-#include "../ref/node.h"
-#include "check_bitmap.h"
-#include "check_quorum.h"
-#include "files.h"
-#include "model_disk.h"
-#include "net.h"
-#include "rng.h"
+#include "../../ref/node.h"
+#include "../check/check_bitmap.h"
+#include "../check/check_quorum.h"
+#include "../dev/files.h"
+#include "../check/model_disk.h"
+#include "../dev/net.h"
+#include "../base/rng.h"
 #include "world.h"
 
 #define WORLD_STALL_DEFAULT (3600ull * 1000000000ull)

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../ref/env.h"
+#include "../../ref/env.h"
 
 struct evq_event {
     uint64_t time_ns;

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "../ref/base.h"
+#include "../../ref/base.h"
 
 void evq_init(struct evq *q)
 {

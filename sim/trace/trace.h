@@ -66,9 +66,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../ref/base.h"
-#include "disk.h"
-#include "fault.h"
+#include "../../ref/base.h"
+#include "../dev/disk.h"
+#include "../dev/fault.h"
 
 #define TRACE_MAGIC "blocksim-trace"
 #define TRACE_VERSION 1u

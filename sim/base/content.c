@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "../ref/base.h"
+#include "../../ref/base.h"
 #include "rng.h"
 
 #define K1 0x9e3779b97f4a7c15ull

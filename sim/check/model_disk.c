@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "../ref/base.h"
+#include "../../ref/base.h"
 
 #define MODEL_CANDS_MAX 4096u /* a sector rewritten this often unflushed is a bug */
 

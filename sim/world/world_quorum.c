@@ -20,10 +20,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../ref/drv_file.h"
-#include "../ref/drv_nbd.h"
-#include "../ref/drv_quorum.h"
-#include "../ref/nbd_server.h"
+#include "../../ref/drv_file.h"
+#include "../../ref/drv_nbd.h"
+#include "../../ref/drv_quorum.h"
+#include "../../ref/nbd_server.h"
 #include "tap.h"
 #include "world_int.h"
 

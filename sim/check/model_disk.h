@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "u64map.h"
+#include "../base/u64map.h"
 
 enum {
     MODEL_MAYBE = 1u << 0,   /* may or may not have replaced what came before */
