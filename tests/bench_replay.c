@@ -165,13 +165,13 @@ int main(int argc, char **argv)
     const struct bench benches[] = {
         { "4K random write+read, 64 MiB", 64 * MiB, 500000 * scale, 500000 * scale, 32,
           16 * MiB, 0 },
-        { "4K random write, 1 GiB", 1024 * MiB, 500000 * scale, 0, 32, 16 * MiB },
+        { "4K random write, 1 GiB", 1024 * MiB, 500000 * scale, 0, 32, 16 * MiB, 0 },
         { "4K random write+read, 1 GiB", 1024 * MiB, 250000 * scale, 250000 * scale, 32,
           16 * MiB, 0 },
         { "  + bitmaps (64K and 4K)", 1024 * MiB, 250000 * scale, 250000 * scale, 32,
           16 * MiB, 2 },
-        { "4K random write, no cache", 1024 * MiB, 500000 * scale, 0, 32, 0 },
-        { "1 TiB disk, 100k writes", 1024 * 1024 * MiB, 100000 * scale, 0, 32, 16 * MiB },
+        { "4K random write, no cache", 1024 * MiB, 500000 * scale, 0, 32, 0, 0 },
+        { "1 TiB disk, 100k writes", 1024 * 1024 * MiB, 100000 * scale, 0, 32, 16 * MiB, 0 },
     };
     printf("blocksim bench: plain stack, qd 32, checker on, one process per line\n");
     int failed = 0;
