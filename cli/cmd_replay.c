@@ -34,6 +34,8 @@ struct replay_args {
     bool wall;
     char mutant_names[128];
     struct world_bitmap_spec bitmaps[REPLAY_BITMAPS_MAX];
+    struct world_export exports[WORLD_EXPORTS_MAX];
+    char base_dir[4096];
     char extra_args[512]; /* --bitmap and --dirty-mark, for the repro command */
 };
 
@@ -68,6 +70,9 @@ static void replay_usage(FILE *out)
             "                  report lists each bitmap's dirty extents\n"
             "  --dirty-mark WHEN  complete (default: as a write completes, modern QEMU)\n"
             "                  or issue (as it is issued, the 2016 QBM series)\n"
+            "  --export NAME=PATH  after the run, write disk NAME's durable contents (or,\n"
+            "                  for NAME 'guest', what the guest reads) to the raw file\n"
+            "                  PATH, sparse where zero (repeatable)\n"
             "  --mutant NAME   plant a known bug (repeatable), to see a checker catch it:\n");
     cli_mutants_usage(out);
     fprintf(out, "\nExit status: 0 pass, 1 a property or an 'expect' record failed, "
@@ -121,6 +126,28 @@ static int opt_bitmap(struct replay_args *a, const char *val)
     return 0;
 }
 
+/* --export NAME=PATH: the path is checked now, the name once the topology
+ * is known. */
+static int opt_export(struct replay_args *a, char *val)
+{
+    char *eq = strchr(val, '=');
+    if (!eq || eq == val || !eq[1]) {
+        cli_error("replay", "--export: expected NAME=PATH, got '%s'", val);
+        return CLI_USAGE;
+    }
+    if (a->o.n_exports == WORLD_EXPORTS_MAX) {
+        cli_error("replay", "--export: at most %d of them", WORLD_EXPORTS_MAX);
+        return CLI_USAGE;
+    }
+    *eq = '\0'; /* argv is ours to split */
+    CLI_TRY(cli_out_file_check("replay", "--export", eq + 1));
+    a->exports[a->o.n_exports].name = val;
+    a->exports[a->o.n_exports].path = eq + 1;
+    a->o.n_exports++;
+    a->o.exports = a->exports;
+    return 0;
+}
+
 static int opt_dirty_mark(struct replay_args *a, const char *val)
 {
     if (strcmp(val, "issue") != 0 && strcmp(val, "complete") != 0) {
@@ -135,7 +162,7 @@ static int opt_dirty_mark(struct replay_args *a, const char *val)
 
 enum { OPT_FORMAT = 256, OPT_SEED, OPT_FAULTS, OPT_SIZE, OPT_QD, OPT_JSON, OPT_QUIET,
        OPT_NO_WALL, OPT_MUTANT, OPT_BUGGIFY, OPT_BITMAP, OPT_DIRTY_MARK, OPT_STALL, OPT_ALIGN,
-       OPT_HELP = 'h' };
+       OPT_EXPORT, OPT_HELP = 'h' };
 
 static const struct option replay_options[] = {
     { "format", required_argument, NULL, OPT_FORMAT },
@@ -152,12 +179,13 @@ static const struct option replay_options[] = {
     { "dirty-mark", required_argument, NULL, OPT_DIRTY_MARK },
     { "stall", required_argument, NULL, OPT_STALL },
     { "align", required_argument, NULL, OPT_ALIGN },
+    { "export", required_argument, NULL, OPT_EXPORT },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
 
 /* One option; -1 for --help (print usage, exit 0). */
-static int replay_opt(struct replay_args *a, int c, const char *val)
+static int replay_opt(struct replay_args *a, int c, char *val)
 {
     uint64_t v;
     switch (c) {
@@ -208,6 +236,8 @@ static int replay_opt(struct replay_args *a, int c, const char *val)
         return 0;
     case OPT_ALIGN:
         return cli_align_parse("replay", val, &a->fio);
+    case OPT_EXPORT:
+        return opt_export(a, val);
     case OPT_HELP:
         return -1;
     default:
@@ -239,6 +269,12 @@ static int replay_parse_args(struct replay_args *a, int argc, char **argv)
         return CLI_USAGE;
     }
     a->path = argv[optind];
+    /* image= paths in the trace are relative to its folder. */
+    const char *slash = strrchr(a->path, '/');
+    if (slash && strcmp(a->path, "-") != 0) {
+        snprintf(a->base_dir, sizeof(a->base_dir), "%.*s", (int)(slash - a->path), a->path);
+        a->o.base_dir = a->base_dir[0] ? a->base_dir : "/";
+    }
     if (strcmp(a->format, "auto") && strcmp(a->format, "native") && strcmp(a->format, "fio")) {
         cli_error("replay", "--format: expected native, fio or auto, got '%s'", a->format);
         return CLI_USAGE;
@@ -355,7 +391,12 @@ int cmd_replay(int argc, char **argv)
     struct report_info info = { a.path, format, repro, a.wall, secs };
     replay_print(&a, &r, &info);
     world_result_fini(&r);
-    return report_exit_status(&r);
+    int status = report_exit_status(&r);
+    if (r.export_error[0]) {
+        cli_error("replay", "%s", r.export_error);
+        return status == CLI_OK ? CLI_USAGE : status;
+    }
+    return status;
 }
 
 /* ---- convert ---- */

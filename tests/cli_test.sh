@@ -433,5 +433,65 @@ else
     echo "SKIP: real fio logs (no fio on PATH)" >&2
 fi
 
+# ---- images in, pattern writes, exports out (issue 13) ----
+mkdir -p "$tmp/img"
+python3 -c "
+import random, sys
+r = random.Random(5)
+open(sys.argv[1], 'wb').write(bytes(r.getrandbits(8) for _ in range(1 << 20)))" "$tmp/img/base.raw"
+cat >"$tmp/img/p.trace" <<'EOF'
+blocksim-trace v1
+disk d0 image=base.raw
+write 4096 8192 pattern=0x5a
+write 65536 512 pattern=0x00
+write 131072 4096 pattern=0xff fua
+write 200704 4096
+read 0 1048576
+flush
+EOF
+expect_status 0 "image, patterns, exports" -- "$bin" replay --quiet "$tmp/img/p.trace" \
+    --export d0="$tmp/img/d0.raw" --export guest="$tmp/img/guest.raw"
+# The same bytes computed outside blocksim: by Python from the image...
+python3 - "$tmp/img/base.raw" "$tmp/img/py.raw" <<'EOF'
+import sys
+d = bytearray(open(sys.argv[1], 'rb').read())
+for off, n, b in ((4096, 8192, 0x5a), (65536, 512, 0), (131072, 4096, 0xff)):
+    d[off:off + n] = bytes([b]) * n
+open(sys.argv[2], 'wb').write(d)
+EOF
+# (the unpatterned write's 4 KiB are blocksim's own content: copied over)
+dd if="$tmp/img/d0.raw" of="$tmp/img/py.raw" bs=4096 skip=49 seek=49 count=1 conv=notrunc \
+    status=none
+cmp -s "$tmp/img/d0.raw" "$tmp/img/py.raw" && ok || bad "export d0 differs from Python's bytes"
+cmp -s "$tmp/img/guest.raw" "$tmp/img/py.raw" && ok || bad "export guest differs from Python's"
+# ...and by QEMU applying the same pattern writes with qemu-io.
+if command -v qemu-io >/dev/null 2>&1; then
+    cp "$tmp/img/base.raw" "$tmp/img/q.raw"
+    qemu-io -f raw "$tmp/img/q.raw" -c 'write -P 0x5a 4096 8192' -c 'write -P 0 65536 512' \
+        -c 'write -P 0xff 131072 4096' >/dev/null 2>&1
+    dd if="$tmp/img/d0.raw" of="$tmp/img/q.raw" bs=4096 skip=49 seek=49 count=1 conv=notrunc \
+        status=none
+    cmp -s "$tmp/img/d0.raw" "$tmp/img/q.raw" && ok || bad "export d0 differs from qemu-io's image"
+fi
+printf 'blocksim-trace v1\ndisk d0 image=base.raw\nwrite 0 4096\nflush\ncrash plan=-\nrestart\nread 0 8192\n' \
+    >"$tmp/img/c.trace"
+expect_status 0 "image survives a crash" -- "$bin" replay --quiet "$tmp/img/c.trace"
+expect_status 1 "a lost flushed write over an image is caught" -- "$bin" replay "$tmp/img/c.trace" \
+    --mutant disk-flush-noop
+expect_out "expected write #0, read the image's data" "image data named"
+printf 'blocksim-trace v1\ndisk d0 image=missing.raw\nwrite 0 512\n' >"$tmp/img/m.trace"
+expect_status 2 "missing image" -- "$bin" replay "$tmp/img/m.trace"
+expect_err "m.trace:2: field 2: image .*missing.raw" "missing image named"
+printf 'blocksim-trace v1\ndisk d0 image=base.raw size=2M\nwrite 0 512\n' >"$tmp/img/s.trace"
+expect_status 2 "short image" -- "$bin" replay "$tmp/img/s.trace"
+expect_err "its image has 1048576 bytes" "short image named"
+expect_status 2 "export of an unknown disk" -- "$bin" replay "$tmp/img/p.trace" --export nope=x.raw
+expect_err "no such disk in the plain topology (guest, d0)" "export names the disks"
+printf 'blocksim-trace v1\nwrite 0 512\ncrash\n' >"$tmp/img/down.trace"
+expect_status 2 "guest export with the host down" -- "$bin" replay "$tmp/img/down.trace" \
+    --export guest="$tmp/img/nothing.raw"
+expect_out "verdict     PASS" "the report still comes first"
+[ ! -e "$tmp/img/nothing.raw" ] && ok || bad "a failed export left a file"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -34,7 +34,7 @@ void content_fill(uint8_t *buf, uint64_t seed, uint64_t tag, uint64_t first_sect
                   uint64_t n_sectors)
 {
     ASSERT(tag != CONTENT_TAG_ZERO);
-    ASSERT(tag != CONTENT_TAG_GARBAGE);
+    ASSERT(tag < CONTENT_TAG_SPECIAL); /* a write's tag, never a pattern's */
     for (uint64_t i = 0; i < n_sectors; i++) {
         uint8_t *p = buf + i * CONTENT_SECTOR;
         uint64_t sector = first_sector + i;
@@ -47,6 +47,17 @@ void content_fill(uint8_t *buf, uint64_t seed, uint64_t tag, uint64_t first_sect
         }
         memcpy(p, words, sizeof(words));
     }
+}
+
+/* Is the sector one byte repeated? */
+static bool one_byte(const uint8_t *p)
+{
+    for (unsigned i = 1; i < CONTENT_SECTOR; i++) {
+        if (p[i] != p[0]) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static int all_zero(const uint8_t *p)
@@ -66,7 +77,10 @@ uint64_t content_identify(const uint8_t *data, uint64_t seed, uint64_t sector,
     if (tag == CONTENT_TAG_ZERO) {
         return all_zero(data) ? CONTENT_TAG_ZERO : CONTENT_TAG_GARBAGE;
     }
-    if (tag == CONTENT_TAG_GARBAGE) {
+    if (one_byte(data)) { /* a filler never is: its second word is the sector */
+        return content_pattern_tag(data[0]);
+    }
+    if (tag >= CONTENT_TAG_SPECIAL) {
         return CONTENT_TAG_GARBAGE;
     }
     uint64_t base = filler_base(seed, tag, meant);

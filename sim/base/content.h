@@ -19,18 +19,36 @@
 #ifndef BLOCKSIM_CONTENT_H
 #define BLOCKSIM_CONTENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define CONTENT_SECTOR 512u
 #define CONTENT_TAG_ZERO 0u
 #define CONTENT_TAG_GARBAGE UINT64_MAX
+/* Tags at or above this are no write's: patterns (a sector of one byte, as
+ * `write OFF LEN pattern=0xNN` and qemu-io's `write -P` make them) and the
+ * bytes an image file gave a disk at the start. */
+#define CONTENT_TAG_SPECIAL (UINT64_MAX - 0x200u)
+#define CONTENT_TAG_IMAGE (UINT64_MAX - 1u)
+
+/* The tag of a sector filled with byte @b (CONTENT_TAG_ZERO for 0). */
+static inline uint64_t content_pattern_tag(uint8_t b)
+{
+    return b ? CONTENT_TAG_SPECIAL + b : CONTENT_TAG_ZERO;
+}
+
+static inline bool content_tag_is_pattern(uint64_t tag)
+{
+    return tag > CONTENT_TAG_SPECIAL && tag <= CONTENT_TAG_SPECIAL + 0xffu;
+}
 
 /* Fill @n_sectors sectors from @first_sector with the bytes of write @tag. */
 void content_fill(uint8_t *buf, uint64_t seed, uint64_t tag, uint64_t first_sector,
                   uint64_t n_sectors);
 
 /* The tag of one sector read at @sector: its writer's tag, CONTENT_TAG_ZERO
- * for an all-zero sector, or CONTENT_TAG_GARBAGE (then *home, if non-NULL,
+ * for an all-zero sector, a pattern tag for a sector of one byte, or
+ * CONTENT_TAG_GARBAGE (then *home, if non-NULL,
  * holds the sector the data was meant for when the tag and filler were
  * intact, which names a misdirected write, else UINT64_MAX). */
 uint64_t content_identify(const uint8_t *data, uint64_t seed, uint64_t sector,

@@ -51,10 +51,17 @@ struct check_rw {
     uint64_t explained;       /* mismatches explained by injected faults */
     check_taint_fn *taint;
     void *taint_opaque;
+    const uint8_t *image;     /* the guest's starting image (borrowed), or NULL */
+    uint64_t image_sectors;
 };
 
 void check_rw_init(struct check_rw *c, uint64_t seed, check_taint_fn *taint, void *opaque);
 void check_rw_fini(struct check_rw *c);
+
+/* The guest started from @image (@len bytes, borrowed for the run): a read
+ * of a sector's exact image bytes is "the image's data" (the model was told
+ * what the image holds), whatever else those bytes look like. */
+void check_rw_image(struct check_rw *c, const uint8_t *image, uint64_t len);
 
 /* Completions, in event order. @ok is ret == 0. */
 void check_rw_write_done(struct check_rw *c, uint64_t sector, uint64_t n, uint64_t tag,

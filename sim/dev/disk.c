@@ -179,6 +179,21 @@ void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len
     }
 }
 
+void disk_peek_durable(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len)
+{
+    disk_peek(d, offset, buf, len);
+    /* Undo the volatile cache, newest entry first: what a power loss that
+     * kept nothing of it would leave. */
+    for (uint64_t i = d->log_n; i > 0; i--) {
+        const struct disk_log_entry *e = log_at(d, i - 1);
+        uint64_t lo = max_u64(offset, e->offset);
+        uint64_t hi = min_u64(offset + len, e->offset + e->len);
+        if (lo < hi) {
+            memcpy(buf + (lo - offset), e->old + (lo - e->offset), hi - lo);
+        }
+    }
+}
+
 /* A zeroed chunk: from the free list, else carved from the newest slab. */
 static uint8_t *chunk_new(struct disk *d)
 {

@@ -165,6 +165,10 @@ void disk_crash_planned(struct disk *d, const struct disk_crash_plan *plan,
 /* Current contents (what a read would see without faults). */
 void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len);
 
+/* What is on media: the current contents without the volatile cache's
+ * writes (what a power loss that kept none of them would leave). */
+void disk_peek_durable(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len);
+
 /* Set contents directly, durable at once (test and scenario set-up). */
 void disk_poke(struct disk *d, uint64_t offset, const uint8_t *buf, uint64_t len);
 

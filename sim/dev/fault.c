@@ -386,7 +386,7 @@ struct fault_rule *fault_plan_fire(struct fault_plan *p, struct rng *r, const ch
                                    enum fault_io io, uint64_t offset, uint64_t len,
                                    uint64_t now_ns)
 {
-    for (size_t i = 0; i < p->n; i++) {
+    for (size_t i = 0; i < p->n && !p->paused; i++) {
         struct fault_rule *rule = &p->rules[i];
         if (rule_applies(rule, disk, io, offset, len, now_ns) && rule_fires(rule, r)) {
             fault_rule_check(rule);
@@ -407,7 +407,7 @@ bool fault_rule_matches_hosts(const struct fault_rule *r, const char *src, const
 struct fault_rule *fault_plan_fire_net(struct fault_plan *p, struct rng *r, unsigned mask,
                                        const char *src, const char *dst, uint64_t now_ns)
 {
-    for (size_t i = 0; i < p->n; i++) {
+    for (size_t i = 0; i < p->n && !p->paused; i++) {
         struct fault_rule *rule = &p->rules[i];
         if (!(mask & (1u << rule->kind)) || !fault_rule_matches_hosts(rule, src, dst) ||
             now_ns < rule->after_ns || now_ns >= rule->before_ns) {

@@ -88,6 +88,7 @@ struct fault_plan {
     struct fault_rule *rules;
     size_t n;
     size_t cap;
+    bool paused;  /* no rule fires (the run is over: exports read the truth) */
 };
 
 const char *fault_kind_name(enum fault_kind kind);

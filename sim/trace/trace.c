@@ -64,6 +64,9 @@ static void rec_fini(struct trace_rec *r)
 {
     trace_crash_plan_free(r->plan);
     mem_strfree(r->text);
+    if (r->cfg) {
+        mem_strfree(r->cfg->image);
+    }
     mem_free(r->cfg, r->cfg ? sizeof(*r->cfg) : 0);
     mem_free(r->bm, r->bm ? sizeof(*r->bm) : 0);
 }
@@ -268,10 +271,33 @@ const char *trace_len_problem(enum trace_kind kind, uint64_t len, char *why, siz
     return why;
 }
 
+/* After OFFSET LENGTH: fua (write, zero) and pattern=0xNN (write). */
+static int range_option(struct trace_rec *r, const struct fields *f, unsigned i, struct err *e)
+{
+    const char *w = f->w[i];
+    bool fua_ok = r->kind == TRACE_WRITE || r->kind == TRACE_ZERO;
+    uint64_t v;
+    if (strcmp(w, "fua") == 0 && fua_ok && !r->fua) {
+        r->fua = true;
+        return 0;
+    }
+    if (strncmp(w, "pattern=", 8) == 0 && r->kind == TRACE_WRITE && !r->has_pattern) {
+        if (parse_u64(w + 8, &v) < 0 || v > 0xff) {
+            return err_set(e, 0, f->first + i, "pattern: expected a byte such as 0x5a, got "
+                           "'%s'", w + 8);
+        }
+        r->has_pattern = true;
+        r->pattern = (uint8_t)v;
+        return 0;
+    }
+    return err_set(e, 0, f->first + i, "expected %s, got '%s'", r->kind == TRACE_WRITE ?
+                   "'fua' or 'pattern=0xNN'" : "'fua'", w);
+}
+
 static int parse_range_op(struct trace_rec *r, const struct fields *f, struct err *e)
 {
     bool fua_ok = r->kind == TRACE_WRITE || r->kind == TRACE_ZERO;
-    TRY(want_fields(f, 3, fua_ok ? 4 : 3, e));
+    TRY(want_fields(f, 3, r->kind == TRACE_WRITE ? 5 : fua_ok ? 4 : 3, e));
     TRY(field_u64(f, 1, &r->offset, "offset", e));
     TRY(field_u64(f, 2, &r->len, "length", e));
     if (r->offset % 512) {
@@ -285,11 +311,8 @@ static int parse_range_op(struct trace_rec *r, const struct fields *f, struct er
     if (r->offset > UINT64_MAX - r->len) {
         return err_set(e, 0, f->first + 1, "offset + length overflows");
     }
-    if (f->n == 4) {
-        if (strcmp(f->w[3], "fua") != 0) {
-            return err_set(e, 0, f->first + 3, "expected 'fua', got '%s'", f->w[3]);
-        }
-        r->fua = true;
+    for (unsigned i = 3; i < f->n; i++) {
+        TRY(range_option(r, f, i, e));
     }
     return 0;
 }
@@ -298,6 +321,11 @@ static void print_range_op(const struct trace_rec *r, char *buf, size_t size)
 {
     snprintf(buf, size, "%s %" PRIu64 " %" PRIu64 "%s", kind_info(r->kind)->word, r->offset,
              r->len, r->fua ? " fua" : "");
+    if (r->has_pattern) {
+        char pat[24];
+        snprintf(pat, sizeof(pat), " pattern=0x%02x", r->pattern);
+        cat(buf, size, pat);
+    }
 }
 
 static int parse_bare(struct trace_rec *r, const struct fields *f, struct err *e)
@@ -711,6 +739,8 @@ static int disk_option(struct trace_cfg *c, const struct fields *f, unsigned i, 
     } else if (strcmp(w, "atomic=yes") == 0 || strcmp(w, "atomic=no") == 0) {
         c->atomic = strcmp(w, "atomic=yes") == 0;
         c->has_atomic = true;
+    } else if (strncmp(w, "image=", 6) == 0 && w[6] && !c->image) {
+        c->image = mem_strdup(w + 6);
     } else {
         return err_set(e, 0, f->first + i, "unknown disk option '%s'", w);
     }
@@ -719,7 +749,7 @@ static int disk_option(struct trace_cfg *c, const struct fields *f, unsigned i, 
 
 static int parse_disk(struct trace_rec *r, const struct fields *f, struct err *e)
 {
-    TRY(want_fields(f, 2, 7, e));
+    TRY(want_fields(f, 2, 8, e));
     struct trace_cfg *c = r->cfg = trace_cfg_new();
     if (strlen(f->w[1]) >= sizeof(c->name) || strchr(f->w[1], '=')) {
         return err_set(e, 0, f->first + 1, "bad disk name '%s'", f->w[1]);
@@ -756,6 +786,10 @@ static void print_disk(const struct trace_rec *r, char *buf, size_t size)
     }
     if (c->has_atomic) {
         cat(buf, size, c->atomic ? " atomic=yes" : " atomic=no");
+    }
+    if (c->image) {
+        cat(buf, size, " image=");
+        cat(buf, size, c->image);
     }
 }
 
@@ -1192,7 +1226,9 @@ static bool cfg_equal(const struct trace_cfg *a, const struct trace_cfg *b)
     char fb[TRACE_LINE_MAX];
     fault_rule_format(&a->fault, fa, sizeof(fa));
     fault_rule_format(&b->fault, fb, sizeof(fb));
-    return a->topology == b->topology && strcmp(a->name, b->name) == 0 &&
+    bool images = (!a->image && !b->image) ||
+                  (a->image && b->image && strcmp(a->image, b->image) == 0);
+    return images && a->topology == b->topology && strcmp(a->name, b->name) == 0 &&
            a->size == b->size && a->cluster == b->cluster && a->cache == b->cache &&
            a->lat_min_ns == b->lat_min_ns && a->lat_max_ns == b->lat_max_ns &&
            a->flush_ns == b->flush_ns && a->atomic == b->atomic &&
@@ -1230,6 +1266,7 @@ bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b)
 {
     return a->kind == b->kind && a->has_at == b->has_at && a->at_ns == b->at_ns &&
            a->fua == b->fua && a->has_mode == b->has_mode &&
+           a->has_pattern == b->has_pattern && a->pattern == b->pattern &&
            (!a->has_mode || a->mode == b->mode) && a->expect == b->expect &&
            a->offset == b->offset && a->len == b->len && a->value == b->value &&
            cfg_equal(a->cfg, b->cfg) && bm_equal(a->bm, b->bm) && plan_equal(a->plan, b->plan);

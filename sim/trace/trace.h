@@ -24,12 +24,19 @@
  *                                             defaults to a majority; ignore=I
  *                                             sets children.I's ignore-errors
  *   disk NAME [size=S] [cache=S] [latency=D-D] [flush=D] [atomic=yes|no]
+ *        [image=PATH]                         start from a raw image (a path
+ *                                             relative to the trace's folder;
+ *                                             no blanks); size= then must
+ *                                             equal the file's
  *   fault KIND [key=value...]                 see fault.h
  *   qd N                                      queue depth from here on
  *   buggify                                   enable ref/'s BUGGIFY fault points
  *   mutant NAME                               plant a known bug (sim/mutant.h),
  *                                             as --mutant NAME does
- *   [@TIME] read|write|discard|zero OFFSET LENGTH [fua]
+ *   [@TIME] read|write|discard|zero OFFSET LENGTH [fua] [pattern=0xNN]
+ *                                             pattern (write only): every byte
+ *                                             is NN, as qemu-io's write -P;
+ *                                             else contents name the write
  *   [@TIME] flush
  *   [@TIME] crash [mode=prefix|subset|tear]   without @TIME: after earlier
  *            [at-flush=N] [plan=F/F..]        operations complete; with it:
@@ -120,6 +127,7 @@ struct trace_cfg {
     unsigned ignore_mask; /* bit i: children.i ignores errors */
     bool fifo, rewrite;
     struct fault_rule fault;
+    char *image;          /* disk: a raw image file to start from (owned), or NULL */
 };
 
 enum trace_bitmap_op {
@@ -168,6 +176,8 @@ struct trace_rec {
     unsigned line;        /* 1-based source line; 0 when made in memory */
     bool has_at;
     bool fua;
+    bool has_pattern;     /* write: every byte is pattern (qemu-io write -P) */
+    uint8_t pattern;
     bool has_mode;        /* crash */
     enum disk_crash_mode mode;
     enum trace_expect expect;

@@ -220,6 +220,12 @@ static const enum node_op node_ops[TRACE__COUNT] = {
     [TRACE_ZERO] = NODE_OP_WRITE_ZEROES,
 };
 
+/* The content tag a write record's sectors carry. */
+static uint64_t write_tag(const struct trace_rec *rec, uint64_t index)
+{
+    return rec->has_pattern ? content_pattern_tag(rec->pattern) : index + 1;
+}
+
 static void op_judge(struct world *w, struct guest_op *op, int ret)
 {
     const struct trace_rec *rec = op->rec;
@@ -234,7 +240,7 @@ static void op_judge(struct world *w, struct guest_op *op, int ret)
         }
         break;
     case TRACE_WRITE:
-        check_rw_write_done(&w->check, s, n, op->index + 1, ok, rec->fua);
+        check_rw_write_done(&w->check, s, n, write_tag(rec, op->index), ok, rec->fua);
         break;
     case TRACE_ZERO:
         check_rw_write_done(&w->check, s, n, CONTENT_TAG_ZERO, ok, rec->fua);
@@ -299,7 +305,9 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     if (rec->kind == TRACE_READ || rec->kind == TRACE_WRITE) {
         op->buf = mem_alloc(rec->len);
     }
-    if (rec->kind == TRACE_WRITE) {
+    if (rec->kind == TRACE_WRITE && rec->has_pattern) {
+        memset(op->buf, rec->pattern, rec->len);
+    } else if (rec->kind == TRACE_WRITE) {
         content_fill(op->buf, w->seed, op->index + 1, rec->offset / CONTENT_SECTOR,
                      rec->len / CONTENT_SECTOR);
     }
@@ -329,7 +337,7 @@ static void do_crash(struct world *w, const struct trace_rec *rec)
         uint64_t s = op->rec->offset / CONTENT_SECTOR;
         uint64_t n = op->rec->len / CONTENT_SECTOR;
         if (op->rec->kind == TRACE_WRITE) {
-            check_rw_write_lost(&w->check, s, n, op->index + 1);
+            check_rw_write_lost(&w->check, s, n, write_tag(op->rec, op->index));
         } else if (op->rec->kind == TRACE_ZERO) {
             check_rw_write_lost(&w->check, s, n, CONTENT_TAG_ZERO);
         } else if (op->rec->kind == TRACE_DISCARD) {
@@ -658,6 +666,9 @@ static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err
                            w->disk_rec_line[i]);
         }
         w->disk_rec_line[i] = r->line ? r->line : UINT32_MAX;
+        if (c->image) {
+            TRY(world__image_disk_rec(w, i, r, e));
+        }
         if (c->has_size && c->size < d->size) {
             return err_set(e, r->line, 3, "disk %s needs at least %" PRIu64 " bytes",
                            d->name, d->size);
@@ -677,6 +688,20 @@ static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err
     }
     return err_set(e, r->line, 2, "no disk '%s' in the %s topology (it has %s)", c->name,
                    trace_topology_name(w->topo), names);
+}
+
+static void topology_disks(struct world *w, const struct trace_cfg *topo)
+{
+    if (w->topo == TRACE_TOPO_QUORUM) {
+        world__quorum_setup(w, topo);
+    } else if (w->topo == TRACE_TOPO_PLAIN) {
+        w->n_disks = 1;
+        disk_config_default(&w->dcfg[0], "d0", w->size);
+    } else {
+        w->n_disks = 2;
+        disk_config_default(&w->dcfg[0], "base", w->size);
+        disk_config_default(&w->dcfg[1], "top", overlay_file_size(w->size, w->cluster));
+    }
 }
 
 /* Topology first: it names the disks that disk records then configure. */
@@ -699,15 +724,12 @@ static int setup_topology(struct world *w, struct err *e)
         topo = r->cfg;
     }
     w->size = w->o.size ? w->o.size : world_trace_size(w->t);
-    if (w->topo == TRACE_TOPO_QUORUM) {
-        world__quorum_setup(w, topo);
-    } else if (w->topo == TRACE_TOPO_PLAIN) {
-        w->n_disks = 1;
-        disk_config_default(&w->dcfg[0], "d0", w->size);
-    } else {
-        w->n_disks = 2;
-        disk_config_default(&w->dcfg[0], "base", w->size);
-        disk_config_default(&w->dcfg[1], "top", overlay_file_size(w->size, w->cluster));
+    topology_disks(w, topo);
+    uint64_t image = 0;
+    TRY(world__image_guest_size(w, &image, e));
+    if (image && image != w->size && !w->o.size && !(topo && topo->has_size)) {
+        w->size = image; /* the guest disk's size comes from its image */
+        topology_disks(w, topo);
     }
     return 0;
 }
@@ -882,6 +904,7 @@ static int world_setup(struct world *w, struct err *e)
         return BS_EPARSE;
     }
     TRY(faults_opt_validate(w, trace_rules, e));
+    TRY(world__exports_check(w, e));
     for (unsigned i = 0; i < w->n_disks; i++) {
         w->disks[i] = disk_new(&w->dcfg[i], &w->q, &w->plan, w->seed, i, w->o.disk_mutants);
         w->disks[i]->flush_hook = flush_seen;
@@ -893,6 +916,7 @@ static int world_setup(struct world *w, struct err *e)
     check_rw_init(&w->check, w->seed, world_taint, w);
     w->check.replicas = w->quorum;
     model_disk_init(&w->base_model);
+    TRY(world__images_load(w, e));
     w->digest = XXH3_createState();
     ASSERT(w->digest != NULL);
     XXH3_64bits_reset_withSeed(w->digest, w->seed);
@@ -931,6 +955,7 @@ static void world_fini(struct world *w)
     if (w->quorum) {
         world__quorum_fini(w);
     }
+    world__images_fini(w);
     for (unsigned i = 0; i < w->n_disks; i++) {
         if (w->disks[i]) {
             disk_free(w->disks[i]);
@@ -1064,6 +1089,7 @@ int world_run(const struct trace *t, const struct world_opts *o, struct world_re
         }
         result_fill(w);
         expect_check(t, r);
+        world__exports_write(w);
     }
     world_fini(w);
     mem_free(w, sizeof(*w));

@@ -50,6 +50,15 @@ struct world_bitmap {
     size_t n_extents;
 };
 
+/* --export NAME=PATH: after the run, a disk's durable contents (NAME a disk
+ * of the topology) or what the guest reads (NAME "guest") as a raw file. */
+struct world_export {
+    const char *name;
+    const char *path;
+};
+
+#define WORLD_EXPORTS_MAX 8
+
 struct world_opts {
     uint64_t seed;         /* used when has_seed, else the trace's, else 1 */
     bool has_seed;
@@ -77,6 +86,9 @@ struct world_opts {
     unsigned n_bitmaps;
     bool dirty_mark_early; /* mark bitmaps when a write is issued (the seed's mode) */
     bool want_bitmaps;     /* fill world_result.bitmaps; world_result_fini frees them */
+    const char *base_dir;  /* relative image= paths start here (NULL: the cwd) */
+    const struct world_export *exports;
+    unsigned n_exports;
 };
 
 enum world_verdict { WORLD_PASS, WORLD_FAIL };
@@ -123,6 +135,7 @@ struct world_result {
     struct world_bitmap *bitmaps; /* want_bitmaps: the guest disk's bitmaps at the
                                    * end (or at the last clean shutdown) */
     unsigned n_bitmaps;
+    char export_error[320];      /* an --export that could not be written, or "" */
 };
 
 /* Free what world_run put in @r (the bitmaps); @r stays readable. */

@@ -82,6 +82,9 @@ struct world {
     bool timer_armed;
     unsigned disk_rec_line[WORLD_DISKS_MAX]; /* the disk record that configured it */
     const struct trace_rec *at_flush_rec; /* the crash record with at-flush=, if any */
+    const char *image_path[WORLD_DISKS_MAX]; /* disk record's image=, borrowed */
+    uint8_t *image[WORLD_DISKS_MAX];        /* loaded image bytes (owned) */
+    uint64_t image_len[WORLD_DISKS_MAX];
     uint64_t progress_ns;   /* virtual time of the last record run or op done */
     uint64_t wait_until_ns; /* the latest @TIME the pump waited for */
     bool waited;
@@ -142,6 +145,21 @@ void world__bitmap_write_done(struct world *w, const struct trace_rec *rec);
 void world__bitmap_crash(struct world *w, enum disk_crash_mode mode);
 void world__bitmap_end(struct world *w);
 void world__shutdown(struct world *w, const struct trace_rec *rec);
+
+/* world_image.c */
+/* The index of the disk whose contents the guest sees at the start (plain:
+ * d0, overlay: base), or -1 (quorum: no single one). */
+int world__guest_disk(const struct world *w);
+/* The guest size an image on the guest disk implies (0 when none). */
+int world__image_guest_size(const struct world *w, uint64_t *size, struct err *e);
+/* A disk record with image=: check it against disk @i. */
+int world__image_disk_rec(struct world *w, unsigned i, const struct trace_rec *r,
+                          struct err *e);
+/* Read the images into their disks and tell the checker what they hold. */
+int world__images_load(struct world *w, struct err *e);
+int world__exports_check(const struct world *w, struct err *e);
+void world__exports_write(struct world *w);
+void world__images_fini(struct world *w);
 
 /* world_quorum.c */
 void world__quorum_setup(struct world *w, const struct trace_cfg *c);

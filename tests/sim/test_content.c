@@ -27,10 +27,31 @@ START_TEST(test_content_identifies_writer)
 }
 END_TEST
 
+/* A sector of one byte is a pattern (qemu-io write -P), whatever the byte;
+ * a pattern with one byte changed is garbage. */
+START_TEST(test_content_patterns)
+{
+    uint8_t buf[512];
+    for (unsigned b = 1; b < 256; b++) {
+        memset(buf, (int)b, sizeof(buf));
+        uint64_t tag = content_identify(buf, 42, 9, NULL);
+        ck_assert_uint_eq(tag, content_pattern_tag((uint8_t)b));
+        ck_assert(content_tag_is_pattern(tag));
+    }
+    ck_assert_uint_eq(content_pattern_tag(0), CONTENT_TAG_ZERO);
+    memset(buf, 0x5a, sizeof(buf));
+    buf[400] = 0x5b;
+    ck_assert_uint_eq(content_identify(buf, 42, 9, NULL), CONTENT_TAG_GARBAGE);
+    ck_assert(!content_tag_is_pattern(7));
+    ck_assert(!content_tag_is_pattern(CONTENT_TAG_IMAGE));
+}
+END_TEST
+
 Suite *suite_content(void)
 {
     const TTest *tests[] = {
         test_content_identifies_writer,
+        test_content_patterns,
     };
     return tl_suite("content", tests, ARRAY_LEN(tests));
 }

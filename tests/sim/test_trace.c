@@ -92,6 +92,10 @@ START_TEST(test_trace_errors_name_line_and_field)
         { "blocksim-trace v1\nread 0 134217728\n", 2, 3, "over the 64M a read or write" },
         { "blocksim-trace v1\ndiscard 0 4294967808\n", 2, 3, "over the 4G-512" },
         { "blocksim-trace v1\nmutant nope\n", 2, 2, "unknown mutant" },
+        { "blocksim-trace v1\nread 0 512 pattern=0x5a\n", 2, 4, "unexpected field" },
+        { "blocksim-trace v1\nwrite 0 512 pattern=0x100\n", 2, 4, "a byte" },
+        { "blocksim-trace v1\ncrash plan=kx\n", 2, 2, "plan:" },
+        { "blocksim-trace v1\ncrash at-flush=0\n", 2, 2, "counts from 1" },
         { "blocksim-trace v1\nfault write-eio after=5\n", 2, 3, "" },
         { "blocksim-trace v1\n@fast write 0 512\n", 2, 1, "@TIME" },
         { "blocksim-trace v1\nfault write-eio prob=x\n", 2, 3, "probability" },
@@ -128,7 +132,10 @@ START_TEST(test_trace_errors_name_line_and_field)
     /* Lengths: a discard or write-zeroes may span 4G-512 (NBD's limit), as
      * nbd-serve --trace-out records them; a mutant record round-trips. */
     static const char ok[] = "blocksim-trace v1\nmutant disk-flush-noop\n"
-                             "discard 0 4294966784\nzero 0 1073741824\n";
+                             "disk d0 cache=1M image=base.raw\n"
+                             "discard 0 4294966784\nzero 0 1073741824\n"
+                             "write 0 4096 fua pattern=0x5a\nwrite 4096 512 pattern=0x00\n"
+                             "crash at-flush=3 plan=k3-2t/-k tear-seed=9\n";
     struct trace t;
     struct err e = { .file = "ok" };
     ck_assert_int_eq(trace_parse(&t, ok, strlen(ok), &e), 0);
