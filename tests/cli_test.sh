@@ -493,5 +493,22 @@ expect_status 2 "guest export with the host down" -- "$bin" replay "$tmp/img/dow
 expect_out "verdict     PASS" "the report still comes first"
 [ ! -e "$tmp/img/nothing.raw" ] && ok || bad "a failed export left a file"
 
+# ---- hosts: crash, restart and shutdown one host (issue 13) ----
+expect_status 1 "a server host crash alone, caught planted bug" -- "$bin" replay \
+    traces/native/quorum-host-crash.trace --mutant quorum-no-rewrite
+expect_status 0 "hosts in the JSON report" -- "$bin" replay --json traces/native/quorum-host-crash.trace
+expect_out '"name": "s1"' "the report lists the hosts"
+printf 'blocksim-trace v1\ntopology quorum children=3 nbd=2\nwrite 0 4096\ncrash host=s9\n' \
+    >"$tmp/h1.trace"
+expect_status 2 "crash of an unknown host" -- "$bin" replay "$tmp/h1.trace"
+expect_err "h1.trace:4: field 2: no host 's9' in the quorum topology (hosts: primary, s1, s2)" \
+    "unknown host named with the hosts there are"
+printf 'blocksim-trace v1\ntopology quorum children=3 nbd=2\nrestart host=s1\n' >"$tmp/h2.trace"
+expect_status 2 "restart of a host that is up" -- "$bin" replay "$tmp/h2.trace"
+printf 'blocksim-trace v1\ntopology quorum children=3 nbd=1\ncrash host=primary\nwrite 0 512\n' \
+    >"$tmp/h3.trace"
+expect_status 2 "guest I/O with its host down" -- "$bin" replay "$tmp/h3.trace"
+expect_err "h3.trace:4: field 1: 'write' while the host is down" "guest host down named"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -438,10 +438,49 @@ static int crash_plan_fates(struct trace_crash_plan *p, const struct fields *f, 
     return ret;
 }
 
+/* host=NAME on a crash, restart or shutdown. */
+static int host_option(struct trace_rec *r, const struct fields *f, unsigned i, struct err *e)
+{
+    const char *name = f->w[i] + 5;
+    size_t n = strlen(name);
+    bool ok = n > 0 && n < TRACE_HOST_MAX && !r->host[0];
+    for (size_t k = 0; k < n && ok; k++) {
+        ok = (name[k] >= 'a' && name[k] <= 'z') || (name[k] >= '0' && name[k] <= '9') ||
+             name[k] == '-';
+    }
+    if (!ok) {
+        return err_set(e, 0, f->first + i, "host: expected one name of a-z 0-9 -, at most %d "
+                       "characters, got '%s'", TRACE_HOST_MAX - 1, name);
+    }
+    memcpy(r->host, name, n + 1);
+    return 0;
+}
+
+static int parse_host_op(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 1, 2, e));
+    if (f->n == 2 && strncmp(f->w[1], "host=", 5) != 0) {
+        return err_set(e, 0, f->first + 1, "expected host=NAME, got '%s'", f->w[1]);
+    }
+    return f->n == 2 ? host_option(r, f, 1, e) : 0;
+}
+
+static void print_host_op(const struct trace_rec *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", kind_info(r->kind)->word);
+    if (r->host[0]) {
+        cat(buf, size, " host=");
+        cat(buf, size, r->host);
+    }
+}
+
 static int crash_option(struct trace_rec *r, const struct fields *f, unsigned i,
                         struct err *e)
 {
     const char *w = f->w[i];
+    if (strncmp(w, "host=", 5) == 0) {
+        return host_option(r, f, i, e);
+    }
     if (strncmp(w, "mode=", 5) == 0) {
         if (disk_crash_mode_parse(w + 5, &r->mode) < 0) {
             return err_set(e, 0, f->first + i, "expected mode=prefix, mode=subset or "
@@ -470,7 +509,7 @@ static int crash_option(struct trace_rec *r, const struct fields *f, unsigned i,
 
 static int parse_crash(struct trace_rec *r, const struct fields *f, struct err *e)
 {
-    TRY(want_fields(f, 1, 5, e));
+    TRY(want_fields(f, 1, 6, e));
     for (unsigned i = 1; i < f->n; i++) {
         TRY(crash_option(r, f, i, e));
     }
@@ -481,6 +520,10 @@ static void print_crash(const struct trace_rec *r, char *buf, size_t size)
 {
     snprintf(buf, size, "crash%s%s", r->has_mode ? " mode=" : "",
              r->has_mode ? disk_crash_mode_name(r->mode) : "");
+    if (r->host[0]) {
+        cat(buf, size, " host=");
+        cat(buf, size, r->host);
+    }
     const struct trace_crash_plan *p = r->plan;
     if (!p) {
         return;
@@ -919,13 +962,13 @@ static const struct kind_info kinds[TRACE__COUNT] = {
     [TRACE_DISCARD] = { "discard", parse_range_op, print_range_op, true },
     [TRACE_ZERO] = { "zero", parse_range_op, print_range_op, true },
     [TRACE_CRASH] = { "crash", parse_crash, print_crash, true },
-    [TRACE_RESTART] = { "restart", parse_bare, print_bare, true },
+    [TRACE_RESTART] = { "restart", parse_host_op, print_host_op, true },
     [TRACE_COMMIT] = { "commit", parse_bare, print_bare, false },
     [TRACE_MAKE_EMPTY] = { "make-empty", parse_bare, print_bare, false },
     [TRACE_EXPECT] = { "expect", parse_expect, print_expect, false },
     [TRACE_BUGGIFY] = { "buggify", parse_bare, print_bare, false },
     [TRACE_BITMAP] = { "bitmap", parse_bitmap, print_bitmap, false },
-    [TRACE_SHUTDOWN] = { "shutdown", parse_bare, print_bare, true },
+    [TRACE_SHUTDOWN] = { "shutdown", parse_host_op, print_host_op, true },
     [TRACE_MUTANT] = { "mutant", parse_mutant, print_mutant, false },
 };
 
@@ -1267,6 +1310,7 @@ bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b)
     return a->kind == b->kind && a->has_at == b->has_at && a->at_ns == b->at_ns &&
            a->fua == b->fua && a->has_mode == b->has_mode &&
            a->has_pattern == b->has_pattern && a->pattern == b->pattern &&
+           strcmp(a->host, b->host) == 0 &&
            (!a->has_mode || a->mode == b->mode) && a->expect == b->expect &&
            a->offset == b->offset && a->len == b->len && a->value == b->value &&
            cfg_equal(a->cfg, b->cfg) && bm_equal(a->bm, b->bm) && plan_equal(a->plan, b->plan);

@@ -52,7 +52,9 @@
  *                                             entries are kept): the exact
  *                                             state explore's repro traces
  *                                             name
- *   [@TIME] restart
+ *   [@TIME] crash ... [host=NAME]            NAME's host alone (primary, or a
+ *   [@TIME] restart [host=NAME]               quorum's server s<i>); without
+ *   [@TIME] shutdown [host=NAME]              host=, every host
  *   commit | make-empty                       overlay topology only
  *   bitmap add NAME [granularity=S] [persistent] [disabled]
  *   bitmap remove|clear|enable|disable|persist NAME
@@ -156,6 +158,7 @@ struct trace_bitmap {
     bool disabled;                    /* add */
 };
 
+#define TRACE_HOST_MAX 16
 #define TRACE_PLAN_DISKS 8
 #define TRACE_PLAN_ENTRIES 4096
 
@@ -179,6 +182,7 @@ struct trace_rec {
     bool has_pattern;     /* write: every byte is pattern (qemu-io write -P) */
     uint8_t pattern;
     bool has_mode;        /* crash */
+    char host[TRACE_HOST_MAX]; /* crash, restart, shutdown: one host; "": every host */
     enum disk_crash_mode mode;
     enum trace_expect expect;
     uint64_t at_ns;

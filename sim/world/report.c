@@ -124,6 +124,14 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
     json_object_set_new(o, "serialised", json_integer((json_int_t)r->serialised));
     json_object_set_new(o, "crashes", json_integer((json_int_t)r->crashes));
     json_object_set_new(o, "restarts", json_integer((json_int_t)r->restarts));
+    json_t *hosts = json_array();
+    for (unsigned h = 0; h < r->n_hosts; h++) {
+        json_array_append_new(hosts, json_pack("{s:s, s:b, s:I, s:I}", "name",
+                                               r->hosts[h].name, "up", r->hosts[h].up,
+                                               "crashes", (json_int_t)r->hosts[h].crashes,
+                                               "downs", (json_int_t)r->hosts[h].downs));
+    }
+    json_object_set_new(o, "hosts", hosts);
     json_object_set_new(o, "sectors_checked", json_integer((json_int_t)r->sectors_checked));
     json_object_set_new(o, "explained_by_faults", json_integer((json_int_t)r->explained));
     json_object_set_new(o, "faults_fired", faults_json(r));
@@ -233,6 +241,15 @@ void report_text(const struct world_result *r, const struct report_info *info, F
     fprintf(out, "  host        %" PRIu64 " crash(es), %" PRIu64 " restart(s), %" PRIu64
             " operations waited for an overlapping one\n", r->crashes, r->restarts,
             r->serialised);
+    if (r->n_hosts > 1) {
+        fprintf(out, "  hosts      ");
+        for (unsigned h = 0; h < r->n_hosts; h++) {
+            fprintf(out, "%s %s (%s, %" PRIu64 " crash(es), %" PRIu64 " down)", h ? "," : "",
+                    r->hosts[h].name, r->hosts[h].up ? "up" : "down", r->hosts[h].crashes,
+                    r->hosts[h].downs);
+        }
+        fputc('\n', out);
+    }
     fprintf(out, "  faults      ");
     unsigned shown = 0;
     for (int k = 0; k < FAULT__COUNT; k++) {

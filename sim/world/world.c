@@ -70,6 +70,12 @@ static const struct env_timer_ops world_timer_ops = {
     .buggify = wt_buggify,
 };
 
+struct env_timer world__timer(struct world *w)
+{
+    struct env_timer t = { &world_timer_ops, w };
+    return t;
+}
+
 /* ---- observations and digest ---- */
 
 void world__observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret, uint64_t a,
@@ -109,10 +115,11 @@ static int stack_open(struct world *w, struct err *e)
 {
     struct stack *s = mem_alloc(sizeof(*s));
     s->w = w;
-    struct env_timer timer = { &world_timer_ops, w };
-    graph_init(&s->g, timer, w->o.node_mutants);
+    graph_init(&s->g, world__timer(w), w->o.node_mutants);
     for (unsigned i = 0; i < w->n_disks; i++) {
-        s->h[i] = disk_handle_new(w->disks[i]);
+        if (w->hosts[WORLD_GUEST_HOST].disk[i]) {
+            s->h[i] = disk_handle_new(w->disks[i]);
+        }
     }
     int ret = w->quorum ? world__quorum_open(w, s, e) : stack_root(w, s, e);
     if (ret == 0 && w->bitmaps) {
@@ -132,7 +139,9 @@ void world__stack_free(struct stack *s)
     graph_fini(&s->g);
     world__quorum_free(s);
     for (unsigned i = 0; i < s->w->n_disks; i++) {
-        disk_handle_free(s->h[i]);
+        if (s->h[i]) {
+            disk_handle_free(s->h[i]);
+        }
     }
     mem_free(s, sizeof(*s));
 }
@@ -148,26 +157,15 @@ static void stack_idle(void *opaque)
     world__stack_free(s);
 }
 
-void world__stack_graph_idle(struct stack *s)
-{
-    ASSERT(s->graphs_live > 0);
-    if (--s->graphs_live == 0) {
-        stack_idle(s);
-    }
-}
-
-static void stack_graph_idle(void *opaque)
-{
-    world__stack_graph_idle(opaque);
-}
-
 static void stack_kill(struct world *w)
 {
     struct stack *s = w->live;
     w->live = NULL;
     s->dead = true;
-    s->graphs_live = 1 + (w->quorum ? world__quorum_kill(w, s) : 0);
-    graph_kill(&s->g, stack_graph_idle, s);
+    if (w->quorum) {
+        world__quorum_kill(w, s);
+    }
+    graph_kill(&s->g, stack_idle, s);
 }
 
 /* ---- guest operations ---- */
@@ -329,7 +327,20 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
 
 /* ---- control records ---- */
 
-static void do_crash(struct world *w, const struct trace_rec *rec)
+/* The hosts a crash, restart or shutdown acts on (bit i: hosts[i]): the one
+ * it names, or every host; of those, the ones @up. */
+static unsigned rec_hosts(const struct world *w, const struct trace_rec *rec, bool up)
+{
+    unsigned mask = 0;
+    for (unsigned h = 0; h < w->n_hosts; h++) {
+        bool named = !rec->host[0] || strcmp(rec->host, w->hosts[h].name) == 0;
+        mask |= named && w->hosts[h].up == up ? 1u << h : 0;
+    }
+    return mask;
+}
+
+/* The guest's host goes down: what it had in flight is lost. */
+static void guest_host_down(struct world *w)
 {
     /* Writes in flight may or may not have reached the media. */
     for (unsigned i = 0; i < w->n_inflight; i++) {
@@ -348,34 +359,90 @@ static void do_crash(struct world *w, const struct trace_rec *rec)
     w->n_inflight = 0; /* their completions will see the old epoch */
     stack_kill(w);
     w->epoch++;
-    enum disk_crash_mode mode = rec->has_mode ? rec->mode
-                                              : (enum disk_crash_mode)rng_below(
-                                                    &w->crash_rng, DISK_CRASH__COUNT);
+}
+
+/* Disk @i loses power (the explorer's plan, the record's, or @mode). */
+static void crash_disk(struct world *w, const struct trace_rec *rec, unsigned i,
+                       enum disk_crash_mode mode)
+{
     bool first = w->r->crashes == w->o.crash_plan_at; /* the one explored */
     const struct trace_crash_plan *own = rec->plan && rec->plan->n_disks ? rec->plan : NULL;
     struct disk_crash_report rep;
+    if (first && w->o.crash_hook) {
+        w->o.crash_hook(w->o.crash_hook_opaque, i, w->disks[i]);
+    }
+    if (first && w->o.crash_plans) {
+        disk_crash_planned(w->disks[i], &w->o.crash_plans[i], &rep);
+    } else if (own) { /* the record names the exact outcome */
+        struct disk_crash_plan plan = { NULL, 0, own->tear_seed };
+        if (i < own->n_disks) {
+            plan.keep = own->fates[i];
+            plan.n = own->n[i];
+        }
+        disk_crash_planned(w->disks[i], &plan, &rep);
+    } else {
+        disk_crash(w->disks[i], mode, &rep);
+    }
+    world__observe(w, TRACE_CRASH, i, (int32_t)mode, rep.kept, rep.pending);
+}
+
+/* Hosts in @mask go down: their stacks die, and with @power_lost their
+ * disks lose what their caches held (else it is kept: a clean shutdown). */
+static void hosts_down(struct world *w, const struct trace_rec *rec, unsigned mask,
+                       bool power_lost)
+{
+    if (mask & (1u << WORLD_GUEST_HOST)) {
+        guest_host_down(w);
+    }
+    for (unsigned h = 1; h < w->n_hosts; h++) {
+        if (mask & (1u << h)) {
+            world__quorum_host_kill(w, h);
+        }
+    }
+    enum disk_crash_mode mode = rec->has_mode ? rec->mode
+                                              : (enum disk_crash_mode)rng_below(
+                                                    &w->crash_rng, DISK_CRASH__COUNT);
     for (unsigned i = 0; i < w->n_disks; i++) {
-        if (first && w->o.crash_hook) {
-            w->o.crash_hook(w->o.crash_hook_opaque, i, w->disks[i]);
-        }
-        if (first && w->o.crash_plans) {
-            disk_crash_planned(w->disks[i], &w->o.crash_plans[i], &rep);
-        } else if (own) { /* the record names the exact outcome */
-            struct disk_crash_plan plan = { NULL, 0, own->tear_seed };
-            if (i < own->n_disks) {
-                plan.keep = own->fates[i];
-                plan.n = own->n[i];
+        for (unsigned h = 0; h < w->n_hosts; h++) {
+            if (!(mask & (1u << h)) || !w->hosts[h].disk[i]) {
+                continue;
             }
-            disk_crash_planned(w->disks[i], &plan, &rep);
-        } else {
-            disk_crash(w->disks[i], mode, &rep);
+            if (power_lost) {
+                crash_disk(w, rec, i, mode);
+            } else { /* flushed: every cached write stays */
+                struct disk_crash_plan keep_all = { NULL, 0, 0 };
+                disk_crash_planned(w->disks[i], &keep_all, NULL);
+            }
         }
-        world__observe(w, TRACE_CRASH, i, (int32_t)mode, rep.kept, rep.pending);
     }
-    check_rw_crash(&w->check);
-    if (w->bitmaps) {
-        world__bitmap_crash(w, mode);
+    for (unsigned h = 0; h < w->n_hosts; h++) {
+        if (mask & (1u << h)) {
+            w->hosts[h].up = false;
+            w->hosts[h].downs++;
+            w->hosts[h].crashes += power_lost;
+        }
     }
+    if (power_lost && (mask & (1u << WORLD_GUEST_HOST))) {
+        check_rw_crash(&w->check);
+        if (w->bitmaps) {
+            world__bitmap_crash(w, mode);
+        }
+    }
+}
+
+void world__guest_shut(struct world *w, const struct trace_rec *rec)
+{
+    struct stack *s = w->live;
+    w->live = NULL;
+    world__stack_free(s);
+    w->hosts[WORLD_GUEST_HOST].up = false;
+    w->hosts[WORLD_GUEST_HOST].downs++;
+    hosts_down(w, rec, rec_hosts(w, rec, true), false); /* its servers, if named */
+}
+
+static void do_crash(struct world *w, const struct trace_rec *rec)
+{
+    hosts_down(w, rec, rec_hosts(w, rec, true), true);
     w->r->crashes++;
 }
 
@@ -440,18 +507,35 @@ void world__control_fail_ret(struct world *w, const struct trace_rec *rec, const
     world__control_fail(w, rec, prop, msg);
 }
 
+/* Hosts come back up: servers first, so that the guest's clients find them. */
 static void do_restart(struct world *w, const struct trace_rec *rec)
 {
+    unsigned mask = rec_hosts(w, rec, false);
+    for (unsigned h = 1; h < w->n_hosts; h++) {
+        if (mask & (1u << h)) {
+            struct err e = { .file = NULL };
+            int ret = world__quorum_host_open(w, h, &e);
+            ASSERT(ret == 0); /* a server's stack is a file node: it always opens */
+            w->hosts[h].up = true;
+        }
+    }
+    w->r->restarts++;
+    if (!(mask & (1u << WORLD_GUEST_HOST))) {
+        world__observe(w, TRACE_RESTART, mask, 0, 0, 0);
+        return;
+    }
     struct err e = { .file = NULL };
     int ret = stack_open(w, &e);
     world__observe(w, TRACE_RESTART, 0, ret, 0, 0);
-    w->r->restarts++;
     if (ret < 0) {
         char msg[300];
         snprintf(msg, sizeof(msg), "the host's images did not reopen after the crash: %.200s",
                  e.msg);
         world__control_fail(w, rec, "restart", msg);
-    } else if (w->bitmaps) {
+        return;
+    }
+    w->hosts[WORLD_GUEST_HOST].up = true;
+    if (w->bitmaps) {
         world__bitmap_ready(w, rec, false);
     }
 }
@@ -615,7 +699,11 @@ static bool pump_one(struct world *w, const struct trace_rec *rec)
         if (pump_too_early(w, rec) || w->n_inflight > 0) {
             return false;
         }
-        world__shutdown(w, rec);
+        if (rec_hosts(w, rec, true) & (1u << WORLD_GUEST_HOST)) {
+            world__shutdown(w, rec); /* the servers follow: world__guest_shut */
+        } else {
+            hosts_down(w, rec, rec_hosts(w, rec, true), false);
+        }
         return true;
     default:
         return true; /* settings, comments, expectations */
@@ -692,6 +780,12 @@ static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err
 
 static void topology_disks(struct world *w, const struct trace_cfg *topo)
 {
+    memset(w->hosts, 0, sizeof(w->hosts));
+    for (unsigned h = 0; h < WORLD_HOSTS_MAX; h++) {
+        w->hosts[h].child = -1;
+    }
+    snprintf(w->hosts[WORLD_GUEST_HOST].name, TRACE_HOST_MAX, "primary");
+    w->n_hosts = 1;
     if (w->topo == TRACE_TOPO_QUORUM) {
         world__quorum_setup(w, topo);
     } else if (w->topo == TRACE_TOPO_PLAIN) {
@@ -701,6 +795,9 @@ static void topology_disks(struct world *w, const struct trace_cfg *topo)
         w->n_disks = 2;
         disk_config_default(&w->dcfg[0], "base", w->size);
         disk_config_default(&w->dcfg[1], "top", overlay_file_size(w->size, w->cluster));
+    }
+    for (unsigned i = 0; i < w->n_disks && w->topo != TRACE_TOPO_QUORUM; i++) {
+        w->hosts[WORLD_GUEST_HOST].disk[i] = true;
     }
 }
 
@@ -760,14 +857,11 @@ static bool fault_target_ok(const struct world *w, const struct fault_rule *f, c
     known[0] = '\0';
     bool found = !f->disk[0];
     if (net) {
-        unsigned servers = w->quorum ? w->qcfg.nbd : 0;
-        found |= strcmp(f->disk, "primary") == 0;
-        at += (size_t)snprintf(known + at, size - at, "hosts: primary");
-        for (unsigned i = w->qcfg.children - servers; i < w->qcfg.children && at < size; i++) {
-            char host[16];
-            snprintf(host, sizeof(host), "s%u", i);
-            found |= strcmp(f->disk, host) == 0;
-            at += (size_t)snprintf(known + at, size - at, ", %s", host);
+        at += (size_t)snprintf(known + at, size - at, "hosts:");
+        for (unsigned h = 0; h < w->n_hosts && at < size; h++) {
+            found |= strcmp(f->disk, w->hosts[h].name) == 0;
+            at += (size_t)snprintf(known + at, size - at, "%s %s", h ? "," : "",
+                                   w->hosts[h].name);
         }
         return found;
     }
@@ -799,16 +893,57 @@ static int faults_opt_validate(const struct world *w, size_t first, struct err *
     return 0;
 }
 
+/* A crash, restart or shutdown names a host there is, in a state that
+ * allows it; @up follows what the records do to each host. */
+static int host_rec_check(const struct world *w, const struct trace_rec *r, bool *up,
+                          struct err *e)
+{
+    enum trace_kind k = r->kind;
+    bool restart = k == TRACE_RESTART;
+    unsigned named = 0;
+    unsigned acted = 0;
+    char names[WORLD_HOSTS_MAX * (TRACE_HOST_MAX + 2)] = "";
+    for (unsigned h = 0; h < w->n_hosts; h++) {
+        size_t at = strlen(names);
+        snprintf(names + at, sizeof(names) - at, "%s%s", h ? ", " : "", w->hosts[h].name);
+        if (r->host[0] && strcmp(r->host, w->hosts[h].name) != 0) {
+            continue;
+        }
+        named++;
+        acted += up[h] != restart;
+    }
+    if (named == 0) {
+        return err_set(e, r->line, 2, "no host '%s' in the %s topology (hosts: %s)", r->host,
+                       trace_topology_name(w->topo), names);
+    }
+    bool guest_named = !r->host[0] || strcmp(r->host, w->hosts[WORLD_GUEST_HOST].name) == 0;
+    if (acted == 0 || (!r->host[0] && !restart && !up[WORLD_GUEST_HOST]) ||
+        (guest_named && r->host[0] && up[WORLD_GUEST_HOST] == restart)) {
+        return err_set(e, r->line, 1, restart ? "restart while the host is up" :
+                       "'%s' while the host is down", trace_kind_name(k));
+    }
+    for (unsigned h = 0; h < w->n_hosts; h++) {
+        if (!r->host[0] || strcmp(r->host, w->hosts[h].name) == 0) {
+            up[h] = restart;
+        }
+    }
+    return 0;
+}
+
 /* Settings before the first operation; host up/down order; sizes. */
 static int setup_validate(struct world *w, struct err *e)
 {
     bool ops_started = false;
-    bool up = true;
+    bool up[WORLD_HOSTS_MAX];
+    for (unsigned h = 0; h < WORLD_HOSTS_MAX; h++) {
+        up[h] = true;
+    }
     for (size_t i = 0; i < w->t->n; i++) {
         const struct trace_rec *r = &w->t->recs[i];
         enum trace_kind k = r->kind;
         bool setting = k == TRACE_SEED || k == TRACE_TOPOLOGY || k == TRACE_DISK ||
                        k == TRACE_FAULT || k == TRACE_BUGGIFY || k == TRACE_MUTANT;
+        bool guest_up = up[WORLD_GUEST_HOST];
         w->buggify |= k == TRACE_BUGGIFY;
         if (k == TRACE_MUTANT) {
             w->o.node_mutants |= mutant_table[r->value].node;
@@ -830,7 +965,7 @@ static int setup_validate(struct world *w, struct err *e)
             }
             fault_plan_add(&w->plan, &r->cfg->fault);
         } else if (trace_kind_is_op(k)) {
-            TRY(check_op_rec(w, r, up, e));
+            TRY(check_op_rec(w, r, guest_up, e));
         } else if (k == TRACE_CRASH && r->plan && r->plan->at_flush) {
             if (w->at_flush_rec) {
                 return err_set(e, r->line, 2, "a second crash with at-flush= (the first is on "
@@ -841,16 +976,12 @@ static int setup_validate(struct world *w, struct err *e)
                                                        : r->plan->at_flush;
         }
         if (k == TRACE_CRASH || k == TRACE_RESTART || k == TRACE_SHUTDOWN) {
-            if ((k != TRACE_RESTART) != up) {
-                return err_set(e, r->line, 1, k == TRACE_RESTART ? "restart while the host "
-                               "is up" : "'%s' while the host is down", trace_kind_name(k));
-            }
-            up = k == TRACE_RESTART;
-        } else if (k == TRACE_BITMAP && !up) {
+            TRY(host_rec_check(w, r, up, e));
+        } else if (k == TRACE_BITMAP && !guest_up) {
             return err_set(e, r->line, 1, "'bitmap' while the host is down (add 'restart' "
                            "first)");
         } else if (k == TRACE_COMMIT || k == TRACE_MAKE_EMPTY) {
-            if (w->topo != TRACE_TOPO_OVERLAY || !up) {
+            if (w->topo != TRACE_TOPO_OVERLAY || !guest_up) {
                 return err_set(e, r->line, 1, "'%s' needs the overlay topology and a host "
                                "that is up", trace_kind_name(k));
             }
@@ -926,7 +1057,12 @@ static int world_setup(struct world *w, struct err *e)
         files_init(&w->files, &w->q, &w->plan, w->seed, w->o.disk_mutants);
         check_bitmap_init(&w->cb, w->size);
     }
+    for (unsigned h = 1; h < w->n_hosts; h++) {
+        TRY(world__quorum_host_open(w, h, e));
+        w->hosts[h].up = true;
+    }
     TRY(stack_open(w, e));
+    w->hosts[WORLD_GUEST_HOST].up = true;
     if (w->bitmaps) {
         world__bitmap_ready(w, NULL, true);
     }
@@ -946,6 +1082,11 @@ static void world_fini(struct world *w)
 {
     if (w->live) {
         stack_kill(w);
+    }
+    for (unsigned h = 1; h < w->n_hosts; h++) {
+        if (w->quorum && w->srv[w->hosts[h].child]) {
+            world__quorum_host_kill(w, h);
+        }
     }
     w->epoch++; /* completions from here on are ignored */
     /* Drain: every request still in flight completes (with an error or not)
@@ -1025,6 +1166,16 @@ static void result_fill(struct world *w)
     r->explained = w->check.explained + (w->r->bitmaps_on ? w->cb.explained : 0);
     r->topology = trace_topology_name(w->topo);
     r->n_disks = w->n_disks;
+    STATIC_ASSERT(WORLD_RESULT_HOSTS >= WORLD_HOSTS_MAX);
+    r->n_hosts = w->n_hosts;
+    for (unsigned h = 0; h < w->n_hosts; h++) {
+        const struct host *x = &w->hosts[h];
+        struct world_host *y = &r->hosts[h];
+        snprintf(y->name, sizeof(y->name), "%s", x->name);
+        y->up = x->up;
+        y->crashes = x->crashes;
+        y->downs = x->downs;
+    }
     (void)faults_count(w, r->faults);
     if (w->quorum) {
         world__quorum_end(w);

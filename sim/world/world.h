@@ -93,6 +93,16 @@ struct world_opts {
 
 enum world_verdict { WORLD_PASS, WORLD_FAIL };
 
+#define WORLD_RESULT_HOSTS 9
+
+/* A host as the run left it. */
+struct world_host {
+    char name[16];
+    bool up;             /* at the end */
+    uint64_t crashes;    /* power lost */
+    uint64_t downs;      /* went down: crashes and shutdowns */
+};
+
 struct world_result {
     enum world_verdict verdict;  /* the checkers' verdict */
     bool expect_failed;          /* an 'expect' record did not hold */
@@ -136,6 +146,8 @@ struct world_result {
                                    * end (or at the last clean shutdown) */
     unsigned n_bitmaps;
     char export_error[320];      /* an --export that could not be written, or "" */
+    struct world_host hosts[WORLD_RESULT_HOSTS];
+    unsigned n_hosts;
 };
 
 /* Free what world_run put in @r (the bitmaps); @r stays readable. */

@@ -340,9 +340,7 @@ static void shutdown_stored(void *opaque, int ret)
         snapshot(w);
         check_bitmap_down(&w->cb, false);
     }
-    struct stack *s = w->live;
-    w->live = NULL;
-    world__stack_free(s);
+    world__guest_shut(w, c->rec);
     world__control_end(c);
 }
 

@@ -18,6 +18,7 @@
 #include "../dev/files.h"
 #include "../check/model_disk.h"
 #include "../dev/net.h"
+#include "../trace/trace.h"
 #include "../base/rng.h"
 #include "world.h"
 
@@ -27,6 +28,22 @@
 #define WORLD_BITMAP_MEM_MAX (4ull << 30)
 #define WORLD_EVENTS_MAX (1ull << 40) /* loop bound: far beyond any real run */
 
+/* The guest's host runs the guest and its stack; other hosts (a quorum's
+ * NBD servers s<i>) hold disks and serve them. Each crashes, restarts and
+ * shuts down on its own; a record without host= acts on every host. */
+#define WORLD_HOSTS_MAX (1 + WORLD_DISKS_MAX)
+#define WORLD_GUEST_HOST 0
+
+struct host {
+    char name[TRACE_HOST_MAX];
+    bool up;
+    uint64_t crashes;              /* times this host lost power */
+    uint64_t downs;                /* times it went down (crash or shutdown) */
+    bool disk[WORLD_DISKS_MAX];    /* the disks it holds */
+    int child;                     /* quorum: the child it serves, else -1 */
+};
+
+/* The guest host's stack. */
 struct stack {
     struct world *w;
     struct graph g;
@@ -34,9 +51,7 @@ struct stack {
     struct node *root;
     struct qbm *qbm; /* the guest disk's persistent bitmaps, when bitmaps are on */
     bool dead;       /* killed: draining */
-    unsigned graphs_live; /* killed graphs not yet idle (quorum: one per server) */
-    struct qserver *srv[WORLD_DISKS_MAX];  /* quorum: NBD servers of remote children */
-    struct qdialer *dial[WORLD_DISKS_MAX];
+    struct qdialer *dial[WORLD_DISKS_MAX]; /* quorum: NBD clients' dialers */
 };
 
 struct guest_op {
@@ -70,8 +85,10 @@ struct world {
     struct disk_config dcfg[WORLD_DISKS_MAX];
     unsigned n_disks;
     struct disk *disks[WORLD_DISKS_MAX];
-    struct stack *live;   /* NULL while the host is down */
-    uint64_t epoch;
+    struct host hosts[WORLD_HOSTS_MAX];
+    unsigned n_hosts;
+    struct stack *live;   /* the guest host's stack; NULL while it is down */
+    uint64_t epoch;       /* the guest host's incarnation */
     unsigned qd;
     size_t next;          /* next trace record */
     uint64_t next_op;
@@ -101,6 +118,7 @@ struct world {
     bool quorum;          /* the quorum topology */
     struct trace_cfg qcfg; /* its options */
     struct check_quorum cq;
+    struct qserver *srv[WORLD_DISKS_MAX];  /* quorum: NBD servers, NULL while down */
     struct net *net;      /* when some children are NBD */
     bool net_transient;   /* every network rule heals within the reconnect delay */
     uint64_t child_errors[WORLD_DISKS_MAX];
@@ -117,6 +135,7 @@ struct control_op {
 
 /* world.c */
 void world__pump(struct world *w);
+struct env_timer world__timer(struct world *w);
 void world__observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret, uint64_t a,
                     uint64_t b);
 void world__control_fail(struct world *w, const struct trace_rec *rec, const char *prop,
@@ -125,8 +144,9 @@ void world__control_fail(struct world *w, const struct trace_rec *rec, const cha
 void world__control_fail_ret(struct world *w, const struct trace_rec *rec, const char *prop,
                              const char *what, int ret);
 void world__stack_free(struct stack *s);
-/* A killed graph of @s is idle; the last one frees the stack. */
-void world__stack_graph_idle(struct stack *s);
+/* A shutdown of the guest's host finished: it is down, and so are the other
+ * hosts @rec names (cleanly). */
+void world__guest_shut(struct world *w, const struct trace_rec *rec);
 /* A violation, whatever faults were injected (the first one wins). */
 void world__violation(struct world *w, const char *prop, const char *msg);
 /* Start a control op: the pump waits until world__control_end. */
@@ -165,9 +185,12 @@ void world__images_fini(struct world *w);
 void world__quorum_setup(struct world *w, const struct trace_cfg *c);
 void world__quorum_start(struct world *w);
 int world__quorum_open(struct world *w, struct stack *s, struct err *e);
-/* Returns how many more graphs (servers) it killed. */
-unsigned world__quorum_kill(struct world *w, struct stack *s);
+/* The guest host's stack @s dies: its connections reset. */
+void world__quorum_kill(struct world *w, struct stack *s);
 void world__quorum_free(struct stack *s);
+/* Server host @h (serving a child) comes up, or goes down. */
+int world__quorum_host_open(struct world *w, unsigned h, struct err *e);
+void world__quorum_host_kill(struct world *w, unsigned h);
 bool world__quorum_op_done(struct world *w, enum node_op op, const struct trace_rec *rec,
                            uint64_t index, int ret, const uint8_t *data);
 bool world__quorum_taint(const struct world *w);

@@ -6,10 +6,14 @@
  * them) an NBD client node that dials host s<i>, where a second graph
  * serves the child's disk with nbd_server over sim/net. The taps feed
  * check_quorum with every child's answer; the quorum's events feed it too.
- * A crash takes every host down (the stack's graphs, servers and
- * connections), as every disk resolves its cache; the dead stack's NBD
- * clients can no longer dial, and what its taps and events still report is
- * ignored.
+ * Hosts: the primary (the guest, the quorum, local children) and one
+ * server host s<i> per NBD child, each crashing and restarting on its own.
+ * A server that goes down stops listening and resets its connections; the
+ * primary's NBD client retries for the reconnect delay, then fails its
+ * requests, and the quorum votes without that child; after `restart
+ * host=s<i>` the client reconnects. When the primary goes down, its dead
+ * stack's NBD clients can no longer dial, and what its taps and events
+ * still report is ignored.
  * NBD children and the network: with every network rule transient (resets
  * bounded by times=, clogs, stalls and partitions that heal within half the
  * reconnect delay) and no fault on the child's disk, an NBD child must never
@@ -31,9 +35,10 @@
 #define QW_PRIMARY "primary"
 
 struct qserver {
-    struct stack *s;
+    struct world *w;
     unsigned child;
     struct graph g;
+    struct disk_handle *h;
     struct nbd_server *nbd;
     char host[NET_NAME_MAX];
 };
@@ -53,10 +58,19 @@ void world__quorum_setup(struct world *w, const struct trace_cfg *c)
     w->quorum = true;
     w->qcfg = *c;
     w->n_disks = c->children;
+    w->n_hosts = 1;
     for (unsigned i = 0; i < c->children; i++) {
         char name[16];
         snprintf(name, sizeof(name), "c%u", i);
         disk_config_default(&w->dcfg[i], name, w->size);
+        if (i < c->children - c->nbd) {
+            w->hosts[WORLD_GUEST_HOST].disk[i] = true;
+            continue;
+        }
+        struct host *h = &w->hosts[w->n_hosts++];
+        snprintf(h->name, sizeof(h->name), "s%u", i);
+        h->disk[i] = true;
+        h->child = (int)i;
     }
 }
 
@@ -98,9 +112,22 @@ static bool child_remote(const struct world *w, unsigned i)
     return i >= w->qcfg.children - w->qcfg.nbd;
 }
 
+/* The host serving @child (0 when it is local). */
+static unsigned child_host(const struct world *w, unsigned child)
+{
+    for (unsigned h = 1; h < w->n_hosts; h++) {
+        if (w->hosts[h].child == (int)child) {
+            return h;
+        }
+    }
+    return WORLD_GUEST_HOST;
+}
+
 static void nbd_judge(struct world *w, unsigned child, const struct req *req, int ret)
 {
-    if (!w->net_transient || fault_counts_add(NULL, w->disks[child]->stats.faults) > 0) {
+    /* A server host that went down explains its child's failures. */
+    if (!w->net_transient || fault_counts_add(NULL, w->disks[child]->stats.faults) > 0 ||
+        w->hosts[child_host(w, child)].downs > 0) {
         return;
     }
     char msg[300];
@@ -154,7 +181,9 @@ bool world__quorum_taint(const struct world *w)
 {
     unsigned bad = 0;
     for (unsigned i = 0; i < w->n_disks; i++) {
-        bad += fault_counts_add(NULL, w->disks[i]->stats.faults) > 0 || w->child_errors[i] > 0;
+        unsigned h = child_host(w, i);
+        bad += fault_counts_add(NULL, w->disks[i]->stats.faults) > 0 || w->child_errors[i] > 0 ||
+               (h != WORLD_GUEST_HOST && w->hosts[h].crashes > 0);
     }
     if (bad == 0) {
         return false;
@@ -195,26 +224,60 @@ static void qdial_connect(void *ctx, env_connect_cb *cb, void *opaque)
 
 static const struct env_dialer_ops qdial_ops = { .connect = qdial_connect };
 
-static int server_open(struct world *w, struct stack *s, unsigned i, struct err *e)
+int world__quorum_host_open(struct world *w, unsigned h, struct err *e)
 {
+    unsigned i = (unsigned)w->hosts[h].child;
+    ASSERT(w->hosts[h].child >= 0 && !w->srv[i]);
     struct qserver *srv = mem_alloc(sizeof(*srv));
-    s->srv[i] = srv;
-    srv->s = s;
+    w->srv[i] = srv;
+    srv->w = w;
     srv->child = i;
-    snprintf(srv->host, sizeof(srv->host), "s%u", i);
-    graph_init(&srv->g, s->g.timer, w->o.node_mutants);
-    struct drv_file_opts fo = { disk_storage(s->h[i]) };
+    snprintf(srv->host, sizeof(srv->host), "%s", w->hosts[h].name);
+    graph_init(&srv->g, world__timer(w), w->o.node_mutants);
+    srv->h = disk_handle_new(w->disks[i]);
+    struct drv_file_opts fo = { disk_storage(srv->h) };
     struct node *file;
     TRY(node_new(&srv->g, &drv_file, "export", &fo, e, &file));
     struct nbd_server_opts so = { .export = file, .name = "child" };
     srv->nbd = nbd_server_new(&so);
     net_listen(w->net, srv->host, "nbd", server_accept, srv);
+    return 0;
+}
+
+static void server_free(struct qserver *srv)
+{
+    graph_fini(&srv->g);
+    disk_handle_free(srv->h);
+    mem_free(srv, sizeof(*srv));
+}
+
+static void server_idle(void *opaque)
+{
+    server_free(opaque);
+}
+
+/* The host goes down: listener and connections first, so that clients'
+ * requests fail (after their reconnect delay), then its graph drains. */
+void world__quorum_host_kill(struct world *w, unsigned h)
+{
+    unsigned i = (unsigned)w->hosts[h].child;
+    struct qserver *srv = w->srv[i];
+    ASSERT(srv != NULL);
+    w->srv[i] = NULL;
+    net_unlisten(w->net, srv->host, "nbd");
+    nbd_server_close(srv->nbd);
+    net_host_reset(w->net, srv->host);
+    graph_kill(&srv->g, server_idle, srv);
+}
+
+static int dialer_open(struct world *w, struct stack *s, unsigned i)
+{
     struct qdialer *d = mem_alloc(sizeof(*d));
     s->dial[i] = d;
     d->s = s;
     d->nd.net = w->net;
     snprintf(d->nd.from, NET_NAME_MAX, QW_PRIMARY);
-    snprintf(d->nd.to, NET_NAME_MAX, "%s", srv->host);
+    snprintf(d->nd.to, NET_NAME_MAX, "s%u", i);
     snprintf(d->nd.service, NET_NAME_MAX, "nbd");
     return 0;
 }
@@ -225,7 +288,7 @@ static int child_open(struct world *w, struct stack *s, unsigned i, struct node 
     char name[NODE_NAME_MAX];
     struct node *leaf;
     if (child_remote(w, i)) {
-        TRY(server_open(w, s, i, e));
+        TRY(dialer_open(w, s, i));
         struct env_dialer dialer = { &qdial_ops, s->dial[i] };
         struct drv_nbd_opts no = { .dialer = dialer, .export_name = "child", .size = w->size,
                                    .reconnect_delay_ns = QW_RECONNECT_NS };
@@ -255,46 +318,19 @@ int world__quorum_open(struct world *w, struct stack *s, struct err *e)
     return node_new(&s->g, &drv_quorum, "guest", &qo, e, &s->root);
 }
 
-static void server_idle(void *opaque)
+/* The guest host's stack dies: the primary's connections reset. */
+void world__quorum_kill(struct world *w, struct stack *s)
 {
-    struct qserver *srv = opaque;
-    world__stack_graph_idle(srv->s);
-}
-
-/* The host and its servers go down: listeners and connections first, so
- * that the dead clients' requests fail (after their reconnect delay). */
-unsigned world__quorum_kill(struct world *w, struct stack *s)
-{
+    (void)s;
     check_quorum_reset(&w->cq);
-    unsigned graphs = 0;
-    for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
-        struct qserver *srv = s->srv[i];
-        if (!srv) {
-            continue;
-        }
-        net_unlisten(w->net, srv->host, "nbd");
-        nbd_server_close(srv->nbd);
-        net_host_reset(w->net, srv->host);
-        graph_kill(&srv->g, server_idle, srv);
-        graphs++;
-    }
     if (w->net) {
         net_host_reset(w->net, QW_PRIMARY);
     }
-    return graphs;
 }
 
 void world__quorum_free(struct stack *s)
 {
     for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
-        if (s->srv[i] && !s->dead) { /* the stack never opened fully */
-            net_unlisten(s->w->net, s->srv[i]->host, "nbd");
-            nbd_server_close(s->srv[i]->nbd);
-        }
-        if (s->srv[i]) {
-            graph_fini(&s->srv[i]->g);
-            mem_free(s->srv[i], sizeof(*s->srv[i]));
-        }
         mem_free(s->dial[i], s->dial[i] ? sizeof(*s->dial[i]) : 0);
     }
 }
@@ -318,6 +354,9 @@ void world__quorum_end(struct world *w)
 
 void world__quorum_fini(struct world *w)
 {
+    for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
+        ASSERT(w->srv[i] == NULL); /* every server host was taken down */
+    }
     if (w->net) {
         net_free(w->net);
         w->net = NULL;

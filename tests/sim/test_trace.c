@@ -117,7 +117,8 @@ static const struct tl_bad_case bad_traces[] = {
     { "blocksim-trace v1\nbitmap clear a persistent\n", 2, 4, "unexpected field" },
     { "blocksim-trace v1\nbitmap merge a\n", 2, 4, "needs 1 more" },
     { "blocksim-trace v1\nbitmap paint a\n", 2, 2, "unknown bitmap operation" },
-    { "blocksim-trace v1\nshutdown now\n", 2, 2, "unexpected field" },
+    { "blocksim-trace v1\nshutdown now\n", 2, 2, "expected host=NAME" },
+    { "blocksim-trace v1\nrestart host=S1\n", 2, 2, "a-z 0-9" },
 };
 
 START_TEST(test_trace_errors_name_line_and_field)
