@@ -100,6 +100,32 @@ static json_t *bitmaps_json(const struct world_result *r)
     return a;
 }
 
+static json_t *hosts_json(const struct world_result *r)
+{
+    json_t *hosts = json_array();
+    for (unsigned h = 0; h < r->n_hosts; h++) {
+        json_array_append_new(hosts, json_pack("{s:s, s:b, s:I, s:I}", "name",
+                                               r->hosts[h].name, "up", r->hosts[h].up,
+                                               "crashes", (json_int_t)r->hosts[h].crashes,
+                                               "downs", (json_int_t)r->hosts[h].downs));
+    }
+    return hosts;
+}
+
+static void quorum_json(const struct world_result *r, json_t *o)
+{
+    json_object_set_new(o, "quorum", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+                        "judged", (json_int_t)r->quorum_judged,
+                        "outvoted", (json_int_t)r->quorum_votes,
+                        "repairs", (json_int_t)r->quorum_repairs,
+                        "report_bad", (json_int_t)r->quorum_events[0],
+                        "failure", (json_int_t)r->quorum_events[1],
+                        "child_errors", (json_int_t)r->child_errors));
+    json_object_set_new(o, "net", json_pack("{s:I, s:I}", "segments",
+                        (json_int_t)r->net_segments, "resets",
+                        (json_int_t)r->net_resets));
+}
+
 json_t *report_json(const struct world_result *r, const struct report_info *info)
 {
     json_t *o = json_object();
@@ -124,29 +150,13 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
     json_object_set_new(o, "serialised", json_integer((json_int_t)r->serialised));
     json_object_set_new(o, "crashes", json_integer((json_int_t)r->crashes));
     json_object_set_new(o, "restarts", json_integer((json_int_t)r->restarts));
-    json_t *hosts = json_array();
-    for (unsigned h = 0; h < r->n_hosts; h++) {
-        json_array_append_new(hosts, json_pack("{s:s, s:b, s:I, s:I}", "name",
-                                               r->hosts[h].name, "up", r->hosts[h].up,
-                                               "crashes", (json_int_t)r->hosts[h].crashes,
-                                               "downs", (json_int_t)r->hosts[h].downs));
-    }
-    json_object_set_new(o, "hosts", hosts);
+    json_object_set_new(o, "hosts", hosts_json(r));
     json_object_set_new(o, "sectors_checked", json_integer((json_int_t)r->sectors_checked));
     json_object_set_new(o, "explained_by_faults", json_integer((json_int_t)r->explained));
     json_object_set_new(o, "faults_fired", faults_json(r));
     json_object_set_new(o, "buggify_fired", json_integer((json_int_t)r->buggified));
     if (strcmp(r->topology, "quorum") == 0) {
-        json_object_set_new(o, "quorum", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
-                            "judged", (json_int_t)r->quorum_judged,
-                            "outvoted", (json_int_t)r->quorum_votes,
-                            "repairs", (json_int_t)r->quorum_repairs,
-                            "report_bad", (json_int_t)r->quorum_events[0],
-                            "failure", (json_int_t)r->quorum_events[1],
-                            "child_errors", (json_int_t)r->child_errors));
-        json_object_set_new(o, "net", json_pack("{s:I, s:I}", "segments",
-                            (json_int_t)r->net_segments, "resets",
-                            (json_int_t)r->net_resets));
+        quorum_json(r, o);
     }
     if (r->bitmaps_on) {
         json_object_set_new(o, "bitmap_ops", json_integer((json_int_t)r->ops[TRACE_BITMAP]));
@@ -209,6 +219,40 @@ static void text_bitmaps(const struct world_result *r, FILE *out)
     }
 }
 
+static void text_hosts(const struct world_result *r, FILE *out)
+{
+    fprintf(out, "  host        %" PRIu64 " crash(es), %" PRIu64 " restart(s), %" PRIu64
+            " operations waited for an overlapping one\n", r->crashes, r->restarts,
+            r->serialised);
+    if (r->n_hosts <= 1) {
+        return;
+    }
+    fprintf(out, "  hosts      ");
+    for (unsigned h = 0; h < r->n_hosts; h++) {
+        fprintf(out, "%s %s (%s, %" PRIu64 " crash(es), %" PRIu64 " down)", h ? "," : "",
+                r->hosts[h].name, r->hosts[h].up ? "up" : "down", r->hosts[h].crashes,
+                r->hosts[h].downs);
+    }
+    fputc('\n', out);
+}
+
+static void text_faults(const struct world_result *r, FILE *out)
+{
+    fprintf(out, "  faults      ");
+    unsigned shown = 0;
+    for (int k = 0; k < FAULT__COUNT; k++) {
+        if (r->faults[k]) {
+            fprintf(out, "%s%s %" PRIu64, shown++ ? ", " : "",
+                    fault_kind_name((enum fault_kind)k), r->faults[k]);
+        }
+    }
+    fprintf(out, "%s", shown ? "" : "none fired");
+    if (r->buggified) {
+        fprintf(out, "; BUGGIFY points fired %" PRIu64 " times", r->buggified);
+    }
+    fprintf(out, "\n");
+}
+
 void report_text(const struct world_result *r, const struct report_info *info, FILE *out)
 {
     fprintf(out, "blocksim replay: %s (%s, %s topology)\n", info->trace, info->format,
@@ -238,31 +282,8 @@ void report_text(const struct world_result *r, const struct report_info *info, F
     fprintf(out, "  data        %" PRIu64 " bytes read, %" PRIu64 " written, %" PRIu64
             " sectors checked, %" PRIu64 " wrong values explained by injected faults\n",
             r->bytes_read, r->bytes_written, r->sectors_checked, r->explained);
-    fprintf(out, "  host        %" PRIu64 " crash(es), %" PRIu64 " restart(s), %" PRIu64
-            " operations waited for an overlapping one\n", r->crashes, r->restarts,
-            r->serialised);
-    if (r->n_hosts > 1) {
-        fprintf(out, "  hosts      ");
-        for (unsigned h = 0; h < r->n_hosts; h++) {
-            fprintf(out, "%s %s (%s, %" PRIu64 " crash(es), %" PRIu64 " down)", h ? "," : "",
-                    r->hosts[h].name, r->hosts[h].up ? "up" : "down", r->hosts[h].crashes,
-                    r->hosts[h].downs);
-        }
-        fputc('\n', out);
-    }
-    fprintf(out, "  faults      ");
-    unsigned shown = 0;
-    for (int k = 0; k < FAULT__COUNT; k++) {
-        if (r->faults[k]) {
-            fprintf(out, "%s%s %" PRIu64, shown++ ? ", " : "",
-                    fault_kind_name((enum fault_kind)k), r->faults[k]);
-        }
-    }
-    fprintf(out, "%s", shown ? "" : "none fired");
-    if (r->buggified) {
-        fprintf(out, "; BUGGIFY points fired %" PRIu64 " times", r->buggified);
-    }
-    fprintf(out, "\n");
+    text_hosts(r, out);
+    text_faults(r, out);
     if (r->bitmaps_on) {
         text_bitmaps(r, out);
     }

@@ -19,7 +19,6 @@
 #include <xxhash.h>
 
 #include "../../ref/drv_file.h"
-#include "../../ref/drv_overlay.h"
 #include "../../ref/node.h"
 #include "../../ref/qbm.h"
 #include "../base/content.h"
@@ -93,24 +92,6 @@ void world__observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret,
 
 /* ---- the host's stack ---- */
 
-/* Plain and overlay: file nodes on the disks, an overlay over them. */
-static int stack_root(struct world *w, struct stack *s, struct err *e)
-{
-    struct node *file[WORLD_DISKS_MAX] = { NULL };
-    for (unsigned i = 0; i < w->n_disks; i++) {
-        struct drv_file_opts fo = { disk_storage(s->h[i]) };
-        char name[NODE_NAME_MAX];
-        snprintf(name, sizeof(name), "%s-file", w->dcfg[i].name);
-        TRY(node_new(&s->g, &drv_file, name, &fo, e, &file[i]));
-    }
-    if (w->topo != TRACE_TOPO_OVERLAY) {
-        s->root = file[0];
-        return 0;
-    }
-    struct drv_overlay_opts oo = { file[1], file[0], w->size, w->cluster };
-    return node_new(&s->g, &drv_overlay, "guest", &oo, e, &s->root);
-}
-
 static int stack_open(struct world *w, struct err *e)
 {
     struct stack *s = mem_alloc(sizeof(*s));
@@ -121,7 +102,7 @@ static int stack_open(struct world *w, struct err *e)
             s->h[i] = disk_handle_new(w->disks[i]);
         }
     }
-    int ret = w->quorum ? world__quorum_open(w, s, e) : stack_root(w, s, e);
+    int ret = w->topo_ops->guest_open(w, s, e);
     if (ret == 0 && w->bitmaps) {
         ret = world__bitmap_open(w, s, e);
     }
@@ -137,7 +118,9 @@ void world__stack_free(struct stack *s)
 {
     qbm_close(s->qbm);
     graph_fini(&s->g);
-    world__quorum_free(s);
+    if (s->w->topo_ops->guest_free) {
+        s->w->topo_ops->guest_free(s->w, s);
+    }
     for (unsigned i = 0; i < s->w->n_disks; i++) {
         if (s->h[i]) {
             disk_handle_free(s->h[i]);
@@ -162,8 +145,8 @@ static void stack_kill(struct world *w)
     struct stack *s = w->live;
     w->live = NULL;
     s->dead = true;
-    if (w->quorum) {
-        world__quorum_kill(w, s);
+    if (w->topo_ops->guest_kill) {
+        w->topo_ops->guest_kill(w, s);
     }
     graph_kill(&s->g, stack_idle, s);
 }
@@ -187,15 +170,13 @@ static bool op_writes(enum trace_kind k)
     return k == TRACE_WRITE || k == TRACE_ZERO || k == TRACE_DISCARD;
 }
 
-/* Must @rec wait for operations in flight? On a quorum, overlapping reads
- * and flushes wait too, so that the quorum checker can tell requests apart
- * (check_quorum.h). */
+/* Must @rec wait for operations in flight? Overlapping writes wait, flushes
+ * wait for writes, and the topology may ask for more. */
 static bool op_conflicts(const struct world *w, const struct trace_rec *rec)
 {
     for (unsigned i = 0; i < w->n_inflight; i++) {
         const struct trace_rec *o = w->inflight[i]->rec;
-        if (w->quorum && (rec->kind == TRACE_FLUSH || o->kind == TRACE_FLUSH ||
-                          ranges_overlap(rec->offset, rec->len, o->offset, o->len))) {
+        if (w->topo_ops->conflict && w->topo_ops->conflict(rec, o)) {
             return true;
         }
         if (rec->kind == TRACE_FLUSH) {
@@ -281,8 +262,9 @@ static void op_done(void *opaque, int ret)
     w->r->ops[op->rec->kind]++;
     w->r->errors[op->rec->kind] += ret < 0;
     op_judge(w, op, ret);
-    if (w->quorum && !world__quorum_op_done(w, node_ops[op->rec->kind], op->rec, op->index,
-                                            ret, op->buf)) {
+    if (w->topo_ops->guest_done && !w->topo_ops->guest_done(w, node_ops[op->rec->kind],
+                                                             op->rec, op->index, ret,
+                                                             op->buf)) {
         w->r->verdict = WORLD_FAIL;
     }
     if (w->bitmaps && op_writes(op->rec->kind)) {
@@ -396,7 +378,7 @@ static void hosts_down(struct world *w, const struct trace_rec *rec, unsigned ma
     }
     for (unsigned h = 1; h < w->n_hosts; h++) {
         if (mask & (1u << h)) {
-            world__quorum_host_kill(w, h);
+            w->topo_ops->host_kill(w, h);
         }
     }
     enum disk_crash_mode mode = rec->has_mode ? rec->mode
@@ -453,8 +435,8 @@ static uint64_t faults_count(const struct world *w, uint64_t counts[FAULT__COUNT
     for (unsigned i = 0; i < w->n_disks; i++) {
         n += fault_counts_add(counts, w->disks[i]->stats.faults);
     }
-    if (w->net) {
-        n += fault_counts_add(counts, net_stats(w->net)->faults);
+    if (w->topo_ops->faults) {
+        n += w->topo_ops->faults(w, counts);
     }
     return n + (w->r->bitmaps_on ? files_faults(&w->files, counts) : 0);
 }
@@ -514,7 +496,7 @@ static void do_restart(struct world *w, const struct trace_rec *rec)
     for (unsigned h = 1; h < w->n_hosts; h++) {
         if (mask & (1u << h)) {
             struct err e = { .file = NULL };
-            int ret = world__quorum_host_open(w, h, &e);
+            int ret = w->topo_ops->host_open(w, h, &e);
             ASSERT(ret == 0); /* a server's stack is a file node: it always opens */
             w->hosts[h].up = true;
         }
@@ -566,36 +548,6 @@ void world__control_end(struct control_op *c)
     w->control_busy = false;
     mem_free(c, sizeof(*c));
     world__pump(w);
-}
-
-static void control_done(void *opaque, int ret)
-{
-    struct control_op *c = opaque;
-    if (!world__control_live(c)) {
-        return;
-    }
-    struct world *w = c->w;
-    world__observe(w, c->rec->kind, 0, ret, 0, 0);
-    if (ret < 0) {
-        const char *kind = trace_kind_name(c->rec->kind);
-        world__control_fail_ret(w, c->rec, kind, kind, ret);
-    } else if (c->rec->kind == TRACE_COMMIT) {
-        /* The backing now holds the view; the overlay was emptied. */
-        model_disk_assign(&w->base_model, &w->check.model);
-    } else {
-        model_disk_assign(&w->check.model, &w->base_model);
-    }
-    world__control_end(c);
-}
-
-static void do_overlay_op(struct world *w, const struct trace_rec *rec)
-{
-    struct control_op *c = world__control_new(w, rec);
-    if (rec->kind == TRACE_COMMIT) {
-        overlay_commit(w->live->root, control_done, c);
-    } else {
-        overlay_make_empty(w->live->root, control_done, c);
-    }
 }
 
 /* ---- crashes injected at a device flush (crash exploration) ---- */
@@ -683,17 +635,11 @@ static bool pump_one(struct world *w, const struct trace_rec *rec)
         }
         do_restart(w, rec);
         return true;
-    case TRACE_COMMIT:
-    case TRACE_MAKE_EMPTY:
     case TRACE_BITMAP:
         if (w->n_inflight > 0) {
             return false; /* drain the guest first */
         }
-        if (rec->kind == TRACE_BITMAP) {
-            world__bitmap_rec(w, rec);
-        } else {
-            do_overlay_op(w, rec);
-        }
+        world__bitmap_rec(w, rec);
         return true;
     case TRACE_SHUTDOWN:
         if (pump_too_early(w, rec) || w->n_inflight > 0) {
@@ -706,7 +652,14 @@ static bool pump_one(struct world *w, const struct trace_rec *rec)
         }
         return true;
     default:
-        return true; /* settings, comments, expectations */
+        if (!(w->topo_ops->controls & (1u << rec->kind))) {
+            return true; /* settings, comments, expectations */
+        }
+        if (w->n_inflight > 0) {
+            return false; /* the topology's operator actions drain the guest first */
+        }
+        w->topo_ops->control(w, rec);
+        return true;
     }
 }
 
@@ -786,26 +739,13 @@ static void topology_disks(struct world *w, const struct trace_cfg *topo)
     }
     snprintf(w->hosts[WORLD_GUEST_HOST].name, TRACE_HOST_MAX, "primary");
     w->n_hosts = 1;
-    if (w->topo == TRACE_TOPO_QUORUM) {
-        world__quorum_setup(w, topo);
-    } else if (w->topo == TRACE_TOPO_PLAIN) {
-        w->n_disks = 1;
-        disk_config_default(&w->dcfg[0], "d0", w->size);
-    } else {
-        w->n_disks = 2;
-        disk_config_default(&w->dcfg[0], "base", w->size);
-        disk_config_default(&w->dcfg[1], "top", overlay_file_size(w->size, w->cluster));
-    }
-    for (unsigned i = 0; i < w->n_disks && w->topo != TRACE_TOPO_QUORUM; i++) {
-        w->hosts[WORLD_GUEST_HOST].disk[i] = true;
-    }
+    w->topo_ops->setup(w, topo);
 }
 
 /* Topology first: it names the disks that disk records then configure. */
 static int setup_topology(struct world *w, struct err *e)
 {
     w->topo = TRACE_TOPO_PLAIN;
-    w->cluster = OVERLAY_CLUSTER_DEFAULT;
     const struct trace_cfg *topo = NULL;
     unsigned seen = 0;
     for (size_t i = 0; i < w->t->n; i++) {
@@ -817,9 +757,9 @@ static int setup_topology(struct world *w, struct err *e)
             return err_set(e, r->line, 1, "a trace has at most one topology record");
         }
         w->topo = r->cfg->topology;
-        w->cluster = r->cfg->has_cluster ? r->cfg->cluster : w->cluster;
         topo = r->cfg;
     }
+    w->topo_ops = topo_find(w->topo);
     w->size = w->o.size ? w->o.size : world_trace_size(w->t);
     topology_disks(w, topo);
     uint64_t image = 0;
@@ -981,9 +921,9 @@ static int setup_validate(struct world *w, struct err *e)
             return err_set(e, r->line, 1, "'bitmap' while the host is down (add 'restart' "
                            "first)");
         } else if (k == TRACE_COMMIT || k == TRACE_MAKE_EMPTY) {
-            if (w->topo != TRACE_TOPO_OVERLAY || !guest_up) {
-                return err_set(e, r->line, 1, "'%s' needs the overlay topology and a host "
-                               "that is up", trace_kind_name(k));
+            if (!(w->topo_ops->controls & (1u << k)) || !guest_up) {
+                return err_set(e, r->line, 1, "'%s' needs a topology that runs it (overlay) "
+                               "and a host that is up", trace_kind_name(k));
             }
         }
         ops_started |= !setting && k != TRACE_BLANK && k != TRACE_HEADER;
@@ -1004,23 +944,7 @@ static uint64_t trace_seed(const struct trace *t)
 static bool world_taint(void *opaque, uint64_t sector)
 {
     const struct world *w = opaque;
-    if (w->quorum) {
-        return world__quorum_taint(w);
-    }
-    if (w->topo == TRACE_TOPO_PLAIN) {
-        return disk_taint_get(w->disks[0], sector) != DISK_TAINT_NONE;
-    }
-    /* Through an overlay, guest sectors move and data is copied between
-     * disks (copy-up, commit), so corrupted bytes can travel away from the
-     * sector the fault tainted, which a later write then clears. Any
-     * corruption injected on any disk so far explains a wrong value: coarse,
-     * but it never blames the stack for an injected fault. */
-    for (unsigned i = 0; i < w->n_disks; i++) {
-        if (w->disks[i]->stats.corruptions > 0) {
-            return true;
-        }
-    }
-    return false;
+    return w->topo_ops->explained(w, sector);
 }
 
 static int world_setup(struct world *w, struct err *e)
@@ -1041,12 +965,11 @@ static int world_setup(struct world *w, struct err *e)
         w->disks[i]->flush_hook = flush_seen;
         w->disks[i]->flush_hook_opaque = w;
     }
-    if (w->quorum) {
-        world__quorum_start(w);
+    if (w->topo_ops->start) {
+        w->topo_ops->start(w);
     }
     check_rw_init(&w->check, w->seed, world_taint, w);
-    w->check.replicas = w->quorum;
-    model_disk_init(&w->base_model);
+    w->check.replicas = w->topo_ops->replicas;
     TRY(world__images_load(w, e));
     w->digest = XXH3_createState();
     ASSERT(w->digest != NULL);
@@ -1058,7 +981,7 @@ static int world_setup(struct world *w, struct err *e)
         check_bitmap_init(&w->cb, w->size);
     }
     for (unsigned h = 1; h < w->n_hosts; h++) {
-        TRY(world__quorum_host_open(w, h, e));
+        TRY(w->topo_ops->host_open(w, h, e));
         w->hosts[h].up = true;
     }
     TRY(stack_open(w, e));
@@ -1084,8 +1007,9 @@ static void world_fini(struct world *w)
         stack_kill(w);
     }
     for (unsigned h = 1; h < w->n_hosts; h++) {
-        if (w->quorum && w->srv[w->hosts[h].child]) {
-            world__quorum_host_kill(w, h);
+        if (w->hosts[h].up) {
+            w->topo_ops->host_kill(w, h);
+            w->hosts[h].up = false;
         }
     }
     w->epoch++; /* completions from here on are ignored */
@@ -1093,8 +1017,8 @@ static void world_fini(struct world *w)
      * and every dead stack frees itself. Bounded by the events pending. */
     for (uint64_t i = 0; i < WORLD_EVENTS_MAX && evq_step(&w->q, UINT64_MAX); i++) {
     }
-    if (w->quorum) {
-        world__quorum_fini(w);
+    if (w->topo_ops && w->topo_ops->fini) {
+        w->topo_ops->fini(w);
     }
     world__images_fini(w);
     for (unsigned i = 0; i < w->n_disks; i++) {
@@ -1109,7 +1033,6 @@ static void world_fini(struct world *w)
     if (w->digest) {
         XXH3_freeState(w->digest);
         check_rw_fini(&w->check);
-        model_disk_fini(&w->base_model);
     }
     mem_free(w->inflight, w->cap_inflight * sizeof(*w->inflight));
     fault_plan_fini(&w->plan);
@@ -1177,15 +1100,15 @@ static void result_fill(struct world *w)
         y->downs = x->downs;
     }
     (void)faults_count(w, r->faults);
-    if (w->quorum) {
-        world__quorum_end(w);
+    if (w->topo_ops->end) {
+        w->topo_ops->end(w);
     }
     if (w->check.failed) {
         r->first = w->check.first;
     } else if (w->bitmaps && w->cb.failed) {
         r->first = w->cb.first;
-    } else if (w->quorum && w->cq.failed) {
-        r->first = w->cq.first;
+    } else if (w->topo_ops->violation && w->topo_ops->violation(w)) {
+        r->first = *w->topo_ops->violation(w);
     }
 }
 

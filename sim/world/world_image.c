@@ -28,10 +28,6 @@
 #define IMAGE_MAX (64ull << 30)      /* bytes an image may have */
 #define EXPORT_CHUNK (1u << 20)      /* bytes read or written at a time */
 
-int world__guest_disk(const struct world *w)
-{
-    return w->quorum ? -1 : 0; /* plain: d0; overlay: base (its backing) */
-}
 
 static void image_full_path(const struct world *w, const char *path, char *buf, size_t size)
 {
@@ -64,7 +60,7 @@ static int image_stat(const struct world *w, const struct trace_rec *r, uint64_t
 int world__image_guest_size(const struct world *w, uint64_t *size, struct err *e)
 {
     *size = 0;
-    int g = world__guest_disk(w);
+    int g = w->topo_ops->guest_disk(w);
     for (size_t i = 0; i < w->t->n && g >= 0; i++) {
         const struct trace_rec *r = &w->t->recs[i];
         if (r->kind == TRACE_DISK && r->cfg->image &&
@@ -79,10 +75,10 @@ int world__image_disk_rec(struct world *w, unsigned i, const struct trace_rec *r
                           struct err *e)
 {
     const struct trace_cfg *c = r->cfg;
-    if ((int)i != world__guest_disk(w)) {
+    if ((int)i != w->topo_ops->guest_disk(w)) {
         return err_set(e, r->line, 2, "image= is for the disk the guest starts from (plain: "
                        "d0, overlay: base), not %s in the %s topology", c->name,
-                       trace_topology_name(w->topo));
+                       w->topo_ops->name);
     }
     uint64_t size;
     TRY(image_stat(w, r, &size, e));
@@ -109,7 +105,7 @@ static uint64_t image_tag(const uint8_t *sector)
 }
 
 /* Every model of the guest's start learns the image, run by run. */
-static void image_to_model(struct model_disk *m, const uint8_t *img, uint64_t len)
+void world__image_to_model(struct model_disk *m, const uint8_t *img, uint64_t len)
 {
     model_disk_tick(m);
     uint64_t sectors = len / CONTENT_SECTOR;
@@ -147,10 +143,10 @@ int world__images_load(struct world *w, struct err *e)
         w->image[i] = (uint8_t *)data;
         w->image_len[i] = len;
         disk_poke(w->disks[i], 0, w->image[i], len);
-        image_to_model(&w->check.model, w->image[i], len);
+        world__image_to_model(&w->check.model, w->image[i], len);
         check_rw_image(&w->check, w->image[i], len);
-        if (w->topo == TRACE_TOPO_OVERLAY) {
-            image_to_model(&w->base_model, w->image[i], len);
+        if (w->topo_ops->image_loaded) {
+            w->topo_ops->image_loaded(w, w->image[i], len);
         }
     }
     return 0;
@@ -189,7 +185,7 @@ int world__exports_check(const struct world *w, struct err *e)
             snprintf(names + at, sizeof(names) - at, ", %s", w->dcfg[i].name);
         }
         return err_set(e, 0, 0, "--export %s: no such disk in the %s topology (%s)", name,
-                       trace_topology_name(w->topo), names);
+                       w->topo_ops->name, names);
     }
     return 0;
 }

@@ -1,11 +1,15 @@
 /*
- * world_int: the world's internals, shared by world.c and world_bitmap.c.
+ * world_int: the world's internals, shared by sim/world/ and the topology
+ *   modules of sim/topo/.
  *
- * Role: not a public interface; only the world's own files include it.
- *   Functions named world__* cross between those files (STYLE.md rule 1).
+ * Role: not a public interface; only the world's own files and topology
+ *   modules include it. Functions named world__* cross between those files
+ *   (STYLE.md rule 1).
  * Invariants, ownership: as world.h states for the world as a whole; the
- *   stack owns its graph, disk handles and QBM object.
- * Depends on: everything world.h does, plus files and check_bitmap.
+ *   guest host's stack owns its graph, disk handles and QBM object; a
+ *   topology module owns its state (world.tst).
+ * Depends on: everything world.h does, plus files, the checkers, net and
+ *   the topology interface (sim/topo/topo.h).
  */
 #ifndef BLOCKSIM_WORLD_INT_H
 #define BLOCKSIM_WORLD_INT_H
@@ -20,6 +24,7 @@
 #include "../dev/net.h"
 #include "../trace/trace.h"
 #include "../base/rng.h"
+#include "../topo/topo.h"
 #include "world.h"
 
 #define WORLD_STALL_DEFAULT (3600ull * 1000000000ull)
@@ -80,8 +85,9 @@ struct world {
     struct rng crash_rng;
     struct fault_plan plan;
     enum trace_topology topo;
+    const struct topo_ops *topo_ops; /* the topology's module (sim/topo) */
+    void *tst;                       /* its state */
     uint64_t size;
-    uint64_t cluster;
     struct disk_config dcfg[WORLD_DISKS_MAX];
     unsigned n_disks;
     struct disk *disks[WORLD_DISKS_MAX];
@@ -106,7 +112,6 @@ struct world {
     uint64_t wait_until_ns; /* the latest @TIME the pump waited for */
     bool waited;
     struct check_rw check;
-    struct model_disk base_model; /* overlay topology: the backing's content */
     XXH3_state_t *digest;
     bool buggify;
     struct rng buggify_rng;
@@ -115,13 +120,6 @@ struct world {
     bool bitmaps;       /* the run uses dirty bitmaps (records or options) */
     struct files files; /* QBM descriptor and bitmap files */
     struct check_bitmap cb;
-    bool quorum;          /* the quorum topology */
-    struct trace_cfg qcfg; /* its options */
-    struct check_quorum cq;
-    struct qserver *srv[WORLD_DISKS_MAX];  /* quorum: NBD servers, NULL while down */
-    struct net *net;      /* when some children are NBD */
-    bool net_transient;   /* every network rule heals within the reconnect delay */
-    uint64_t child_errors[WORLD_DISKS_MAX];
 };
 
 
@@ -167,9 +165,8 @@ void world__bitmap_end(struct world *w);
 void world__shutdown(struct world *w, const struct trace_rec *rec);
 
 /* world_image.c */
-/* The index of the disk whose contents the guest sees at the start (plain:
- * d0, overlay: base), or -1 (quorum: no single one). */
-int world__guest_disk(const struct world *w);
+/* Tell model @m what an image of @len bytes holds, sector by sector. */
+void world__image_to_model(struct model_disk *m, const uint8_t *image, uint64_t len);
 /* The guest size an image on the guest disk implies (0 when none). */
 int world__image_guest_size(const struct world *w, uint64_t *size, struct err *e);
 /* A disk record with image=: check it against disk @i. */
@@ -180,21 +177,5 @@ int world__images_load(struct world *w, struct err *e);
 int world__exports_check(const struct world *w, struct err *e);
 void world__exports_write(struct world *w);
 void world__images_fini(struct world *w);
-
-/* world_quorum.c */
-void world__quorum_setup(struct world *w, const struct trace_cfg *c);
-void world__quorum_start(struct world *w);
-int world__quorum_open(struct world *w, struct stack *s, struct err *e);
-/* The guest host's stack @s dies: its connections reset. */
-void world__quorum_kill(struct world *w, struct stack *s);
-void world__quorum_free(struct stack *s);
-/* Server host @h (serving a child) comes up, or goes down. */
-int world__quorum_host_open(struct world *w, unsigned h, struct err *e);
-void world__quorum_host_kill(struct world *w, unsigned h);
-bool world__quorum_op_done(struct world *w, enum node_op op, const struct trace_rec *rec,
-                           uint64_t index, int ret, const uint8_t *data);
-bool world__quorum_taint(const struct world *w);
-void world__quorum_end(struct world *w);
-void world__quorum_fini(struct world *w);
 
 #endif

@@ -165,7 +165,7 @@ START_TEST(test_scenario_validation)
         { "blocksim-trace v1\nwrite 0 512\nseed 3\n", 3, "before the first operation" },
         { "blocksim-trace v1\ndisk nope\n", 2, "no disk 'nope'" },
         { "blocksim-trace v1\ntopology plain size=1M\nread 1048576 512\n", 3, "beyond" },
-        { "blocksim-trace v1\ncommit\n", 2, "overlay topology" },
+        { "blocksim-trace v1\ncommit\n", 2, "needs a topology that runs it (overlay)" },
         { "blocksim-trace v1\ntopology plain\ntopology plain\n", 3, "at most one" },
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {

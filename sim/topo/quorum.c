@@ -1,5 +1,5 @@
 /*
- * world_quorum: the quorum topology of the world (see world.h, trace.h).
+ * quorum: the quorum topology (topo.h; the record in trace.h).
  *
  * Method: the primary host runs a quorum node over one tap per child; a
  * local child is a file node on its disk, a remote one (the last nbd= of
@@ -28,8 +28,10 @@
 #include "../../ref/drv_nbd.h"
 #include "../../ref/drv_quorum.h"
 #include "../../ref/nbd_server.h"
+#include "../../ref/dirty.h"
+#include "../world/world_int.h"
 #include "tap.h"
-#include "world_int.h"
+#include "topo.h"
 
 #define QW_RECONNECT_NS (15ull * 1000000000ull)
 #define QW_PRIMARY "primary"
@@ -48,15 +50,31 @@ struct qdialer {
     struct net_dialer nd;
 };
 
+struct quorum_state {
+    struct trace_cfg cfg;           /* the topology record's options */
+    struct check_quorum cq;         /* judges every quorum request */
+    struct net *net;                /* when some children are NBD */
+    bool net_transient;             /* every network rule heals within the delay */
+    struct qserver *srv[WORLD_DISKS_MAX]; /* NBD servers, NULL while down */
+    uint64_t child_errors[WORLD_DISKS_MAX];
+};
+
+static struct quorum_state *qs(const struct world *w)
+{
+    return w->tst;
+}
+
 struct refusal {
     env_connect_cb *cb;
     void *opaque;
 };
 
-void world__quorum_setup(struct world *w, const struct trace_cfg *c)
+static void quorum_setup(struct world *w, const struct trace_cfg *c)
 {
-    w->quorum = true;
-    w->qcfg = *c;
+    if (!w->tst) {
+        w->tst = mem_alloc(sizeof(struct quorum_state));
+    }
+    qs(w)->cfg = *c;
     w->n_disks = c->children;
     w->n_hosts = 1;
     for (unsigned i = 0; i < c->children; i++) {
@@ -90,18 +108,18 @@ static bool rule_transient(const struct fault_rule *r)
     }
 }
 
-void world__quorum_start(struct world *w)
+static void quorum_start(struct world *w)
 {
-    check_quorum_init(&w->cq, w->qcfg.children, w->qcfg.threshold, w->qcfg.fifo,
-                      w->qcfg.rewrite, w->qcfg.ignore_mask);
-    w->net_transient = true;
+    check_quorum_init(&qs(w)->cq, qs(w)->cfg.children, qs(w)->cfg.threshold, qs(w)->cfg.fifo,
+                      qs(w)->cfg.rewrite, qs(w)->cfg.ignore_mask);
+    qs(w)->net_transient = true;
     for (size_t i = 0; i < w->plan.n; i++) {
-        w->net_transient &= rule_transient(&w->plan.rules[i]);
+        qs(w)->net_transient &= rule_transient(&w->plan.rules[i]);
     }
-    if (w->qcfg.nbd) {
+    if (qs(w)->cfg.nbd) {
         struct net_config nc;
         net_config_default(&nc);
-        w->net = net_new(&w->q, &w->plan, w->seed, &nc);
+        qs(w)->net = net_new(&w->q, &w->plan, w->seed, &nc);
     }
 }
 
@@ -109,7 +127,7 @@ void world__quorum_start(struct world *w)
 
 static bool child_remote(const struct world *w, unsigned i)
 {
-    return i >= w->qcfg.children - w->qcfg.nbd;
+    return i >= qs(w)->cfg.children - qs(w)->cfg.nbd;
 }
 
 /* The host serving @child (0 when it is local). */
@@ -126,7 +144,7 @@ static unsigned child_host(const struct world *w, unsigned child)
 static void nbd_judge(struct world *w, unsigned child, const struct req *req, int ret)
 {
     /* A server host that went down explains its child's failures. */
-    if (!w->net_transient || fault_counts_add(NULL, w->disks[child]->stats.faults) > 0 ||
+    if (!qs(w)->net_transient || fault_counts_add(NULL, w->disks[child]->stats.faults) > 0 ||
         w->hosts[child_host(w, child)].downs > 0) {
         return;
     }
@@ -147,9 +165,9 @@ static void tap_seen(void *opaque, unsigned child, const struct req *req, int re
     if (s->dead) {
         return; /* a crashed host's stack draining */
     }
-    check_quorum_child(&w->cq, child, req->op, req->offset, req->len, ret, buf);
+    check_quorum_child(&qs(w)->cq, child, req->op, req->offset, req->len, ret, buf);
     if (ret < 0) {
-        w->child_errors[child]++;
+        qs(w)->child_errors[child]++;
         if (child_remote(w, child) && ret != BS_ECRASHED) {
             nbd_judge(w, child, req, ret);
         }
@@ -160,16 +178,16 @@ static void quorum_seen(void *opaque, const struct quorum_event *ev)
 {
     struct stack *s = opaque;
     if (!s->dead) {
-        check_quorum_event(&s->w->cq, ev);
+        check_quorum_event(&qs(s->w)->cq, ev);
         s->w->r->quorum_events[ev->kind]++;
     }
 }
 
-bool world__quorum_op_done(struct world *w, enum node_op op, const struct trace_rec *rec,
-                           uint64_t index, int ret, const uint8_t *data)
+static bool quorum_guest_done(struct world *w, enum node_op op, const struct trace_rec *rec,
+                              uint64_t index, int ret, const uint8_t *data)
 {
     uint64_t len = op == NODE_OP_FLUSH ? 0 : rec->len;
-    return check_quorum_done(&w->cq, op, rec->offset, len, ret, data, rec->line, index,
+    return check_quorum_done(&qs(w)->cq, op, rec->offset, len, ret, data, rec->line, index,
                              w->q.now_ns);
 }
 
@@ -177,19 +195,20 @@ bool world__quorum_op_done(struct world *w, enum node_op op, const struct trace_
  * (on their disk, or an error the tap saw) may hold anything; the vote
  * still returns the truth while a strict majority is untouched and no
  * crash split the untouched ones. fifo reads believe the first child. */
-bool world__quorum_taint(const struct world *w)
+static bool quorum_explained(const struct world *w, uint64_t sector)
 {
+    (void)sector;
     unsigned bad = 0;
     for (unsigned i = 0; i < w->n_disks; i++) {
         unsigned h = child_host(w, i);
-        bad += fault_counts_add(NULL, w->disks[i]->stats.faults) > 0 || w->child_errors[i] > 0 ||
-               (h != WORLD_GUEST_HOST && w->hosts[h].crashes > 0);
+        bad += fault_counts_add(NULL, w->disks[i]->stats.faults) > 0 ||
+               qs(w)->child_errors[i] > 0 || (h != WORLD_GUEST_HOST && w->hosts[h].crashes > 0);
     }
     if (bad == 0) {
         return false;
     }
     unsigned healthy = w->n_disks - bad;
-    return w->qcfg.fifo || healthy <= w->n_disks / 2 || w->r->crashes > 0;
+    return qs(w)->cfg.fifo || healthy <= w->n_disks / 2 || w->r->crashes > 0;
 }
 
 /* ---- building and tearing down ---- */
@@ -224,12 +243,12 @@ static void qdial_connect(void *ctx, env_connect_cb *cb, void *opaque)
 
 static const struct env_dialer_ops qdial_ops = { .connect = qdial_connect };
 
-int world__quorum_host_open(struct world *w, unsigned h, struct err *e)
+static int quorum_host_open(struct world *w, unsigned h, struct err *e)
 {
     unsigned i = (unsigned)w->hosts[h].child;
-    ASSERT(w->hosts[h].child >= 0 && !w->srv[i]);
+    ASSERT(w->hosts[h].child >= 0 && !qs(w)->srv[i]);
     struct qserver *srv = mem_alloc(sizeof(*srv));
-    w->srv[i] = srv;
+    qs(w)->srv[i] = srv;
     srv->w = w;
     srv->child = i;
     snprintf(srv->host, sizeof(srv->host), "%s", w->hosts[h].name);
@@ -240,7 +259,7 @@ int world__quorum_host_open(struct world *w, unsigned h, struct err *e)
     TRY(node_new(&srv->g, &drv_file, "export", &fo, e, &file));
     struct nbd_server_opts so = { .export = file, .name = "child" };
     srv->nbd = nbd_server_new(&so);
-    net_listen(w->net, srv->host, "nbd", server_accept, srv);
+    net_listen(qs(w)->net, srv->host, "nbd", server_accept, srv);
     return 0;
 }
 
@@ -258,15 +277,15 @@ static void server_idle(void *opaque)
 
 /* The host goes down: listener and connections first, so that clients'
  * requests fail (after their reconnect delay), then its graph drains. */
-void world__quorum_host_kill(struct world *w, unsigned h)
+static void quorum_host_kill(struct world *w, unsigned h)
 {
     unsigned i = (unsigned)w->hosts[h].child;
-    struct qserver *srv = w->srv[i];
+    struct qserver *srv = qs(w)->srv[i];
     ASSERT(srv != NULL);
-    w->srv[i] = NULL;
-    net_unlisten(w->net, srv->host, "nbd");
+    qs(w)->srv[i] = NULL;
+    net_unlisten(qs(w)->net, srv->host, "nbd");
     nbd_server_close(srv->nbd);
-    net_host_reset(w->net, srv->host);
+    net_host_reset(qs(w)->net, srv->host);
     graph_kill(&srv->g, server_idle, srv);
 }
 
@@ -275,7 +294,7 @@ static int dialer_open(struct world *w, struct stack *s, unsigned i)
     struct qdialer *d = mem_alloc(sizeof(*d));
     s->dial[i] = d;
     d->s = s;
-    d->nd.net = w->net;
+    d->nd.net = qs(w)->net;
     snprintf(d->nd.from, NET_NAME_MAX, QW_PRIMARY);
     snprintf(d->nd.to, NET_NAME_MAX, "s%u", i);
     snprintf(d->nd.service, NET_NAME_MAX, "nbd");
@@ -304,62 +323,117 @@ static int child_open(struct world *w, struct stack *s, unsigned i, struct node 
     return node_new(&s->g, &drv_tap, name, &to, e, out);
 }
 
-int world__quorum_open(struct world *w, struct stack *s, struct err *e)
+static int quorum_guest_open(struct world *w, struct stack *s, struct err *e)
 {
     struct drv_quorum_opts qo = {
-        .n_children = w->qcfg.children, .threshold = w->qcfg.threshold,
-        .read_pattern = w->qcfg.fifo ? QUORUM_READ_FIFO : QUORUM_READ_QUORUM,
-        .rewrite_corrupted = w->qcfg.rewrite, .on_event = quorum_seen, .opaque = s,
+        .n_children = qs(w)->cfg.children, .threshold = qs(w)->cfg.threshold,
+        .read_pattern = qs(w)->cfg.fifo ? QUORUM_READ_FIFO : QUORUM_READ_QUORUM,
+        .rewrite_corrupted = qs(w)->cfg.rewrite, .on_event = quorum_seen, .opaque = s,
     };
-    for (unsigned i = 0; i < w->qcfg.children; i++) {
+    for (unsigned i = 0; i < qs(w)->cfg.children; i++) {
         TRY(child_open(w, s, i, &qo.children[i], e));
-        qo.ignore_errors[i] = (w->qcfg.ignore_mask >> i) & 1;
+        qo.ignore_errors[i] = (qs(w)->cfg.ignore_mask >> i) & 1;
     }
     return node_new(&s->g, &drv_quorum, "guest", &qo, e, &s->root);
 }
 
 /* The guest host's stack dies: the primary's connections reset. */
-void world__quorum_kill(struct world *w, struct stack *s)
+static void quorum_guest_kill(struct world *w, struct stack *s)
 {
     (void)s;
-    check_quorum_reset(&w->cq);
-    if (w->net) {
-        net_host_reset(w->net, QW_PRIMARY);
+    check_quorum_reset(&qs(w)->cq);
+    if (qs(w)->net) {
+        net_host_reset(qs(w)->net, QW_PRIMARY);
     }
 }
 
-void world__quorum_free(struct stack *s)
+static void quorum_guest_free(struct world *w, struct stack *s)
 {
+    (void)w;
     for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
         mem_free(s->dial[i], s->dial[i] ? sizeof(*s->dial[i]) : 0);
     }
 }
 
-void world__quorum_end(struct world *w)
+static void quorum_end(struct world *w)
 {
     for (unsigned i = 0; i < w->n_disks; i++) {
-        w->r->child_errors += w->child_errors[i];
+        w->r->child_errors += qs(w)->child_errors[i];
     }
-    if (w->net) {
-        w->r->net_segments = net_stats(w->net)->segments;
-        w->r->net_resets = net_stats(w->net)->resets;
+    if (qs(w)->net) {
+        w->r->net_segments = net_stats(qs(w)->net)->segments;
+        w->r->net_resets = net_stats(qs(w)->net)->resets;
     }
-    w->r->quorum_judged = w->cq.judged;
-    w->r->quorum_votes = w->cq.votes;
-    w->r->quorum_repairs = w->cq.repairs;
-    if (w->cq.failed && w->r->verdict == WORLD_PASS) {
+    w->r->quorum_judged = qs(w)->cq.judged;
+    w->r->quorum_votes = qs(w)->cq.votes;
+    w->r->quorum_repairs = qs(w)->cq.repairs;
+    if (qs(w)->cq.failed && w->r->verdict == WORLD_PASS) {
         w->r->verdict = WORLD_FAIL;
     }
 }
 
-void world__quorum_fini(struct world *w)
+static void quorum_fini(struct world *w)
 {
     for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
-        ASSERT(w->srv[i] == NULL); /* every server host was taken down */
+        ASSERT(qs(w)->srv[i] == NULL); /* every server host was taken down */
     }
-    if (w->net) {
-        net_free(w->net);
-        w->net = NULL;
+    if (qs(w)->net) {
+        net_free(qs(w)->net);
+        qs(w)->net = NULL;
     }
-    check_quorum_fini(&w->cq);
+    check_quorum_fini(&qs(w)->cq);
+    mem_free(w->tst, sizeof(struct quorum_state));
+    w->tst = NULL;
 }
+
+static uint64_t quorum_faults(const struct world *w, uint64_t counts[FAULT__COUNT])
+{
+    return qs(w)->net ? fault_counts_add(counts, net_stats(qs(w)->net)->faults) : 0;
+}
+
+static const struct violation *quorum_violation(const struct world *w)
+{
+    return qs(w)->cq.failed ? &qs(w)->cq.first : NULL;
+}
+
+static int quorum_guest_disk(const struct world *w)
+{
+    (void)w;
+    return -1; /* each child starts alike: no single disk is the guest's */
+}
+
+static bool quorum_conflict(const struct trace_rec *rec, const struct trace_rec *o)
+{
+    /* The quorum checker tells requests apart only when overlapping reads
+     * and flushes wait too (check_quorum.h). */
+    return rec->kind == TRACE_FLUSH || o->kind == TRACE_FLUSH ||
+           ranges_overlap(rec->offset, rec->len, o->offset, o->len);
+}
+
+static uint64_t quorum_granularity(const struct world *w)
+{
+    (void)w;
+    return DIRTY_GRAN_DEFAULT;
+}
+
+const struct topo_ops topo_quorum = {
+    .name = "quorum",
+    .setup = quorum_setup,
+    .guest_disk = quorum_guest_disk,
+    .start = quorum_start,
+    .guest_open = quorum_guest_open,
+    .guest_kill = quorum_guest_kill,
+    .guest_free = quorum_guest_free,
+    .host_open = quorum_host_open,
+    .host_kill = quorum_host_kill,
+    .conflict = quorum_conflict,
+    .guest_done = quorum_guest_done,
+    .explained = quorum_explained,
+    .bitmap_granularity = quorum_granularity,
+    .image_format = "raw",
+    .faults = quorum_faults,
+    .violation = quorum_violation,
+    .end = quorum_end,
+    .fini = quorum_fini,
+    .replicas = true,
+};
