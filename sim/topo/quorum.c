@@ -1,5 +1,5 @@
 /*
- * quorum: the quorum topology (topo.h; the record in trace.h).
+ * quorum: the quorum topology (the interface in topo.h, the record in trace.h).
  *
  * Method: the primary host runs a quorum node over one tap per child; a
  * local child is a file node on its disk, a remote one (the last nbd= of
