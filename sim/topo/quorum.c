@@ -57,6 +57,13 @@ struct quorum_state {
     bool net_transient;             /* every network rule heals within the delay */
     struct qserver *srv[WORLD_DISKS_MAX]; /* NBD servers, NULL while down */
     uint64_t child_errors[WORLD_DISKS_MAX];
+    /* Per child, the sectors where it may not hold what the guest was told
+     * (a write of it failed, or its host lost power with the write cached):
+     * with the disks' own taints, what exact fault attribution counts. */
+    struct u64map stale[WORLD_DISKS_MAX];
+    /* Per child, the sectors whose last read it failed (an injected error):
+     * it did not vote for the truth there. */
+    struct u64map mute[WORLD_DISKS_MAX];
 };
 
 static struct quorum_state *qs(const struct world *w)
@@ -110,6 +117,10 @@ static bool rule_transient(const struct fault_rule *r)
 
 static void quorum_start(struct world *w)
 {
+    for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
+        u64map_init(&qs(w)->stale[i]);
+        u64map_init(&qs(w)->mute[i]);
+    }
     check_quorum_init(&qs(w)->cq, qs(w)->cfg.children, qs(w)->cfg.threshold, qs(w)->cfg.fifo,
                       qs(w)->cfg.rewrite, qs(w)->cfg.ignore_mask);
     qs(w)->net_transient = true;
@@ -157,6 +168,58 @@ static void nbd_judge(struct world *w, unsigned child, const struct req *req, in
     world__violation(w, "nbd-reconnect", msg);
 }
 
+/* Sectors [off, off + len) of @m: marked (@on) or cleared. */
+static void sectors_mark(struct u64map *m, uint64_t off, uint64_t len, bool on)
+{
+    for (uint64_t s = off / 512; s < (off + len) / 512; s++) {
+        if (on) {
+            *u64map_put(m, s, NULL) = 1;
+        } else if (m->n) {
+            u64map_del(m, s);
+        }
+    }
+}
+
+/* Child @child's sectors [off, off + len) missed a write (@missed) or got it. */
+static void stale_mark(struct world *w, unsigned child, uint64_t off, uint64_t len, bool missed)
+{
+    sectors_mark(&qs(w)->stale[child], off, len, missed);
+    if (!missed) {
+        sectors_mark(&qs(w)->mute[child], off, len, false);
+    }
+}
+
+/* Is a guest read over [off, off + len) in flight? Guest requests on a
+ * quorum never overlap, so a child write under it is a repair
+ * (rewrite-corrupted). */
+static bool guest_read_over(const struct world *w, uint64_t off, uint64_t len)
+{
+    for (unsigned i = 0; i < w->n_inflight; i++) {
+        const struct trace_rec *r = w->inflight[i]->rec;
+        if (r->kind == TRACE_READ && ranges_overlap(r->offset, r->len, off, len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool child_touched(const struct world *w, unsigned i, uint64_t sector);
+
+/* A repair copied the winning version onto @child: where another child was
+ * touched by a fault, the copy may carry the fault's data with it, so the
+ * repaired child counts as touched there too (attribution follows the
+ * data); elsewhere it now holds the truth. */
+static void repair_seen(struct world *w, unsigned child, uint64_t off, uint64_t len)
+{
+    for (uint64_t sec = off / 512; sec < (off + len) / 512; sec++) {
+        bool carried = false;
+        for (unsigned i = 0; i < w->n_disks && !carried; i++) {
+            carried = i != child && child_touched(w, i, sec);
+        }
+        stale_mark(w, child, sec * 512, 512, carried);
+    }
+}
+
 static void tap_seen(void *opaque, unsigned child, const struct req *req, int ret,
                      const uint8_t *buf)
 {
@@ -166,6 +229,14 @@ static void tap_seen(void *opaque, unsigned child, const struct req *req, int re
         return; /* a crashed host's stack draining */
     }
     check_quorum_child(&qs(w)->cq, child, req->op, req->offset, req->len, ret, buf);
+    if ((req->op == NODE_OP_WRITE || req->op == NODE_OP_WRITE_ZEROES) && ret == 0 &&
+        guest_read_over(w, req->offset, req->len)) {
+        repair_seen(w, child, req->offset, req->len);
+    } else if (req->op == NODE_OP_WRITE || req->op == NODE_OP_WRITE_ZEROES) {
+        stale_mark(w, child, req->offset, req->len, ret < 0);
+    } else if (req->op == NODE_OP_READ) {
+        sectors_mark(&qs(w)->mute[child], req->offset, req->len, ret < 0);
+    }
     if (ret < 0) {
         qs(w)->child_errors[child]++;
         if (child_remote(w, child) && ret != BS_ECRASHED) {
@@ -191,24 +262,70 @@ static bool quorum_guest_done(struct world *w, enum node_op op, const struct tra
                              w->q.now_ns);
 }
 
-/* Can a wrong value be blamed on injected faults? Children hit by a fault
- * (on their disk, or an error the tap saw) may hold anything; the vote
- * still returns the truth while a strict majority is untouched and no
- * crash split the untouched ones. fifo reads believe the first child. */
+/* Is child @i touched at guest @sector: an injected fault left its mark on
+ * that very sector of its disk, the child missed a write there (a failed
+ * request, or its host lost power with the write cached), or it failed its
+ * last read there (so it did not vote for the truth)? */
+static bool child_touched(const struct world *w, unsigned i, uint64_t sector)
+{
+    return disk_taint_get(w->disks[i], sector) != DISK_TAINT_NONE ||
+           u64map_get(&qs(w)->stale[i], sector) != NULL ||
+           u64map_get(&qs(w)->mute[i], sector) != NULL;
+}
+
+/* Could the untouched children have split their votes over the read being
+ * judged? Only when a crash left some sector of it with several possible
+ * values: then each may hold another (the vote is over whole requests). */
+static bool honest_split(const struct world *w, uint64_t sector)
+{
+    const struct trace_rec *r = w->judging;
+    uint64_t first = r ? r->offset / 512 : sector;
+    uint64_t end = r ? (r->offset + r->len) / 512 : sector + 1;
+    for (uint64_t s = first; s < end; s++) {
+        uint64_t set[2];
+        if (model_disk_current(&w->check.model, s, set, 2) > 1) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Is child @i touched anywhere in the request being judged (or at @sector
+ * when none is)? Such a child's version of the request is its own. */
+static bool child_touched_in_request(const struct world *w, unsigned i, uint64_t sector)
+{
+    const struct trace_rec *r = w->judging;
+    uint64_t first = r ? r->offset / 512 : sector;
+    uint64_t end = r ? (r->offset + r->len) / 512 : sector + 1;
+    for (uint64_t s = first; s < end; s++) {
+        if (child_touched(w, i, s)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Exact attribution: a wrong value at @sector is explained only when the
+ * children touched at that very sector could have won the vote: a winning
+ * version is held by identical children, so a wrong one at @sector comes
+ * from touched children only; there must be at least vote-threshold of
+ * them, and no fewer than the honest group (the children touched nowhere in
+ * the request, who hold identical truths, unless a crash let them differ:
+ * honest_split, and then one touched child can win a tie). A fifo read
+ * believes the first child that answers: one touched child can explain it. */
 static bool quorum_explained(const struct world *w, uint64_t sector)
 {
-    (void)sector;
-    unsigned bad = 0;
+    unsigned touched = 0;
+    unsigned honest = 0;
     for (unsigned i = 0; i < w->n_disks; i++) {
-        unsigned h = child_host(w, i);
-        bad += fault_counts_add(NULL, w->disks[i]->stats.faults) > 0 ||
-               qs(w)->child_errors[i] > 0 || (h != WORLD_GUEST_HOST && w->hosts[h].crashes > 0);
+        touched += child_touched(w, i, sector);
+        honest += !child_touched_in_request(w, i, sector);
     }
-    if (bad == 0) {
-        return false;
+    if (qs(w)->cfg.fifo) {
+        return touched > 0;
     }
-    unsigned healthy = w->n_disks - bad;
-    return qs(w)->cfg.fifo || healthy <= w->n_disks / 2 || w->r->crashes > 0;
+    honest = honest_split(w, sector) ? 1 : honest;
+    return touched > 0 && touched >= qs(w)->cfg.threshold && touched >= honest;
 }
 
 /* ---- building and tearing down ---- */
@@ -287,6 +404,14 @@ static void quorum_host_kill(struct world *w, unsigned h)
     nbd_server_close(srv->nbd);
     net_host_reset(qs(w)->net, srv->host);
     graph_kill(&srv->g, server_idle, srv);
+    /* Whatever its disk still caches may be lost with the power: the guest
+     * was told those writes succeeded. (A clean shutdown loses nothing,
+     * but marking it costs no exactness that matters.) */
+    const struct disk *d = w->disks[i];
+    for (uint64_t k = 0; k < d->log_n; k++) {
+        const struct disk_log_entry *e = &d->log[(d->log_head + k) % d->log_cap];
+        stale_mark(w, i, e->offset, e->len, true);
+    }
 }
 
 static int dialer_open(struct world *w, struct stack *s, unsigned i)
@@ -367,8 +492,8 @@ static void quorum_end(struct world *w)
     w->r->quorum_judged = qs(w)->cq.judged;
     w->r->quorum_votes = qs(w)->cq.votes;
     w->r->quorum_repairs = qs(w)->cq.repairs;
-    if (qs(w)->cq.failed && w->r->verdict == WORLD_PASS) {
-        w->r->verdict = WORLD_FAIL;
+    if (qs(w)->cq.failed) {
+        world__verdict_fail(w, &qs(w)->cq.first);
     }
 }
 
@@ -382,6 +507,10 @@ static void quorum_fini(struct world *w)
         qs(w)->net = NULL;
     }
     check_quorum_fini(&qs(w)->cq);
+    for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
+        u64map_fini(&qs(w)->stale[i]);
+        u64map_fini(&qs(w)->mute[i]);
+    }
     mem_free(w->tst, sizeof(struct quorum_state));
     w->tst = NULL;
 }

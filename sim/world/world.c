@@ -215,7 +215,7 @@ static void op_judge(struct world *w, struct guest_op *op, int ret)
     case TRACE_READ:
         if (ok && !check_rw_read_done(&w->check, op->buf, s, n, op->index, rec->line,
                                       w->q.now_ns)) {
-            w->r->verdict = WORLD_FAIL;
+            world__verdict_fail(w, &w->check.first);
         }
         break;
     case TRACE_WRITE:
@@ -261,11 +261,13 @@ static void op_done(void *opaque, int ret)
     world__observe(w, op->rec->kind, op->index, ret, data, 0);
     w->r->ops[op->rec->kind]++;
     w->r->errors[op->rec->kind] += ret < 0;
+    w->judging = op->rec;
     op_judge(w, op, ret);
+    w->judging = NULL;
     if (w->topo_ops->guest_done && !w->topo_ops->guest_done(w, node_ops[op->rec->kind],
                                                              op->rec, op->index, ret,
                                                              op->buf)) {
-        w->r->verdict = WORLD_FAIL;
+        world__verdict_fail(w, w->topo_ops->violation(w));
     }
     if (w->bitmaps && op_writes(op->rec->kind)) {
         world__bitmap_write_done(w, op->rec);
@@ -462,23 +464,34 @@ void world__control_fail(struct world *w, const struct trace_rec *rec, const cha
                  "the rest of the trace did not run)", rec->line, msg);
         return;
     }
-    world__violation(w, prop, msg);
-    w->r->first.line = rec->line;
+    world__violation_at(w, prop, msg, rec->line);
+}
+
+void world__verdict_fail(struct world *w, const struct violation *v)
+{
+    ASSERT(v != NULL);
+    if (w->r->verdict == WORLD_FAIL) {
+        return; /* the first violation in event order stands */
+    }
+    w->r->verdict = WORLD_FAIL;
+    w->r->first = *v;
+}
+
+void world__violation_at(struct world *w, const char *prop, const char *msg, unsigned line)
+{
+    struct violation v;
+    memset(&v, 0, sizeof(v));
+    snprintf(v.property, sizeof(v.property), "%s", prop);
+    snprintf(v.msg, sizeof(v.msg), "%s", msg);
+    v.line = line;
+    v.time_ns = w->q.now_ns;
+    v.op_index = w->next_op;
+    world__verdict_fail(w, &v);
 }
 
 void world__violation(struct world *w, const char *prop, const char *msg)
 {
-    if (w->r->verdict == WORLD_FAIL) {
-        return;
-    }
-    w->r->verdict = WORLD_FAIL;
-    struct violation *v = &w->r->first;
-    memset(v, 0, sizeof(*v));
-    snprintf(v->property, sizeof(v->property), "%s", prop);
-    snprintf(v->msg, sizeof(v->msg), "%s", msg);
-    v->line = w->next < w->t->n ? w->t->recs[w->next].line : 0;
-    v->time_ns = w->q.now_ns;
-    v->op_index = w->next_op;
+    world__violation_at(w, prop, msg, w->next < w->t->n ? w->t->recs[w->next].line : 0);
 }
 
 void world__control_fail_ret(struct world *w, const struct trace_rec *rec, const char *prop,
@@ -1103,13 +1116,11 @@ static void result_fill(struct world *w)
     if (w->topo_ops->end) {
         w->topo_ops->end(w);
     }
-    if (w->check.failed) {
-        r->first = w->check.first;
-    } else if (w->bitmaps && w->cb.failed) {
-        r->first = w->cb.first;
-    } else if (w->topo_ops->violation && w->topo_ops->violation(w)) {
-        r->first = *w->topo_ops->violation(w);
-    }
+    /* r->first is the first violation in event order: world__verdict_fail
+     * took it as it happened, whichever checker saw it. A checker that
+     * failed without the world hearing of it is a wiring bug. */
+    ASSERT(!w->check.failed || r->verdict == WORLD_FAIL);
+    ASSERT(!(w->bitmaps && w->cb.failed) || r->verdict == WORLD_FAIL);
 }
 
 static void expect_check(const struct trace *t, struct world_result *r)

@@ -39,8 +39,8 @@ static struct cb_where where(const struct world *w, const struct trace_rec *rec)
 
 static void judge(struct world *w)
 {
-    if (w->cb.failed && w->r->verdict == WORLD_PASS) {
-        w->r->verdict = WORLD_FAIL;
+    if (w->cb.failed) {
+        world__verdict_fail(w, &w->cb.first);
     }
 }
 

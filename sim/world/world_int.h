@@ -111,6 +111,7 @@ struct world {
     uint64_t progress_ns;   /* virtual time of the last record run or op done */
     uint64_t wait_until_ns; /* the latest @TIME the pump waited for */
     bool waited;
+    const struct trace_rec *judging; /* the guest request check_rw is judging */
     struct check_rw check;
     XXH3_state_t *digest;
     bool buggify;
@@ -145,8 +146,12 @@ void world__stack_free(struct stack *s);
 /* A shutdown of the guest's host finished: it is down, and so are the other
  * hosts @rec names (cleanly). */
 void world__guest_shut(struct world *w, const struct trace_rec *rec);
-/* A violation, whatever faults were injected (the first one wins). */
+/* A checker found @v: the verdict is the first violation in event order. */
+void world__verdict_fail(struct world *w, const struct violation *v);
+/* A violation, whatever faults were injected (the first one wins), at the
+ * next record's line, or at @line. */
 void world__violation(struct world *w, const char *prop, const char *msg);
+void world__violation_at(struct world *w, const char *prop, const char *msg, unsigned line);
 /* Start a control op: the pump waits until world__control_end. */
 struct control_op *world__control_new(struct world *w, const struct trace_rec *rec);
 /* In a control op's callback: false (and @c freed) when its host is gone. */

@@ -427,9 +427,51 @@ START_TEST(test_world_server_host_crash_alone)
 }
 END_TEST
 
+/* Exact attribution on a quorum: a fault that touched one child elsewhere
+ * no longer excuses a lost flushed write (the old rule did). */
+START_TEST(test_world_quorum_attribution_exact)
+{
+    struct trace t;
+    load(&t, "traces/regress/quorum-attribution.trace");
+    struct world_opts o = { 0 };
+    struct world_result r;
+    run(&t, &o, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    ck_assert_uint_eq(r.faults[FAULT_READ_CORRUPT], 1);
+    o.disk_mutants = DISK_MUTANT_FLUSH_NOOP;
+    run(&t, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "crash-consistency");
+    ck_assert_uint_eq(r.explained, 0);
+    trace_fini(&t);
+}
+END_TEST
+
+/* The first violation is the earliest in event order, whichever checker saw
+ * it: a bitmap that misses a write (line 4) is reported though a later crash
+ * also loses flushed data. */
+START_TEST(test_world_first_violation_in_event_order)
+{
+    struct trace t;
+    parse(&t, "blocksim-trace v1\ntopology plain size=1M\nbitmap add b persistent\n"
+              "write 0 4096\nread 0 4096\nflush\ncrash plan=-\nrestart\nread 0 4096\n");
+    struct world_opts o = { .node_mutants = NODE_MUTANT_DIRTY_LATE_MARK,
+                            .disk_mutants = DISK_MUTANT_FLUSH_NOOP };
+    struct world_result r;
+    run(&t, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "bitmap-coverage");
+    ck_assert_uint_eq(r.first.line, 4);
+    world_result_fini(&r);
+    trace_fini(&t);
+}
+END_TEST
+
 Suite *suite_world(void)
 {
     const TTest *tests[] = {
+        test_world_quorum_attribution_exact,
+        test_world_first_violation_in_event_order,
         test_world_server_host_crash_alone,
         test_world_bitmap_extents,
         test_world_bitmap_refusals_and_shutdown,
