@@ -510,5 +510,13 @@ printf 'blocksim-trace v1\ntopology quorum children=3 nbd=1\ncrash host=primary\
 expect_status 2 "guest I/O with its host down" -- "$bin" replay "$tmp/h3.trace"
 expect_err "h3.trace:4: field 1: 'write' while the host is down" "guest host down named"
 
+# ---- exact fault attribution: planted bugs the old coarse rules excused ----
+expect_status 1 "quorum: a far fault no longer excuses a lost flush" -- "$bin" replay \
+    traces/regress/quorum-attribution.trace --mutant disk-flush-noop
+expect_out "crash-consistency" "quorum attribution names the violation"
+expect_status 1 "overlay: a far corruption no longer excuses a skipped copy-up" -- "$bin" \
+    replay traces/regress/overlay-attribution.trace --mutant overlay-no-copyup
+expect_out "read-your-writes" "overlay attribution names the violation"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

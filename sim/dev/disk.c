@@ -273,6 +273,9 @@ static void taint_range(struct disk *d, uint64_t offset, uint64_t len, enum disk
     for (uint64_t s = offset / DISK_SECTOR; s < (offset + len) / DISK_SECTOR; s++) {
         *u64map_put(&d->taint, s, NULL) = t;
     }
+    if (d->taint_hook) {
+        d->taint_hook(d->taint_hook_opaque, d, offset / DISK_SECTOR, len / DISK_SECTOR);
+    }
 }
 
 /* A clean write makes its sectors true again and readable. */

@@ -125,6 +125,10 @@ struct disk {
     struct disk_stats stats;
     env_cb *flush_hook;      /* called as each flush is submitted (crashx) */
     void *flush_hook_opaque;
+    /* Called as an injected fault taints sectors [first, first + n): fault
+     * attribution that must outlive the taint (data that moves). */
+    void (*taint_hook)(void *opaque, const struct disk *d, uint64_t first, uint64_t n);
+    void *taint_hook_opaque;
 };
 
 struct disk_handle {

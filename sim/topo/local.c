@@ -6,10 +6,14 @@
  *   the building block of COLO's active and hidden disks; it runs the
  *   operator's commit and make-empty records and keeps a model of the
  *   backing's contents for them.
- * Fault attribution: on plain, a wrong value is explained when a fault
- * tainted that very sector; through an overlay, data moves between disks
- * (copy-up, commit), so any corruption injected anywhere explains it
- * (coarse: exact attribution is still to come).
+ * Fault attribution is exact per guest sector: on plain, a wrong value is
+ * explained when a fault tainted that very sector of d0. Through an overlay
+ * a guest sector's data sits at fixed places (base: the same sector; top:
+ * its cluster's slot in the data area) and moves between them only as that
+ * same guest sector (copy-up, commit): so a wrong value at guest sector S
+ * is explained once a fault tainted S on base or S's slot on top, whatever
+ * happened since (attribution follows the data); a fault on top's header
+ * or map, which govern where every sector's data is, explains any.
  */
 #include <stdio.h>
 
@@ -21,7 +25,11 @@
 
 struct overlay_state {
     uint64_t cluster;
+    uint64_t data_offset;         /* top's data area, as drv_overlay lays it out */
     struct model_disk base_model; /* the backing's contents */
+    struct u64map carried;        /* guest sectors a fault touched (never cleared:
+                                   * their data may have moved on) */
+    bool meta_touched;            /* a fault touched top's header or map */
 };
 
 static struct overlay_state *ost(const struct world *w)
@@ -94,9 +102,11 @@ static void overlay_setup(struct world *w, const struct trace_cfg *c)
     if (!w->tst) {
         w->tst = mem_alloc(sizeof(struct overlay_state));
         model_disk_init(&ost(w)->base_model);
+        u64map_init(&ost(w)->carried);
     }
     struct overlay_state *o = ost(w);
     o->cluster = c && c->has_cluster ? c->cluster : OVERLAY_CLUSTER_DEFAULT;
+    o->data_offset = overlay_file_size(w->size, o->cluster) - align_up(w->size, o->cluster);
     w->n_disks = 2;
     disk_config_default(&w->dcfg[0], "base", w->size);
     disk_config_default(&w->dcfg[1], "top", overlay_file_size(w->size, o->cluster));
@@ -109,15 +119,58 @@ static int overlay_open(struct world *w, struct stack *s, struct err *e)
     return local_open(w, s, true, e);
 }
 
-static bool overlay_explained(const struct world *w, uint64_t sector)
+#define OVL_BASE 0
+#define OVL_TOP 1
+
+/* The guest sectors whose data (or map entry) top's @sector holds; the
+ * header's sectors stand for every guest sector. */
+static void top_guest_range(const struct world *w, uint64_t sector, uint64_t *first,
+                            uint64_t *end)
 {
-    (void)sector;
-    for (unsigned i = 0; i < w->n_disks; i++) {
-        if (w->disks[i]->stats.corruptions > 0) {
-            return true;
+    const struct overlay_state *o = ost(w);
+    uint64_t byte = sector * 512;
+    uint64_t guest_sectors = w->size / 512;
+    *first = 0;
+    *end = 0;
+    if (byte >= o->data_offset) {
+        *first = (byte - o->data_offset) / 512;
+        *end = min_u64(*first + 1, guest_sectors);
+    } else if (byte >= OVERLAY_MAP_OFFSET) { /* map bytes: one a cluster */
+        uint64_t per = o->cluster / 512;
+        *first = min_u64((byte - OVERLAY_MAP_OFFSET) * per, guest_sectors);
+        *end = min_u64(*first + 512 * per, guest_sectors);
+    } else if (byte < 512) {
+        *end = guest_sectors; /* the header */
+    }
+}
+
+/* A fault tainted sectors of base or top: the guest sectors whose data sat
+ * there are touched for good (their data may since have moved, or been
+ * read into the overlay's memory and written back); a taint of top's
+ * header or map touches every guest sector, whose places they govern. */
+static void overlay_taint_seen(struct world *w, unsigned disk, uint64_t first, uint64_t n)
+{
+    struct overlay_state *o = ost(w);
+    for (uint64_t sec = first; sec < first + n; sec++) {
+        uint64_t lo = sec;
+        uint64_t hi = sec + 1;
+        if (disk == OVL_TOP && sec * 512 < o->data_offset) {
+            o->meta_touched = true;
+            continue;
+        }
+        if (disk == OVL_TOP) {
+            top_guest_range(w, sec, &lo, &hi);
+        }
+        for (uint64_t s = lo; s < hi; s++) {
+            *u64map_put(&o->carried, s, NULL) = 1;
         }
     }
-    return false;
+}
+
+static bool overlay_explained(const struct world *w, uint64_t sector)
+{
+    const struct overlay_state *o = ost(w);
+    return o->meta_touched || u64map_get(&o->carried, sector) != NULL;
 }
 
 static void overlay_done(void *opaque, int ret)
@@ -163,6 +216,7 @@ static void overlay_image(struct world *w, const uint8_t *image, uint64_t len)
 static void overlay_fini(struct world *w)
 {
     model_disk_fini(&ost(w)->base_model);
+    u64map_fini(&ost(w)->carried);
     mem_free(w->tst, sizeof(struct overlay_state));
     w->tst = NULL;
 }
@@ -173,6 +227,7 @@ const struct topo_ops topo_overlay = {
     .guest_disk = guest_disk_first,
     .guest_open = overlay_open,
     .explained = overlay_explained,
+    .taint_seen = overlay_taint_seen,
     .controls = 1u << TRACE_COMMIT | 1u << TRACE_MAKE_EMPTY,
     .control = overlay_control,
     .bitmap_granularity = overlay_granularity,

@@ -53,6 +53,9 @@ struct topo_ops {
      * found a violation (optional). */
     bool (*guest_done)(struct world *w, enum node_op op, const struct trace_rec *rec,
                        uint64_t index, int ret, const uint8_t *data);
+    /* An injected fault tainted sectors [first, first + n) of disk @disk
+     * (optional: for attribution that follows data as it moves). */
+    void (*taint_seen)(struct world *w, unsigned disk, uint64_t first, uint64_t n);
     /* Does an injected fault explain a wrong value the guest read at
      * @sector? */
     bool (*explained)(const struct world *w, uint64_t sector);

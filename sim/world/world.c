@@ -582,6 +582,16 @@ static void injected_crash_ev(void *opaque)
     world__pump(w);
 }
 
+static void taint_seen(void *opaque, const struct disk *d, uint64_t first, uint64_t n)
+{
+    struct world *w = opaque;
+    for (unsigned i = 0; i < w->n_disks && w->topo_ops->taint_seen; i++) {
+        if (w->disks[i] == d) {
+            w->topo_ops->taint_seen(w, i, first, n);
+        }
+    }
+}
+
 static void flush_seen(void *opaque)
 {
     struct world *w = opaque;
@@ -977,6 +987,8 @@ static int world_setup(struct world *w, struct err *e)
         w->disks[i] = disk_new(&w->dcfg[i], &w->q, &w->plan, w->seed, i, w->o.disk_mutants);
         w->disks[i]->flush_hook = flush_seen;
         w->disks[i]->flush_hook_opaque = w;
+        w->disks[i]->taint_hook = taint_seen;
+        w->disks[i]->taint_hook_opaque = w;
     }
     if (w->topo_ops->start) {
         w->topo_ops->start(w);

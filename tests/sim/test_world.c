@@ -447,6 +447,25 @@ START_TEST(test_world_quorum_attribution_exact)
 }
 END_TEST
 
+/* Exact attribution through an overlay: a corruption of base far away no
+ * longer excuses a skipped copy-up (the old rule did). */
+START_TEST(test_world_overlay_attribution_exact)
+{
+    struct trace t;
+    load(&t, "traces/regress/overlay-attribution.trace");
+    struct world_opts o = { 0 };
+    struct world_result r;
+    run(&t, &o, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    ck_assert_uint_eq(r.explained, 1); /* the corrupted read itself */
+    o.node_mutants = NODE_MUTANT_OVERLAY_NO_COPYUP;
+    run(&t, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "read-your-writes");
+    trace_fini(&t);
+}
+END_TEST
+
 /* The first violation is the earliest in event order, whichever checker saw
  * it: a bitmap that misses a write (line 4) is reported though a later crash
  * also loses flushed data. */
@@ -471,6 +490,7 @@ Suite *suite_world(void)
 {
     const TTest *tests[] = {
         test_world_quorum_attribution_exact,
+        test_world_overlay_attribution_exact,
         test_world_first_violation_in_event_order,
         test_world_server_host_crash_alone,
         test_world_bitmap_extents,
