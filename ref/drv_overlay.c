@@ -689,6 +689,9 @@ static void ovl_commit_no_backing(void *opaque, int ret)
 static void ovl_commit_backing_flushed(void *opaque, int ret)
 {
     struct ovl_op *op = opaque;
+    if (node_mutant(op->n, NODE_MUTANT_OVERLAY_COMMIT_FAIL)) {
+        ret = -EIO; /* planted: a spurious failure of the whole commit */
+    }
     if (ret < 0) {
         ovl_op_finish(op, ret);
         return;

@@ -517,6 +517,9 @@ expect_out "crash-consistency" "quorum attribution names the violation"
 expect_status 1 "overlay: a far corruption no longer excuses a skipped copy-up" -- "$bin" \
     replay traces/regress/overlay-attribution.trace --mutant overlay-no-copyup
 expect_out "read-your-writes" "overlay attribution names the violation"
+expect_status 1 "a fault elsewhere no longer excuses a failing commit" -- "$bin" replay \
+    traces/regress/control-attribution.trace --mutant overlay-commit-fail
+expect_out "commit failed" "control attribution names the action"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

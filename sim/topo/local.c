@@ -173,6 +173,11 @@ static bool overlay_explained(const struct world *w, uint64_t sector)
     return o->meta_touched || u64map_get(&o->carried, sector) != NULL;
 }
 
+static bool overlay_state_touched(const struct world *w)
+{
+    return ost(w)->meta_touched;
+}
+
 static void overlay_done(void *opaque, int ret)
 {
     struct control_op *c = opaque;
@@ -228,6 +233,7 @@ const struct topo_ops topo_overlay = {
     .guest_open = overlay_open,
     .explained = overlay_explained,
     .taint_seen = overlay_taint_seen,
+    .state_touched = overlay_state_touched,
     .controls = 1u << TRACE_COMMIT | 1u << TRACE_MAKE_EMPTY,
     .control = overlay_control,
     .bitmap_granularity = overlay_granularity,

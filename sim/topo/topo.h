@@ -59,6 +59,9 @@ struct topo_ops {
     /* Does an injected fault explain a wrong value the guest read at
      * @sector? */
     bool (*explained)(const struct world *w, uint64_t sector);
+    /* Did a fault damage the state its stack keeps on disk (metadata a
+     * reopen or an operator action reads)? (optional) */
+    bool (*state_touched)(const struct world *w);
     /* Control records it runs (bit 1u << TRACE_kind) and how. */
     uint32_t controls;
     void (*control)(struct world *w, const struct trace_rec *rec);

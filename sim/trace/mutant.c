@@ -36,6 +36,8 @@ const struct mutant mutant_table[] = {
       "quorum: rewrite-corrupted repairs nothing" },
     { "quorum-tie-low", NODE_MUTANT_QUORUM_TIE_LOW, 0,
       "quorum: ties between versions go to the lowest child index" },
+    { "overlay-commit-fail", NODE_MUTANT_OVERLAY_COMMIT_FAIL, 0,
+      "overlay: commit reports EIO though its data reached the backing" },
     { "nbd-no-retry", NODE_MUTANT_NBD_NO_RETRY, 0,
       "NBD client: requests in flight when the connection breaks fail at once" },
     { "disk-fua-volatile", 0, DISK_MUTANT_FUA_VOLATILE,

@@ -449,16 +449,42 @@ static uint64_t faults_fired(const struct world *w)
     return faults_count(w, counts);
 }
 
-/* An operator action (restart, commit, make-empty) failed. With injected
- * faults about, that is an outcome, not a bug: the run ends early and says
- * so. Without any, the stack failed on its own: a violation. */
+/* Did an injected fault touch what the operator action now running
+ * depends on: a fault fired during it (on its own I/O: the guest is
+ * drained), or one left the stack's own persistent state (the topology's
+ * metadata, the bitmap files, unreadable sectors of the guest host's disks)
+ * damaged? */
+static bool control_touched(const struct world *w)
+{
+    if (faults_fired(w) > w->control_faults_at) {
+        return true;
+    }
+    if (w->topo_ops->state_touched && w->topo_ops->state_touched(w)) {
+        return true;
+    }
+    if (w->r->bitmaps_on && files_faults(&w->files, NULL) > 0) {
+        return true;
+    }
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        if (w->hosts[WORLD_GUEST_HOST].disk[i] && w->disks[i]->latent.n > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* An operator action (restart, commit, make-empty, a bitmap's sync or
+ * store, a shutdown) failed. When an injected fault touched what it depends
+ * on, that is an outcome, not a bug: the run ends early and says so. Else
+ * the stack failed on its own: a violation, whatever faults fired
+ * elsewhere. */
 void world__control_fail(struct world *w, const struct trace_rec *rec, const char *prop,
                          const char *msg)
 {
     if (w->r->verdict == WORLD_FAIL || w->r->ended_early) {
         return;
     }
-    if (faults_fired(w) > 0) {
+    if (control_touched(w)) {
         w->r->ended_early = true;
         snprintf(w->r->note, sizeof(w->r->note), "line %u: %.100s (after injected faults; "
                  "the rest of the trace did not run)", rec->line, msg);
@@ -515,6 +541,7 @@ static void do_restart(struct world *w, const struct trace_rec *rec)
         }
     }
     w->r->restarts++;
+    w->control_faults_at = faults_fired(w);
     if (!(mask & (1u << WORLD_GUEST_HOST))) {
         world__observe(w, TRACE_RESTART, mask, 0, 0, 0);
         return;
@@ -538,6 +565,7 @@ static void do_restart(struct world *w, const struct trace_rec *rec)
 struct control_op *world__control_new(struct world *w, const struct trace_rec *rec)
 {
     ASSERT(!w->control_busy);
+    w->control_faults_at = faults_fired(w);
     struct control_op *c = mem_alloc(sizeof(*c));
     c->w = w;
     c->rec = rec;

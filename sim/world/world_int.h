@@ -102,6 +102,7 @@ struct world {
     unsigned n_inflight;
     unsigned cap_inflight;
     bool control_busy;
+    uint64_t control_faults_at; /* faults fired when the running control action began */
     bool timer_armed;
     unsigned disk_rec_line[WORLD_DISKS_MAX]; /* the disk record that configured it */
     const struct trace_rec *at_flush_rec; /* the crash record with at-flush=, if any */

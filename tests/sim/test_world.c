@@ -466,6 +466,36 @@ START_TEST(test_world_overlay_attribution_exact)
 }
 END_TEST
 
+/* Exact attribution for operator actions: a fault that failed a guest read
+ * earlier no longer excuses a commit that fails on its own (the old rule
+ * ended the run early, excused). */
+START_TEST(test_world_control_attribution_exact)
+{
+    struct trace t;
+    load(&t, "traces/regress/control-attribution.trace");
+    struct world_opts o = { 0 };
+    struct world_result r;
+    run(&t, &o, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    ck_assert_uint_eq(r.errors[TRACE_READ], 1);
+    o.node_mutants = NODE_MUTANT_OVERLAY_COMMIT_FAIL;
+    run(&t, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert(!r.ended_early);
+    ck_assert_str_eq(r.first.property, "commit");
+    /* A fault during the action itself still excuses it. */
+    trace_fini(&t);
+    parse(&t, "blocksim-trace v1\ntopology overlay size=1M cluster=4K\n"
+              "fault flush-eio disk=base after=1ms\n@2ms write 8192 4096\ncommit\n"
+              "read 8192 4096\n");
+    o.node_mutants = 0;
+    run(&t, &o, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    ck_assert(r.ended_early);
+    trace_fini(&t);
+}
+END_TEST
+
 /* The first violation is the earliest in event order, whichever checker saw
  * it: a bitmap that misses a write (line 4) is reported though a later crash
  * also loses flushed data. */
@@ -491,6 +521,7 @@ Suite *suite_world(void)
     const TTest *tests[] = {
         test_world_quorum_attribution_exact,
         test_world_overlay_attribution_exact,
+        test_world_control_attribution_exact,
         test_world_first_violation_in_event_order,
         test_world_server_host_crash_alone,
         test_world_bitmap_extents,
