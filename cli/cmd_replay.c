@@ -410,7 +410,7 @@ static void convert_usage(FILE *out)
             "replaced only once the whole trace was written. --from scenario reads a\n"
             "fuzz_scenario input or crash artifact (its first byte picks the property's\n"
             "generator, the rest are choices), so artifacts survive decoder changes\n"
-            "once converted.\n");
+            "once converted. (Its first byte modulo 32 is the property's fuzz id.)\n");
 }
 
 /* A fuzz_scenario input: byte 0 picks the property, the rest are choices. */
@@ -424,7 +424,13 @@ static int scenario_load(const char *path, struct trace *t)
         trace_file_free(data, len);
         return CLI_USAGE;
     }
-    const struct prop *p = &registry_props[(uint8_t)data[0] % registry_count];
+    const struct prop *p = registry_by_fuzz_id((uint8_t)data[0] % PROP_FUZZ_IDS);
+    if (!p) {
+        cli_error("convert", "%s: its first byte (%u) names no property's fuzz id", path,
+                  (uint8_t)data[0]);
+        trace_file_free(data, len);
+        return CLI_USAGE;
+    }
     struct choices c;
     choices_init_bytes(&c, (const uint8_t *)data + 1, len - 1);
     gen_scenario(&c, &p->gen, t);

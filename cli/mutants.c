@@ -3,6 +3,7 @@
  * user can watch each checker catch its bug.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../sim/trace/mutant.h"
@@ -10,18 +11,27 @@
 
 void cli_mutants_usage(FILE *out)
 {
-    for (size_t i = 0; i < mutant_count; i++) {
-        fprintf(out, "                    %-21s %s\n", mutant_table[i].name,
-                mutant_table[i].what);
+    for (size_t i = 0; i < mutant_count(); i++) {
+        struct mutant m = mutant_get(i);
+        fprintf(out, "                    %-21s %s\n", m.name, m.what);
     }
+    fprintf(out, "                    %-21s print them all (one a line) and exit\n", "list");
 }
 
 int cli_mutant_parse(const char *cmd, const char *name, unsigned *node, unsigned *disk)
 {
-    const struct mutant *m = mutant_find(name, strlen(name));
-    if (m) {
-        *node |= m->node;
-        *disk |= m->disk;
+    if (strcmp(name, "list") == 0) { /* print every planted bug, do nothing else */
+        for (size_t i = 0; i < mutant_count(); i++) {
+            struct mutant m = mutant_get(i);
+            printf("%-22s %s\n", m.name, m.what);
+        }
+        fflush(stdout);
+        exit(CLI_OK);
+    }
+    struct mutant m;
+    if (mutant_find(name, strlen(name), &m) == 0) {
+        *node |= m.node;
+        *disk |= m.disk;
         return 0;
     }
     cli_error(cmd, "--mutant: unknown mutant '%s' (see --help)", name);

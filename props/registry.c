@@ -56,50 +56,79 @@ static int check_roundtrip(const struct prop *p, const struct trace *t, unsigned
     return fail;
 }
 
-/* gen_opts:   max_ops overlay plain crashes faults torn bitmaps shutdowns dance
- *             quorum net fault_kinds */
+/* Each property names the planted bugs that prove it can fail (the engine's
+ * tests run every one: a property without one cannot be added) and keeps
+ * its fuzz id for ever (fuzz_scenario's first byte: new properties take new
+ * ids, so old corpus inputs keep their meaning). */
 const struct prop registry_props[] = {
-    { "read-your-writes", "a read returns the latest acknowledged write, with I/O errors "
-      "injected",
-      { 40, false, true, false, true, false, false, false, false, false, false, 0 }, check_world },
-    { "crash", "after any crash, every sector holds a value the crash model allows "
-      "(all three crash generators)",
-      { 40, false, true, true, false, true, false, false, false, false, false, 0 }, check_world },
-    { "flush-fua", "flushed and FUA writes survive every crash; nothing else is required "
-      "to",
-      { 40, false, true, true, false, false, false, false, false, false, false, 0 }, check_world },
-    { "overlay", "overlay semantics: backing reads, copy-up, make-empty, commit, with "
-      "crashes",
-      { 40, true, false, true, false, false, false, false, false, false, false, 0 }, check_world },
-    { "trace-roundtrip", "a generated trace prints to canonical text that parses back to "
-      "the same records and replays green", { 30, true, true, true, true, true, true, true,
-      false, false, false, 0 }, check_roundtrip },
-    { "bitmap-coverage", "every acknowledged write, write-zeroes and discard is covered by "
-      "every enabled dirty bitmap, with I/O errors injected",
-      { 40, true, true, false, true, false, true, false, false, false, false, 0 }, check_world },
-    { "bitmap-store", "a cleanly stored bitmap (QBM) loads back bit for bit after a "
-      "shutdown",
-      { 40, true, true, false, false, false, true, true, false, false, false, 0 }, check_world },
-    { "bitmap-crash", "a bitmap in use when the host crashed loads as inconsistent, never "
-      "trusted",
-      { 40, true, true, true, false, true, true, true, false, false, false, 0 }, check_world },
-    { "bitmap-successor", "no bits are lost across successor create, abdicate and reclaim",
-      { 40, true, true, false, false, false, true, false, true, false, false, 0 }, check_world },
-    { "quorum-vote", "a quorum read returns what at least vote-threshold children agree on "
-      "(ties to the highest index) or fails; disagreeing and failing children are reported; "
-      "rewrite-corrupted repairs the minority; with bit flips, stale and unreadable sectors "
-      "on single children and crashes",
-      { 40, false, false, true, true, false, false, false, false, true, false,
-        1u << FAULT_READ_CORRUPT | 1u << FAULT_MISDIRECT | 1u << FAULT_LATENT |
-        1u << FAULT_READ_EIO }, check_world },
-    { "quorum-write", "a quorum write or flush succeeds exactly when vote-threshold children "
-      "did, else fails with the most frequent error; failing children are reported",
-      { 40, false, false, false, true, false, false, false, false, true, false,
-        1u << FAULT_WRITE_EIO | 1u << FAULT_ENOSPC | 1u << FAULT_FLUSH_EIO }, check_world },
-    { "nbd-net", "NBD children across a network that resets, clogs, stalls and partitions "
-      "(healing within the reconnect delay): no child request fails, reads stay correct",
-      { 40, false, false, false, false, false, false, false, false, true, true, 0 },
-      check_world },
+    { .name = "read-your-writes", .fuzz_id = 0,
+      .summary = "a read returns the latest acknowledged write, with I/O errors injected",
+      .gen = { .max_ops = 40, .plain = true, .faults = true },
+      .check = check_world, .proofs = { "file-early-ack" } },
+    { .name = "crash", .fuzz_id = 1,
+      .summary = "after any crash, every sector holds a value the crash model allows "
+                 "(all three crash generators)",
+      .gen = { .max_ops = 40, .plain = true, .crashes = true, .torn = true },
+      .check = check_world, .proofs = { "disk-flush-noop" } },
+    { .name = "flush-fua", .fuzz_id = 2,
+      .summary = "flushed and FUA writes survive every crash; nothing else is required to",
+      .gen = { .max_ops = 40, .plain = true, .crashes = true },
+      .check = check_world, .proofs = { "disk-fua-volatile", "file-drop-fua" } },
+    { .name = "overlay", .fuzz_id = 3,
+      .summary = "overlay semantics: backing reads, copy-up, make-empty, commit, with "
+                 "crashes",
+      .gen = { .max_ops = 40, .overlay = true, .crashes = true },
+      .check = check_world, .proofs = { "overlay-no-copyup", "overlay-no-serialise" } },
+    { .name = "trace-roundtrip", .fuzz_id = 4,
+      .summary = "a generated trace prints to canonical text that parses back to the same "
+                 "records and replays green",
+      .gen = { .max_ops = 30, .overlay = true, .plain = true, .crashes = true, .faults = true,
+               .torn = true, .bitmaps = true, .shutdowns = true },
+      .check = check_roundtrip, .proofs = { "disk-fua-volatile" } },
+    { .name = "bitmap-coverage", .fuzz_id = 5,
+      .summary = "every acknowledged write, write-zeroes and discard is covered by every "
+                 "enabled dirty bitmap, with I/O errors injected",
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .faults = true,
+               .bitmaps = true },
+      .check = check_world, .proofs = { "dirty-late-mark" } },
+    { .name = "bitmap-store", .fuzz_id = 6,
+      .summary = "a cleanly stored bitmap (QBM) loads back bit for bit after a shutdown",
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .bitmaps = true,
+               .shutdowns = true },
+      .check = check_world, .proofs = { "qbm-short-store" } },
+    { .name = "bitmap-crash", .fuzz_id = 7,
+      .summary = "a bitmap in use when the host crashed loads as inconsistent, never trusted",
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .crashes = true, .torn = true,
+               .bitmaps = true, .shutdowns = true },
+      .check = check_world, .proofs = { "qbm-no-in-use" } },
+    { .name = "bitmap-successor", .fuzz_id = 8,
+      .summary = "no bits are lost across successor create, abdicate and reclaim",
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .bitmaps = true,
+               .dance = true },
+      .check = check_world, .proofs = { "dirty-reclaim-drop" } },
+    { .name = "quorum-vote", .fuzz_id = 9,
+      .summary = "a quorum read returns what at least vote-threshold children agree on "
+                 "(ties to the highest index) or fails; disagreeing and failing children are "
+                 "reported; rewrite-corrupted repairs the minority; with bit flips, stale and "
+                 "unreadable sectors on single children and crashes",
+      .gen = { .max_ops = 40, .crashes = true, .faults = true, .quorum = true,
+               .fault_kinds = 1u << FAULT_READ_CORRUPT | 1u << FAULT_MISDIRECT |
+                              1u << FAULT_LATENT | 1u << FAULT_READ_EIO },
+      .check = check_world,
+      .proofs = { "quorum-threshold", "quorum-no-rewrite", "quorum-tie-low" } },
+    { .name = "quorum-write", .fuzz_id = 10,
+      .summary = "a quorum write or flush succeeds exactly when vote-threshold children did, "
+                 "else fails with the most frequent error; failing children are reported",
+      .gen = { .max_ops = 40, .faults = true, .quorum = true,
+               .fault_kinds = 1u << FAULT_WRITE_EIO | 1u << FAULT_ENOSPC |
+                              1u << FAULT_FLUSH_EIO },
+      .check = check_world, .proofs = { "quorum-write-any" } },
+    { .name = "nbd-net", .fuzz_id = 11,
+      .summary = "NBD children across a network that resets, clogs, stalls and partitions "
+                 "(healing within the reconnect delay): no child request fails, reads stay "
+                 "correct",
+      .gen = { .max_ops = 40, .quorum = true, .net = true },
+      .check = check_world, .proofs = { "nbd-no-retry" } },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);
@@ -108,6 +137,16 @@ const struct prop *registry_find(const char *name)
 {
     for (size_t i = 0; i < registry_count; i++) {
         if (strcmp(registry_props[i].name, name) == 0) {
+            return &registry_props[i];
+        }
+    }
+    return NULL;
+}
+
+const struct prop *registry_by_fuzz_id(unsigned id)
+{
+    for (size_t i = 0; i < registry_count; i++) {
+        if (registry_props[i].fuzz_id == id) {
             return &registry_props[i];
         }
     }

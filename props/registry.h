@@ -16,10 +16,17 @@
 #include "engine.h"
 #include "gen.h"
 
+#define PROP_PROOFS_MAX 4
+#define PROP_FUZZ_IDS 32 /* fuzz_scenario's first byte modulo this */
+
 struct prop {
     const char *name;
     const char *summary;
+    unsigned fuzz_id;    /* fixed for ever; unique below PROP_FUZZ_IDS */
     struct gen_opts gen;
+    /* Planted bugs (sim/trace/mutant names) each of which the property must
+     * catch: tests/props/test_engine.c runs them all. */
+    const char *proofs[PROP_PROOFS_MAX];
     /* 0: the scenario passes; 1: it fails (@msg says how); 2: it is not a
      * valid scenario (a generated one never is: the engine counts that as a
      * failure; the trace shrinker rejects the candidate). */
@@ -31,5 +38,8 @@ extern const struct prop registry_props[];
 extern const size_t registry_count;
 
 const struct prop *registry_find(const char *name);
+
+/* The property with fuzz id @id, or NULL. */
+const struct prop *registry_by_fuzz_id(unsigned id);
 
 #endif

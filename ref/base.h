@@ -48,6 +48,15 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* A planted bug a module can switch on (its mutant bit), so that a checker
+ * or property can be shown to catch it. Each module with planted bugs
+ * publishes a table of these; sim/trace/mutant gathers them by name. */
+struct planted_bug {
+    const char *name;  /* as --mutant and 'mutant' records name it */
+    unsigned bit;      /* the module's mutant bit */
+    const char *what;  /* the bug, in a phrase */
+};
+
 /* Project error codes live below -1000, apart from every errno value. */
 enum {
     BS_ERR_BASE = -1000,

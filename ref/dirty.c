@@ -8,6 +8,7 @@
  * instead of it while the parent is frozen.
  */
 #include "dirty.h"
+#include "node.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -306,3 +307,12 @@ void dirty_set_check(const struct dirty_set *s)
     }
     ASSERT(n == s->n);
 }
+
+const struct planted_bug dirty_bugs[] = {
+    { "dirty-late-mark", NODE_MUTANT_DIRTY_LATE_MARK,
+      "dirty bitmaps: a write marks them after its completion was reported" },
+    { "dirty-reclaim-drop", NODE_MUTANT_DIRTY_RECLAIM_DROP,
+      "dirty bitmaps: reclaim forgets the writes its successor recorded" },
+};
+
+const size_t dirty_bugs_count = ARRAY_LEN(dirty_bugs);

@@ -98,4 +98,8 @@ bool dirty_recording(const struct dirty_bitmap *b);
 
 void dirty_set_check(const struct dirty_set *s);
 
+/* This module's planted bugs (sim/trace/mutant gathers them). */
+extern const struct planted_bug dirty_bugs[];
+extern const size_t dirty_bugs_count;
+
 #endif

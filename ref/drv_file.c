@@ -132,3 +132,12 @@ const struct node_driver drv_file = {
     .pread_sync = file_pread_sync,
     .check = file_check,
 };
+
+const struct planted_bug drv_file_bugs[] = {
+    { "file-drop-fua", NODE_MUTANT_FILE_DROP_FUA,
+      "file driver: the FUA flag is not passed down" },
+    { "file-early-ack", NODE_MUTANT_FILE_EARLY_ACK,
+      "file driver: acknowledges a write before the disk has it" },
+};
+
+const size_t drv_file_bugs_count = ARRAY_LEN(drv_file_bugs);

@@ -20,4 +20,8 @@ struct drv_file_opts {
 
 extern const struct node_driver drv_file;
 
+/* This module's planted bugs (sim/trace/mutant gathers them). */
+extern const struct planted_bug drv_file_bugs[];
+extern const size_t drv_file_bugs_count;
+
 #endif

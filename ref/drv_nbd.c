@@ -900,3 +900,10 @@ const struct node_driver drv_nbd = {
     .pread_sync = nbd_pread_sync,
     .check = nbd_check,
 };
+
+const struct planted_bug drv_nbd_bugs[] = {
+    { "nbd-no-retry", NODE_MUTANT_NBD_NO_RETRY,
+      "NBD client: requests in flight when the connection breaks fail at once" },
+};
+
+const size_t drv_nbd_bugs_count = ARRAY_LEN(drv_nbd_bugs);

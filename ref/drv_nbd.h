@@ -63,4 +63,8 @@ const struct drv_nbd_stats *drv_nbd_stats(const struct node *n);
 /* The last protocol or connection error, as text ("" if none). */
 const char *drv_nbd_last_error(const struct node *n);
 
+/* This module's planted bugs (sim/trace/mutant gathers them). */
+extern const struct planted_bug drv_nbd_bugs[];
+extern const size_t drv_nbd_bugs_count;
+
 #endif

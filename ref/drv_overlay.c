@@ -839,3 +839,16 @@ const struct node_driver drv_overlay = {
     .pread_sync = ovl_pread_sync,
     .check = ovl_check,
 };
+
+const struct planted_bug drv_overlay_bugs[] = {
+    { "overlay-no-copyup", NODE_MUTANT_OVERLAY_NO_COPYUP,
+      "overlay: a partial write skips copying the rest of the cluster up" },
+    { "overlay-no-serialise", NODE_MUTANT_OVERLAY_NO_SERIALISE,
+      "overlay: copy-up does not serialise against overlapping writes" },
+    { "overlay-map-first", NODE_MUTANT_OVERLAY_MAP_FIRST,
+      "overlay: persists its map before the data it points to is durable" },
+    { "overlay-commit-fail", NODE_MUTANT_OVERLAY_COMMIT_FAIL,
+      "overlay: commit reports EIO though its data reached the backing" },
+};
+
+const size_t drv_overlay_bugs_count = ARRAY_LEN(drv_overlay_bugs);

@@ -59,4 +59,8 @@ void overlay_commit(struct node *n, env_io_cb *cb, void *opaque);
 /* Number of clusters in DATA or ZERO state. */
 uint64_t overlay_clusters_allocated(const struct node *n);
 
+/* This module's planted bugs (sim/trace/mutant gathers them). */
+extern const struct planted_bug drv_overlay_bugs[];
+extern const size_t drv_overlay_bugs_count;
+
 #endif

@@ -592,3 +592,16 @@ const struct node_driver drv_quorum = {
     .block_status = quorum_block_status,
     .check = quorum_check,
 };
+
+const struct planted_bug drv_quorum_bugs[] = {
+    { "quorum-threshold", NODE_MUTANT_QUORUM_THRESHOLD,
+      "quorum: a read version wins with one vote fewer than vote-threshold" },
+    { "quorum-write-any", NODE_MUTANT_QUORUM_WRITE_ANY,
+      "quorum: a write succeeds when any child succeeded" },
+    { "quorum-no-rewrite", NODE_MUTANT_QUORUM_NO_REWRITE,
+      "quorum: rewrite-corrupted repairs nothing" },
+    { "quorum-tie-low", NODE_MUTANT_QUORUM_TIE_LOW,
+      "quorum: ties between versions go to the lowest child index" },
+};
+
+const size_t drv_quorum_bugs_count = ARRAY_LEN(drv_quorum_bugs);

@@ -118,4 +118,8 @@ const struct quorum_stats *quorum_stats(const struct node *n);
 
 const char *quorum_event_name(enum quorum_event_kind k);
 
+/* This module's planted bugs (sim/trace/mutant gathers them). */
+extern const struct planted_bug drv_quorum_bugs[];
+extern const size_t drv_quorum_bugs_count;
+
 #endif

@@ -729,3 +729,12 @@ void qbm_store(struct qbm *q, env_io_cb *cb, void *opaque)
     op->cur = TAILQ_FIRST(&q->set->list);
     store_next(op);
 }
+
+const struct planted_bug qbm_bugs[] = {
+    { "qbm-no-in-use", NODE_MUTANT_QBM_NO_IN_USE,
+      "QBM: opening does not mark bitmaps in use (a crash leaves stale bits trusted)" },
+    { "qbm-short-store", NODE_MUTANT_QBM_SHORT_STORE,
+      "QBM: a clean store loses each bitmap's last word (and checksums the loss)" },
+};
+
+const size_t qbm_bugs_count = ARRAY_LEN(qbm_bugs);

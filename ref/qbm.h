@@ -97,4 +97,8 @@ void qbm_close(struct qbm *q); /* NULL is fine */
 /* The file name blocksim gives a bitmap of @image. */
 void qbm_bitmap_file(const char *image, const char *name, char *buf, size_t size);
 
+/* This module's planted bugs (sim/trace/mutant gathers them). */
+extern const struct planted_bug qbm_bugs[];
+extern const size_t qbm_bugs_count;
+
 #endif

@@ -520,6 +520,9 @@ expect_out "read-your-writes" "overlay attribution names the violation"
 expect_status 1 "a fault elsewhere no longer excuses a failing commit" -- "$bin" replay \
     traces/regress/control-attribution.trace --mutant overlay-commit-fail
 expect_out "commit failed" "control attribution names the action"
+expect_status 0 "--mutant list" -- "$bin" replay --mutant list
+expect_out "^quorum-tie-low " "--mutant list names every planted bug"
+[ "$(wc -l <"$tmp/out")" -ge 17 ] && ok || bad "--mutant list is short"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

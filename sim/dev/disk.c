@@ -835,3 +835,12 @@ void disk_check(const struct disk *d)
         ASSERT(d->log_bytes <= d->cfg.cache_bytes || d->cfg.cache_bytes == 0);
     }
 }
+
+const struct planted_bug disk_bugs[] = {
+    { "disk-fua-volatile", DISK_MUTANT_FUA_VOLATILE,
+      "disk: acknowledges FUA writes but keeps them in its volatile cache" },
+    { "disk-flush-noop", DISK_MUTANT_FLUSH_NOOP,
+      "disk: flush succeeds without making anything durable" },
+};
+
+const size_t disk_bugs_count = ARRAY_LEN(disk_bugs);

@@ -190,4 +190,8 @@ const char *disk_taint_name(enum disk_taint t);
 
 void disk_check(const struct disk *d);
 
+/* This module's planted bugs (sim/trace/mutant gathers them). */
+extern const struct planted_bug disk_bugs[];
+extern const size_t disk_bugs_count;
+
 #endif

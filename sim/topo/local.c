@@ -79,20 +79,12 @@ static bool plain_explained(const struct world *w, uint64_t sector)
     return disk_taint_get(w->disks[0], sector) != DISK_TAINT_NONE;
 }
 
-static uint64_t plain_granularity(const struct world *w)
-{
-    (void)w;
-    return DIRTY_GRAN_DEFAULT;
-}
-
 const struct topo_ops topo_plain = {
     .name = "plain",
     .setup = plain_setup,
     .guest_disk = guest_disk_first,
     .guest_open = plain_open,
     .explained = plain_explained,
-    .bitmap_granularity = plain_granularity,
-    .image_format = "raw",
 };
 
 /* ---- overlay ---- */

@@ -28,7 +28,6 @@
 #include "../../ref/drv_nbd.h"
 #include "../../ref/drv_quorum.h"
 #include "../../ref/nbd_server.h"
-#include "../../ref/dirty.h"
 #include "../world/world_int.h"
 #include "tap.h"
 #include "topo.h"
@@ -539,12 +538,6 @@ static bool quorum_conflict(const struct trace_rec *rec, const struct trace_rec 
            ranges_overlap(rec->offset, rec->len, o->offset, o->len);
 }
 
-static uint64_t quorum_granularity(const struct world *w)
-{
-    (void)w;
-    return DIRTY_GRAN_DEFAULT;
-}
-
 const struct topo_ops topo_quorum = {
     .name = "quorum",
     .setup = quorum_setup,
@@ -558,8 +551,6 @@ const struct topo_ops topo_quorum = {
     .conflict = quorum_conflict,
     .guest_done = quorum_guest_done,
     .explained = quorum_explained,
-    .bitmap_granularity = quorum_granularity,
-    .image_format = "raw",
     .faults = quorum_faults,
     .violation = quorum_violation,
     .end = quorum_end,

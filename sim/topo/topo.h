@@ -66,7 +66,7 @@ struct topo_ops {
     uint32_t controls;
     void (*control)(struct world *w, const struct trace_rec *rec);
     /* The guest disk's default bitmap granularity and the image format the
-     * QBM descriptor records. */
+     * QBM descriptor records (optional: 64 KiB and "raw"). */
     uint64_t (*bitmap_granularity)(const struct world *w);
     const char *image_format;
     /* The guest's disk was loaded from @image (optional). */

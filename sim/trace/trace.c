@@ -342,19 +342,19 @@ static void print_bare(const struct trace_rec *r, char *buf, size_t size)
 static int parse_mutant(struct trace_rec *r, const struct fields *f, struct err *e)
 {
     TRY(want_fields(f, 2, 2, e));
-    const struct mutant *m = mutant_find(f->w[1], strlen(f->w[1]));
-    if (!m) {
+    struct mutant m;
+    if (mutant_find(f->w[1], strlen(f->w[1]), &m) < 0) {
         return err_set(e, 0, f->first + 1, "unknown mutant '%s' (see blocksim replay --help)",
                        f->w[1]);
     }
-    r->value = (uint64_t)(m - mutant_table);
+    r->value = m.index;
     return 0;
 }
 
 static void print_mutant(const struct trace_rec *r, char *buf, size_t size)
 {
-    ASSERT(r->value < mutant_count);
-    snprintf(buf, size, "mutant %s", mutant_table[r->value].name);
+    ASSERT(r->value < mutant_count());
+    snprintf(buf, size, "mutant %s", mutant_get(r->value).name);
 }
 
 void trace_print_repro(const struct trace *t, const char *comment, unsigned node_mutants,
@@ -369,11 +369,11 @@ void trace_print_repro(const struct trace *t, const char *comment, unsigned node
         at += n + (nl != NULL);
     }
     /* The planted bugs a failure needs travel with it: the file alone fails. */
-    for (size_t m = 0; m < mutant_count; m++) {
-        bool planted = (mutant_table[m].node & node_mutants) ||
-                       (mutant_table[m].disk & disk_mutants);
-        if (planted && !trace_has_mutant(t, m)) {
-            fprintf(out, "mutant %s\n", mutant_table[m].name);
+    for (size_t i = 0; i < mutant_count(); i++) {
+        struct mutant m = mutant_get(i);
+        bool planted = (m.node & node_mutants) || (m.disk & disk_mutants);
+        if (planted && !trace_has_mutant(t, i)) {
+            fprintf(out, "mutant %s\n", m.name);
         }
     }
     struct trace rest = *t;

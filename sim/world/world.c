@@ -937,8 +937,8 @@ static int setup_validate(struct world *w, struct err *e)
         bool guest_up = up[WORLD_GUEST_HOST];
         w->buggify |= k == TRACE_BUGGIFY;
         if (k == TRACE_MUTANT) {
-            w->o.node_mutants |= mutant_table[r->value].node;
-            w->o.disk_mutants |= mutant_table[r->value].disk;
+            w->o.node_mutants |= mutant_get(r->value).node;
+            w->o.disk_mutants |= mutant_get(r->value).disk;
         }
         w->bitmaps |= k == TRACE_BITMAP;
         if (setting && ops_started) {

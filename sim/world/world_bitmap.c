@@ -28,7 +28,8 @@ static const struct trace_rec setup_rec = { .kind = TRACE_RESTART };
  * the format has none (a plain disk). */
 static uint64_t gran_default(const struct world *w)
 {
-    return w->topo_ops->bitmap_granularity(w);
+    return w->topo_ops->bitmap_granularity ? w->topo_ops->bitmap_granularity(w)
+                                           : DIRTY_GRAN_DEFAULT;
 }
 
 static struct cb_where where(const struct world *w, const struct trace_rec *rec)
@@ -51,7 +52,7 @@ int world__bitmap_open(struct world *w, struct stack *s, struct err *e)
     s->root->dirty->drop_successor = (w->o.node_mutants & NODE_MUTANT_DIRTY_RECLAIM_DROP) != 0;
     struct env_timer timer = s->g.timer;
     struct qbm_opts qo = { files_env(&w->files), timer, IMAGE_NAME,
-                           w->topo_ops->image_format,
+                           w->topo_ops->image_format ? w->topo_ops->image_format : "raw",
                            s->root->length, w->o.node_mutants };
     return qbm_open(&qo, s->root->dirty, e, &s->qbm);
 }

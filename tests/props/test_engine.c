@@ -4,6 +4,7 @@
 #include "../../props/gen.h"
 #include "../../props/registry.h"
 #include "../../ref/node.h"
+#include "../../sim/trace/mutant.h"
 #include "../../sim/world/world.h"
 #include "../suites.h"
 #include "../testlib.h"
@@ -68,29 +69,46 @@ struct proof {
     unsigned disk;
 };
 
-static const struct proof proofs[] = {
-    { "read-your-writes", NODE_MUTANT_FILE_EARLY_ACK, 0 },
-    { "crash", 0, DISK_MUTANT_FLUSH_NOOP },
-    { "flush-fua", 0, DISK_MUTANT_FUA_VOLATILE },
-    { "flush-fua", NODE_MUTANT_FILE_DROP_FUA, 0 },
-    { "overlay", NODE_MUTANT_OVERLAY_NO_COPYUP, 0 },
-    { "overlay", NODE_MUTANT_OVERLAY_NO_SERIALISE, 0 },
-    { "trace-roundtrip", 0, DISK_MUTANT_FUA_VOLATILE },
-    { "bitmap-coverage", NODE_MUTANT_DIRTY_LATE_MARK, 0 },
-    { "bitmap-store", NODE_MUTANT_QBM_SHORT_STORE, 0 },
-    { "bitmap-crash", NODE_MUTANT_QBM_NO_IN_USE, 0 },
-    { "bitmap-successor", NODE_MUTANT_DIRTY_RECLAIM_DROP, 0 },
-    { "quorum-vote", NODE_MUTANT_QUORUM_THRESHOLD, 0 },
-    { "quorum-vote", NODE_MUTANT_QUORUM_NO_REWRITE, 0 },
-    { "quorum-vote", NODE_MUTANT_QUORUM_TIE_LOW, 0 },
-    { "quorum-write", NODE_MUTANT_QUORUM_WRITE_ANY, 0 },
-    { "nbd-net", NODE_MUTANT_NBD_NO_RETRY, 0 },
-};
+/* Every planted bug a property names as its proof, flattened: the loop test
+ * runs each (a property cannot be registered without one). */
+static struct proof proofs[64];
+static size_t n_proofs;
+
+static void proofs_collect(void)
+{
+    n_proofs = 0;
+    for (size_t i = 0; i < registry_count; i++) {
+        const struct prop *p = &registry_props[i];
+        ck_assert_msg(p->proofs[0] != NULL, "property %s names no planted bug", p->name);
+        for (unsigned k = 0; k < PROP_PROOFS_MAX && p->proofs[k]; k++) {
+            struct mutant m;
+            ck_assert_msg(mutant_find(p->proofs[k], strlen(p->proofs[k]), &m) == 0,
+                          "%s: unknown mutant %s", p->name, p->proofs[k]);
+            ck_assert_uint_lt(n_proofs, ARRAY_LEN(proofs));
+            proofs[n_proofs++] = (struct proof){ p->name, m.node, m.disk };
+        }
+    }
+}
+
+/* Every property has a planted bug, a unique fuzz id, and a summary. */
+START_TEST(test_registry_complete)
+{
+    proofs_collect();
+    ck_assert_uint_ge(n_proofs, registry_count);
+    for (size_t i = 0; i < registry_count; i++) {
+        ck_assert_uint_lt(registry_props[i].fuzz_id, PROP_FUZZ_IDS);
+        ck_assert_ptr_eq(registry_by_fuzz_id(registry_props[i].fuzz_id), &registry_props[i]);
+        ck_assert_ptr_nonnull(registry_props[i].summary);
+    }
+}
+END_TEST
 
 /* Each property catches its planted bug, shrinks it to at most 20
  * operations, and the written trace replays to the same failure. */
 START_TEST(test_properties_catch_planted_bugs)
 {
+    proofs_collect();
+    ck_assert_uint_lt((size_t)_i, n_proofs);
     const struct proof *pr = &proofs[_i];
     const struct prop *p = registry_find(pr->property);
     ck_assert_ptr_nonnull(p);
@@ -199,9 +217,8 @@ static int check_crashes(const struct prop *p, const struct trace *t, unsigned n
 }
 
 static const struct prop crashing = {
-    "crashing", "aborts on 3 or more operations",
-      { 30, false, true, false, false, false, false, false, false, false, false, 0 },
-    check_crashes,
+    .name = "crashing", .summary = "aborts on 3 or more operations",
+    .gen = { .max_ops = 30, .plain = true }, .check = check_crashes,
 };
 
 /* Under valgrind a forked child's exit reports the parent's reachable heap
@@ -251,8 +268,8 @@ static int check_hangs(const struct prop *p, const struct trace *t, unsigned nm,
 }
 
 static const struct prop hanging = {
-    "hanging", "hangs on a flush",
-      { 30, false, true, false, false, false, false, false, false, false, false, 0 }, check_hangs,
+    .name = "hanging", .summary = "hangs on a flush",
+    .gen = { .max_ops = 30, .plain = true }, .check = check_hangs,
 };
 
 START_TEST(test_fork_mode_catches_hangs)
@@ -294,8 +311,8 @@ static int check_stops(const struct prop *p, const struct trace *t, unsigned nm,
 }
 
 static const struct prop stopping = {
-    "stopping", "interrupted at its fifth trial",
-      { 30, false, true, false, false, false, false, false, false, false, false, 0 }, check_stops,
+    .name = "stopping", .summary = "interrupted at its fifth trial",
+    .gen = { .max_ops = 30, .plain = true }, .check = check_stops,
 };
 
 START_TEST(test_interrupt_is_no_failure)
@@ -380,7 +397,14 @@ Suite *suite_engine(void)
     TCase *tc = tl_tcase("engine");
     tcase_add_test(tc, test_choices);
     tcase_add_test(tc, test_generator_always_valid);
-    tcase_add_loop_test(tc, test_properties_catch_planted_bugs, 0, ARRAY_LEN(proofs));
+    tcase_add_test(tc, test_registry_complete);
+    size_t planted = 0; /* the proofs the registry names, one test each */
+    for (size_t i = 0; i < registry_count; i++) {
+        for (unsigned k = 0; k < PROP_PROOFS_MAX && registry_props[i].proofs[k]; k++) {
+            planted++;
+        }
+    }
+    tcase_add_loop_test(tc, test_properties_catch_planted_bugs, 0, (int)planted);
     tcase_add_test(tc, test_properties_hold);
     tcase_add_test(tc, test_same_seed_same_failure_and_shards);
     tcase_add_test(tc, test_fork_mode_catches_crashes);
