@@ -677,6 +677,9 @@ static void dispatch(struct session *s, struct sreq *q)
     struct node *n = s->srv->o.export;
     const struct nbd_request *r = &q->r;
     unsigned fua = (r->flags & NBD_CMD_FLAG_FUA) ? NODE_REQ_FUA : 0;
+    if (node_mutant(n, NODE_MUTANT_NBD_SERVER_DROP_FUA)) {
+        fua = 0; /* planted: the FUA the client asked for never reaches the disk */
+    }
     if (s->srv->o.on_request) {
         s->srv->o.on_request(s->srv->o.opaque, r, q->buf);
     }
@@ -777,3 +780,10 @@ static void session_read_request(struct session *s)
     }
     recv_into(s, s->hdr, NBD_REQUEST_LEN, request_header_done);
 }
+
+const struct planted_bug nbd_server_bugs[] = {
+    { "nbd-server-drop-fua", NODE_MUTANT_NBD_SERVER_DROP_FUA,
+      "NBD server: acknowledges FUA writes without passing FUA down" },
+};
+
+const size_t nbd_server_bugs_count = ARRAY_LEN(nbd_server_bugs);

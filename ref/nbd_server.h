@@ -81,4 +81,8 @@ const struct nbd_server_stats *nbd_server_stats(const struct nbd_server *s);
 /* Why the last session that failed did (protocol error text), or "". */
 const char *nbd_server_last_error(const struct nbd_server *s);
 
+/* This module's planted bugs (sim/trace/mutant gathers them). */
+extern const struct planted_bug nbd_server_bugs[];
+extern const size_t nbd_server_bugs_count;
+
 #endif

@@ -513,7 +513,7 @@ expect_err "h3.trace:4: field 1: 'write' while the host is down" "guest host dow
 # ---- exact fault attribution: planted bugs the old coarse rules excused ----
 expect_status 1 "quorum: a far fault no longer excuses a lost flush" -- "$bin" replay \
     traces/regress/quorum-attribution.trace --mutant disk-flush-noop
-expect_out "crash-consistency" "quorum attribution names the violation"
+expect_out "replica\|crash-consistency" "quorum attribution names the violation"
 expect_status 1 "overlay: a far corruption no longer excuses a skipped copy-up" -- "$bin" \
     replay traces/regress/overlay-attribution.trace --mutant overlay-no-copyup
 expect_out "read-your-writes" "overlay attribution names the violation"
@@ -523,6 +523,9 @@ expect_out "commit failed" "control attribution names the action"
 expect_status 0 "--mutant list" -- "$bin" replay --mutant list
 expect_out "^quorum-tie-low " "--mutant list names every planted bug"
 [ "$(wc -l <"$tmp/out")" -ge 17 ] && ok || bad "--mutant list is short"
+expect_status 1 "a replica's lost FUA write is caught though the vote hides it" -- "$bin" replay \
+    traces/regress/replica-fua.trace --mutant nbd-server-drop-fua
+expect_out "violation   replica" "replica violation named"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -757,7 +757,8 @@ void disk_crash_planned(struct disk *d, const struct disk_crash_plan *plan,
     rng_seed(&d->rng_crash, plan->tear_seed);
     for (uint64_t i = 0; i < d->log_n; i++) {
         const struct disk_log_entry *e = log_at(d, i);
-        uint8_t fate = i < plan->n ? plan->keep[i] : 1;
+        /* A FUA write is on media once acknowledged: no plan drops it. */
+        uint8_t fate = e->fua ? 1 : i < plan->n ? plan->keep[i] : 1;
         if (fate == 2) {
             rep.mode = DISK_CRASH_TEAR;
             redo_entry_torn(d, e, &rep);

@@ -28,6 +28,7 @@
 #include "../../ref/drv_nbd.h"
 #include "../../ref/drv_quorum.h"
 #include "../../ref/nbd_server.h"
+#include "../base/content.h"
 #include "../world/world_int.h"
 #include "tap.h"
 #include "topo.h"
@@ -63,6 +64,14 @@ struct quorum_state {
     /* Per child, the sectors whose last read it failed (an injected error):
      * it did not vote for the truth there. */
     struct u64map mute[WORLD_DISKS_MAX];
+    /* Each child judged as a disk of its own (redundancy must not hide a
+     * replica's loss): what it acknowledged with FUA, or before a flush it
+     * acknowledged, must survive its host's crash, whatever the vote shows. */
+    struct check_rw replica[WORLD_DISKS_MAX];
+    struct replica_ctx {
+        struct world *w;
+        unsigned child;
+    } rctx[WORLD_DISKS_MAX];
 };
 
 static struct quorum_state *qs(const struct world *w)
@@ -114,11 +123,21 @@ static bool rule_transient(const struct fault_rule *r)
     }
 }
 
+/* A replica's own wrong value is explained only by a fault on its disk at
+ * that very sector. */
+static bool replica_taint(void *opaque, uint64_t sector)
+{
+    const struct replica_ctx *c = opaque;
+    return disk_taint_get(c->w->disks[c->child], sector) != DISK_TAINT_NONE;
+}
+
 static void quorum_start(struct world *w)
 {
     for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
         u64map_init(&qs(w)->stale[i]);
         u64map_init(&qs(w)->mute[i]);
+        qs(w)->rctx[i] = (struct replica_ctx){ w, i };
+        check_rw_init(&qs(w)->replica[i], w->seed, replica_taint, &qs(w)->rctx[i]);
     }
     check_quorum_init(&qs(w)->cq, qs(w)->cfg.children, qs(w)->cfg.threshold, qs(w)->cfg.fifo,
                       qs(w)->cfg.rewrite, qs(w)->cfg.ignore_mask);
@@ -219,6 +238,56 @@ static void repair_seen(struct world *w, unsigned child, uint64_t off, uint64_t 
     }
 }
 
+static void tap_submit_seen(void *opaque, unsigned child, struct req *req)
+{
+    struct stack *s = opaque;
+    if (req->op == NODE_OP_FLUSH) {
+        req->drv_u64[0] = check_rw_flush_submit(&qs(s->w)->replica[child]);
+    }
+}
+
+/* The guest request in flight over [off, off + len), or NULL. */
+static const struct guest_op *guest_op_over(const struct world *w, uint64_t off, uint64_t len)
+{
+    for (unsigned i = 0; i < w->n_inflight; i++) {
+        const struct trace_rec *r = w->inflight[i]->rec;
+        if (r->kind == TRACE_FLUSH || ranges_overlap(r->offset, r->len, off, len)) {
+            return w->inflight[i];
+        }
+    }
+    return NULL;
+}
+
+/* Feed replica @child's model with what it answered to @req. */
+static void replica_seen(struct world *w, unsigned child, const struct req *req, int ret,
+                         const uint8_t *buf)
+{
+    struct check_rw *c = &qs(w)->replica[child];
+    uint64_t first = req->offset / 512;
+    uint64_t n = req->len / 512;
+    bool fua = (req->flags & NODE_REQ_FUA) != 0;
+    if (req->op == NODE_OP_WRITE) {
+        for (uint64_t k = 0; k < n; k++) {
+            uint64_t tag = content_identify(buf + k * 512, w->seed, first + k, NULL);
+            check_rw_write_done(c, first + k, 1, tag, ret == 0, fua);
+        }
+    } else if (req->op == NODE_OP_WRITE_ZEROES) {
+        check_rw_write_done(c, first, n, CONTENT_TAG_ZERO, ret == 0, fua);
+    } else if (req->op == NODE_OP_FLUSH) {
+        check_rw_flush_done(c, req->drv_u64[0], ret == 0);
+    } else if (req->op == NODE_OP_READ && ret == 0) {
+        const struct guest_op *g = guest_op_over(w, req->offset, req->len);
+        if (!check_rw_read_done(c, buf, first, n, g ? g->index : 0, g ? g->rec->line : 0,
+                                w->q.now_ns)) {
+            struct violation v = c->first;
+            snprintf(v.property, sizeof(v.property), "replica");
+            snprintf(v.msg, sizeof(v.msg), "children.%u (disk c%u), which the vote may hide: "
+                     "%.250s", child, child, c->first.msg);
+            world__verdict_fail(w, &v);
+        }
+    }
+}
+
 static void tap_seen(void *opaque, unsigned child, const struct req *req, int ret,
                      const uint8_t *buf)
 {
@@ -228,6 +297,7 @@ static void tap_seen(void *opaque, unsigned child, const struct req *req, int re
         return; /* a crashed host's stack draining */
     }
     check_quorum_child(&qs(w)->cq, child, req->op, req->offset, req->len, ret, buf);
+    replica_seen(w, child, req, ret, buf);
     if ((req->op == NODE_OP_WRITE || req->op == NODE_OP_WRITE_ZEROES) && ret == 0 &&
         guest_read_over(w, req->offset, req->len)) {
         repair_seen(w, child, req->offset, req->len);
@@ -442,7 +512,7 @@ static int child_open(struct world *w, struct stack *s, unsigned i, struct node 
         snprintf(name, sizeof(name), "c%u-file", i);
         TRY(node_new(&s->g, &drv_file, name, &fo, e, &leaf));
     }
-    struct tap_opts to = { leaf, i, tap_seen, s };
+    struct tap_opts to = { leaf, i, tap_seen, s, tap_submit_seen };
     snprintf(name, sizeof(name), "c%u", i);
     return node_new(&s->g, &drv_tap, name, &to, e, out);
 }
@@ -509,9 +579,20 @@ static void quorum_fini(struct world *w)
     for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
         u64map_fini(&qs(w)->stale[i]);
         u64map_fini(&qs(w)->mute[i]);
+        check_rw_fini(&qs(w)->replica[i]);
     }
     mem_free(w->tst, sizeof(struct quorum_state));
     w->tst = NULL;
+}
+
+/* Host @h lost power: the replicas whose disks it holds lose their caches. */
+static void quorum_host_crashed(struct world *w, unsigned h)
+{
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        if (w->hosts[h].disk[i]) {
+            check_rw_crash(&qs(w)->replica[i]);
+        }
+    }
 }
 
 static uint64_t quorum_faults(const struct world *w, uint64_t counts[FAULT__COUNT])
@@ -548,6 +629,7 @@ const struct topo_ops topo_quorum = {
     .guest_free = quorum_guest_free,
     .host_open = quorum_host_open,
     .host_kill = quorum_host_kill,
+    .host_crashed = quorum_host_crashed,
     .conflict = quorum_conflict,
     .guest_done = quorum_guest_done,
     .explained = quorum_explained,

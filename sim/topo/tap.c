@@ -31,6 +31,10 @@ static void tap_done(void *opaque, int ret)
 
 static void tap_submit(struct node *n, struct req *req)
 {
+    const struct tap_opts *o = &((struct tap_state *)n->state)->o;
+    if (o->on_submit) {
+        o->on_submit(o->opaque, o->id, req);
+    }
     node_submit(n->children[0].node, req->op, req->offset, req->len, req->buf, req->flags,
                 tap_done, req);
 }

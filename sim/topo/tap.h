@@ -21,11 +21,16 @@
 typedef void tap_cb(void *opaque, unsigned id, const struct req *req, int ret,
                     const uint8_t *buf);
 
+/* Optional: as a request is submitted; it may keep a number in
+ * req->drv_u64[0] (the tap leaves its scratch to the observer). */
+typedef void tap_submit_cb(void *opaque, unsigned id, struct req *req);
+
 struct tap_opts {
     struct node *child;
     unsigned id;    /* passed to @on_done: which child this is */
     tap_cb *on_done;
     void *opaque;
+    tap_submit_cb *on_submit;
 };
 
 extern const struct node_driver drv_tap;

@@ -46,6 +46,9 @@ struct topo_ops {
     /* Another host comes up, goes down (hosts[1..]; optional). */
     int (*host_open)(struct world *w, unsigned h, struct err *e);
     void (*host_kill)(struct world *w, unsigned h);
+    /* Host @h (any, the guest's too) lost power; its disks' caches are
+     * resolved (optional). */
+    void (*host_crashed)(struct world *w, unsigned h);
     /* Must guest request @rec wait for @o in flight, beyond the overlap
      * rule every topology keeps? (optional) */
     bool (*conflict)(const struct trace_rec *rec, const struct trace_rec *o);

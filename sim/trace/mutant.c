@@ -13,6 +13,7 @@
 #include "../../ref/drv_nbd.h"
 #include "../../ref/drv_overlay.h"
 #include "../../ref/drv_quorum.h"
+#include "../../ref/nbd_server.h"
 #include "../../ref/qbm.h"
 #include "../dev/disk.h"
 
@@ -28,6 +29,7 @@ static const struct module_bugs {
     { qbm_bugs, &qbm_bugs_count, false },
     { drv_quorum_bugs, &drv_quorum_bugs_count, false },
     { drv_nbd_bugs, &drv_nbd_bugs_count, false },
+    { nbd_server_bugs, &nbd_server_bugs_count, false },
     { disk_bugs, &disk_bugs_count, true },
 };
 

@@ -46,8 +46,10 @@
  *                                             flush if that comes first (then
  *                                             the run goes on at the next
  *                                             restart; one such crash a trace).
- *                                             plan: per disk, in disk order,
- *                                             one fate per cache log entry:
+ *                                             plan: per disk it takes down,
+ *                                             in disk order (with host=, that
+ *                                             host's), one fate per cache
+ *                                             log entry:
  *                                             k keep, - drop, t tear (later
  *                                             entries are kept): the exact
  *                                             state explore's repro traces

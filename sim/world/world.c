@@ -345,8 +345,9 @@ static void guest_host_down(struct world *w)
     w->epoch++;
 }
 
-/* Disk @i loses power (the explorer's plan, the record's, or @mode). */
-static void crash_disk(struct world *w, const struct trace_rec *rec, unsigned i,
+/* Disk @i, the @k-th of the disks this crash takes down, loses power (the
+ * explorer's plan, the record's, or @mode). */
+static void crash_disk(struct world *w, const struct trace_rec *rec, unsigned i, unsigned k,
                        enum disk_crash_mode mode)
 {
     bool first = w->r->crashes == w->o.crash_plan_at; /* the one explored */
@@ -359,9 +360,9 @@ static void crash_disk(struct world *w, const struct trace_rec *rec, unsigned i,
         disk_crash_planned(w->disks[i], &w->o.crash_plans[i], &rep);
     } else if (own) { /* the record names the exact outcome */
         struct disk_crash_plan plan = { NULL, 0, own->tear_seed };
-        if (i < own->n_disks) {
-            plan.keep = own->fates[i];
-            plan.n = own->n[i];
+        if (k < own->n_disks) { /* the record's fates name the crashing disks in order */
+            plan.keep = own->fates[k];
+            plan.n = own->n[k];
         }
         disk_crash_planned(w->disks[i], &plan, &rep);
     } else {
@@ -386,13 +387,14 @@ static void hosts_down(struct world *w, const struct trace_rec *rec, unsigned ma
     enum disk_crash_mode mode = rec->has_mode ? rec->mode
                                               : (enum disk_crash_mode)rng_below(
                                                     &w->crash_rng, DISK_CRASH__COUNT);
+    unsigned k = 0;
     for (unsigned i = 0; i < w->n_disks; i++) {
         for (unsigned h = 0; h < w->n_hosts; h++) {
             if (!(mask & (1u << h)) || !w->hosts[h].disk[i]) {
                 continue;
             }
             if (power_lost) {
-                crash_disk(w, rec, i, mode);
+                crash_disk(w, rec, i, k++, mode);
             } else { /* flushed: every cached write stays */
                 struct disk_crash_plan keep_all = { NULL, 0, 0 };
                 disk_crash_planned(w->disks[i], &keep_all, NULL);
@@ -404,6 +406,9 @@ static void hosts_down(struct world *w, const struct trace_rec *rec, unsigned ma
             w->hosts[h].up = false;
             w->hosts[h].downs++;
             w->hosts[h].crashes += power_lost;
+            if (power_lost && w->topo_ops->host_crashed) {
+                w->topo_ops->host_crashed(w, h);
+            }
         }
     }
     if (power_lost && (mask & (1u << WORLD_GUEST_HOST))) {

@@ -441,7 +441,9 @@ START_TEST(test_world_quorum_attribution_exact)
     o.disk_mutants = DISK_MUTANT_FLUSH_NOOP;
     run(&t, &o, &r);
     ck_assert_int_eq(r.verdict, WORLD_FAIL);
-    ck_assert_str_eq(r.first.property, "crash-consistency");
+    /* The first to see it is a replica's own checker (its answer comes
+     * before the vote's); the guest's is no longer excused either. */
+    ck_assert_str_eq(r.first.property, "replica");
     ck_assert_uint_eq(r.explained, 0);
     trace_fini(&t);
 }
@@ -496,6 +498,28 @@ START_TEST(test_world_control_attribution_exact)
 }
 END_TEST
 
+/* Every replica is judged, not only what the vote lets through: an NBD
+ * server that drops FUA loses a write its child acknowledged as durable
+ * when its host crashes; the vote hides it from the guest, the replica's
+ * own checker does not. */
+START_TEST(test_world_replica_durability)
+{
+    struct trace t;
+    load(&t, "traces/regress/replica-fua.trace");
+    struct world_opts o = { 0 };
+    struct world_result r;
+    run(&t, &o, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    o.node_mutants = NODE_MUTANT_NBD_SERVER_DROP_FUA;
+    run(&t, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "replica");
+    ck_assert_ptr_nonnull(strstr(r.first.msg, "children.2"));
+    ck_assert_uint_eq(r.errors[TRACE_READ], 0); /* the guest itself read fine */
+    trace_fini(&t);
+}
+END_TEST
+
 /* The first violation is the earliest in event order, whichever checker saw
  * it: a bitmap that misses a write (line 4) is reported though a later crash
  * also loses flushed data. */
@@ -522,6 +546,7 @@ Suite *suite_world(void)
         test_world_quorum_attribution_exact,
         test_world_overlay_attribution_exact,
         test_world_control_attribution_exact,
+        test_world_replica_durability,
         test_world_first_violation_in_event_order,
         test_world_server_host_crash_alone,
         test_world_bitmap_extents,
