@@ -429,7 +429,7 @@ static void adopt(struct check_bitmap *c, const struct dirty_set *real)
 }
 
 void check_bitmap_loaded(struct check_bitmap *c, const struct dirty_set *real,
-                         const struct cb_where *at, bool corrupted)
+                         const struct cb_where *at, bool lost, bool corrupted)
 {
     maps_clear(c);
     for (size_t i = 0; i < c->n_stored; i++) {
@@ -442,13 +442,21 @@ void check_bitmap_loaded(struct check_bitmap *c, const struct dirty_set *real,
             memcpy(m->bits, s->bits, groups(c, s->gran));
         }
     }
-    if (corrupted) {
+    if (lost || corrupted) {
         /* A shallow copy: compare reads the maps and writes only the verdict. */
         struct check_bitmap probe = *c;
         probe.failed = false;
         check_bitmap_compare(&probe, real, "bitmap-store", at);
-        c->explained += probe.failed;
-        adopt(c, real);
+        for (size_t i = 0; i < c->n && !lost && probe.failed && !c->failed; i++) {
+            const struct dirty_bitmap *b = dirty_find(real, c->maps[i].name);
+            if (b && !b->inconsistent && !c->maps[i].inconsistent) {
+                compare_one(c, &c->maps[i], b, "bitmap-store", at); /* must be exact */
+            }
+        }
+        c->explained += probe.failed && !c->failed;
+        if (!c->failed) {
+            adopt(c, real);
+        }
     } else {
         check_bitmap_compare(c, real, c->crashed ? "bitmap-crash" : "bitmap-store", at);
     }

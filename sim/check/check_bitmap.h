@@ -86,13 +86,14 @@ void check_bitmap_stored(struct check_bitmap *c);
 /* The host went down: cleanly (after a store) or by a crash. */
 void check_bitmap_down(struct check_bitmap *c, bool crash);
 
-/* The host came up and loaded @real: the model becomes the durable image;
- * then everything is compared (bitmap-crash or bitmap-store). With
- * @corrupted (untrue data was injected into the QBM files: a misdirected
- * or lost write the disk acknowledged) nothing about persistence can be
- * promised: a difference is counted as explained and the model takes
- * what loaded. */
+/* The stack reloaded its bitmaps into @real: compare them with what was
+ * stored. @lost: an injected fault made the newest descriptor write never
+ * land (undetectable: an older, self-consistent state may load), so any
+ * difference is explained. @corrupted: faults damaged the files in ways the
+ * QBM checksums cover: a bitmap the loader refused (inconsistent or
+ * missing) is explained, but one it loaded as consistent must be the
+ * stored one, bit for bit (a loader that skips a checksum is caught). */
 void check_bitmap_loaded(struct check_bitmap *c, const struct dirty_set *real,
-                         const struct cb_where *at, bool corrupted);
+                         const struct cb_where *at, bool lost, bool corrupted);
 
 #endif

@@ -169,6 +169,23 @@ uint64_t files_faults(const struct files *f, uint64_t counts[FAULT__COUNT])
     return n;
 }
 
+bool files_stale(const struct files *f, const char *name)
+{
+    const struct files_entry *e = entry_find(f, name);
+    if (!e) {
+        return false;
+    }
+    const struct u64map *t = &e->disk->taint;
+    uint64_t *keys = u64map_keys(t);
+    size_t n = t->n;
+    bool stale = false;
+    for (size_t k = 0; k < n && !stale; k++) {
+        stale = disk_taint_get(e->disk, keys[k]) == DISK_TAINT_MISDIRECT_STALE;
+    }
+    mem_free(keys, n * sizeof(uint64_t));
+    return stale;
+}
+
 uint64_t files_corruptions(const struct files *f)
 {
     uint64_t n = 0;

@@ -64,6 +64,10 @@ uint64_t files_faults(const struct files *f, uint64_t counts[FAULT__COUNT]);
 /* Untrue data injected into the files so far (disk stats.corruptions). */
 uint64_t files_corruptions(const struct files *f);
 
+/* Does file @name hold a sector whose last write an injected fault sent
+ * elsewhere (it never landed: an undetectable loss)? */
+bool files_stale(const struct files *f, const char *name);
+
 /* Number of live files. */
 size_t files_count(const struct files *f);
 

@@ -151,6 +151,7 @@ void world__bitmap_ready(struct world *w, const struct trace_rec *rec, bool firs
 {
     struct cb_where at = where(w, rec);
     check_bitmap_loaded(&w->cb, w->live->root->dirty, &at,
+                        files_stale(&w->files, IMAGE_NAME QBM_DESC_SUFFIX),
                         files_corruptions(&w->files) > 0);
     judge(w);
     if (first) {
