@@ -226,8 +226,11 @@ def main():
         for seed in range(cases):
             problems, case = check_case(blocksim, seed, d, mutant)
             for p in problems[:1] if mutant else problems:
-                if not mutant or not bad:
+                if not mutant:
                     print("case %d %s: %s" % (seed, json.dumps(case, sort_keys=True), p))
+                elif not bad:
+                    print("case %d (as the planted bug %s should make it): %s"
+                          % (seed, mutant, p.replace("differs", "disagrees")))
             bad += bool(problems)
     if mutant:
         print("qemu quorum cross-check with planted bug %s: %d of %d cases disagree (%s)"
