@@ -433,6 +433,7 @@ static void do_crash(struct world *w, const struct trace_rec *rec)
 {
     hosts_down(w, rec, rec_hosts(w, rec, true), true);
     w->r->crashes++;
+    world_check(w);
 }
 
 /* Faults fired on every disk and file; each kind added to @counts. */
@@ -719,8 +720,35 @@ static bool pump_one(struct world *w, const struct trace_rec *rec)
     }
 }
 
+void world_check(const struct world *w)
+{
+    ASSERT(w->n_hosts >= 1 && w->n_hosts <= WORLD_HOSTS_MAX);
+    ASSERT(w->n_disks >= 1 && w->n_disks <= WORLD_DISKS_MAX);
+    ASSERT(w->topo_ops != NULL);
+    /* The guest's stack lives exactly while its host is up. */
+    ASSERT((w->live != NULL) == w->hosts[WORLD_GUEST_HOST].up);
+    ASSERT(w->n_inflight <= 1024); /* the largest queue depth (a qd record may lower it
+                                    * below what is in flight) */
+    if (!w->live) {
+        ASSERT(w->n_inflight == 0);
+    }
+    /* Every disk sits on exactly one host. */
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        unsigned holders = 0;
+        for (unsigned h = 0; h < w->n_hosts; h++) {
+            holders += w->hosts[h].disk[i];
+        }
+        ASSERT(holders == 1);
+    }
+    for (unsigned h = 0; h < w->n_hosts; h++) {
+        ASSERT(w->hosts[h].crashes <= w->hosts[h].downs);
+    }
+    ASSERT(w->next <= w->t->n);
+}
+
 void world__pump(struct world *w)
 {
+    world_check(w);
     while (w->next < w->t->n && !w->control_busy && w->r->verdict == WORLD_PASS &&
            !w->r->ended_early) {
         if (!pump_one(w, &w->t->recs[w->next])) {

@@ -134,6 +134,8 @@ struct control_op {
 };
 
 /* world.c */
+/* Assert every invariant of the world: hosts, disks, the guest's stack. */
+void world_check(const struct world *w);
 void world__pump(struct world *w);
 struct env_timer world__timer(struct world *w);
 void world__observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret, uint64_t a,
