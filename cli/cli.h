@@ -30,6 +30,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -90,6 +91,9 @@ int cli_parse_range(const char *cmd, const char *opt, const char *val, uint64_t 
 /* Planted bugs by name: adds its bits, or prints the error and returns
  * CLI_USAGE. */
 int cli_mutant_parse(const char *cmd, const char *name, unsigned *node, unsigned *disk);
+/* The same, and " --mutant NAME" appended to @names (for reproduce lines). */
+int cli_mutant_note(const char *cmd, const char *name, unsigned *node, unsigned *disk,
+                    char *names, size_t size);
 void cli_mutants_usage(FILE *out);
 
 /* Print "blocksim CMD: MSG" to stderr. */

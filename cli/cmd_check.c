@@ -103,12 +103,9 @@ static int check_opt(struct check_args *a, int c, const char *val)
     case 'q':
         a->quiet = true;
         return 0;
-    case 'm': {
-        CLI_TRY(cli_mutant_parse("check", val, &a->o.node_mutants, &a->o.disk_mutants));
-        size_t at = strlen(a->mutants);
-        snprintf(a->mutants + at, sizeof(a->mutants) - at, " --mutant %s", val);
-        return 0;
-    }
+    case 'm':
+        return cli_mutant_note("check", val, &a->o.node_mutants, &a->o.disk_mutants, a->mutants,
+                               sizeof(a->mutants));
     case 'h':
         return -1;
     default:

@@ -82,12 +82,9 @@ static int explore_opt(struct explore_args *a, int c, const char *val)
         return 0;
     case 'k':
         return cli_parse_range("explore", "--ops", val, &a->ops, 1, 4);
-    case 'm': {
-        CLI_TRY(cli_mutant_parse("explore", val, &a->o.node_mutants, &a->o.disk_mutants));
-        size_t at = strlen(a->mutants);
-        snprintf(a->mutants + at, sizeof(a->mutants) - at, " --mutant %s", val);
-        return 0;
-    }
+    case 'm':
+        return cli_mutant_note("explore", val, &a->o.node_mutants, &a->o.disk_mutants,
+                               a->mutants, sizeof(a->mutants));
     default: return CLI_USAGE;
     }
 }

@@ -81,12 +81,8 @@ static void replay_usage(FILE *out)
 
 static int opt_mutant(struct replay_args *a, const char *name)
 {
-    if (cli_mutant_parse("replay", name, &a->o.node_mutants, &a->o.disk_mutants) != 0) {
-        return CLI_USAGE;
-    }
-    size_t at = strlen(a->mutant_names);
-    snprintf(a->mutant_names + at, sizeof(a->mutant_names) - at, " --mutant %s", name);
-    return 0;
+    return cli_mutant_note("replay", name, &a->o.node_mutants, &a->o.disk_mutants,
+                           a->mutant_names, sizeof(a->mutant_names));
 }
 
 /* --bitmap NAME[:GRANULARITY] */

@@ -18,6 +18,15 @@ void cli_mutants_usage(FILE *out)
     fprintf(out, "                    %-21s print them all (one a line) and exit\n", "list");
 }
 
+int cli_mutant_note(const char *cmd, const char *name, unsigned *node, unsigned *disk,
+                    char *names, size_t size)
+{
+    CLI_TRY(cli_mutant_parse(cmd, name, node, disk));
+    size_t at = strlen(names);
+    snprintf(names + at, size - at, " --mutant %s", name);
+    return 0;
+}
+
 int cli_mutant_parse(const char *cmd, const char *name, unsigned *node, unsigned *disk)
 {
     if (strcmp(name, "list") == 0) { /* print every planted bug, do nothing else */

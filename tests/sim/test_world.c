@@ -427,25 +427,36 @@ START_TEST(test_world_server_host_crash_alone)
 }
 END_TEST
 
+/* A regression trace passes as it is, and fails with planted bug
+ * (@node, @disk) on @property: the "with" run's result in @with, the
+ * "without" one's in @without. */
+static void planted_proof(const char *path, unsigned node, unsigned disk, const char *property,
+                          struct world_result *without, struct world_result *with)
+{
+    struct trace t;
+    load(&t, path);
+    struct world_opts o = { 0 };
+    run(&t, &o, without);
+    ck_assert_msg(without->verdict == WORLD_PASS, "%s: %s", path, without->first.msg);
+    o.node_mutants = node;
+    o.disk_mutants = disk;
+    run(&t, &o, with);
+    ck_assert_int_eq(with->verdict, WORLD_FAIL);
+    ck_assert_str_eq(with->first.property, property);
+    trace_fini(&t);
+}
+
 /* Exact attribution on a quorum: a fault that touched one child elsewhere
  * no longer excuses a lost flushed write (the old rule did). */
 START_TEST(test_world_quorum_attribution_exact)
 {
-    struct trace t;
-    load(&t, "traces/regress/quorum-attribution.trace");
-    struct world_opts o = { 0 };
-    struct world_result r;
-    run(&t, &o, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
-    ck_assert_uint_eq(r.faults[FAULT_READ_CORRUPT], 1);
-    o.disk_mutants = DISK_MUTANT_FLUSH_NOOP;
-    run(&t, &o, &r);
-    ck_assert_int_eq(r.verdict, WORLD_FAIL);
     /* The first to see it is a replica's own checker (its answer comes
      * before the vote's); the guest's is no longer excused either. */
-    ck_assert_str_eq(r.first.property, "replica");
-    ck_assert_uint_eq(r.explained, 0);
-    trace_fini(&t);
+    struct world_result ok, bad;
+    planted_proof("traces/regress/quorum-attribution.trace", 0, DISK_MUTANT_FLUSH_NOOP,
+                  "replica", &ok, &bad);
+    ck_assert_uint_eq(ok.faults[FAULT_READ_CORRUPT], 1);
+    ck_assert_uint_eq(bad.explained, 0);
 }
 END_TEST
 
@@ -453,18 +464,10 @@ END_TEST
  * longer excuses a skipped copy-up (the old rule did). */
 START_TEST(test_world_overlay_attribution_exact)
 {
-    struct trace t;
-    load(&t, "traces/regress/overlay-attribution.trace");
-    struct world_opts o = { 0 };
-    struct world_result r;
-    run(&t, &o, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
-    ck_assert_uint_eq(r.explained, 1); /* the corrupted read itself */
-    o.node_mutants = NODE_MUTANT_OVERLAY_NO_COPYUP;
-    run(&t, &o, &r);
-    ck_assert_int_eq(r.verdict, WORLD_FAIL);
-    ck_assert_str_eq(r.first.property, "read-your-writes");
-    trace_fini(&t);
+    struct world_result ok, bad;
+    planted_proof("traces/regress/overlay-attribution.trace", NODE_MUTANT_OVERLAY_NO_COPYUP, 0,
+                  "read-your-writes", &ok, &bad);
+    ck_assert_uint_eq(ok.explained, 1); /* the corrupted read itself */
 }
 END_TEST
 
@@ -473,24 +476,18 @@ END_TEST
  * ended the run early, excused). */
 START_TEST(test_world_control_attribution_exact)
 {
+    struct world_result ok, bad;
+    planted_proof("traces/regress/control-attribution.trace", NODE_MUTANT_OVERLAY_COMMIT_FAIL,
+                  0, "commit", &ok, &bad);
+    ck_assert_uint_eq(ok.errors[TRACE_READ], 1);
+    ck_assert(!bad.ended_early);
+    /* A fault during the action itself still excuses it. */
     struct trace t;
-    load(&t, "traces/regress/control-attribution.trace");
     struct world_opts o = { 0 };
     struct world_result r;
-    run(&t, &o, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
-    ck_assert_uint_eq(r.errors[TRACE_READ], 1);
-    o.node_mutants = NODE_MUTANT_OVERLAY_COMMIT_FAIL;
-    run(&t, &o, &r);
-    ck_assert_int_eq(r.verdict, WORLD_FAIL);
-    ck_assert(!r.ended_early);
-    ck_assert_str_eq(r.first.property, "commit");
-    /* A fault during the action itself still excuses it. */
-    trace_fini(&t);
     parse(&t, "blocksim-trace v1\ntopology overlay size=1M cluster=4K\n"
               "fault flush-eio disk=base after=1ms\n@2ms write 8192 4096\ncommit\n"
               "read 8192 4096\n");
-    o.node_mutants = 0;
     run(&t, &o, &r);
     ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
     ck_assert(r.ended_early);
@@ -504,19 +501,11 @@ END_TEST
  * own checker does not. */
 START_TEST(test_world_replica_durability)
 {
-    struct trace t;
-    load(&t, "traces/regress/replica-fua.trace");
-    struct world_opts o = { 0 };
-    struct world_result r;
-    run(&t, &o, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
-    o.node_mutants = NODE_MUTANT_NBD_SERVER_DROP_FUA;
-    run(&t, &o, &r);
-    ck_assert_int_eq(r.verdict, WORLD_FAIL);
-    ck_assert_str_eq(r.first.property, "replica");
-    ck_assert_ptr_nonnull(strstr(r.first.msg, "children.2"));
-    ck_assert_uint_eq(r.errors[TRACE_READ], 0); /* the guest itself read fine */
-    trace_fini(&t);
+    struct world_result ok, bad;
+    planted_proof("traces/regress/replica-fua.trace", NODE_MUTANT_NBD_SERVER_DROP_FUA, 0,
+                  "replica", &ok, &bad);
+    ck_assert_ptr_nonnull(strstr(bad.first.msg, "children.2"));
+    ck_assert_uint_eq(bad.errors[TRACE_READ], 0); /* the guest itself read fine */
 }
 END_TEST
 
