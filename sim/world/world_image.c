@@ -236,7 +236,7 @@ static int export_one(struct world *w, const struct world_export *x, char *why, 
     snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", x->path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        snprintf(why, size, "--export %s: %s: %s", x->name, tmp, strerror(errno));
+        snprintf(why, size, "--export %.40s: %.200s: %s", x->name, tmp, strerror(errno));
         return -errno;
     }
     uint8_t *buf = mem_alloc(EXPORT_CHUNK);
