@@ -123,6 +123,7 @@ struct gen_state {
     unsigned nbd;
     uint64_t written[GEN_WRITTEN_MAX][2];
     unsigned n_written;
+    bool flush_crash;  /* a crash with at-flush= was emitted (one a trace) */
 };
 
 static struct trace_rec *emit(struct gen_state *g, enum trace_kind kind)
@@ -354,6 +355,14 @@ static void gen_op(struct gen_state *g)
     case G_CRASH:
         r->has_mode = true;
         r->mode = (enum disk_crash_mode)choice_range(g->c, 0, DISK_CRASH__COUNT - 1);
+        /* Sometimes the crash strikes as the disks receive their Nth flush,
+         * inside the stack's own flush sequences with writes in flight (where
+         * a driver's ordering between data and metadata matters). */
+        if (!g->flush_crash && choice_range(g->c, 0, 2) == 2) {
+            r->plan = trace_crash_plan_new();
+            r->plan->at_flush = choice_range(g->c, 1, 12);
+            g->flush_crash = true;
+        }
         emit(g, TRACE_RESTART);
         break;
     case G_BITMAP:

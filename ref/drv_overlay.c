@@ -600,8 +600,22 @@ static void ovl_flush_snapshot(struct ovl_flush *f)
     }
 }
 
+static void ovl_flush_late_snapshot(void *opaque, int ret)
+{
+    struct ovl_flush *f = opaque;
+    ovl_flush_snapshot(f);
+    ovl_flush_data_done(f, ret);
+}
+
 static void ovl_flush_step(struct ovl_flush *f)
 {
+    if (node_mutant(f->n, NODE_MUTANT_OVERLAY_SNAPSHOT_LATE)) {
+        /* Planted bug: the map snapshot taken after the data flush, so it
+         * can claim clusters whose data completed during that flush and is
+         * not yet durable. */
+        node_flush(ovl(f->n)->file, ovl_flush_late_snapshot, f);
+        return;
+    }
     ovl_flush_snapshot(f);
     if (node_mutant(f->n, NODE_MUTANT_OVERLAY_MAP_FIRST)) {
         /* Planted bug: write the map without first making its data durable,
@@ -847,6 +861,8 @@ const struct planted_bug drv_overlay_bugs[] = {
       "overlay: copy-up does not serialise against overlapping writes" },
     { "overlay-map-first", NODE_MUTANT_OVERLAY_MAP_FIRST,
       "overlay: persists its map before the data it points to is durable" },
+    { "overlay-snapshot-late", NODE_MUTANT_OVERLAY_SNAPSHOT_LATE,
+      "overlay: a flush snapshots its map after (not before) flushing the data" },
     { "overlay-commit-fail", NODE_MUTANT_OVERLAY_COMMIT_FAIL,
       "overlay: commit reports EIO though its data reached the backing" },
 };

@@ -526,6 +526,11 @@ expect_out "^quorum-tie-low " "--mutant list names every planted bug"
 expect_status 1 "a replica's lost FUA write is caught though the vote hides it" -- "$bin" replay \
     traces/regress/replica-fua.trace --mutant nbd-server-drop-fua
 expect_out "violation   replica" "replica violation named"
+expect_status 1 "explore: a map snapshot taken after the data flush" -- "$bin" explore \
+    traces/native/overlay-flush-race.trace --mutant overlay-snapshot-late --out "$tmp/race"
+expect_out "crash at device flush" "the race is found inside the flush sequence"
+expect_status 0 "explore: the correct overlay survives the race" -- "$bin" explore \
+    traces/native/overlay-flush-race.trace --out "$tmp/race"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

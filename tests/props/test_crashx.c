@@ -138,6 +138,41 @@ START_TEST(test_segments_between_crash_records)
 }
 END_TEST
 
+/* Writes racing the overlay's own flush: a crash between its data flush and
+ * its map's finds a map that claims too early (the map snapshot taken after
+ * the data flush: overlay-snapshot-late); the correct overlay survives every
+ * state. The repro names the crash point and plan, and replays alone. */
+START_TEST(test_explore_finds_snapshot_late)
+{
+    struct trace t;
+    char *data;
+    size_t len;
+    struct err e = { .file = "overlay-flush-race.trace" };
+    ck_assert_int_eq(trace_file_read("traces/native/overlay-flush-race.trace", 1 << 20, &data,
+                                     &len, &e), 0);
+    ck_assert_int_eq(trace_parse(&t, data, len, &e), 0);
+    trace_file_free(data, len);
+    struct crashx_opts o;
+    crashx_opts_default(&o);
+    struct crashx_result r;
+    ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
+    ck_assert_msg(!r.failed, "%s", r.message);
+    o.node_mutants = NODE_MUTANT_OVERLAY_SNAPSHOT_LATE;
+    ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
+    ck_assert(r.failed);
+    ck_assert_ptr_nonnull(strstr(r.message, "at device flush"));
+    struct trace rt;
+    parse(&rt, r.repro);
+    struct world_opts wo = { 0 };
+    struct world_result res;
+    ck_assert_int_eq(world_run(&rt, &wo, &res, &e), 0);
+    ck_assert_int_eq(res.verdict, WORLD_FAIL);
+    trace_fini(&rt);
+    crashx_result_fini(&r);
+    trace_fini(&t);
+}
+END_TEST
+
 /* A time budget ends the run without a verdict against the stack. */
 START_TEST(test_time_budget_stops_cleanly)
 {
@@ -165,6 +200,7 @@ Suite *suite_crashx(void)
         test_exhaustive_finds_map_ordering_bug,
         test_segments_between_crash_records,
         test_time_budget_stops_cleanly,
+        test_explore_finds_snapshot_late,
         test_workload_states_and_fua,
     };
     return tl_suite("crashx", tests, ARRAY_LEN(tests));
