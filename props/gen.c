@@ -274,10 +274,12 @@ static void gen_faults(struct gen_state *g)
         if (g->children) { /* a quorum: one child's disk */
             snprintf(f->disk, sizeof(f->disk), "c%u",
                      (unsigned)choice_range(g->c, 0, g->children - 1));
+        } else if (g->o->qbm_faults) { /* the loader's few reads: nth small */
+            snprintf(f->disk, sizeof(f->disk), "qbm");
         }
         f->range_end = UINT64_MAX;
         f->before_ns = UINT64_MAX;
-        f->nth = choice_range(g->c, 2, 20);
+        f->nth = g->o->qbm_faults ? choice_range(g->c, 1, 6) : choice_range(g->c, 2, 20);
         f->times = choice_range(g->c, 1, 4);
         if (f->kind == FAULT_MISDIRECT) {
             f->delta = 64u << 10;

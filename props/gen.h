@@ -68,6 +68,7 @@ struct gen_opts {
     bool quorum;           /* the quorum topology; faults then target one child */
     bool net;              /* quorum: NBD children and network faults (no disk faults) */
     unsigned fault_kinds;  /* bits of enum fault_kind to draw from; 0: the default set */
+    bool qbm_faults;       /* disk faults hit the QBM files (disk=qbm), read by the loader */
 };
 
 /* Decode a whole scenario into a new trace @t (header first). */

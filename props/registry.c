@@ -129,6 +129,13 @@ const struct prop registry_props[] = {
                  "correct",
       .gen = { .max_ops = 40, .quorum = true, .net = true },
       .check = check_world, .proofs = { "nbd-no-retry" } },
+    { .name = "bitmap-load", .fuzz_id = 12,
+      .summary = "a bitmap file read back flipped is refused by its checksum, never loaded "
+                 "as consistent",
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .bitmaps = true,
+               .shutdowns = true, .faults = true, .qbm_faults = true,
+               .fault_kinds = 1u << FAULT_READ_CORRUPT | 1u << FAULT_READ_EIO },
+      .check = check_world, .proofs = { "qbm-skip-checksum" } },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);

@@ -83,6 +83,7 @@ enum node_mutant {
     NODE_MUTANT_OVERLAY_COMMIT_FAIL = 1u << 14, /* commit says EIO though it copied */
     NODE_MUTANT_NBD_SERVER_DROP_FUA = 1u << 15, /* the server drops the FUA flag */
     NODE_MUTANT_OVERLAY_SNAPSHOT_LATE = 1u << 16, /* map snapshot after the data flush */
+    NODE_MUTANT_QBM_SKIP_CHECKSUM = 1u << 17,   /* the loader trusts a bitmap file unchecked */
 };
 
 struct node;

@@ -350,7 +350,8 @@ static int bitmap_load(struct qbm *q, const struct entry *en, struct dirty_set *
             ret = fail(e, BS_ECORRUPT, "%s: non-zero padding at byte %" PRIu64, en->file, i);
         }
     }
-    if (ret == 0 && en->has_crc && crc_of(buf, serial) != en->crc) {
+    bool check_crc = en->has_crc && !(q->o.mutants & NODE_MUTANT_QBM_SKIP_CHECKSUM);
+    if (ret == 0 && check_crc && crc_of(buf, serial) != en->crc) {
         ret = fail(e, BS_ECORRUPT, "%s: checksum mismatch (torn or corrupted bitmap file)",
                    en->file);
     }
@@ -735,6 +736,8 @@ const struct planted_bug qbm_bugs[] = {
       "QBM: opening does not mark bitmaps in use (a crash leaves stale bits trusted)" },
     { "qbm-short-store", NODE_MUTANT_QBM_SHORT_STORE,
       "QBM: a clean store loses each bitmap's last word (and checksums the loss)" },
+    { "qbm-skip-checksum", NODE_MUTANT_QBM_SKIP_CHECKSUM,
+      "QBM: the loader does not check a bitmap file's checksum (a flipped read is trusted)" },
 };
 
 const size_t qbm_bugs_count = ARRAY_LEN(qbm_bugs);

@@ -526,6 +526,12 @@ expect_out "^quorum-tie-low " "--mutant list names every planted bug"
 expect_status 1 "a replica's lost FUA write is caught though the vote hides it" -- "$bin" replay \
     traces/regress/replica-fua.trace --mutant nbd-server-drop-fua
 expect_out "violation   replica" "replica violation named"
+expect_status 1 "a loader that skips its checksum is caught" -- "$bin" replay \
+    traces/regress/qbm-checksum.trace --mutant qbm-skip-checksum
+expect_out "violation   bitmap-store" "loader violation named"
+expect_status 0 "the checksum refuses a flipped bitmap file" -- "$bin" replay \
+    traces/regress/qbm-checksum.trace
+expect_out "checksum mismatch" "the refusal is reported"
 expect_status 1 "explore: a map snapshot taken after the data flush" -- "$bin" explore \
     traces/native/overlay-flush-race.trace --mutant overlay-snapshot-late --out "$tmp/race"
 expect_out "crash at device flush" "the race is found inside the flush sequence"

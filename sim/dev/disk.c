@@ -575,6 +575,10 @@ static int st_read_sync(void *dev, uint64_t offset, uint8_t *buf, uint64_t len)
     if (h->epoch != h->disk->epoch) {
         return BS_ECRASHED;
     }
+    if (h->disk->cfg.sync_read_faults) {
+        struct disk_op op = { .h = h, .io = IO_READ, .offset = offset, .len = len, .buf = buf };
+        return do_read(h->disk, &op);
+    }
     disk_peek(h->disk, offset, buf, len);
     return 0;
 }

@@ -64,6 +64,8 @@ struct disk_config {
     uint64_t lat_max_ns;
     uint64_t flush_ns;    /* added to a flush's latency */
     bool atomic_sector;   /* a crash never tears inside a sector */
+    bool sync_read_faults; /* synchronous reads (a loader's read_sync) obey the read
+                            * fault rules too; off: they see the media as it is */
 };
 
 struct disk_stats {

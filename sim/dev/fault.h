@@ -18,6 +18,8 @@
  *   NETKIND [host=NAME] [oneway] [after=DUR] [before=DUR] [prob=P] [nth=N]
  *        [times=N] [delay=DUR]
  * KIND: read-eio write-eio flush-eio enospc latent misdirect read-corrupt.
+ * The read kinds also hit the synchronous reads of disks that ask for it
+ * (the QBM files, whose loader reads them at open).
  * NETKIND (sim/net; host= matches traffic from or to that host, with oneway
  * only traffic to it):
  *   net-reset  a segment resets its connection (prob/nth/times per segment)

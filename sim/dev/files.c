@@ -104,6 +104,7 @@ static int fs_create(void *ctx, const char *name, uint64_t size, struct env_stor
     memcpy(e->name, name, strlen(name) + 1);
     struct disk_config cfg;
     disk_config_default(&cfg, FILES_DISK_NAME, size);
+    cfg.sync_read_faults = true; /* the loaders read the files synchronously */
     e->disk = disk_new(&cfg, f->q, f->plan, f->seed, FILES_ID_BASE + f->created++,
                        f->disk_mutants);
     *out = handle_open(e);
@@ -184,6 +185,12 @@ bool files_stale(const struct files *f, const char *name)
     }
     mem_free(keys, n * sizeof(uint64_t));
     return stale;
+}
+
+uint64_t files_read_corrupts(const struct files *f, const char *name)
+{
+    const struct files_entry *e = entry_find(f, name);
+    return e ? e->disk->stats.faults[FAULT_READ_CORRUPT] : 0;
 }
 
 uint64_t files_corruptions(const struct files *f)

@@ -9,7 +9,9 @@
  *   durable at once (env.h states the simplification).
  * Invariants: at most one live entry per name; a removed entry's disk stays
  *   until its last handle is closed; every disk is named "qbm", so a fault
- *   rule with disk=qbm hits the metadata files and nothing else.
+ *   rule with disk=qbm hits the metadata files and nothing else; the
+ *   loaders' synchronous reads obey the read rules too (a flipped read is
+ *   what a checksum must catch).
  * Ownership: files owns its disks; a handle from env_files belongs to the
  *   caller until its close.
  * Async contract: the files' storage ops complete through the event queue;
@@ -60,6 +62,10 @@ void files_crash(struct files *f, enum disk_crash_mode mode);
 
 /* Add each fault kind fired on the files' disks to @counts; the total. */
 uint64_t files_faults(const struct files *f, uint64_t counts[FAULT__COUNT]);
+
+/* Reads of file @name that a read-corrupt rule flipped so far (0 when
+ * there is no such file). */
+uint64_t files_read_corrupts(const struct files *f, const char *name);
 
 /* Untrue data injected into the files so far (disk stats.corruptions). */
 uint64_t files_corruptions(const struct files *f);

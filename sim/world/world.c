@@ -492,8 +492,8 @@ void world__control_fail(struct world *w, const struct trace_rec *rec, const cha
     }
     if (control_touched(w)) {
         w->r->ended_early = true;
-        snprintf(w->r->note, sizeof(w->r->note), "line %u: %.100s (after injected faults; "
-                 "the rest of the trace did not run)", rec->line, msg);
+        snprintf(w->r->note, sizeof(w->r->note), "line %u: %.140s (after injected faults; "
+                 "the rest did not run)", rec->line, msg);
         return;
     }
     world__violation_at(w, prop, msg, rec->line);
@@ -557,7 +557,7 @@ static void do_restart(struct world *w, const struct trace_rec *rec)
     world__observe(w, TRACE_RESTART, 0, ret, 0, 0);
     if (ret < 0) {
         char msg[300];
-        snprintf(msg, sizeof(msg), "the host's images did not reopen after the crash: %.200s",
+        snprintf(msg, sizeof(msg), "the host's images did not reopen: %.200s",
                  e.msg);
         world__control_fail(w, rec, "restart", msg);
         return;

@@ -131,7 +131,7 @@ struct world_result {
     struct violation first;      /* when verdict is WORLD_FAIL */
     bool ended_early;            /* an operator action failed under injected
                                   * faults: the rest of the trace did not run */
-    char note[200];
+    char note[240];
     char refusal[256];           /* the first bitmap operation the stack refused */
     uint64_t quorum_judged;      /* quorum requests the quorum checker judged */
     uint64_t quorum_votes;       /* reads whose children disagreed */

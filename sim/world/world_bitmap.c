@@ -51,6 +51,7 @@ int world__bitmap_open(struct world *w, struct stack *s, struct err *e)
     s->root->dirty = dirty_set_new(s->root->length);
     s->root->dirty->drop_successor = (w->o.node_mutants & NODE_MUTANT_DIRTY_RECLAIM_DROP) != 0;
     struct env_timer timer = s->g.timer;
+    w->desc_flips_at = files_read_corrupts(&w->files, IMAGE_NAME QBM_DESC_SUFFIX);
     struct qbm_opts qo = { files_env(&w->files), timer, IMAGE_NAME,
                            w->topo_ops->image_format ? w->topo_ops->image_format : "raw",
                            s->root->length, w->o.node_mutants };
@@ -150,8 +151,14 @@ static void specs_add(struct world *w)
 void world__bitmap_ready(struct world *w, const struct trace_rec *rec, bool first)
 {
     struct cb_where at = where(w, rec);
-    check_bitmap_loaded(&w->cb, w->live->root->dirty, &at,
-                        files_stale(&w->files, IMAGE_NAME QBM_DESC_SUFFIX),
+    /* Lost, undetectably or not: the newest descriptor write never landed,
+     * or a flipped read made its slot fail its checksum (the loader rightly
+     * falls back to the older slot). A bitmap file read flipped is not a
+     * loss: its checksum must refuse it. */
+    const char *desc = IMAGE_NAME QBM_DESC_SUFFIX;
+    bool lost = files_stale(&w->files, desc) ||
+                files_read_corrupts(&w->files, desc) > w->desc_flips_at;
+    check_bitmap_loaded(&w->cb, w->live->root->dirty, &at, lost,
                         files_corruptions(&w->files) > 0);
     judge(w);
     if (first) {

@@ -122,6 +122,7 @@ struct world {
     bool bitmaps;       /* the run uses dirty bitmaps (records or options) */
     struct files files; /* QBM descriptor and bitmap files */
     struct check_bitmap cb;
+    uint64_t desc_flips_at; /* the descriptor's flipped reads when the stack opened */
 };
 
 

@@ -509,6 +509,23 @@ START_TEST(test_world_replica_durability)
 }
 END_TEST
 
+/* Every loader is judged: a bitmap file read back flipped must fail its
+ * checksum. The correct loader refuses it (the restart fails, excused by
+ * the fault during it); one that skips the checksum loads a wrong bit as
+ * consistent, which the bitmap checker does not excuse. */
+START_TEST(test_world_loader_checksum)
+{
+    struct world_result ok, bad;
+    planted_proof("traces/regress/qbm-checksum.trace", NODE_MUTANT_QBM_SKIP_CHECKSUM, 0,
+                  "bitmap-store", &ok, &bad);
+    ck_assert_uint_eq(ok.faults[FAULT_READ_CORRUPT], 1);
+    ck_assert(ok.ended_early);
+    ck_assert_ptr_nonnull(strstr(ok.note, "checksum mismatch"));
+    ck_assert_uint_eq(bad.faults[FAULT_READ_CORRUPT], 1);
+    ck_assert(!bad.ended_early);
+}
+END_TEST
+
 /* The first violation is the earliest in event order, whichever checker saw
  * it: a bitmap that misses a write (line 4) is reported though a later crash
  * also loses flushed data. */
@@ -536,6 +553,7 @@ Suite *suite_world(void)
         test_world_overlay_attribution_exact,
         test_world_control_attribution_exact,
         test_world_replica_durability,
+        test_world_loader_checksum,
         test_world_first_violation_in_event_order,
         test_world_server_host_crash_alone,
         test_world_bitmap_extents,
