@@ -513,6 +513,11 @@ static int parse_crash(struct trace_rec *r, const struct fields *f, struct err *
     for (unsigned i = 1; i < f->n; i++) {
         TRY(crash_option(r, f, i, e));
     }
+    const struct trace_crash_plan *p = r->plan;
+    if (p && p->at_flush == 0 && p->n_disks == 0 && p->tear_seed == 0) {
+        trace_crash_plan_free(r->plan); /* 'tear-seed=0' alone: no plan, as printed */
+        r->plan = NULL;
+    }
     return 0;
 }
 

@@ -149,6 +149,20 @@ START_TEST(test_trace_errors_name_line_and_field)
     ck_assert_str_eq(text, ok);
     free(text);
     trace_fini(&t);
+    /* A crash plan of defaults ('tear-seed=0') is no plan: its canonical
+     * form ('crash') parses back equal (found by fuzz_trace). */
+    static const char zero[] = "blocksim-trace v1\ncrash tear-seed=0\n";
+    ck_assert_int_eq(trace_parse(&t, zero, strlen(zero), &e), 0);
+    ck_assert_int_eq(t.recs[t.n - 1].kind, TRACE_CRASH);
+    ck_assert_ptr_null(t.recs[t.n - 1].plan);
+    text = trace_print_string(&t, true, &n);
+    ck_assert_str_eq(text, "blocksim-trace v1\ncrash\n");
+    struct trace back;
+    ck_assert_int_eq(trace_parse(&back, text, n, &e), 0);
+    ck_assert(trace_equal(&t, &back));
+    trace_fini(&back);
+    free(text);
+    trace_fini(&t);
     /* Raw bytes in an unknown record reach the message escaped. */
     static const char raw[] = "blocksim-trace v1\n\x1b[31mred\n";
     ck_assert_int_eq(trace_parse(&t, raw, strlen(raw), &e), BS_EPARSE);
