@@ -302,7 +302,9 @@ void engine_shrink(const struct prop *p, const struct engine_opts *o, uint8_t *b
 {
     static shrink_pass *const passes[] = { pass_spans, pass_chunks, pass_lower,
                                            pass_lower_dups, pass_sort };
+    ASSERT(*len <= ENGINE_MAX_BYTES);
     unsigned idle[ARRAY_LEN(passes)] = { 0 };
+    size_t len_before = *len;
     struct shrinker s = { p, o, r, bytes, *len, wall_now() + o->shrink_seconds };
     uint8_t *scratch = mem_alloc(ENGINE_MAX_BYTES);
     for (unsigned round = 0; round < 1000 && budget_left(&s); round++) {
@@ -321,6 +323,7 @@ void engine_shrink(const struct prop *p, const struct engine_opts *o, uint8_t *b
         }
     }
     mem_free(scratch, ENGINE_MAX_BYTES);
+    ASSERT(s.len <= len_before); /* a shrink never grows the scenario */
     *len = s.len;
 }
 
@@ -486,6 +489,7 @@ void engine_run(const struct prop *p, const struct engine_opts *o, struct engine
     struct u64map seen;
     u64map_init(&seen);
     unsigned shards = o->shard_count > 1 ? o->shard_count : 1;
+    ASSERT(o->shard_index < shards);
     struct trail tr;
     trail_open(&tr, p, o);
     for (uint64_t i = o->shard_index; o->trials == 0 || i < o->trials; i += shards) {
@@ -532,4 +536,8 @@ void engine_run(const struct prop *p, const struct engine_opts *o, struct engine
     trail_close(&tr, o);
     r->seconds = wall_now() - start;
     r->interrupted |= stopped(o);
+    /* Every trial counted passed or is the one failure; a failure keeps its
+     * scenario for the repro. */
+    ASSERT(r->trials == r->passed + (r->failed ? 1 : 0));
+    ASSERT(!r->failed || (r->bytes != NULL && r->len <= ENGINE_MAX_BYTES));
 }

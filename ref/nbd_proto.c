@@ -202,6 +202,7 @@ int nbd_dec_opt_reply(const uint8_t buf[NBD_OPT_REPLY_HDR_LEN], struct nbd_opt_r
 static int dec_str32(const uint8_t *data, size_t len, size_t *pos, struct nbd_str *s,
                      const char *what, struct err *e)
 {
+    ASSERT(*pos <= len);
     if (len - *pos < 4) {
         return proto_err(e, what, len);
     }
@@ -217,6 +218,7 @@ static int dec_str32(const uint8_t *data, size_t len, size_t *pos, struct nbd_st
 
 static size_t enc_str32(uint8_t *buf, size_t cap, size_t pos, struct nbd_str s)
 {
+    ASSERT(s.len == 0 || s.p != NULL);
     if (cap < pos || cap - pos < 4 + (size_t)s.len) {
         return 0;
     }
@@ -253,6 +255,7 @@ int nbd_dec_opt_go(const uint8_t *data, size_t len, struct nbd_opt_go *g, struct
     }
     /* Requests past the table are ignored, as unknown requests may be. */
     g->n_info = (uint16_t)(n < NBD_INFO_REQ_MAX ? n : NBD_INFO_REQ_MAX);
+    ASSERT(pos + 2 + 2 * (size_t)n == len);
     for (unsigned i = 0; i < g->n_info; i++) {
         g->info[i] = get_be16(data + pos + 2 + 2 * i);
     }
@@ -342,6 +345,7 @@ size_t nbd_enc_info_block_size(uint8_t *buf, size_t cap, uint32_t min, uint32_t 
 
 size_t nbd_enc_info_string(uint8_t *buf, size_t cap, uint16_t type, struct nbd_str s)
 {
+    ASSERT(s.len == 0 || s.p != NULL);
     if (cap < 2 + (size_t)s.len) {
         return 0;
     }
@@ -401,6 +405,7 @@ int nbd_dec_info(const uint8_t *data, size_t len, uint16_t *type, struct nbd_exp
 
 size_t nbd_enc_meta_context(uint8_t *buf, size_t cap, uint32_t id, struct nbd_str name)
 {
+    ASSERT(name.len == 0 || name.p != NULL);
     if (cap < 4 + (size_t)name.len) {
         return 0;
     }
@@ -490,6 +495,7 @@ uint32_t nbd_request_check(const struct nbd_request *r, uint64_t size, uint16_t 
                            uint32_t align, bool structured, bool have_contexts,
                            struct err *e)
 {
+    ASSERT(align >= 1 && is_pow2(align));
     if (r->type >= ARRAY_LEN(cmd_rules)) {
         return request_reject(e, NBD_EINVAL, "unknown command", r);
     }
@@ -530,6 +536,7 @@ uint32_t nbd_request_check(const struct nbd_request *r, uint64_t size, uint16_t 
         return request_reject(e, (r->flags & NBD_CMD_FLAG_DF) ? NBD_EOVERFLOW : NBD_EINVAL,
                               "too long:", r);
     }
+    ASSERT(r->offset + r->len <= size && r->len > 0); /* a valid request fits */
     return 0;
 }
 

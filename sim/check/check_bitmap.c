@@ -78,6 +78,29 @@ void check_bitmap_fini(struct check_bitmap *c)
     mem_free(c->stored, c->cap_stored * sizeof(*c->stored));
 }
 
+void check_bitmap_check(const struct check_bitmap *c)
+{
+    ASSERT(c->n <= c->cap && c->n_stored <= c->cap_stored);
+    ASSERT(!c->failed || c->first.property[0] != '\0');
+    for (size_t i = 0; i < c->n; i++) {
+        const struct cb_map *m = &c->maps[i];
+        ASSERT(is_pow2(m->gran) && m->bits != NULL);
+        ASSERT((m->succ != NULL) == m->busy);       /* a successor only while frozen */
+        ASSERT(!m->inconsistent || !m->enabled);    /* never recording into untrusted bits */
+        for (size_t k = 0; k < i; k++) {
+            ASSERT(strcmp(c->maps[k].name, m->name) != 0);
+        }
+        for (uint64_t g = 0; g < groups(c, m->gran); g++) {
+            ASSERT(m->bits[g] <= 1 && (!m->succ || m->succ[g] <= 1));
+        }
+    }
+    for (size_t i = 0; i < c->n_stored; i++) {
+        const struct cb_stored *s = &c->stored[i];
+        ASSERT(is_pow2(s->gran));
+        ASSERT(!s->in_use || s->bits == NULL); /* an entry in use stores no bits */
+    }
+}
+
 static void fail(struct check_bitmap *c, const char *property, const struct cb_where *at,
                  const char *fmt, ...) PRINTF_LIKE(4, 5);
 
@@ -349,6 +372,7 @@ void check_bitmap_compare(struct check_bitmap *c, const struct dirty_set *real,
                           const char *property, const struct cb_where *at)
 {
     dirty_set_check(real);
+    check_bitmap_check(c);
     for (size_t i = 0; i < c->n && !c->failed; i++) {
         const struct dirty_bitmap *b = dirty_find(real, c->maps[i].name);
         if (!b) {

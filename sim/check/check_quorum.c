@@ -38,6 +38,21 @@ void check_quorum_reset(struct check_quorum *c)
     c->n_ev = 0;
 }
 
+void check_quorum_check(const struct check_quorum *c)
+{
+    ASSERT(c->n >= 1 && c->n <= CQ_MAX);
+    ASSERT(c->threshold >= 1 && c->threshold <= c->n);
+    ASSERT(!(c->fifo && c->rewrite));
+    ASSERT(c->ignore_mask >> c->n == 0);
+    ASSERT(c->n_io <= c->cap_io && c->n_ev <= c->cap_ev);
+    ASSERT((c->io == NULL) == (c->cap_io == 0) && (c->ev == NULL) == (c->cap_ev == 0));
+    for (size_t i = 0; i < c->n_io; i++) {
+        ASSERT(c->io[i].child < c->n);
+    }
+    ASSERT(c->votes <= c->judged);
+    ASSERT(!c->failed || strcmp(c->first.property, "quorum") == 0);
+}
+
 static void *grow(void *p, size_t *cap, size_t n, size_t elem)
 {
     if (n < *cap) {
@@ -388,5 +403,6 @@ bool check_quorum_done(struct check_quorum *c, enum node_op op, uint64_t offset,
     uint64_t hash = ret == 0 && data ? XXH3_64bits(data, len) : 0;
     char why[200];
     compare(c, &x, ret, hash, &seen, ans, why, sizeof(why));
+    check_quorum_check(c);
     return why[0] ? fail(c, what, why, ans, line, op_index, now_ns) : true;
 }

@@ -80,6 +80,16 @@ void check_rw_crash(struct check_rw *c)
     c->crashed = true;
 }
 
+void check_rw_check(const struct check_rw *c)
+{
+    ASSERT(c->explained <= c->sectors_checked);
+    ASSERT(!c->failed || c->first.property[0] != '\0'); /* a verdict names its property */
+    ASSERT(c->first.n_expected <= CHECK_EXPECT_MAX);
+    ASSERT(c->first.n_expected == 0 || c->failed);
+    ASSERT(c->model.durable_seq <= c->model.seq + 1);
+    ASSERT(c->image != NULL || c->image_sectors == 0);
+}
+
 void check_tag_name(uint64_t tag, char *buf, size_t size)
 {
     if (tag == CONTENT_TAG_ZERO) {

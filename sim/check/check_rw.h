@@ -79,6 +79,9 @@ void check_rw_crash(struct check_rw *c);
 bool check_rw_read_done(struct check_rw *c, const uint8_t *buf, uint64_t sector, uint64_t n,
                         uint64_t op_index, unsigned line, uint64_t now_ns);
 
+/* Assert the checker's invariants (cheap: the world calls it at every pump). */
+void check_rw_check(const struct check_rw *c);
+
 /* Describe a tag for humans: "write #12", "zeroes", "garbage". */
 void check_tag_name(uint64_t tag, char *buf, size_t size);
 

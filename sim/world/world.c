@@ -744,6 +744,7 @@ void world_check(const struct world *w)
         ASSERT(w->hosts[h].crashes <= w->hosts[h].downs);
     }
     ASSERT(w->next <= w->t->n);
+    check_rw_check(&w->check);
 }
 
 void world__pump(struct world *w)
