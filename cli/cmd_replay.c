@@ -247,6 +247,7 @@ static int replay_parse_args(struct replay_args *a, int argc, char **argv)
     a->format = "auto";
     a->wall = true;
     a->o.want_bitmaps = true;
+    a->o.want_checks = true;
     optind = 1;
     int c;
     while ((c = cli_getopt("replay", argc, argv, replay_options)) != -1) {

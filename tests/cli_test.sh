@@ -526,6 +526,25 @@ expect_out "^quorum-tie-low " "--mutant list names every planted bug"
 expect_status 1 "a replica's lost FUA write is caught though the vote hides it" -- "$bin" replay \
     traces/regress/replica-fua.trace --mutant nbd-server-drop-fua
 expect_out "violation   replica" "replica violation named"
+# Each checker writes its own JSON section: the replica that lost the write
+# names its violation; the vote's and the guest's checkers did not fail.
+"$bin" replay --json --no-wall traces/regress/replica-fua.trace --mutant nbd-server-drop-fua \
+    >"$tmp/checks.json" || true
+python3 -c "
+import json, sys
+c = json.load(open(sys.argv[1]))['checks']
+r = c['replicas']
+assert [x['failed'] for x in r] == [False, False, True], r
+assert r[2]['first']['property'] == 'crash-consistency' and r[2]['first']['line'] == 13, r[2]
+assert not c['quorum']['failed'] and c['quorum']['threshold'] == 2 and not c['rw']['failed']
+" "$tmp/checks.json" && ok || bad "json checks: one section per checker, the replica's failure"
+"$bin" replay --json --no-wall traces/native/bitmaps.trace >"$tmp/checks.json"
+python3 -c "
+import json, sys
+c = json.load(open(sys.argv[1]))['checks']
+assert set(c) == {'rw', 'bitmap'}, c
+assert c['bitmap']['coverage_checks'] > 0 and c['rw']['sectors_checked'] > 0, c
+" "$tmp/checks.json" && ok || bad "json checks: rw and bitmap sections"
 expect_status 1 "a loader that skips its checksum is caught" -- "$bin" replay \
     traces/regress/qbm-checksum.trace --mutant qbm-skip-checksum
 expect_out "violation   bitmap-store" "loader violation named"

@@ -78,6 +78,18 @@ void check_bitmap_fini(struct check_bitmap *c)
     mem_free(c->stored, c->cap_stored * sizeof(*c->stored));
 }
 
+json_t *check_bitmap_json(const struct check_bitmap *c)
+{
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:b}", "bitmaps", (json_int_t)c->n,
+                          "stored", (json_int_t)c->n_stored, "coverage_checks",
+                          (json_int_t)c->checks, "explained_by_faults",
+                          (json_int_t)c->explained, "failed", c->failed);
+    if (c->failed) {
+        json_object_set_new(o, "first", check_violation_json(&c->first));
+    }
+    return o;
+}
+
 void check_bitmap_check(const struct check_bitmap *c)
 {
     ASSERT(c->n <= c->cap && c->n_stored <= c->cap_stored);

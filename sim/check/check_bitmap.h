@@ -97,6 +97,9 @@ void check_bitmap_down(struct check_bitmap *c, bool crash);
 void check_bitmap_loaded(struct check_bitmap *c, const struct dirty_set *real,
                          const struct cb_where *at, bool lost, bool corrupted);
 
+/* The checker's own section of the JSON report. */
+json_t *check_bitmap_json(const struct check_bitmap *c);
+
 /* Assert the model's invariants: unique names, power-of-two granularities,
  * a successor only while frozen, one bit value per group byte. O(bits). */
 void check_bitmap_check(const struct check_bitmap *c);

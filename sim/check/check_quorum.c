@@ -38,6 +38,17 @@ void check_quorum_reset(struct check_quorum *c)
     c->n_ev = 0;
 }
 
+json_t *check_quorum_json(const struct check_quorum *c)
+{
+    json_t *o = json_pack("{s:I, s:I, s:I, s:i, s:b}", "judged", (json_int_t)c->judged,
+                          "outvoted", (json_int_t)c->votes, "repairs", (json_int_t)c->repairs,
+                          "threshold", (int)c->threshold, "failed", c->failed);
+    if (c->failed) {
+        json_object_set_new(o, "first", check_violation_json(&c->first));
+    }
+    return o;
+}
+
 void check_quorum_check(const struct check_quorum *c)
 {
     ASSERT(c->n >= 1 && c->n <= CQ_MAX);

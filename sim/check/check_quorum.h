@@ -80,6 +80,9 @@ bool check_quorum_done(struct check_quorum *c, enum node_op op, uint64_t offset,
 /* The host crashed: what its requests left behind is forgotten. */
 void check_quorum_reset(struct check_quorum *c);
 
+/* The checker's own section of the JSON report. */
+json_t *check_quorum_json(const struct check_quorum *c);
+
 /* Assert the checker's invariants (cheap; checked at every judgement). */
 void check_quorum_check(const struct check_quorum *c);
 

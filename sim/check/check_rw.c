@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "../../ref/base.h"
 #include "../base/content.h"
 
@@ -78,6 +80,40 @@ void check_rw_crash(struct check_rw *c)
 {
     model_disk_crash(&c->model);
     c->crashed = true;
+}
+
+json_t *check_violation_json(const struct violation *v)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "property", json_string(v->property));
+    json_object_set_new(o, "message", json_string(v->msg));
+    json_object_set_new(o, "op_index", json_integer((json_int_t)v->op_index));
+    json_object_set_new(o, "line", json_integer(v->line));
+    json_object_set_new(o, "time_ns", json_integer((json_int_t)v->time_ns));
+    if (v->n_expected > 0) {
+        json_t *exp = json_array();
+        char name[48];
+        for (unsigned i = 0; i < v->n_expected; i++) {
+            check_tag_name(v->expected[i], name, sizeof(name));
+            json_array_append_new(exp, json_string(name));
+        }
+        check_tag_name(v->actual, name, sizeof(name));
+        json_object_set_new(o, "sector", json_integer((json_int_t)v->sector));
+        json_object_set_new(o, "expected", exp);
+        json_object_set_new(o, "actual", json_string(name));
+    }
+    return o;
+}
+
+json_t *check_rw_json(const struct check_rw *c)
+{
+    json_t *o = json_pack("{s:I, s:I, s:b, s:b}", "sectors_checked",
+                          (json_int_t)c->sectors_checked, "explained_by_faults",
+                          (json_int_t)c->explained, "crashed", c->crashed, "failed", c->failed);
+    if (c->failed) {
+        json_object_set_new(o, "first", check_violation_json(&c->first));
+    }
+    return o;
 }
 
 void check_rw_check(const struct check_rw *c)

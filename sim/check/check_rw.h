@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "model_disk.h"
 
 #define CHECK_EXPECT_MAX 4
@@ -78,6 +80,14 @@ void check_rw_crash(struct check_rw *c);
  * first violation (kept in c->first, with @op_index, @line and @now_ns). */
 bool check_rw_read_done(struct check_rw *c, const uint8_t *buf, uint64_t sector, uint64_t n,
                         uint64_t op_index, unsigned line, uint64_t now_ns);
+
+/* A violation as a JSON object (property, message, where; for a wrong
+ * value the sector, the values allowed and the one read). */
+json_t *check_violation_json(const struct violation *v);
+
+/* The checker's own section of the JSON report: what it judged, what
+ * faults explained, its first violation. */
+json_t *check_rw_json(const struct check_rw *c);
 
 /* Assert the checker's invariants (cheap: the world calls it at every pump). */
 void check_rw_check(const struct check_rw *c);

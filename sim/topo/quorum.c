@@ -605,6 +605,19 @@ static const struct violation *quorum_violation(const struct world *w)
     return qs(w)->cq.failed ? &qs(w)->cq.first : NULL;
 }
 
+/* The vote's checker, and one read-your-writes checker per child. */
+static void quorum_checks_json(const struct world *w, json_t *checks)
+{
+    json_object_set_new(checks, "quorum", check_quorum_json(&qs(w)->cq));
+    json_t *replicas = json_array();
+    for (unsigned i = 0; i < qs(w)->cfg.children; i++) {
+        json_t *one = check_rw_json(&qs(w)->replica[i]);
+        json_object_set_new(one, "child", json_integer(i));
+        json_array_append_new(replicas, one);
+    }
+    json_object_set_new(checks, "replicas", replicas);
+}
+
 static int quorum_guest_disk(const struct world *w)
 {
     (void)w;
@@ -635,6 +648,7 @@ const struct topo_ops topo_quorum = {
     .explained = quorum_explained,
     .faults = quorum_faults,
     .violation = quorum_violation,
+    .checks_json = quorum_checks_json,
     .end = quorum_end,
     .fini = quorum_fini,
     .replicas = true,

@@ -76,6 +76,8 @@ struct topo_ops {
     void (*image_loaded)(struct world *w, const uint8_t *image, uint64_t len);
     /* Faults its own devices fired (the network), added to @counts. */
     uint64_t (*faults)(const struct world *w, uint64_t counts[FAULT__COUNT]);
+    /* Its own checkers' report sections, added to @checks (optional). */
+    void (*checks_json)(const struct world *w, json_t *checks);
     /* The first violation its own checker found, or NULL (optional). */
     const struct violation *(*violation)(const struct world *w);
     /* After the run: figures into the result, its checker's verdict;

@@ -38,29 +38,6 @@ static uint64_t ops_total(const struct world_result *r)
     return n;
 }
 
-static json_t *violation_json(const struct violation *v)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "property", json_string(v->property));
-    json_object_set_new(o, "message", json_string(v->msg));
-    json_object_set_new(o, "op_index", json_integer((json_int_t)v->op_index));
-    json_object_set_new(o, "line", json_integer(v->line));
-    json_object_set_new(o, "time_ns", json_integer((json_int_t)v->time_ns));
-    if (v->n_expected > 0) {
-        json_t *exp = json_array();
-        char name[48];
-        for (unsigned i = 0; i < v->n_expected; i++) {
-            check_tag_name(v->expected[i], name, sizeof(name));
-            json_array_append_new(exp, json_string(name));
-        }
-        check_tag_name(v->actual, name, sizeof(name));
-        json_object_set_new(o, "sector", json_integer((json_int_t)v->sector));
-        json_object_set_new(o, "expected", exp);
-        json_object_set_new(o, "actual", json_string(name));
-    }
-    return o;
-}
-
 static json_t *counts_json(const uint64_t *counts)
 {
     json_t *o = json_object();
@@ -129,6 +106,9 @@ static void quorum_json(const struct world_result *r, json_t *o)
 json_t *report_json(const struct world_result *r, const struct report_info *info)
 {
     json_t *o = json_object();
+    if (r->checks) {
+        json_object_set(o, "checks", r->checks);
+    }
     json_object_set_new(o, "verdict", json_string(r->verdict == WORLD_PASS ? "pass" : "fail"));
     json_object_set_new(o, "expectations", json_string(r->expect_failed ? "failed"
                                                        : r->expects ? "met" : "none"));
@@ -174,7 +154,7 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
     json_object_set_new(o, "sim_time_ns", json_integer((json_int_t)r->sim_ns));
     json_object_set_new(o, "events", json_integer((json_int_t)r->events));
     if (r->verdict == WORLD_FAIL) {
-        json_object_set_new(o, "violation", violation_json(&r->first));
+        json_object_set_new(o, "violation", check_violation_json(&r->first));
         if (info->repro) {
             json_object_set_new(o, "reproduce", json_string(info->repro));
         }

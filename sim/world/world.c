@@ -1190,6 +1190,16 @@ static void result_fill(struct world *w)
     if (w->topo_ops->end) {
         w->topo_ops->end(w);
     }
+    if (w->o.want_checks) { /* each checker writes its own section */
+        r->checks = json_object();
+        json_object_set_new(r->checks, "rw", check_rw_json(&w->check));
+        if (w->bitmaps) {
+            json_object_set_new(r->checks, "bitmap", check_bitmap_json(&w->cb));
+        }
+        if (w->topo_ops->checks_json) {
+            w->topo_ops->checks_json(w, r->checks);
+        }
+    }
     /* r->first is the first violation in event order: world__verdict_fail
      * took it as it happened, whichever checker saw it. A checker that
      * failed without the world hearing of it is a wiring bug. */

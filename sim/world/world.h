@@ -86,6 +86,7 @@ struct world_opts {
     unsigned n_bitmaps;
     bool dirty_mark_early; /* mark bitmaps when a write is issued (the seed's mode) */
     bool want_bitmaps;     /* fill world_result.bitmaps; world_result_fini frees them */
+    bool want_checks;      /* fill world_result.checks (likewise) */
     const char *base_dir;  /* relative image= paths start here (NULL: the cwd) */
     const struct world_export *exports;
     unsigned n_exports;
@@ -148,6 +149,9 @@ struct world_result {
     char export_error[320];      /* an --export that could not be written, or "" */
     struct world_host hosts[WORLD_RESULT_HOSTS];
     unsigned n_hosts;
+    json_t *checks;              /* want_checks: each checker's own report section,
+                                  * by checker name ("rw", "bitmap", "quorum",
+                                  * "replicas") */
 };
 
 /* Free what world_run put in @r (the bitmaps); @r stays readable. */

@@ -266,6 +266,8 @@ static void snapshot_free(struct world_result *r)
 void world_result_fini(struct world_result *r)
 {
     snapshot_free(r);
+    json_decref(r->checks);
+    r->checks = NULL;
 }
 
 static void extents_take(struct world_bitmap *out, const struct bitmap *bits)
