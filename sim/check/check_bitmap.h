@@ -90,10 +90,11 @@ void check_bitmap_down(struct check_bitmap *c, bool crash);
  * stored. @lost: an injected fault made the newest descriptor write never
  * land (undetectable: an older, self-consistent state may load), or made
  * its slot fail its checksum when read back (the loader rightly falls back
- * to the older slot), so any difference is explained. @corrupted: faults damaged the files in ways the
- * QBM checksums cover: a bitmap the loader refused (inconsistent or
- * missing) is explained, but one it loaded as consistent must be the
- * stored one, bit for bit (a loader that skips a checksum is caught). */
+ * to the older slot), so any difference is explained. @corrupted: faults
+ * damaged the files in ways the QBM checksums cover: a bitmap the loader
+ * refused (inconsistent or missing) is explained, but one it loaded as
+ * consistent must be the stored one, bit for bit (a loader that skips a
+ * checksum is caught). */
 void check_bitmap_loaded(struct check_bitmap *c, const struct dirty_set *real,
                          const struct cb_where *at, bool lost, bool corrupted);
 
