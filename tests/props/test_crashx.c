@@ -14,6 +14,20 @@ static void parse(struct trace *t, const char *text)
     ck_assert_int_eq(trace_parse(t, text, strlen(text), &e), 0);
 }
 
+/* An explorer's repro trace replays alone (its mutants and crash plan
+ * travel in it) to a failure; @res gets the replay's result. */
+static void repro_fails_alone(const char *repro, struct world_result *res)
+{
+    ck_assert_ptr_nonnull(repro);
+    struct trace t;
+    parse(&t, repro);
+    struct world_opts wo = { 0 };
+    struct err e = { .file = "repro" };
+    ck_assert_int_eq(world_run(&t, &wo, res, &e), 0);
+    ck_assert_int_eq(res->verdict, WORLD_FAIL);
+    trace_fini(&t);
+}
+
 START_TEST(test_exhaustive_passes_and_counts)
 {
     struct crashx_opts o;
@@ -47,16 +61,10 @@ START_TEST(test_exhaustive_finds_map_ordering_bug)
     ck_assert_ptr_nonnull(r.repro);
     ck_assert_ptr_nonnull(strstr(r.repro, "at-flush="));
     ck_assert_ptr_nonnull(strstr(r.repro, "mutant overlay-map-first"));
-    struct trace t;
-    parse(&t, r.repro);
-    struct world_opts wo = { 0 };
     struct world_result res;
-    struct err e = { .file = "repro" };
-    ck_assert_int_eq(world_run(&t, &wo, &res, &e), 0);
-    ck_assert_int_eq(res.verdict, WORLD_FAIL);
+    repro_fails_alone(r.repro, &res);
     ck_assert_msg(strstr(r.message, res.first.msg) != NULL, "%s vs %s", r.message,
                   res.first.msg);
-    trace_fini(&t);
     crashx_result_fini(&r);
 }
 END_TEST
@@ -117,13 +125,8 @@ START_TEST(test_segments_between_crash_records)
     /* The repro names the plan on the second crash record; the first stays. */
     ck_assert_ptr_nonnull(strstr(r.repro, "crash mode=prefix\n"));
     ck_assert_ptr_nonnull(strstr(r.repro, "crash plan="));
-    struct trace rt;
-    parse(&rt, r.repro);
-    struct world_opts wo = { 0 };
     struct world_result res;
-    ck_assert_int_eq(world_run(&rt, &wo, &res, &e), 0);
-    ck_assert_int_eq(res.verdict, WORLD_FAIL);
-    trace_fini(&rt);
+    repro_fails_alone(r.repro, &res);
     crashx_result_fini(&r);
     /* --point picks that one point: the same failure, alone. */
     o.only_point = 2;
@@ -161,13 +164,8 @@ START_TEST(test_explore_finds_snapshot_late)
     ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
     ck_assert(r.failed);
     ck_assert_ptr_nonnull(strstr(r.message, "at device flush"));
-    struct trace rt;
-    parse(&rt, r.repro);
-    struct world_opts wo = { 0 };
     struct world_result res;
-    ck_assert_int_eq(world_run(&rt, &wo, &res, &e), 0);
-    ck_assert_int_eq(res.verdict, WORLD_FAIL);
-    trace_fini(&rt);
+    repro_fails_alone(r.repro, &res);
     crashx_result_fini(&r);
     trace_fini(&t);
 }

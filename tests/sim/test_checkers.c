@@ -280,19 +280,34 @@ END_TEST
 
 /* ---- the bitmap checker ---- */
 
+/* The stack's side: a dirty set over 1 MiB with persistent bitmap "b" at
+ * 64 KiB, as a load or an add leaves it. */
+static struct dirty_set *real_set(void)
+{
+    struct dirty_set *real = dirty_set_new(1 << 20);
+    struct err e = { .file = NULL };
+    ck_assert_int_eq(dirty_add(real, "b", 65536, DIRTY_ADD_PERSISTENT, &e, NULL), 0);
+    return real;
+}
+
+/* A model and a real dirty set over 1 MiB, each with persistent bitmap
+ * "b" at 64 KiB (check_bitmap_fini and dirty_set_free end them). */
+static struct dirty_set *bitmap_pair(struct check_bitmap *c)
+{
+    check_bitmap_init(c, 1 << 20);
+    struct trace_bitmap op = { .op = TRACE_BM_ADD, .persistent = true };
+    snprintf(op.name, sizeof(op.name), "b");
+    ck_assert_int_eq(check_bitmap_apply(c, &op, 65536), 0);
+    return real_set();
+}
+
 /* A persistent bitmap misses a write (the stack never marked it): the
  * coverage check names it; a bitmap marked correctly passes. */
 START_TEST(test_bitmap_catches_missing_bits)
 {
     for (int plant = 0; plant < 2; plant++) {
         struct check_bitmap c;
-        check_bitmap_init(&c, 1 << 20);
-        struct dirty_set *real = dirty_set_new(1 << 20);
-        struct trace_bitmap op = { .op = TRACE_BM_ADD, .persistent = true };
-        snprintf(op.name, sizeof(op.name), "b");
-        ck_assert_int_eq(check_bitmap_apply(&c, &op, 65536), 0);
-        struct err e = { .file = NULL };
-        ck_assert_int_eq(dirty_add(real, "b", 65536, DIRTY_ADD_PERSISTENT, &e, NULL), 0);
+        struct dirty_set *real = bitmap_pair(&c);
         if (!plant) {
             dirty_mark(real, 70000, 4096);
         }
@@ -318,13 +333,7 @@ START_TEST(test_bitmap_catches_wrong_loads)
 {
     for (int variant = 0; variant < 4; variant++) {
         struct check_bitmap c;
-        check_bitmap_init(&c, 1 << 20);
-        struct dirty_set *real = dirty_set_new(1 << 20);
-        struct trace_bitmap op = { .op = TRACE_BM_ADD, .persistent = true };
-        snprintf(op.name, sizeof(op.name), "b");
-        ck_assert_int_eq(check_bitmap_apply(&c, &op, 65536), 0);
-        struct err e = { .file = NULL };
-        ck_assert_int_eq(dirty_add(real, "b", 65536, DIRTY_ADD_PERSISTENT, &e, NULL), 0);
+        struct dirty_set *real = bitmap_pair(&c);
         dirty_mark(real, 0, 4096);
         struct cb_where at = { .line = 7 };
         check_bitmap_write_done(&c, real, 0, 4096, &at);
@@ -334,8 +343,7 @@ START_TEST(test_bitmap_catches_wrong_loads)
         /* The reload: variant 0 exact; 1 a flipped bit, no fault (caught);
          * 2 a flipped bit with the files corrupted (still caught: loaded as
          * consistent); 3 the same with the descriptor lost (explained). */
-        real = dirty_set_new(1 << 20);
-        ck_assert_int_eq(dirty_add(real, "b", 65536, DIRTY_ADD_PERSISTENT, &e, NULL), 0);
+        real = real_set();
         dirty_mark(real, 0, 4096);
         if (variant > 0) {
             dirty_mark(real, 131072, 512);
