@@ -13,6 +13,7 @@
 
 #include "../../ref/base.h"
 #include "../base/content.h"
+#include "checker.h"
 
 void check_rw_init(struct check_rw *c, uint64_t seed, check_taint_fn *taint, void *opaque)
 {
@@ -210,3 +211,87 @@ bool check_rw_read_done(struct check_rw *c, const uint8_t *buf, uint64_t sector,
     }
     return true;
 }
+
+/* ---- as a checker of the guest's requests (checker.h) ---- */
+
+static uint64_t rw_io_submit(void *self, const struct checker_io *io)
+{
+    return io->op == NODE_OP_FLUSH ? check_rw_flush_submit(self) : 0;
+}
+
+static void rw_io_done(void *self, const struct checker_io *io)
+{
+    struct check_rw *c = self;
+    bool ok = io->ret == 0;
+    switch (io->op) {
+    case NODE_OP_READ:
+        if (ok) {
+            (void)check_rw_read_done(c, io->data, io->sector, io->n, io->index,
+                                     io->rec->line, io->now_ns);
+        }
+        break;
+    case NODE_OP_WRITE:
+    case NODE_OP_WRITE_ZEROES:
+        check_rw_write_done(c, io->sector, io->n, io->tag, ok, io->fua);
+        break;
+    case NODE_OP_DISCARD:
+        check_rw_discard_done(c, io->sector, io->n); /* may or may not have happened */
+        break;
+    case NODE_OP_FLUSH:
+        check_rw_flush_done(c, io->cookie, ok);
+        break;
+    default:
+        UNREACHABLE();
+    }
+}
+
+static void rw_io_lost(void *self, const struct checker_io *io)
+{
+    if (io->op == NODE_OP_WRITE || io->op == NODE_OP_WRITE_ZEROES) {
+        check_rw_write_lost(self, io->sector, io->n, io->tag);
+    } else if (io->op == NODE_OP_DISCARD) {
+        check_rw_discard_done(self, io->sector, io->n);
+    }
+}
+
+static void rw_crash(void *self, unsigned host, bool guest, int mode)
+{
+    (void)host;
+    (void)mode;
+    if (guest) {
+        check_rw_crash(self);
+    }
+}
+
+static const struct violation *rw_violation(const void *self)
+{
+    const struct check_rw *c = self;
+    return c->failed ? &c->first : NULL;
+}
+
+static void rw_check(const void *self)
+{
+    check_rw_check(self);
+}
+
+static json_t *rw_json(const void *self)
+{
+    return check_rw_json(self);
+}
+
+static void rw_fini(void *self)
+{
+    check_rw_fini(self);
+}
+
+const struct checker_ops check_rw_ops = {
+    .name = "rw",
+    .io_submit = rw_io_submit,
+    .io_done = rw_io_done,
+    .io_lost = rw_io_lost,
+    .crash = rw_crash,
+    .violation = rw_violation,
+    .check = rw_check,
+    .json = rw_json,
+    .fini = rw_fini,
+};

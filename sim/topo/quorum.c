@@ -68,6 +68,8 @@ struct quorum_state {
      * replica's loss): what it acknowledged with FUA, or before a flush it
      * acknowledged, must survive its host's crash, whatever the vote shows. */
     struct check_rw replica[WORLD_DISKS_MAX];
+    bool replica_failed;            /* replica_first is the replicas' first violation */
+    struct violation replica_first;
     struct replica_ctx {
         struct world *w;
         unsigned child;
@@ -131,6 +133,8 @@ static bool replica_taint(void *opaque, uint64_t sector)
     return disk_taint_get(c->w->disks[c->child], sector) != DISK_TAINT_NONE;
 }
 
+static const struct checker_ops quorum_checker, replicas_checker;
+
 static void quorum_start(struct world *w)
 {
     for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
@@ -141,6 +145,9 @@ static void quorum_start(struct world *w)
     }
     check_quorum_init(&qs(w)->cq, qs(w)->cfg.children, qs(w)->cfg.threshold, qs(w)->cfg.fifo,
                       qs(w)->cfg.rewrite, qs(w)->cfg.ignore_mask);
+    qs(w)->replica_failed = false;
+    world__checker_add(w, &quorum_checker, w);
+    world__checker_add(w, &replicas_checker, w);
     qs(w)->net_transient = true;
     for (size_t i = 0; i < w->plan.n; i++) {
         qs(w)->net_transient &= rule_transient(&w->plan.rules[i]);
@@ -279,11 +286,15 @@ static void replica_seen(struct world *w, unsigned child, const struct req *req,
         const struct guest_op *g = guest_op_over(w, req->offset, req->len);
         if (!check_rw_read_done(c, buf, first, n, g ? g->index : 0, g ? g->rec->line : 0,
                                 w->q.now_ns)) {
-            struct violation v = c->first;
-            snprintf(v.property, sizeof(v.property), "replica");
-            snprintf(v.msg, sizeof(v.msg), "children.%u (disk c%u), which the vote may hide: "
-                     "%.250s", child, child, c->first.msg);
-            world__verdict_fail(w, &v);
+            struct violation *v = &qs(w)->replica_first;
+            if (!qs(w)->replica_failed) {
+                qs(w)->replica_failed = true;
+                *v = c->first;
+                snprintf(v->property, sizeof(v->property), "replica");
+                snprintf(v->msg, sizeof(v->msg), "children.%u (disk c%u), which the vote may "
+                         "hide: %.250s", child, child, c->first.msg);
+            }
+            world__verdict_fail(w, v); /* a child's request, not a guest's: report it now */
         }
     }
 }
@@ -323,13 +334,105 @@ static void quorum_seen(void *opaque, const struct quorum_event *ev)
     }
 }
 
-static bool quorum_guest_done(struct world *w, enum node_op op, const struct trace_rec *rec,
-                              uint64_t index, int ret, const uint8_t *data)
+/* ---- the topology's checkers (checker.h); self: the world ---- */
+
+/* "quorum": every guest request judged against the children's answers. */
+static void cq_io_done(void *self, const struct checker_io *io)
 {
-    uint64_t len = op == NODE_OP_FLUSH ? 0 : rec->len;
-    return check_quorum_done(&qs(w)->cq, op, rec->offset, len, ret, data, rec->line, index,
-                             w->q.now_ns);
+    struct world *w = self;
+    if (io->guest) {
+        uint64_t len = io->op == NODE_OP_FLUSH ? 0 : io->rec->len;
+        (void)check_quorum_done(&qs(w)->cq, io->op, io->rec->offset, len, io->ret, io->data,
+                                io->rec->line, io->index, io->now_ns);
+    }
 }
+
+static const struct violation *cq_violation(const void *self)
+{
+    const struct world *w = self;
+    return qs(w)->cq.failed ? &qs(w)->cq.first : NULL;
+}
+
+static void cq_check(const void *self)
+{
+    check_quorum_check(&qs(self)->cq);
+}
+
+static json_t *cq_json(const void *self)
+{
+    return check_quorum_json(&qs(self)->cq);
+}
+
+static void cq_fini(void *self)
+{
+    check_quorum_fini(&qs(self)->cq);
+}
+
+static const struct checker_ops quorum_checker = {
+    .name = "quorum",
+    .io_done = cq_io_done,
+    .violation = cq_violation,
+    .check = cq_check,
+    .json = cq_json,
+    .fini = cq_fini,
+};
+
+/* "replicas": each child judged as a disk of its own, fed by the requests
+ * the quorum sends it (replica_seen). */
+static void replicas_crash(void *self, unsigned host, bool guest, int mode)
+{
+    struct world *w = self;
+    (void)guest;
+    (void)mode;
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        if (w->hosts[host].disk[i]) { /* that child's disk lost its cache */
+            check_rw_crash(&qs(w)->replica[i]);
+        }
+    }
+}
+
+static const struct violation *replicas_violation(const void *self)
+{
+    const struct quorum_state *q = qs(self);
+    return q->replica_failed ? &q->replica_first : NULL;
+}
+
+static void replicas_check(const void *self)
+{
+    const struct quorum_state *q = qs(self);
+    for (unsigned i = 0; i < q->cfg.children; i++) {
+        check_rw_check(&q->replica[i]);
+    }
+    ASSERT(!q->replica_failed || strcmp(q->replica_first.property, "replica") == 0);
+}
+
+static json_t *replicas_json(const void *self)
+{
+    const struct quorum_state *q = qs(self);
+    json_t *replicas = json_array();
+    for (unsigned i = 0; i < q->cfg.children; i++) {
+        json_t *one = check_rw_json(&q->replica[i]);
+        json_object_set_new(one, "child", json_integer(i));
+        json_array_append_new(replicas, one);
+    }
+    return replicas;
+}
+
+static void replicas_fini(void *self)
+{
+    for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
+        check_rw_fini(&qs(self)->replica[i]);
+    }
+}
+
+static const struct checker_ops replicas_checker = {
+    .name = "replicas",
+    .crash = replicas_crash,
+    .violation = replicas_violation,
+    .check = replicas_check,
+    .json = replicas_json,
+    .fini = replicas_fini,
+};
 
 /* Is child @i touched at guest @sector: an injected fault left its mark on
  * that very sector of its disk, the child missed a write there (a failed
@@ -561,9 +664,6 @@ static void quorum_end(struct world *w)
     w->r->quorum_judged = qs(w)->cq.judged;
     w->r->quorum_votes = qs(w)->cq.votes;
     w->r->quorum_repairs = qs(w)->cq.repairs;
-    if (qs(w)->cq.failed) {
-        world__verdict_fail(w, &qs(w)->cq.first);
-    }
 }
 
 static void quorum_fini(struct world *w)
@@ -575,47 +675,17 @@ static void quorum_fini(struct world *w)
         net_free(qs(w)->net);
         qs(w)->net = NULL;
     }
-    check_quorum_fini(&qs(w)->cq);
-    for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
+    for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) { /* its checkers were freed already */
         u64map_fini(&qs(w)->stale[i]);
         u64map_fini(&qs(w)->mute[i]);
-        check_rw_fini(&qs(w)->replica[i]);
     }
     mem_free(w->tst, sizeof(struct quorum_state));
     w->tst = NULL;
 }
 
-/* Host @h lost power: the replicas whose disks it holds lose their caches. */
-static void quorum_host_crashed(struct world *w, unsigned h)
-{
-    for (unsigned i = 0; i < w->n_disks; i++) {
-        if (w->hosts[h].disk[i]) {
-            check_rw_crash(&qs(w)->replica[i]);
-        }
-    }
-}
-
 static uint64_t quorum_faults(const struct world *w, uint64_t counts[FAULT__COUNT])
 {
     return qs(w)->net ? fault_counts_add(counts, net_stats(qs(w)->net)->faults) : 0;
-}
-
-static const struct violation *quorum_violation(const struct world *w)
-{
-    return qs(w)->cq.failed ? &qs(w)->cq.first : NULL;
-}
-
-/* The vote's checker, and one read-your-writes checker per child. */
-static void quorum_checks_json(const struct world *w, json_t *checks)
-{
-    json_object_set_new(checks, "quorum", check_quorum_json(&qs(w)->cq));
-    json_t *replicas = json_array();
-    for (unsigned i = 0; i < qs(w)->cfg.children; i++) {
-        json_t *one = check_rw_json(&qs(w)->replica[i]);
-        json_object_set_new(one, "child", json_integer(i));
-        json_array_append_new(replicas, one);
-    }
-    json_object_set_new(checks, "replicas", replicas);
 }
 
 static int quorum_guest_disk(const struct world *w)
@@ -642,13 +712,9 @@ const struct topo_ops topo_quorum = {
     .guest_free = quorum_guest_free,
     .host_open = quorum_host_open,
     .host_kill = quorum_host_kill,
-    .host_crashed = quorum_host_crashed,
     .conflict = quorum_conflict,
-    .guest_done = quorum_guest_done,
     .explained = quorum_explained,
     .faults = quorum_faults,
-    .violation = quorum_violation,
-    .checks_json = quorum_checks_json,
     .end = quorum_end,
     .fini = quorum_fini,
     .replicas = true,

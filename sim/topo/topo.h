@@ -46,16 +46,9 @@ struct topo_ops {
     /* Another host comes up, goes down (hosts[1..]; optional). */
     int (*host_open)(struct world *w, unsigned h, struct err *e);
     void (*host_kill)(struct world *w, unsigned h);
-    /* Host @h (any, the guest's too) lost power; its disks' caches are
-     * resolved (optional). */
-    void (*host_crashed)(struct world *w, unsigned h);
     /* Must guest request @rec wait for @o in flight, beyond the overlap
      * rule every topology keeps? (optional) */
     bool (*conflict)(const struct trace_rec *rec, const struct trace_rec *o);
-    /* A guest request completed: the topology's own checker; false once it
-     * found a violation (optional). */
-    bool (*guest_done)(struct world *w, enum node_op op, const struct trace_rec *rec,
-                       uint64_t index, int ret, const uint8_t *data);
     /* An injected fault tainted sectors [first, first + n) of disk @disk
      * (optional: for attribution that follows data as it moves). */
     void (*taint_seen)(struct world *w, unsigned disk, uint64_t first, uint64_t n);
@@ -76,12 +69,10 @@ struct topo_ops {
     void (*image_loaded)(struct world *w, const uint8_t *image, uint64_t len);
     /* Faults its own devices fired (the network), added to @counts. */
     uint64_t (*faults)(const struct world *w, uint64_t counts[FAULT__COUNT]);
-    /* Its own checkers' report sections, added to @checks (optional). */
-    void (*checks_json)(const struct world *w, json_t *checks);
-    /* The first violation its own checker found, or NULL (optional). */
-    const struct violation *(*violation)(const struct world *w);
-    /* After the run: figures into the result, its checker's verdict;
-     * then free the state (optional both). */
+    /* After the run: figures into the result; then free the state
+     * (optional both). Its own checkers it registers in start
+     * (world__checker_add); the world dispatches to them and frees them
+     * before fini. */
     void (*end)(struct world *w);
     void (*fini)(struct world *w);
     bool replicas; /* the guest reads a vote over replicas (check_rw) */

@@ -205,34 +205,18 @@ static uint64_t write_tag(const struct trace_rec *rec, uint64_t index)
     return rec->has_pattern ? content_pattern_tag(rec->pattern) : index + 1;
 }
 
-static void op_judge(struct world *w, struct guest_op *op, int ret)
+/* @op as the checkers see it. */
+static struct checker_io op_io(const struct world *w, const struct guest_op *op, int ret)
 {
     const struct trace_rec *rec = op->rec;
-    uint64_t s = rec->offset / CONTENT_SECTOR;
-    uint64_t n = rec->len / CONTENT_SECTOR;
-    bool ok = ret == 0;
-    switch (rec->kind) {
-    case TRACE_READ:
-        if (ok && !check_rw_read_done(&w->check, op->buf, s, n, op->index, rec->line,
-                                      w->q.now_ns)) {
-            world__verdict_fail(w, &w->check.first);
-        }
-        break;
-    case TRACE_WRITE:
-        check_rw_write_done(&w->check, s, n, write_tag(rec, op->index), ok, rec->fua);
-        break;
-    case TRACE_ZERO:
-        check_rw_write_done(&w->check, s, n, CONTENT_TAG_ZERO, ok, rec->fua);
-        break;
-    case TRACE_DISCARD:
-        check_rw_discard_done(&w->check, s, n);
-        break;
-    case TRACE_FLUSH:
-        check_rw_flush_done(&w->check, op->flush_seq, ok);
-        break;
-    default:
-        UNREACHABLE();
-    }
+    bool flush = rec->kind == TRACE_FLUSH;
+    return (struct checker_io){
+        .op = node_ops[rec->kind], .rec = rec, .guest = true, .index = op->index,
+        .sector = flush ? 0 : rec->offset / CONTENT_SECTOR,
+        .n = flush ? 0 : rec->len / CONTENT_SECTOR,
+        .tag = rec->kind == TRACE_WRITE ? write_tag(rec, op->index) : CONTENT_TAG_ZERO,
+        .fua = rec->fua, .ret = ret, .data = op->buf, .now_ns = w->q.now_ns,
+    };
 }
 
 static void op_free(struct guest_op *op)
@@ -262,16 +246,9 @@ static void op_done(void *opaque, int ret)
     w->r->ops[op->rec->kind]++;
     w->r->errors[op->rec->kind] += ret < 0;
     w->judging = op->rec;
-    op_judge(w, op, ret);
+    struct checker_io io = op_io(w, op, ret);
+    world__checkers_done(w, &io, op->cookie);
     w->judging = NULL;
-    if (w->topo_ops->guest_done && !w->topo_ops->guest_done(w, node_ops[op->rec->kind],
-                                                             op->rec, op->index, ret,
-                                                             op->buf)) {
-        world__verdict_fail(w, w->topo_ops->violation(w));
-    }
-    if (w->bitmaps && op_writes(op->rec->kind)) {
-        world__bitmap_write_done(w, op->rec);
-    }
     op_free(op);
     world__pump(w);
 }
@@ -293,9 +270,8 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
         content_fill(op->buf, w->seed, op->index + 1, rec->offset / CONTENT_SECTOR,
                      rec->len / CONTENT_SECTOR);
     }
-    if (rec->kind == TRACE_FLUSH) {
-        op->flush_seq = check_rw_flush_submit(&w->check);
-    }
+    struct checker_io io = op_io(w, op, 0);
+    world__checkers_submit(w, &io, op->cookie);
     if (w->n_inflight == w->cap_inflight) {
         unsigned cap = w->cap_inflight ? 2 * w->cap_inflight : 16;
         w->inflight = mem_realloc(w->inflight, w->cap_inflight * sizeof(*w->inflight),
@@ -329,15 +305,8 @@ static void guest_host_down(struct world *w)
     /* Writes in flight may or may not have reached the media. */
     for (unsigned i = 0; i < w->n_inflight; i++) {
         const struct guest_op *op = w->inflight[i];
-        uint64_t s = op->rec->offset / CONTENT_SECTOR;
-        uint64_t n = op->rec->len / CONTENT_SECTOR;
-        if (op->rec->kind == TRACE_WRITE) {
-            check_rw_write_lost(&w->check, s, n, write_tag(op->rec, op->index));
-        } else if (op->rec->kind == TRACE_ZERO) {
-            check_rw_write_lost(&w->check, s, n, CONTENT_TAG_ZERO);
-        } else if (op->rec->kind == TRACE_DISCARD) {
-            check_rw_discard_done(&w->check, s, n);
-        }
+        struct checker_io io = op_io(w, op, BS_ECRASHED);
+        world__checkers_lost(w, &io, op->cookie);
     }
     w->r->lost += w->n_inflight;
     w->n_inflight = 0; /* their completions will see the old epoch */
@@ -406,15 +375,12 @@ static void hosts_down(struct world *w, const struct trace_rec *rec, unsigned ma
             w->hosts[h].up = false;
             w->hosts[h].downs++;
             w->hosts[h].crashes += power_lost;
-            if (power_lost && w->topo_ops->host_crashed) {
-                w->topo_ops->host_crashed(w, h);
+            if (power_lost && h == WORLD_GUEST_HOST && w->bitmaps) {
+                world__bitmap_crash(w, mode); /* the QBM files lose their caches */
             }
-        }
-    }
-    if (power_lost && (mask & (1u << WORLD_GUEST_HOST))) {
-        check_rw_crash(&w->check);
-        if (w->bitmaps) {
-            world__bitmap_crash(w, mode);
+            if (power_lost) {
+                world__checkers_crash(w, h, (int)mode);
+            }
         }
     }
 }
@@ -544,6 +510,7 @@ static void do_restart(struct world *w, const struct trace_rec *rec)
             int ret = w->topo_ops->host_open(w, h, &e);
             ASSERT(ret == 0); /* a server's stack is a file node: it always opens */
             w->hosts[h].up = true;
+            world__checkers_restart(w, h);
         }
     }
     w->r->restarts++;
@@ -563,6 +530,7 @@ static void do_restart(struct world *w, const struct trace_rec *rec)
         return;
     }
     w->hosts[WORLD_GUEST_HOST].up = true;
+    world__checkers_restart(w, WORLD_GUEST_HOST);
     if (w->bitmaps) {
         world__bitmap_ready(w, rec, false);
     }
@@ -608,6 +576,7 @@ static void injected_crash_ev(void *opaque)
         return;
     }
     do_crash(w, rec);
+    world__checkers_control(w, rec);
     /* The rest of the workload never ran: go on at the next restart. */
     while (w->next < w->t->n && w->t->recs[w->next].kind != TRACE_RESTART) {
         w->next++;
@@ -720,6 +689,21 @@ static bool pump_one(struct world *w, const struct trace_rec *rec)
     }
 }
 
+/* Does @rec act on the world (rather than being a guest request, a setting,
+ * a comment or an expectation)? */
+static bool rec_is_control(const struct world *w, const struct trace_rec *rec)
+{
+    switch (rec->kind) {
+    case TRACE_CRASH:
+    case TRACE_RESTART:
+    case TRACE_BITMAP:
+    case TRACE_SHUTDOWN:
+        return true;
+    default:
+        return (w->topo_ops->controls & (1u << rec->kind)) != 0;
+    }
+}
+
 void world_check(const struct world *w)
 {
     ASSERT(w->n_hosts >= 1 && w->n_hosts <= WORLD_HOSTS_MAX);
@@ -744,7 +728,7 @@ void world_check(const struct world *w)
         ASSERT(w->hosts[h].crashes <= w->hosts[h].downs);
     }
     ASSERT(w->next <= w->t->n);
-    check_rw_check(&w->check);
+    world__checkers_check(w);
 }
 
 void world__pump(struct world *w)
@@ -752,8 +736,12 @@ void world__pump(struct world *w)
     world_check(w);
     while (w->next < w->t->n && !w->control_busy && w->r->verdict == WORLD_PASS &&
            !w->r->ended_early) {
-        if (!pump_one(w, &w->t->recs[w->next])) {
+        const struct trace_rec *rec = &w->t->recs[w->next];
+        if (!pump_one(w, rec)) {
             return;
+        }
+        if (rec_is_control(w, rec)) {
+            world__checkers_control(w, rec);
         }
         w->next++;
         w->waited = false;
@@ -1052,11 +1040,12 @@ static int world_setup(struct world *w, struct err *e)
         w->disks[i]->taint_hook = taint_seen;
         w->disks[i]->taint_hook_opaque = w;
     }
-    if (w->topo_ops->start) {
-        w->topo_ops->start(w);
-    }
     check_rw_init(&w->check, w->seed, world_taint, w);
     w->check.replicas = w->topo_ops->replicas;
+    world__checker_add(w, &check_rw_ops, &w->check);
+    if (w->topo_ops->start) {
+        w->topo_ops->start(w); /* adds the topology's checkers */
+    }
     TRY(world__images_load(w, e));
     w->digest = XXH3_createState();
     ASSERT(w->digest != NULL);
@@ -1066,6 +1055,10 @@ static int world_setup(struct world *w, struct err *e)
     if (w->bitmaps) {
         files_init(&w->files, &w->q, &w->plan, w->seed, w->o.disk_mutants);
         check_bitmap_init(&w->cb, w->size);
+        world__checker_add(w, &world__bitmap_checker, w);
+    }
+    for (unsigned i = 0; i < w->o.n_checkers; i++) {
+        world__checker_add(w, w->o.checkers[i].ops, w->o.checkers[i].self);
     }
     for (unsigned h = 1; h < w->n_hosts; h++) {
         TRY(w->topo_ops->host_open(w, h, e));
@@ -1104,6 +1097,7 @@ static void world_fini(struct world *w)
      * and every dead stack frees itself. Bounded by the events pending. */
     for (uint64_t i = 0; i < WORLD_EVENTS_MAX && evq_step(&w->q, UINT64_MAX); i++) {
     }
+    world__checkers_fini(w); /* before the topology: its checkers live in its state */
     if (w->topo_ops && w->topo_ops->fini) {
         w->topo_ops->fini(w);
     }
@@ -1115,11 +1109,9 @@ static void world_fini(struct world *w)
     }
     if (w->r->bitmaps_on) {
         files_fini(&w->files);
-        check_bitmap_fini(&w->cb);
     }
     if (w->digest) {
         XXH3_freeState(w->digest);
-        check_rw_fini(&w->check);
     }
     mem_free(w->inflight, w->cap_inflight * sizeof(*w->inflight));
     fault_plan_fini(&w->plan);
@@ -1190,21 +1182,12 @@ static void result_fill(struct world *w)
     if (w->topo_ops->end) {
         w->topo_ops->end(w);
     }
-    if (w->o.want_checks) { /* each checker writes its own section */
-        r->checks = json_object();
-        json_object_set_new(r->checks, "rw", check_rw_json(&w->check));
-        if (w->bitmaps) {
-            json_object_set_new(r->checks, "bitmap", check_bitmap_json(&w->cb));
-        }
-        if (w->topo_ops->checks_json) {
-            w->topo_ops->checks_json(w, r->checks);
-        }
-    }
     /* r->first is the first violation in event order: world__verdict_fail
-     * took it as it happened, whichever checker saw it. A checker that
-     * failed without the world hearing of it is a wiring bug. */
-    ASSERT(!w->check.failed || r->verdict == WORLD_FAIL);
-    ASSERT(!(w->bitmaps && w->cb.failed) || r->verdict == WORLD_FAIL);
+     * took it as it happened, whichever checker saw it. */
+    world__checkers_end(w);
+    if (w->o.want_checks) { /* each checker writes its own section */
+        r->checks = world__checkers_json(w);
+    }
 }
 
 static void expect_check(const struct trace *t, struct world_result *r)

@@ -27,6 +27,8 @@
 #include <stdint.h>
 
 #include "../check/check_rw.h"
+
+struct checker;
 #include "../dev/disk.h"
 #include "../trace/trace.h"
 
@@ -90,6 +92,10 @@ struct world_opts {
     const char *base_dir;  /* relative image= paths start here (NULL: the cwd) */
     const struct world_export *exports;
     unsigned n_exports;
+    /* More checkers (sim/check/checker.h), dispatched after the world's
+     * own; their state is the caller's; fini, if set, runs when the run ends. */
+    const struct checker *checkers;
+    unsigned n_checkers;
 };
 
 enum world_verdict { WORLD_PASS, WORLD_FAIL };

@@ -237,18 +237,63 @@ void world__bitmap_rec(struct world *w, const struct trace_rec *rec)
     }
 }
 
-void world__bitmap_write_done(struct world *w, const struct trace_rec *rec)
-{
-    struct cb_where at = where(w, rec);
-    check_bitmap_write_done(&w->cb, w->live->root->dirty, rec->offset, rec->len, &at);
-    judge(w);
-}
-
 void world__bitmap_crash(struct world *w, enum disk_crash_mode mode)
 {
     files_crash(&w->files, mode);
-    check_bitmap_down(&w->cb, true);
 }
+
+/* ---- the bitmap checker as an observer (it is an oracle too: the bitmap
+ * records above ask it what QEMU would answer) ---- */
+
+/* A guest write, write-zeroes or discard marks what it covers. */
+static void cb_io_done(void *self, const struct checker_io *io)
+{
+    struct world *w = self;
+    if (io->guest && io->op != NODE_OP_READ && io->op != NODE_OP_FLUSH) {
+        struct cb_where at = where(w, io->rec);
+        check_bitmap_write_done(&w->cb, w->live->root->dirty, io->rec->offset, io->rec->len,
+                                &at);
+    }
+}
+
+static void cb_crash(void *self, unsigned host, bool guest, int mode)
+{
+    struct world *w = self;
+    (void)host;
+    (void)mode;
+    if (guest) {
+        check_bitmap_down(&w->cb, true);
+    }
+}
+
+static const struct violation *cb_violation(const void *self)
+{
+    const struct world *w = self;
+    return w->cb.failed ? &w->cb.first : NULL;
+}
+
+static json_t *cb_json(const void *self)
+{
+    const struct world *w = self;
+    return check_bitmap_json(&w->cb);
+}
+
+static void cb_fini(void *self)
+{
+    struct world *w = self;
+    check_bitmap_fini(&w->cb);
+}
+
+const struct checker_ops world__bitmap_checker = {
+    .name = "bitmap",
+    .io_done = cb_io_done,
+    .crash = cb_crash,
+    .violation = cb_violation,
+    /* no .check: check_bitmap_check walks every bit, so it runs at each
+     * compare rather than at every pump */
+    .json = cb_json,
+    .fini = cb_fini,
+};
 
 /* ---- the report's snapshot ---- */
 
@@ -352,6 +397,14 @@ static void shutdown_stored(void *opaque, int ret)
     world__control_end(c);
 }
 
+/* The shutdown's flush, as the checkers see it. */
+static struct checker_io shutdown_io(const struct world *w, const struct trace_rec *rec,
+                                     int ret)
+{
+    return (struct checker_io){ .op = NODE_OP_FLUSH, .rec = rec, .index = w->next_op,
+                                .ret = ret, .now_ns = w->q.now_ns };
+}
+
 static void shutdown_flushed(void *opaque, int ret)
 {
     struct control_op *c = opaque;
@@ -359,7 +412,8 @@ static void shutdown_flushed(void *opaque, int ret)
         return;
     }
     struct world *w = c->w;
-    check_rw_flush_done(&w->check, c->flush_seq, ret == 0);
+    struct checker_io io = shutdown_io(w, c->rec, ret);
+    world__checkers_done(w, &io, c->cookie);
     world__observe(w, TRACE_SHUTDOWN, 0, ret, 0, 0);
     if (ret < 0) {
         world__control_fail_ret(w, c->rec, "shutdown", "the flush at shutdown", ret);
@@ -388,6 +442,7 @@ void world__shutdown(struct world *w, const struct trace_rec *rec)
         check_bitmap_reclaim_all(&w->cb);
     }
     w->r->ops[TRACE_SHUTDOWN]++;
-    c->flush_seq = check_rw_flush_submit(&w->check);
+    struct checker_io io = shutdown_io(w, rec, 0);
+    world__checkers_submit(w, &io, c->cookie);
     node_flush(w->live->root, shutdown_flushed, c);
 }

@@ -19,6 +19,7 @@
 #include "../../ref/node.h"
 #include "../check/check_bitmap.h"
 #include "../check/check_quorum.h"
+#include "../check/checker.h"
 #include "../dev/files.h"
 #include "../check/model_disk.h"
 #include "../dev/net.h"
@@ -64,7 +65,7 @@ struct guest_op {
     const struct trace_rec *rec;
     uint64_t index;    /* guest operation index (content tag - 1) */
     uint64_t epoch;    /* host incarnation it was issued in */
-    uint64_t flush_seq;
+    uint64_t cookie[CHECKERS_MAX]; /* what each checker's io_submit returned */
     uint8_t *buf;
 };
 
@@ -113,7 +114,9 @@ struct world {
     uint64_t wait_until_ns; /* the latest @TIME the pump waited for */
     bool waited;
     const struct trace_rec *judging; /* the guest request check_rw is judging */
-    struct check_rw check;
+    struct check_rw check;           /* the guest's read-your-writes checker */
+    struct checker checkers[CHECKERS_MAX]; /* every checker, in dispatch order */
+    unsigned n_checkers;
     XXH3_state_t *digest;
     bool buggify;
     struct rng buggify_rng;
@@ -131,7 +134,7 @@ struct control_op {
     struct world *w;
     const struct trace_rec *rec;
     uint64_t epoch;
-    uint64_t flush_seq; /* shutdown: its flush, for check_rw */
+    uint64_t cookie[CHECKERS_MAX]; /* its flush, for the checkers */
 };
 
 /* world.c */
@@ -162,13 +165,30 @@ struct control_op *world__control_new(struct world *w, const struct trace_rec *r
 bool world__control_live(struct control_op *c);
 void world__control_end(struct control_op *c);
 
+/* world_checkers.c: the checkers (checker.h), called in registration order;
+ * after each hook a checker's first violation may become the verdict. */
+void world__checker_add(struct world *w, const struct checker_ops *ops, void *self);
+void world__checkers_submit(struct world *w, const struct checker_io *io,
+                            uint64_t cookie[CHECKERS_MAX]);
+void world__checkers_done(struct world *w, struct checker_io *io,
+                          const uint64_t cookie[CHECKERS_MAX]);
+void world__checkers_lost(struct world *w, struct checker_io *io,
+                          const uint64_t cookie[CHECKERS_MAX]);
+void world__checkers_control(struct world *w, const struct trace_rec *rec);
+void world__checkers_crash(struct world *w, unsigned host, int mode);
+void world__checkers_restart(struct world *w, unsigned host);
+void world__checkers_end(struct world *w);
+void world__checkers_check(const struct world *w);
+json_t *world__checkers_json(const struct world *w);
+void world__checkers_fini(struct world *w);
+
 /* world_bitmap.c */
 /* world_opts.bitmaps: valid names and granularities, no name twice. */
 int world__bitmap_specs_check(const struct world *w, struct err *e);
 int world__bitmap_open(struct world *w, struct stack *s, struct err *e);
 void world__bitmap_ready(struct world *w, const struct trace_rec *rec, bool first);
 void world__bitmap_rec(struct world *w, const struct trace_rec *rec);
-void world__bitmap_write_done(struct world *w, const struct trace_rec *rec);
+extern const struct checker_ops world__bitmap_checker; /* self: the world */
 void world__bitmap_crash(struct world *w, enum disk_crash_mode mode);
 void world__bitmap_end(struct world *w);
 void world__shutdown(struct world *w, const struct trace_rec *rec);

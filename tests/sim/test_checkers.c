@@ -12,6 +12,8 @@
 #include "../../sim/check/check_bitmap.h"
 #include "../../sim/check/check_quorum.h"
 #include "../../sim/check/check_rw.h"
+#include "../../sim/check/checker.h"
+#include "../../sim/world/world.h"
 #include "../suites.h"
 #include "../testlib.h"
 
@@ -360,6 +362,200 @@ START_TEST(test_bitmap_catches_wrong_loads)
 }
 END_TEST
 
+/* ---- the checker interface, as the world drives it ---- */
+
+/* A checker that counts what it observes and may fail on purpose: at its
+ * fail_at-th completion (1-based), or at the end of the run. */
+struct spy {
+    unsigned submits, dones, losts, controls, crashes, restarts, ends;
+    unsigned guest_crashes, guest_restarts;
+    uint64_t flush_cookie_seen;
+    unsigned fail_at;
+    bool fail_at_end;
+    bool failed;
+    struct violation v;
+};
+
+static void spy_fail(struct spy *s, unsigned line)
+{
+    if (!s->failed) {
+        s->failed = true;
+        memset(&s->v, 0, sizeof(s->v));
+        snprintf(s->v.property, sizeof(s->v.property), "spy");
+        snprintf(s->v.msg, sizeof(s->v.msg), "planted by the test");
+        s->v.line = line;
+    }
+}
+
+static uint64_t spy_submit(void *self, const struct checker_io *io)
+{
+    struct spy *s = self;
+    s->submits++;
+    return io->op == NODE_OP_FLUSH ? 1000 + s->submits : 0;
+}
+
+static void spy_done(void *self, const struct checker_io *io)
+{
+    struct spy *s = self;
+    s->dones++;
+    if (io->op == NODE_OP_FLUSH && io->guest) {
+        s->flush_cookie_seen = io->cookie;
+    }
+    if (s->dones == s->fail_at) {
+        spy_fail(s, io->rec->line);
+    }
+}
+
+static void spy_lost(void *self, const struct checker_io *io)
+{
+    (void)io;
+    ((struct spy *)self)->losts++;
+}
+
+static void spy_control(void *self, const struct trace_rec *rec)
+{
+    (void)rec;
+    ((struct spy *)self)->controls++;
+}
+
+static void spy_crash(void *self, unsigned host, bool guest, int mode)
+{
+    struct spy *s = self;
+    (void)host;
+    (void)mode;
+    s->crashes++;
+    s->guest_crashes += guest;
+}
+
+static void spy_restart(void *self, unsigned host, bool guest)
+{
+    struct spy *s = self;
+    (void)host;
+    s->restarts++;
+    s->guest_restarts += guest;
+}
+
+static void spy_end(void *self)
+{
+    struct spy *s = self;
+    s->ends++;
+    if (s->fail_at_end) {
+        spy_fail(s, 0);
+    }
+}
+
+static const struct violation *spy_violation(const void *self)
+{
+    const struct spy *s = self;
+    return s->failed ? &s->v : NULL;
+}
+
+static json_t *spy_json(const void *self)
+{
+    const struct spy *s = self;
+    return json_pack("{s:i}", "dones", (json_int_t)s->dones);
+}
+
+static const struct checker_ops spy_ops = {
+    .name = "spy", .io_submit = spy_submit, .io_done = spy_done, .io_lost = spy_lost,
+    .control = spy_control, .crash = spy_crash, .restart = spy_restart, .end = spy_end,
+    .violation = spy_violation, .json = spy_json,
+};
+
+/* Two writes at queue depth 2 when the host crashes at @50us: both lost;
+ * the flush, the read and the control records all observed. Line 8 reads
+ * back the FUA write, which a planted disk bug may lose. */
+static const char spy_trace[] =
+    "blocksim-trace v1\n"
+    "topology plain size=1M\n"
+    "write 0 4096\n"
+    "flush\n"
+    "write 8192 4096 fua\n"
+    "crash mode=prefix\n"
+    "restart\n"
+    "read 8192 4096\n"
+    "qd 2\n"
+    "write 0 65536\n"
+    "write 65536 65536\n"
+    "@50us crash\n"
+    "restart\n";
+
+static void spy_run(struct spy *s, struct world_opts *o, struct world_result *r)
+{
+    struct trace t;
+    struct err e = { .file = "spy" };
+    ck_assert_int_eq(trace_parse(&t, spy_trace, strlen(spy_trace), &e), 0);
+    struct checker c = { &spy_ops, s };
+    o->checkers = &c;
+    o->n_checkers = 1;
+    o->want_checks = true;
+    int ret = world_run(&t, o, r, &e);
+    ck_assert_msg(ret == 0, "line %u: %s", e.line, e.msg);
+    trace_fini(&t);
+}
+
+/* Every hook is called, once per event, with the cookie io_submit gave. */
+START_TEST(test_checker_interface_sees_every_event)
+{
+    struct spy s = { 0 };
+    struct world_opts o = { 0 };
+    struct world_result r;
+    spy_run(&s, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_PASS);
+    ck_assert_uint_eq(s.submits, 6);   /* 4 writes, a flush, a read */
+    ck_assert_uint_eq(s.dones, 4);     /* all but the two writes the crash took */
+    ck_assert_uint_eq(s.losts, 2);
+    ck_assert_uint_eq(r.lost, 2);
+    ck_assert_uint_eq(s.flush_cookie_seen, 1002); /* the flush was the second submit */
+    ck_assert_uint_eq(s.controls, 4);  /* 2 crashes, 2 restarts */
+    ck_assert_uint_eq(s.crashes, 2);
+    ck_assert_uint_eq(s.guest_crashes, 2);
+    ck_assert_uint_eq(s.restarts, 2);
+    ck_assert_uint_eq(s.guest_restarts, 2);
+    ck_assert_uint_eq(s.ends, 1);
+    /* Its own section of the report, beside the world's own checker. */
+    ck_assert_ptr_nonnull(json_object_get(r.checks, "rw"));
+    json_t *spy = json_object_get(r.checks, "spy");
+    ck_assert_ptr_nonnull(spy);
+    ck_assert_int_eq(json_integer_value(json_object_get(spy, "dones")), 4);
+    world_result_fini(&r);
+}
+END_TEST
+
+/* The verdict is the earliest violation in event order, whichever checker
+ * saw it, even one registered after the world's own. */
+START_TEST(test_checker_first_violation_wins)
+{
+    /* The spy fails at the first completion (line 3), before the planted
+     * FUA bug shows at line 8: the spy's. */
+    struct spy s = { .fail_at = 1 };
+    struct world_opts o = { .disk_mutants = DISK_MUTANT_FUA_VOLATILE, .has_seed = true };
+    struct world_result r;
+    o.seed = 1;
+    spy_run(&s, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "spy");
+    ck_assert_uint_eq(r.first.line, 3);
+    world_result_fini(&r);
+    /* The spy fails only at the end: the planted bug, found first (try
+     * seeds until the crash drops the write, as in test_world). */
+    bool caught = false;
+    for (o.seed = 1; o.seed < 50 && !caught; o.seed++) {
+        s = (struct spy){ .fail_at_end = true };
+        spy_run(&s, &o, &r);
+        ck_assert_int_eq(r.verdict, WORLD_FAIL);
+        caught = strcmp(r.first.property, "crash-consistency") == 0;
+        if (caught) {
+            ck_assert_uint_eq(r.first.line, 8);
+        } else {
+            ck_assert_str_eq(r.first.property, "spy");
+        }
+        world_result_fini(&r);
+    }
+    ck_assert(caught);
+}
+END_TEST
+
 Suite *suite_checkers(void)
 {
     const TTest *tests[] = {
@@ -370,6 +566,8 @@ Suite *suite_checkers(void)
         test_quorum_catches_wrong_write_results,
         test_bitmap_catches_missing_bits,
         test_bitmap_catches_wrong_loads,
+        test_checker_interface_sees_every_event,
+        test_checker_first_violation_wins,
     };
     return tl_suite("checkers", tests, ARRAY_LEN(tests));
 }
