@@ -90,9 +90,9 @@ int cli_parse_range(const char *cmd, const char *opt, const char *val, uint64_t 
 
 /* Planted bugs by name: adds its bits, or prints the error and returns
  * CLI_USAGE. */
-int cli_mutant_parse(const char *cmd, const char *name, unsigned *node, unsigned *disk);
+int cli_mutant_parse(const char *cmd, const char *name, uint64_t *node, unsigned *disk);
 /* The same, and " --mutant NAME" appended to @names (for reproduce lines). */
-int cli_mutant_note(const char *cmd, const char *name, unsigned *node, unsigned *disk,
+int cli_mutant_note(const char *cmd, const char *name, uint64_t *node, unsigned *disk,
                     char *names, size_t size);
 void cli_mutants_usage(FILE *out);
 

@@ -304,7 +304,7 @@ int cmd_check(int argc, char **argv)
 
 struct shrink_ctx {
     const struct prop *p;
-    unsigned node_mutants;
+    uint64_t node_mutants;
     unsigned disk_mutants;
     const struct trace *t;
     bool *drop;          /* per record: left out of the candidate */

@@ -36,7 +36,7 @@ struct qc_args {
     uint64_t threshold;
     bool fifo, rewrite;
     const char *faults;
-    unsigned mutants;
+    uint64_t mutants;
     uint64_t reads[QC_READS_MAX][2];
     unsigned n_reads;
 };
@@ -109,7 +109,7 @@ static int qc_parse(int argc, char **argv, struct qc_args *a)
         { "mutant", required_argument, NULL, 'm' },    { "read", required_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
     };
-    unsigned node = 0;
+    uint64_t node = 0;
     unsigned disk = 0;
     optind = 1;
     int c;

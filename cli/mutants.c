@@ -18,7 +18,7 @@ void cli_mutants_usage(FILE *out)
     fprintf(out, "                    %-21s print them all (one a line) and exit\n", "list");
 }
 
-int cli_mutant_note(const char *cmd, const char *name, unsigned *node, unsigned *disk,
+int cli_mutant_note(const char *cmd, const char *name, uint64_t *node, unsigned *disk,
                     char *names, size_t size)
 {
     CLI_TRY(cli_mutant_parse(cmd, name, node, disk));
@@ -27,7 +27,7 @@ int cli_mutant_note(const char *cmd, const char *name, unsigned *node, unsigned 
     return 0;
 }
 
-int cli_mutant_parse(const char *cmd, const char *name, unsigned *node, unsigned *disk)
+int cli_mutant_parse(const char *cmd, const char *name, uint64_t *node, unsigned *disk)
 {
     if (strcmp(name, "list") == 0) { /* print every planted bug, do nothing else */
         for (size_t i = 0; i < mutant_count(); i++) {

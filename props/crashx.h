@@ -28,7 +28,7 @@
 enum crashx_gen { CRASHX_PREFIX, CRASHX_SUBSET, CRASHX_TEAR, CRASHX__COUNT };
 
 struct crashx_opts {
-    unsigned node_mutants;
+    uint64_t node_mutants;
     unsigned disk_mutants;
     uint64_t max_states;   /* per workload and generator, shared among its crash
                             * points, at least 16 a point (default 10,000) */

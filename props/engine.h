@@ -34,7 +34,7 @@ struct engine_opts {
     double seconds;         /* 0: no time budget */
     unsigned shard_index;
     unsigned shard_count;   /* 0 or 1: no sharding */
-    unsigned node_mutants;  /* planted bugs, to prove a property can fail */
+    uint64_t node_mutants;  /* planted bugs, to prove a property can fail */
     unsigned disk_mutants;
     bool fork;              /* run each trial in a child with a timeout */
     unsigned timeout_s;     /* fork mode: a trial longer than this hangs */

@@ -12,7 +12,7 @@
 
 #include "../sim/world/world.h"
 
-static int check_world(const struct prop *p, const struct trace *t, unsigned node_mutants,
+static int check_world(const struct prop *p, const struct trace *t, uint64_t node_mutants,
                        unsigned disk_mutants, char *msg, size_t size)
 {
     (void)p;
@@ -31,7 +31,7 @@ static int check_world(const struct prop *p, const struct trace *t, unsigned nod
     return 1;
 }
 
-static int check_roundtrip(const struct prop *p, const struct trace *t, unsigned node_mutants,
+static int check_roundtrip(const struct prop *p, const struct trace *t, uint64_t node_mutants,
                            unsigned disk_mutants, char *msg, size_t size)
 {
     size_t len;

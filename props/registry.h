@@ -30,7 +30,7 @@ struct prop {
     /* 0: the scenario passes; 1: it fails (@msg says how); 2: it is not a
      * valid scenario (a generated one never is: the engine counts that as a
      * failure; the trace shrinker rejects the candidate). */
-    int (*check)(const struct prop *p, const struct trace *t, unsigned node_mutants,
+    int (*check)(const struct prop *p, const struct trace *t, uint64_t node_mutants,
                  unsigned disk_mutants, char *msg, size_t size);
 };
 

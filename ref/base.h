@@ -53,7 +53,7 @@
  * publishes a table of these; sim/trace/mutant gathers them by name. */
 struct planted_bug {
     const char *name;  /* as --mutant and 'mutant' records name it */
-    unsigned bit;      /* the module's mutant bit */
+    uint64_t bit;      /* the module's mutant bit */
     const char *what;  /* the bug, in a phrase */
 };
 

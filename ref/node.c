@@ -30,7 +30,7 @@ const char *node_op_name(enum node_op op)
     return op_names[op];
 }
 
-void graph_init(struct graph *g, struct env_timer timer, unsigned mutants)
+void graph_init(struct graph *g, struct env_timer timer, uint64_t mutants)
 {
     memset(g, 0, sizeof(*g));
     g->timer = timer;

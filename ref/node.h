@@ -64,27 +64,28 @@ enum node_role {
 };
 
 /* Planted bugs, switched on per graph at run time, so a test can prove that
- * a checker catches them (no #ifdef: the build is the same). */
-enum node_mutant {
-    NODE_MUTANT_OVERLAY_NO_COPYUP = 1u << 0,    /* partial write skips copy-up */
-    NODE_MUTANT_OVERLAY_NO_SERIALISE = 1u << 1, /* copy-up races other writes */
-    NODE_MUTANT_FILE_DROP_FUA = 1u << 2,        /* FUA flag not passed down */
-    NODE_MUTANT_FILE_EARLY_ACK = 1u << 3,       /* write acked before the disk has it */
-    NODE_MUTANT_OVERLAY_MAP_FIRST = 1u << 4,    /* map persisted before its data */
-    NODE_MUTANT_DIRTY_LATE_MARK = 1u << 5,      /* bitmaps marked after the ack */
-    NODE_MUTANT_DIRTY_RECLAIM_DROP = 1u << 6,   /* reclaim loses the successor's bits */
-    NODE_MUTANT_QBM_NO_IN_USE = 1u << 7,        /* open leaves bitmaps marked clean */
-    NODE_MUTANT_QBM_SHORT_STORE = 1u << 8,      /* store drops a bitmap's last word */
-    NODE_MUTANT_QUORUM_THRESHOLD = 1u << 9,     /* a read version wins with one vote short */
-    NODE_MUTANT_QUORUM_WRITE_ANY = 1u << 10,    /* a write succeeds if any child did */
-    NODE_MUTANT_QUORUM_NO_REWRITE = 1u << 11,   /* rewrite-corrupted repairs nothing */
-    NODE_MUTANT_QUORUM_TIE_LOW = 1u << 12,      /* ties go to the lowest child index */
-    NODE_MUTANT_NBD_NO_RETRY = 1u << 13,        /* requests in flight at a break fail */
-    NODE_MUTANT_OVERLAY_COMMIT_FAIL = 1u << 14, /* commit says EIO though it copied */
-    NODE_MUTANT_NBD_SERVER_DROP_FUA = 1u << 15, /* the server drops the FUA flag */
-    NODE_MUTANT_OVERLAY_SNAPSHOT_LATE = 1u << 16, /* map snapshot after the data flush */
-    NODE_MUTANT_QBM_SKIP_CHECKSUM = 1u << 17,   /* the loader trusts a bitmap file unchecked */
-};
+ * a checker catches them (no #ifdef: the build is the same). A set of them
+ * is a mask of 64 bits, one per bug, whichever module it is in;
+ * each module lists its own by name (struct planted_bug). */
+#define NODE_MUTANT(n) (UINT64_C(1) << (n))
+#define NODE_MUTANT_OVERLAY_NO_COPYUP NODE_MUTANT(0) /* partial write skips copy-up */
+#define NODE_MUTANT_OVERLAY_NO_SERIALISE NODE_MUTANT(1) /* copy-up races other writes */
+#define NODE_MUTANT_FILE_DROP_FUA NODE_MUTANT(2) /* FUA flag not passed down */
+#define NODE_MUTANT_FILE_EARLY_ACK NODE_MUTANT(3) /* write acked before the disk has it */
+#define NODE_MUTANT_OVERLAY_MAP_FIRST NODE_MUTANT(4) /* map persisted before its data */
+#define NODE_MUTANT_DIRTY_LATE_MARK NODE_MUTANT(5) /* bitmaps marked after the ack */
+#define NODE_MUTANT_DIRTY_RECLAIM_DROP NODE_MUTANT(6) /* reclaim loses the successor's bits */
+#define NODE_MUTANT_QBM_NO_IN_USE NODE_MUTANT(7) /* open leaves bitmaps marked clean */
+#define NODE_MUTANT_QBM_SHORT_STORE NODE_MUTANT(8) /* store drops a bitmap's last word */
+#define NODE_MUTANT_QUORUM_THRESHOLD NODE_MUTANT(9) /* a read version wins with one vote short */
+#define NODE_MUTANT_QUORUM_WRITE_ANY NODE_MUTANT(10) /* a write succeeds if any child did */
+#define NODE_MUTANT_QUORUM_NO_REWRITE NODE_MUTANT(11) /* rewrite-corrupted repairs nothing */
+#define NODE_MUTANT_QUORUM_TIE_LOW NODE_MUTANT(12) /* ties go to the lowest child index */
+#define NODE_MUTANT_NBD_NO_RETRY NODE_MUTANT(13) /* requests in flight at a break fail */
+#define NODE_MUTANT_OVERLAY_COMMIT_FAIL NODE_MUTANT(14) /* commit says EIO though it copied */
+#define NODE_MUTANT_NBD_SERVER_DROP_FUA NODE_MUTANT(15) /* the server drops the FUA flag */
+#define NODE_MUTANT_OVERLAY_SNAPSHOT_LATE NODE_MUTANT(16) /* map snapshot after the data flush */
+#define NODE_MUTANT_QBM_SKIP_CHECKSUM NODE_MUTANT(17) /* loader trusts a bitmap file unchecked */
 
 struct node;
 struct req;
@@ -120,7 +121,7 @@ struct graph {
     size_t cap_nodes;
     uint64_t inflight;    /* requests not yet completed, all nodes */
     uint64_t next_seq;    /* submission order of requests */
-    unsigned mutants;     /* enum node_mutant bits */
+    uint64_t mutants;     /* planted bugs switched on (NODE_MUTANT_*) */
     bool dead;            /* killed: new requests fail with BS_ECRASHED */
     bool dirty_mark_early; /* the 2016 QBM series: mark dirty bitmaps when a
                             * write is issued, not when it completes */
@@ -162,7 +163,7 @@ struct req {
 };
 
 /* Initialise an empty graph on @timer. */
-void graph_init(struct graph *g, struct env_timer timer, unsigned mutants);
+void graph_init(struct graph *g, struct env_timer timer, uint64_t mutants);
 
 /* Free every node, parents first. The graph must be idle. */
 void graph_fini(struct graph *g);
@@ -218,7 +219,7 @@ void req_complete(struct req *req, int ret);
 int node_block_status(struct node *n, uint64_t offset, uint64_t len, uint64_t *pnum) WUR;
 int node_pread_sync(struct node *n, uint64_t offset, uint8_t *buf, uint64_t len) WUR;
 
-static inline bool node_mutant(const struct node *n, enum node_mutant m)
+static inline bool node_mutant(const struct node *n, uint64_t m)
 {
     return (n->graph->mutants & m) != 0;
 }

@@ -21,7 +21,7 @@
 
 struct mutant {
     const char *name;
-    unsigned node; /* enum node_mutant bit, or 0 */
+    uint64_t node; /* a NODE_MUTANT_* bit, or 0 */
     unsigned disk; /* enum disk_mutant bit, or 0 */
     const char *what;
     size_t index;  /* in the gathered list (what a 'mutant' record stores) */

@@ -357,7 +357,7 @@ static void print_mutant(const struct trace_rec *r, char *buf, size_t size)
     snprintf(buf, size, "mutant %s", mutant_get(r->value).name);
 }
 
-void trace_print_repro(const struct trace *t, const char *comment, unsigned node_mutants,
+void trace_print_repro(const struct trace *t, const char *comment, uint64_t node_mutants,
                        unsigned disk_mutants, FILE *out)
 {
     ASSERT(t->n > 0 && t->recs[0].kind == TRACE_HEADER);

@@ -262,7 +262,7 @@ const char *trace_len_problem(enum trace_kind kind, uint64_t len, char *why, siz
  * '#' comment), a 'mutant' record for each planted bug in @node_mutants and
  * @disk_mutants that @t does not name already, then the rest of @t in
  * canonical form. */
-void trace_print_repro(const struct trace *t, const char *comment, unsigned node_mutants,
+void trace_print_repro(const struct trace *t, const char *comment, uint64_t node_mutants,
                        unsigned disk_mutants, FILE *out);
 
 /* Does @t hold a 'mutant' record for mutant_table[@index]? */

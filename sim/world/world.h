@@ -66,7 +66,7 @@ struct world_opts {
     bool has_seed;
     uint64_t size;         /* guest disk size; 0: from the trace or its extent */
     unsigned qd;           /* 0: the trace's qd records (default 1) */
-    unsigned node_mutants; /* enum node_mutant bits: planted bugs in ref/ */
+    uint64_t node_mutants; /* NODE_MUTANT_* bits: planted bugs in ref/ */
     unsigned disk_mutants; /* enum disk_mutant bits: planted bugs in the disk */
     const char *faults;    /* extra fault rules "RULE;RULE", or NULL */
     uint64_t stall_ns;     /* liveness: work pending and nothing completed or

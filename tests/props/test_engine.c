@@ -65,7 +65,7 @@ END_TEST
 
 struct proof {
     const char *property;
-    unsigned node;
+    uint64_t node;
     unsigned disk;
 };
 
@@ -122,8 +122,8 @@ START_TEST(test_properties_catch_planted_bugs)
     o.out_dir = dir;
     struct engine_result r;
     engine_run(p, &o, &r);
-    ck_assert_msg(r.failed, "%s did not catch mutant %u/%u in %llu trials", p->name, pr->node,
-                  pr->disk, (unsigned long long)r.trials);
+    ck_assert_msg(r.failed, "%s did not catch mutant %#llx/%u in %llu trials", p->name,
+                  (unsigned long long)pr->node, pr->disk, (unsigned long long)r.trials);
     ck_assert_uint_le(r.ops_after, 20);
     ck_assert_uint_le(r.ops_after, r.ops_before);
     char *data;
@@ -201,7 +201,7 @@ END_TEST
 
 /* A property whose check crashes on scenarios with at least three
  * operations: fork mode reports the crash and shrinks it to three. */
-static int check_crashes(const struct prop *p, const struct trace *t, unsigned nm,
+static int check_crashes(const struct prop *p, const struct trace *t, uint64_t nm,
                          unsigned dm, char *msg, size_t size)
 {
     (void)p;
@@ -251,7 +251,7 @@ START_TEST(test_fork_mode_catches_crashes)
 END_TEST
 
 /* A check that never returns on scenarios with a flush: a hang. */
-static int check_hangs(const struct prop *p, const struct trace *t, unsigned nm,
+static int check_hangs(const struct prop *p, const struct trace *t, uint64_t nm,
                        unsigned dm, char *msg, size_t size)
 {
     (void)p;
@@ -294,7 +294,7 @@ START_TEST(test_fork_mode_catches_hangs)
 /* A stop request (^C) ends the run; the trial it cut short is no failure. */
 static volatile sig_atomic_t test_stop;
 
-static int check_stops(const struct prop *p, const struct trace *t, unsigned nm,
+static int check_stops(const struct prop *p, const struct trace *t, uint64_t nm,
                        unsigned dm, char *msg, size_t size)
 {
     (void)p;

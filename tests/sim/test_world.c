@@ -358,7 +358,7 @@ START_TEST(test_world_quorum)
     run(&t, &o, &again);
     ck_assert_uint_eq(r.digest, again.digest);
     /* Planted bugs in the quorum and in the NBD client are caught. */
-    static const unsigned bugs[] = { NODE_MUTANT_QUORUM_NO_REWRITE, NODE_MUTANT_NBD_NO_RETRY };
+    static const uint64_t bugs[] = { NODE_MUTANT_QUORUM_NO_REWRITE, NODE_MUTANT_NBD_NO_RETRY };
     static const char *const props[] = { "quorum", "nbd-reconnect" };
     for (unsigned i = 0; i < 2; i++) {
         o.node_mutants = bugs[i];
@@ -430,7 +430,7 @@ END_TEST
 /* A regression trace passes as it is, and fails with planted bug
  * (@node, @disk) on @property: the "with" run's result in @with, the
  * "without" one's in @without. */
-static void planted_proof(const char *path, unsigned node, unsigned disk, const char *property,
+static void planted_proof(const char *path, uint64_t node, unsigned disk, const char *property,
                           struct world_result *without, struct world_result *with)
 {
     struct trace t;
