@@ -210,6 +210,12 @@ static void gen_swarm(struct gen_state *g)
     if (!g->o->shutdowns) {
         g->weights[G_SHUTDOWN] = 0;
     }
+    if (g->o->flush_crashes) { /* the races live between flushes and new data */
+        g->weights[G_FLUSH] += 3;
+        g->weights[G_CRASH] += 1;
+        g->weights[G_EMPTY] += g->overlay ? 2 : 0;
+        g->weights[G_COMMIT] += g->overlay ? 2 : 0;
+    }
 }
 
 /* A network rule that heals well within the NBD reconnect delay: bounded
@@ -357,10 +363,14 @@ static void gen_op(struct gen_state *g)
     case G_CRASH:
         r->has_mode = true;
         r->mode = (enum disk_crash_mode)choice_range(g->c, 0, DISK_CRASH__COUNT - 1);
+        if (g->o->flush_crashes && r->mode == DISK_CRASH_PREFIX) {
+            r->mode = DISK_CRASH_SUBSET; /* out of order: a later metadata write kept,
+                                          * the data before it lost */
+        }
         /* Sometimes the crash strikes as the disks receive their Nth flush,
          * inside the stack's own flush sequences with writes in flight (where
          * a driver's ordering between data and metadata matters). */
-        if (!g->flush_crash && choice_range(g->c, 0, 2) == 2) {
+        if (!g->flush_crash && (g->o->flush_crashes || choice_range(g->c, 0, 2) == 2)) {
             r->plan = trace_crash_plan_new();
             r->plan->at_flush = choice_range(g->c, 1, 12);
             g->flush_crash = true;
@@ -394,7 +404,7 @@ void gen_scenario(struct choices *c, const struct gen_opts *o, struct trace *t)
         emit(&g, TRACE_BUGGIFY);
     }
     gen_swarm(&g);
-    emit(&g, TRACE_QD)->value = choice_range(c, 1, 8);
+    emit(&g, TRACE_QD)->value = choice_range(c, o->flush_crashes ? 2 : 1, 8);
     if (o->bitmaps) {
         struct trace_bitmap *b = emit(&g, TRACE_BITMAP)->bm = trace_bitmap_new();
         b->op = TRACE_BM_ADD;

@@ -136,6 +136,12 @@ const struct prop registry_props[] = {
                .shutdowns = true, .faults = true, .qbm_faults = true,
                .fault_kinds = 1u << FAULT_READ_CORRUPT | 1u << FAULT_READ_EIO },
       .check = check_world, .proofs = { "qbm-skip-checksum" } },
+    { .name = "crash-in-flush", .fuzz_id = 13,
+      .summary = "a crash inside the stack's own flush (between its data and metadata "
+                 "flushes, writes in flight) leaves every sector a value the crash model "
+                 "allows",
+      .gen = { .max_ops = 40, .overlay = true, .crashes = true, .flush_crashes = true },
+      .check = check_world, .proofs = { "overlay-snapshot-late" } },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);
