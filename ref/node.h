@@ -86,6 +86,7 @@ enum node_role {
 #define NODE_MUTANT_NBD_SERVER_DROP_FUA NODE_MUTANT(15) /* the server drops the FUA flag */
 #define NODE_MUTANT_OVERLAY_SNAPSHOT_LATE NODE_MUTANT(16) /* map snapshot after the data flush */
 #define NODE_MUTANT_QBM_SKIP_CHECKSUM NODE_MUTANT(17) /* loader trusts a bitmap file unchecked */
+#define NODE_MUTANT_BACKUP_CBW_LATE NODE_MUTANT(18) /* guest write before its copy */
 
 struct node;
 struct req;

@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "../../ref/job.h"
 #include "../../ref/node.h"
 #include "../trace/trace.h"
 #include "check_rw.h"
@@ -65,6 +66,8 @@ struct checker_ops {
     /* Host @host lost power; its disks resolved their caches by @mode
      * (enum disk_crash_mode); @guest: it ran the guest. */
     void (*crash)(void *self, unsigned host, bool guest, int mode);
+    /* A block job's event (ref/job.h), as it happens. */
+    void (*job_event)(void *self, const struct job_event *ev);
     /* Host @host is up again. */
     void (*restart)(void *self, unsigned host, bool guest);
     /* The run is over: judge what is still pending. */

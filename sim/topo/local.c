@@ -55,7 +55,7 @@ static int guest_disk_first(const struct world *w)
 static int local_open(struct world *w, struct stack *s, bool overlay, struct err *e)
 {
     struct node *file[WORLD_DISKS_MAX] = { NULL };
-    for (unsigned i = 0; i < w->n_disks; i++) {
+    for (unsigned i = 0; i < w->n_topo_disks; i++) {
         struct drv_file_opts fo = { disk_storage(s->h[i]) };
         char name[NODE_NAME_MAX];
         snprintf(name, sizeof(name), "%s-file", w->dcfg[i].name);
@@ -85,6 +85,7 @@ const struct topo_ops topo_plain = {
     .guest_disk = guest_disk_first,
     .guest_open = plain_open,
     .explained = plain_explained,
+    .jobs = true,
 };
 
 /* ---- overlay ---- */
@@ -232,4 +233,5 @@ const struct topo_ops topo_overlay = {
     .image_format = "blocksim-overlay",
     .image_loaded = overlay_image,
     .fini = overlay_fini,
+    .jobs = true,
 };

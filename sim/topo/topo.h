@@ -76,6 +76,7 @@ struct topo_ops {
     void (*end)(struct world *w);
     void (*fini)(struct world *w);
     bool replicas; /* the guest reads a vote over replicas (check_rw) */
+    bool jobs;     /* runs block jobs (extra disks on the guest's host) */
 };
 
 extern const struct topo_ops topo_plain;

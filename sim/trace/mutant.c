@@ -8,6 +8,7 @@
 
 #include "../../ref/base.h"
 #include "../../ref/node.h"
+#include "../../ref/backup.h"
 #include "../../ref/dirty.h"
 #include "../../ref/drv_file.h"
 #include "../../ref/drv_nbd.h"
@@ -30,6 +31,7 @@ static const struct module_bugs {
     { drv_quorum_bugs, &drv_quorum_bugs_count, false },
     { drv_nbd_bugs, &drv_nbd_bugs_count, false },
     { nbd_server_bugs, &nbd_server_bugs_count, false },
+    { backup_bugs, &backup_bugs_count, false },
     { disk_bugs, &disk_bugs_count, true },
 };
 

@@ -9,6 +9,7 @@
  */
 #include "trace.h"
 #include "mutant.h"
+#include "trace_int.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,16 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TRACE_FIELDS_MAX 16
 /* A crash plan names every cache entry of every disk: up to 8 x 4096 fates,
  * run-length coded. */
 #define TRACE_LINE_MAX 40960
-
-struct fields {
-    char *w[TRACE_FIELDS_MAX];
-    unsigned n;
-    unsigned first; /* field number of w[0] (2 when @TIME came first) */
-};
 
 typedef int rec_parser(struct trace_rec *r, const struct fields *f, struct err *e);
 typedef void rec_printer(const struct trace_rec *r, char *buf, size_t size);
@@ -69,6 +63,7 @@ static void rec_fini(struct trace_rec *r)
     }
     mem_free(r->cfg, r->cfg ? sizeof(*r->cfg) : 0);
     mem_free(r->bm, r->bm ? sizeof(*r->bm) : 0);
+    mem_free(r->job, r->job ? sizeof(*r->job) : 0);
 }
 
 void trace_fini(struct trace *t)
@@ -107,6 +102,12 @@ bool trace_kind_is_op(enum trace_kind kind)
 
 /* ---- canonical printing helpers ---- */
 
+#define cat trace__cat
+#define cat_kv trace__cat_kv
+#define fmt_size trace__fmt_size
+#define want_fields trace__want_fields
+#define field_size trace__field_size
+
 static void fmt_scaled(char *buf, size_t size, uint64_t v, const char *const *units,
                        const uint64_t *mults, size_t n)
 {
@@ -131,7 +132,7 @@ static void fmt_u64(char *buf, size_t size, uint64_t v)
     snprintf(buf, size, "%" PRIu64, v);
 }
 
-static void fmt_size(char *buf, size_t size, uint64_t bytes)
+void trace__fmt_size(char *buf, size_t size, uint64_t bytes)
 {
     static const char *const units[] = { "", "K", "M", "G", "T" };
     static const uint64_t mults[] = { 1, 1ull << 10, 1ull << 20, 1ull << 30, 1ull << 40 };
@@ -139,7 +140,7 @@ static void fmt_size(char *buf, size_t size, uint64_t bytes)
 }
 
 /* Bounded append used by every printer. */
-static void cat(char *buf, size_t size, const char *text)
+void trace__cat(char *buf, size_t size, const char *text)
 {
     size_t at = strnlen(buf, size);
     size_t n = strlen(text);
@@ -151,7 +152,7 @@ static void cat(char *buf, size_t size, const char *text)
 }
 
 /* Append " KEY=VALUE" with VALUE formatted by @fmt. */
-static void cat_kv(char *buf, size_t size, const char *key, uint64_t v,
+void trace__cat_kv(char *buf, size_t size, const char *key, uint64_t v,
                    void (*fmt)(char *, size_t, uint64_t))
 {
     char num[32];
@@ -164,7 +165,7 @@ static void cat_kv(char *buf, size_t size, const char *key, uint64_t v,
 
 /* ---- per-kind parsers and printers ---- */
 
-static int want_fields(const struct fields *f, unsigned min, unsigned max, struct err *e)
+int trace__want_fields(const struct fields *f, unsigned min, unsigned max, struct err *e)
 {
     if (f->n < min) {
         return err_set(e, 0, f->first + f->n, "'%s' needs %u more field(s)", f->w[0],
@@ -198,7 +199,7 @@ static int field_kv_u64(const struct fields *f, unsigned i, const char *val, uin
     return 0;
 }
 
-static int field_size(const struct fields *f, unsigned i, const char *val, uint64_t *out,
+int trace__field_size(const struct fields *f, unsigned i, const char *val, uint64_t *out,
                       const char *what, struct err *e)
 {
     if (parse_size(val, out) < 0) {
@@ -789,6 +790,9 @@ static int disk_option(struct trace_cfg *c, const struct fields *f, unsigned i, 
         c->has_atomic = true;
     } else if (strncmp(w, "image=", 6) == 0 && w[6] && !c->image) {
         c->image = mem_strdup(w + 6);
+    } else if (strncmp(w, "host=", 5) == 0 && w[5] && strlen(w + 5) < sizeof(c->host) &&
+               !c->host[0]) {
+        memcpy(c->host, w + 5, strlen(w + 5) + 1);
     } else {
         return err_set(e, 0, f->first + i, "unknown disk option '%s'", w);
     }
@@ -797,7 +801,7 @@ static int disk_option(struct trace_cfg *c, const struct fields *f, unsigned i, 
 
 static int parse_disk(struct trace_rec *r, const struct fields *f, struct err *e)
 {
-    TRY(want_fields(f, 2, 8, e));
+    TRY(want_fields(f, 2, 9, e));
     struct trace_cfg *c = r->cfg = trace_cfg_new();
     if (strlen(f->w[1]) >= sizeof(c->name) || strchr(f->w[1], '=')) {
         return err_set(e, 0, f->first + 1, "bad disk name '%s'", f->w[1]);
@@ -838,6 +842,10 @@ static void print_disk(const struct trace_rec *r, char *buf, size_t size)
     if (c->image) {
         cat(buf, size, " image=");
         cat(buf, size, c->image);
+    }
+    if (c->host[0]) {
+        cat(buf, size, " host=");
+        cat(buf, size, c->host);
     }
 }
 
@@ -975,6 +983,7 @@ static const struct kind_info kinds[TRACE__COUNT] = {
     [TRACE_BITMAP] = { "bitmap", parse_bitmap, print_bitmap, false },
     [TRACE_SHUTDOWN] = { "shutdown", parse_host_op, print_host_op, true },
     [TRACE_MUTANT] = { "mutant", parse_mutant, print_mutant, false },
+    [TRACE_JOB] = { "job", trace__parse_job, trace__print_job, false },
 };
 
 static const struct kind_info *kind_info(enum trace_kind kind)
@@ -1277,6 +1286,7 @@ static bool cfg_equal(const struct trace_cfg *a, const struct trace_cfg *b)
     bool images = (!a->image && !b->image) ||
                   (a->image && b->image && strcmp(a->image, b->image) == 0);
     return images && a->topology == b->topology && strcmp(a->name, b->name) == 0 &&
+           strcmp(a->host, b->host) == 0 &&
            a->size == b->size && a->cluster == b->cluster && a->cache == b->cache &&
            a->lat_min_ns == b->lat_min_ns && a->lat_max_ns == b->lat_max_ns &&
            a->flush_ns == b->flush_ns && a->atomic == b->atomic &&
@@ -1318,7 +1328,8 @@ bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b)
            strcmp(a->host, b->host) == 0 &&
            (!a->has_mode || a->mode == b->mode) && a->expect == b->expect &&
            a->offset == b->offset && a->len == b->len && a->value == b->value &&
-           cfg_equal(a->cfg, b->cfg) && bm_equal(a->bm, b->bm) && plan_equal(a->plan, b->plan);
+           cfg_equal(a->cfg, b->cfg) && bm_equal(a->bm, b->bm) && plan_equal(a->plan, b->plan) &&
+           trace__job_equal(a->job, b->job);
 }
 
 char *trace_print_string(const struct trace *t, bool canonical, size_t *len)

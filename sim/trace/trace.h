@@ -24,7 +24,11 @@
  *                                             defaults to a majority; ignore=I
  *                                             sets children.I's ignore-errors
  *   disk NAME [size=S] [cache=S] [latency=D-D] [flush=D] [atomic=yes|no]
- *        [image=PATH]                         start from a raw image (a path
+ *        [image=PATH] [host=H]                a NAME the topology does not
+ *                                             have adds an extra disk (a job's
+ *                                             target; size= or image= needed)
+ *                                             on host H (the guest's host);
+ *                                             image=: start from a raw image (a path
  *                                             relative to the trace's folder;
  *                                             no blanks); size= then must
  *                                             equal the file's
@@ -62,6 +66,19 @@
  *   bitmap remove|clear|enable|disable|persist NAME
  *   bitmap merge SRC DST                      DST |= SRC
  *   bitmap successor|abdicate|reclaim NAME    incremental backup's dance
+ *   job backup ID target=DISK sync=full|top|none|incremental|bitmap
+ *       [bitmap=NAME] [bitmap-mode=on-success|never|always] [speed=S]
+ *       [cluster=S] [on-source-error=P] [on-target-error=P]
+ *       [auto-finalize=on|off] [auto-dismiss=on|off]
+ *   job mirror ID target=DISK [sync=full|top] [granularity=S] [buf-size=S]
+ *       [copy-mode=background|write-blocking] [speed=S] [on-source-error=P]
+ *       [on-target-error=P] [auto-finalize=on|off] [auto-dismiss=on|off]
+ *   job commit ID [speed=S]
+ *   job pause|resume|complete|finalize|dismiss ID
+ *   job cancel ID [force]
+ *   job set-speed ID S
+ *   job wait ID ready|pending|concluded      hold later records until then
+ *                                             P: report|ignore|stop|enospc|auto
  *   [@TIME] shutdown                          clean close: flush, store
  *                                             bitmaps, host down
  *   expect verdict pass|fail | expect digest HEX | expect content HEX
@@ -106,6 +123,7 @@ enum trace_kind {
     TRACE_BITMAP,
     TRACE_SHUTDOWN,
     TRACE_MUTANT,
+    TRACE_JOB,
     TRACE__COUNT,
 };
 
@@ -113,6 +131,8 @@ enum trace_topology { TRACE_TOPO_PLAIN, TRACE_TOPO_OVERLAY, TRACE_TOPO_QUORUM };
 
 const char *trace_topology_name(enum trace_topology t);
 enum trace_expect { TRACE_EXPECT_VERDICT, TRACE_EXPECT_DIGEST, TRACE_EXPECT_CONTENT };
+
+#define TRACE_HOST_MAX 16
 
 /* Settings of a topology or disk record; a field is used when its has_ bit is set. */
 struct trace_cfg {
@@ -132,6 +152,7 @@ struct trace_cfg {
     bool fifo, rewrite;
     struct fault_rule fault;
     char *image;          /* disk: a raw image file to start from (owned), or NULL */
+    char host[TRACE_HOST_MAX]; /* disk: an extra disk's host; "": the guest's */
 };
 
 enum trace_bitmap_op {
@@ -160,7 +181,61 @@ struct trace_bitmap {
     bool disabled;                    /* add */
 };
 
-#define TRACE_HOST_MAX 16
+enum trace_job_op {
+    TRACE_JOB_BACKUP,
+    TRACE_JOB_MIRROR,
+    TRACE_JOB_COMMIT,
+    TRACE_JOB_PAUSE,
+    TRACE_JOB_RESUME,
+    TRACE_JOB_COMPLETE,
+    TRACE_JOB_FINALIZE,
+    TRACE_JOB_DISMISS,
+    TRACE_JOB_CANCEL,
+    TRACE_JOB_SET_SPEED,
+    TRACE_JOB_WAIT,
+    TRACE_JOB__COUNT,
+};
+
+enum trace_job_sync { TRACE_SYNC_FULL, TRACE_SYNC_TOP, TRACE_SYNC_NONE, TRACE_SYNC_INCREMENTAL,
+                      TRACE_SYNC_BITMAP, TRACE_SYNC__COUNT };
+enum trace_bitmap_mode { TRACE_BMODE_ON_SUCCESS, TRACE_BMODE_NEVER, TRACE_BMODE_ALWAYS,
+                         TRACE_BMODE__COUNT };
+enum trace_copy_mode { TRACE_COPY_BACKGROUND, TRACE_COPY_WRITE_BLOCKING, TRACE_COPY__COUNT };
+/* BlockdevOnError, in ref/job.h's order. */
+enum trace_policy { TRACE_POL_REPORT, TRACE_POL_IGNORE, TRACE_POL_STOP, TRACE_POL_ENOSPC,
+                    TRACE_POL_AUTO, TRACE_POL__COUNT };
+enum trace_job_state { TRACE_WAIT_READY, TRACE_WAIT_PENDING, TRACE_WAIT_CONCLUDED,
+                       TRACE_WAIT__COUNT };
+
+#define TRACE_JOB_ID_MAX 32
+
+/* A job record (sim/trace/trace_job.c); an option is used when its has_ bit
+ * is set, else QEMU's default applies. */
+struct trace_job {
+    enum trace_job_op op;
+    char id[TRACE_JOB_ID_MAX];
+    char target[FAULT_NAME_MAX];          /* backup, mirror: a disk */
+    enum trace_job_sync sync;
+    char bitmap[TRACE_BITMAP_NAME_MAX];   /* backup: "" for none */
+    enum trace_bitmap_mode bitmap_mode;
+    enum trace_copy_mode copy_mode;
+    enum trace_policy on_source_error, on_target_error;
+    uint64_t speed;                       /* creation, set-speed */
+    uint64_t cluster;                     /* backup */
+    uint64_t granularity, buf_size;       /* mirror */
+    bool auto_finalize, auto_dismiss;
+    bool force;                           /* cancel */
+    enum trace_job_state state;           /* wait */
+    bool has_sync, has_bitmap_mode, has_copy_mode, has_on_source_error,
+        has_on_target_error, has_speed, has_cluster, has_granularity, has_buf_size,
+        has_auto_finalize, has_auto_dismiss;
+};
+
+const char *trace_job_op_name(enum trace_job_op op);
+const char *trace_job_sync_name(enum trace_job_sync s);
+const char *trace_policy_name(enum trace_policy p);
+const char *trace_job_state_name(enum trace_job_state s);
+
 #define TRACE_PLAN_DISKS 8
 #define TRACE_PLAN_ENTRIES 4096
 
@@ -194,6 +269,7 @@ struct trace_rec {
     struct trace_cfg *cfg; /* topology, disk, fault; else NULL */
     struct trace_bitmap *bm; /* bitmap; else NULL */
     struct trace_crash_plan *plan; /* crash with at-flush, plan or tear-seed; else NULL */
+    struct trace_job *job;         /* job; else NULL */
     char *text;           /* source text when not canonical; else NULL */
 };
 

@@ -106,6 +106,13 @@ static void quorum_json(const struct world_result *r, json_t *o)
 json_t *report_json(const struct world_result *r, const struct report_info *info)
 {
     json_t *o = json_object();
+    if (r->jobs) {
+        json_object_set(o, "jobs", r->jobs);
+    }
+    if (r->job_refusals) {
+        json_object_set_new(o, "job_refusals", json_integer((json_int_t)r->job_refusals));
+        json_object_set_new(o, "job_refusal", json_string(r->job_refusal));
+    }
     if (r->checks) {
         json_object_set(o, "checks", r->checks);
     }
@@ -199,6 +206,30 @@ static void text_bitmaps(const struct world_result *r, FILE *out)
     }
 }
 
+/* One line per job: its end state, progress and error. */
+static void text_jobs(const struct world_result *r, FILE *out)
+{
+    size_t n = json_array_size(r->jobs);
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = json_array_get(r->jobs, i);
+        json_t *err = json_object_get(j, "error");
+        fprintf(out, "  %-11s %s %s (line %d): %s, %" JSON_INTEGER_FORMAT " of %"
+                JSON_INTEGER_FORMAT " bytes, %zu event(s)%s%s\n", i ? "" : "jobs",
+                json_string_value(json_object_get(j, "type")),
+                json_string_value(json_object_get(j, "id")),
+                (int)json_integer_value(json_object_get(j, "line")),
+                json_string_value(json_object_get(j, "status")),
+                json_integer_value(json_object_get(j, "offset")),
+                json_integer_value(json_object_get(j, "len")),
+                json_array_size(json_object_get(j, "events")), json_is_string(err) ? ": " : "",
+                json_is_string(err) ? json_string_value(err) : "");
+    }
+    if (r->job_refusals) {
+        fprintf(out, "              %" PRIu64 " job command(s) refused; first: %s\n",
+                r->job_refusals, r->job_refusal);
+    }
+}
+
 static void text_hosts(const struct world_result *r, FILE *out)
 {
     fprintf(out, "  host        %" PRIu64 " crash(es), %" PRIu64 " restart(s), %" PRIu64
@@ -263,6 +294,7 @@ void report_text(const struct world_result *r, const struct report_info *info, F
             " sectors checked, %" PRIu64 " wrong values explained by injected faults\n",
             r->bytes_read, r->bytes_written, r->sectors_checked, r->explained);
     text_hosts(r, out);
+    text_jobs(r, out);
     text_faults(r, out);
     if (r->bitmaps_on) {
         text_bitmaps(r, out);

@@ -103,6 +103,9 @@ static int stack_open(struct world *w, struct err *e)
         }
     }
     int ret = w->topo_ops->guest_open(w, s, e);
+    if (ret == 0 && w->topo_ops->jobs) {
+        ret = world__jobs_open(w, s, e);
+    }
     if (ret == 0 && w->bitmaps) {
         ret = world__bitmap_open(w, s, e);
     }
@@ -116,6 +119,7 @@ static int stack_open(struct world *w, struct err *e)
 
 void world__stack_free(struct stack *s)
 {
+    world__jobs_kill(s);
     qbm_close(s->qbm);
     graph_fini(&s->g);
     if (s->w->topo_ops->guest_free) {
@@ -145,6 +149,7 @@ static void stack_kill(struct world *w)
     struct stack *s = w->live;
     w->live = NULL;
     s->dead = true;
+    world__jobs_kill(s); /* the host's jobs die with it */
     if (w->topo_ops->guest_kill) {
         w->topo_ops->guest_kill(w, s);
     }
@@ -281,8 +286,8 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     w->inflight[w->n_inflight++] = op;
     unsigned flags = rec->fua ? NODE_REQ_FUA : 0;
     uint64_t len = rec->kind == TRACE_FLUSH ? 0 : rec->len;
-    node_submit(w->live->root, node_ops[rec->kind], rec->offset, len, op->buf, flags, op_done,
-                op);
+    struct node *front = w->live->front ? w->live->front : w->live->root;
+    node_submit(front, node_ops[rec->kind], rec->offset, len, op->buf, flags, op_done, op);
 }
 
 /* ---- control records ---- */
@@ -613,6 +618,19 @@ static void pump_timer(void *opaque)
     world__pump(w);
 }
 
+static void pump_soon_ev(void *opaque)
+{
+    struct world *w = opaque;
+    if (!w->closing) {
+        world__pump(w);
+    }
+}
+
+void world__pump_soon(struct world *w)
+{
+    evq_post(&w->q, 0, pump_soon_ev, w);
+}
+
 /* Is @rec's @TIME still in the future? Then arm a timer for it. */
 static bool pump_too_early(struct world *w, const struct trace_rec *rec)
 {
@@ -667,6 +685,8 @@ static bool pump_one(struct world *w, const struct trace_rec *rec)
         }
         world__bitmap_rec(w, rec);
         return true;
+    case TRACE_JOB:
+        return world__job_rec(w, rec);
     case TRACE_SHUTDOWN:
         if (pump_too_early(w, rec) || w->n_inflight > 0) {
             return false;
@@ -698,6 +718,7 @@ static bool rec_is_control(const struct world *w, const struct trace_rec *rec)
     case TRACE_RESTART:
     case TRACE_BITMAP:
     case TRACE_SHUTDOWN:
+    case TRACE_JOB:
         return true;
     default:
         return (w->topo_ops->controls & (1u << rec->kind)) != 0;
@@ -780,6 +801,10 @@ static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err
                            w->disk_rec_line[i]);
         }
         w->disk_rec_line[i] = r->line ? r->line : UINT32_MAX;
+        if (c->host[0]) {
+            return err_set(e, r->line, 2, "disk %s belongs to the %s topology: host= is for "
+                           "extra disks", d->name, trace_topology_name(w->topo));
+        }
         if (c->image) {
             TRY(world__image_disk_rec(w, i, r, e));
         }
@@ -794,6 +819,9 @@ static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err
         d->flush_ns = c->has_flush ? c->flush_ns : d->flush_ns;
         d->atomic_sector = c->has_atomic ? c->atomic : d->atomic_sector;
         return 0;
+    }
+    if (w->topo_ops->jobs) {
+        return world__extra_disk_rec(w, r, e);
     }
     char names[WORLD_DISKS_MAX * 8] = "";
     for (unsigned i = 0; i < w->n_disks; i++) {
@@ -813,6 +841,7 @@ static void topology_disks(struct world *w, const struct trace_cfg *topo)
     snprintf(w->hosts[WORLD_GUEST_HOST].name, TRACE_HOST_MAX, "primary");
     w->n_hosts = 1;
     w->topo_ops->setup(w, topo);
+    w->n_topo_disks = w->n_disks;
 }
 
 /* Topology first: it names the disks that disk records then configure. */
@@ -944,9 +973,16 @@ static int host_rec_check(const struct world *w, const struct trace_rec *r, bool
 }
 
 /* Settings before the first operation; host up/down order; sizes. */
+/* Does @rec name a host other than the guest's? */
+static bool host_rec_other(const struct world *w, const struct trace_rec *rec)
+{
+    return rec->host[0] && strcmp(rec->host, w->hosts[WORLD_GUEST_HOST].name) != 0;
+}
+
 static int setup_validate(struct world *w, struct err *e)
 {
     bool ops_started = false;
+    bool jobs_seen = false;
     bool up[WORLD_HOSTS_MAX];
     for (unsigned h = 0; h < WORLD_HOSTS_MAX; h++) {
         up[h] = true;
@@ -988,8 +1024,15 @@ static int setup_validate(struct world *w, struct err *e)
             w->o.crash_at_flush = w->o.crash_at_flush ? w->o.crash_at_flush
                                                        : r->plan->at_flush;
         }
+        if (k == TRACE_SHUTDOWN && jobs_seen && !host_rec_other(w, r)) {
+            return err_set(e, r->line, 1, "'shutdown' after a 'job' record: blocksim does not "
+                           "model jobs across a clean shutdown yet (crash instead)");
+        }
         if (k == TRACE_CRASH || k == TRACE_RESTART || k == TRACE_SHUTDOWN) {
             TRY(host_rec_check(w, r, up, e));
+        } else if (k == TRACE_JOB) {
+            TRY(world__job_validate(w, r, guest_up, e));
+            jobs_seen = w->has_jobs = true;
         } else if (k == TRACE_BITMAP && !guest_up) {
             return err_set(e, r->line, 1, "'bitmap' while the host is down (add 'restart' "
                            "first)");
@@ -1057,6 +1100,10 @@ static int world_setup(struct world *w, struct err *e)
         check_bitmap_init(&w->cb, w->size);
         world__checker_add(w, &world__bitmap_checker, w);
     }
+    if (w->has_jobs) {
+        check_job_init(&w->cj, w->seed);
+        world__checker_add(w, &world__job_checker, w);
+    }
     for (unsigned i = 0; i < w->o.n_checkers; i++) {
         world__checker_add(w, w->o.checkers[i].ops, w->o.checkers[i].self);
     }
@@ -1083,6 +1130,7 @@ static void world_panic_context(void *opaque, char *buf, size_t size)
 
 static void world_fini(struct world *w)
 {
+    w->closing = true; /* the drain below runs no more records */
     if (w->live) {
         stack_kill(w);
     }
@@ -1098,6 +1146,7 @@ static void world_fini(struct world *w)
     for (uint64_t i = 0; i < WORLD_EVENTS_MAX && evq_step(&w->q, UINT64_MAX); i++) {
     }
     world__checkers_fini(w); /* before the topology: its checkers live in its state */
+    world__jobs_fini(w);
     if (w->topo_ops && w->topo_ops->fini) {
         w->topo_ops->fini(w);
     }
@@ -1185,6 +1234,7 @@ static void result_fill(struct world *w)
     /* r->first is the first violation in event order: world__verdict_fail
      * took it as it happened, whichever checker saw it. */
     world__checkers_end(w);
+    world__jobs_json(w);
     if (w->o.want_checks) { /* each checker writes its own section */
         r->checks = world__checkers_json(w);
     }

@@ -155,6 +155,10 @@ struct world_result {
     char export_error[320];      /* an --export that could not be written, or "" */
     struct world_host hosts[WORLD_RESULT_HOSTS];
     unsigned n_hosts;
+    json_t *jobs;                /* the block jobs that ran (id, type, status, progress,
+                                  * error, events), or NULL when none did */
+    uint64_t job_refusals;       /* job verbs the stack refused (QEMU's error replies) */
+    char job_refusal[256];       /* the first of them */
     json_t *checks;              /* want_checks: each checker's own report section,
                                   * by checker name ("rw", "bitmap", "quorum",
                                   * "replicas") */

@@ -313,6 +313,8 @@ void world_result_fini(struct world_result *r)
     snapshot_free(r);
     json_decref(r->checks);
     r->checks = NULL;
+    json_decref(r->jobs);
+    r->jobs = NULL;
 }
 
 static void extents_take(struct world_bitmap *out, const struct bitmap *bits)

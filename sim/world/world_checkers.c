@@ -73,6 +73,17 @@ void world__checkers_control(struct world *w, const struct trace_rec *rec)
     }
 }
 
+void world__checkers_job(struct world *w, const struct job_event *ev)
+{
+    for (unsigned i = 0; i < w->n_checkers; i++) {
+        const struct checker *c = &w->checkers[i];
+        if (c->ops->job_event) {
+            c->ops->job_event(c->self, ev);
+            poll(w, c);
+        }
+    }
+}
+
 void world__checkers_crash(struct world *w, unsigned host, int mode)
 {
     for (unsigned i = 0; i < w->n_checkers; i++) {

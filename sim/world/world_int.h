@@ -18,6 +18,7 @@
 
 #include "../../ref/node.h"
 #include "../check/check_bitmap.h"
+#include "../check/check_job.h"
 #include "../check/check_quorum.h"
 #include "../check/checker.h"
 #include "../dev/files.h"
@@ -58,6 +59,25 @@ struct stack {
     struct qbm *qbm; /* the guest disk's persistent bitmaps, when bitmaps are on */
     bool dead;       /* killed: draining */
     struct qdialer *dial[WORLD_DISKS_MAX]; /* quorum: NBD clients' dialers */
+    struct node *front;    /* where the guest submits while a job's filter sits above
+                            * root (NULL: root) */
+    struct node *extra[WORLD_DISKS_MAX]; /* file nodes on the extra disks */
+    struct job_list jobs;  /* the host's block jobs */
+};
+
+#define WORLD_JOBS_MAX 16
+
+/* A job as the report tells it (kept after the job is gone). */
+struct world_job {
+    char id[JOB_ID_MAX];
+    enum job_type type;
+    enum job_status status;
+    uint64_t offset, len;
+    char error[128];
+    unsigned line;      /* the record that created it */
+    int disk;           /* a backup's target disk, else -1 */
+    json_t *events;
+    uint64_t events_dropped;
 };
 
 struct guest_op {
@@ -126,6 +146,16 @@ struct world {
     struct files files; /* QBM descriptor and bitmap files */
     struct check_bitmap cb;
     uint64_t desc_flips_at; /* the descriptor's flipped reads when the stack opened */
+    unsigned n_topo_disks;  /* the topology's own disks; extra disks follow */
+    struct check_job cj;    /* the jobs' checker */
+    struct world_job wjobs[WORLD_JOBS_MAX];
+    unsigned n_wjobs;
+    unsigned job_line;      /* the job record running now */
+    int job_disk;           /* its target disk */
+    bool job_waiting;       /* a 'job wait' holds the pump */
+    bool closing;           /* world_fini is draining the events */
+    bool has_jobs;          /* the trace has job records */
+    unsigned verify_disk;   /* the target the job checker is reading */
 };
 
 
@@ -141,6 +171,8 @@ struct control_op {
 /* Assert every invariant of the world: hosts, disks, the guest's stack. */
 void world_check(const struct world *w);
 void world__pump(struct world *w);
+/* Pump from a fresh event (from inside a stack's callback). */
+void world__pump_soon(struct world *w);
 struct env_timer world__timer(struct world *w);
 void world__observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret, uint64_t a,
                     uint64_t b);
@@ -176,6 +208,7 @@ void world__checkers_lost(struct world *w, struct checker_io *io,
                           const uint64_t cookie[CHECKERS_MAX]);
 void world__checkers_control(struct world *w, const struct trace_rec *rec);
 void world__checkers_crash(struct world *w, unsigned host, int mode);
+void world__checkers_job(struct world *w, const struct job_event *ev);
 void world__checkers_restart(struct world *w, unsigned host);
 void world__checkers_end(struct world *w);
 void world__checkers_check(const struct world *w);
@@ -192,6 +225,19 @@ extern const struct checker_ops world__bitmap_checker; /* self: the world */
 void world__bitmap_crash(struct world *w, enum disk_crash_mode mode);
 void world__bitmap_end(struct world *w);
 void world__shutdown(struct world *w, const struct trace_rec *rec);
+
+/* world_job.c */
+int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err *e);
+int world__jobs_open(struct world *w, struct stack *s, struct err *e);
+void world__jobs_kill(struct stack *s);
+int world__job_validate(const struct world *w, const struct trace_rec *r, bool guest_up,
+                        struct err *e);
+void world__job_event(void *opaque, const struct job_event *ev);
+/* Run job record @rec; false when it has to wait. */
+bool world__job_rec(struct world *w, const struct trace_rec *rec);
+void world__jobs_json(struct world *w);
+void world__jobs_fini(struct world *w);
+extern const struct checker_ops world__job_checker; /* self: the world */
 
 /* world_image.c */
 /* Tell model @m what an image of @len bytes holds, sector by sector. */

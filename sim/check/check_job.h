@@ -1,0 +1,91 @@
+/*
+ * check_job: the block jobs' checker: legal job states and events, and the
+ *   backup's point-in-time contract.
+ *
+ * Role: every job event is checked against QEMU's state machine (spec
+ *   10.2, 10.6): a status change only along the transition table, READY
+ *   once and only in ready, COMPLETED or CANCELLED once and only in pending
+ *   or aborting, BLOCK_JOB_ERROR only while the job works. A backup that
+ *   completes must leave on its target, for every sector it had to copy,
+ *   exactly what the source held when the job started; a sync=none backup
+ *   (which copies only what the guest overwrites) must hold the old data of
+ *   every sector the guest wrote while it ran, whenever it ends.
+ * Model: the source's bytes at the job's start (hashes and content tags
+ *   per sector), taken by the world after it drained the guest, as QEMU
+ *   starts a job inside a drained section.
+ * Invariants: the first violation is kept; a mismatch on a sector that an
+ *   injected fault touched (on the target, or on the source) is explained.
+ * Ownership: the checker owns its snapshots.
+ * Async contract: none.
+ * Depends on: check_rw (violations), content, ref/job (names, table).
+ */
+#ifndef BLOCKSIM_CHECK_JOB_H
+#define BLOCKSIM_CHECK_JOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "../../ref/job.h"
+#include "check_rw.h"
+
+#define CJ_JOBS_MAX 16
+
+struct cj_job {
+    char id[JOB_ID_MAX];
+    unsigned line;           /* the record that created it */
+    enum job_status status;  /* the last status reported */
+    bool live;               /* between created and null */
+    bool ready_sent, terminal_sent;
+    bool backup;             /* a point-in-time snapshot is kept */
+    bool none;               /* sync=none: only guest-written sectors count */
+    uint64_t n_sectors;
+    uint64_t *want_hash;     /* per sector: the source at the start */
+    uint64_t *want_tag;
+    uint8_t *in_set;         /* per sector: the backup must copy it */
+};
+
+/* Was the wrong value at @sector (of the target) touched by a fault? */
+typedef bool check_job_taint_fn(void *opaque, uint64_t sector);
+
+struct check_job {
+    uint64_t seed;           /* content seed (names writes in messages) */
+    struct cj_job jobs[CJ_JOBS_MAX];
+    unsigned n;              /* slots used (a dismissed job's slot is reused) */
+    bool failed;
+    struct violation first;
+    uint64_t events;
+    uint64_t sectors_checked;
+    uint64_t explained;
+};
+
+void check_job_init(struct check_job *c, uint64_t seed);
+void check_job_fini(struct check_job *c);
+
+/* A job event, in order. */
+void check_job_event(struct check_job *c, const struct job_event *ev, unsigned line,
+                     uint64_t now_ns);
+
+/* Backup @id starts: the source held @src (@len bytes); @in_set (one byte a
+ * sector, or NULL for every sector) says what it must copy; @none: sync=none. */
+void check_job_backup_start(struct check_job *c, const char *id, const uint8_t *src,
+                            uint64_t len, const uint8_t *in_set, bool none);
+
+/* The guest wrote sectors [sector, sector + n) (a sync=none backup must
+ * have copied their old data first). */
+void check_job_guest_wrote(struct check_job *c, uint64_t sector, uint64_t n);
+
+/* Backup @id ended: compare its target (@tgt, @len bytes) with the snapshot.
+ * Returns false on a violation (kept in c->first). */
+bool check_job_backup_verify(struct check_job *c, const char *id, const uint8_t *tgt,
+                             uint64_t len, check_job_taint_fn *taint, void *opaque,
+                             unsigned line, uint64_t now_ns);
+
+/* The live backup @id with a snapshot, or NULL. */
+const struct cj_job *check_job_find(const struct check_job *c, const char *id);
+
+json_t *check_job_json(const struct check_job *c);
+void check_job_check(const struct check_job *c);
+
+#endif

@@ -1,0 +1,461 @@
+/*
+ * world_job: block jobs in the world: extra disks (a job's target), the
+ *   `job` records, the jobs' events in the report, and the job checker.
+ *
+ * Jobs run on the guest's host and die with it. A job-creating record
+ * drains the guest first (QEMU creates a job inside a drained section), so
+ * the backup checker's snapshot of the source is exact; other job records
+ * run at once; `job wait` holds the records after it until the job gets
+ * there (or can no longer get there: concluded or gone).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../../ref/backup.h"
+#include "../../ref/drv_file.h"
+#include "../base/content.h"
+#include "world_int.h"
+
+#define WJ_EVENTS_MAX 256 /* a job's events kept for the report */
+
+/* ---- extra disks ---- */
+
+int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err *e)
+{
+    const struct trace_cfg *c = r->cfg;
+    if (!w->topo_ops->jobs) {
+        return err_set(e, r->line, 2, "no disk '%s' in the %s topology (extra disks, for "
+                       "jobs, need the plain or overlay topology)", c->name,
+                       w->topo_ops->name);
+    }
+    if (!c->has_size) {
+        return err_set(e, r->line, 2, "disk %s is not in the %s topology: give size= to add "
+                       "it as an extra disk", c->name, w->topo_ops->name);
+    }
+    if (c->image) {
+        return err_set(e, r->line, 2, "disk %s: image= is for the disk the guest starts "
+                       "from, not an extra disk", c->name);
+    }
+    if (c->host[0] && strcmp(c->host, w->hosts[WORLD_GUEST_HOST].name) != 0) {
+        return err_set(e, r->line, 2, "disk %s: host=%s, but extra disks sit on the guest's "
+                       "host (%s) in the %s topology", c->name, c->host,
+                       w->hosts[WORLD_GUEST_HOST].name, w->topo_ops->name);
+    }
+    if (w->n_disks == WORLD_DISKS_MAX) {
+        return err_set(e, r->line, 2, "disk %s: at most %u disks", c->name, WORLD_DISKS_MAX);
+    }
+    unsigned i = w->n_disks++;
+    disk_config_default(&w->dcfg[i], c->name, c->size);
+    w->hosts[WORLD_GUEST_HOST].disk[i] = true;
+    return 0;
+}
+
+/* File nodes on the extra disks, and the host's job list. */
+int world__jobs_open(struct world *w, struct stack *s, struct err *e)
+{
+    for (unsigned i = w->n_topo_disks; i < w->n_disks; i++) {
+        struct drv_file_opts fo = { disk_storage(s->h[i]) };
+        TRY(node_new(&s->g, &drv_file, w->dcfg[i].name, &fo, e, &s->extra[i]));
+    }
+    job_list_init(&s->jobs, world__timer(w), world__job_event, w);
+    s->jobs.mutants = w->o.node_mutants;
+    return 0;
+}
+
+/* The host died (or shut down): its jobs die with it, no events. */
+void world__jobs_kill(struct stack *s)
+{
+    job_list_fini(&s->jobs);
+}
+
+static int disk_index(const struct world *w, const char *name)
+{
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        if (strcmp(w->dcfg[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* ---- validation ---- */
+
+int world__job_validate(const struct world *w, const struct trace_rec *r, bool guest_up,
+                        struct err *e)
+{
+    const struct trace_job *j = r->job;
+    if (!guest_up) {
+        return err_set(e, r->line, 1, "'job %s' while the host is down (add 'restart' first)",
+                       trace_job_op_name(j->op));
+    }
+    if (!w->topo_ops->jobs) {
+        return err_set(e, r->line, 1, "jobs need the plain or overlay topology (the %s "
+                       "topology does not run them yet)", w->topo_ops->name);
+    }
+    if (j->op == TRACE_JOB_MIRROR || j->op == TRACE_JOB_COMMIT) {
+        return err_set(e, r->line, 2, "'job %s' is not modelled yet (blocksim runs backup "
+                       "jobs so far)", trace_job_op_name(j->op));
+    }
+    if (j->op != TRACE_JOB_BACKUP) {
+        return 0;
+    }
+    if (j->sync == TRACE_SYNC_BITMAP || j->sync == TRACE_SYNC_INCREMENTAL || j->bitmap[0] ||
+        j->has_bitmap_mode) {
+        return err_set(e, r->line, 3, "backup sync=%s and bitmaps are not modelled yet "
+                       "(full, top and none are)", trace_job_sync_name(j->sync));
+    }
+    int t = disk_index(w, j->target);
+    if (t < 0 || (unsigned)t < w->n_topo_disks) {
+        return err_set(e, r->line, 3, "backup target '%s' must be an extra disk (a 'disk %s "
+                       "size=S' record)%s", j->target, j->target,
+                       t >= 0 ? ": it is one of the topology's own" : "");
+    }
+    return 0;
+}
+
+/* ---- the report's record of each job ---- */
+
+static struct world_job *wj_find(struct world *w, const char *id)
+{
+    for (unsigned i = w->n_wjobs; i-- > 0;) { /* the latest job of that id */
+        if (strcmp(w->wjobs[i].id, id) == 0) {
+            return &w->wjobs[i];
+        }
+    }
+    return NULL;
+}
+
+static json_t *event_json(const struct world *w, const struct job_event *ev)
+{
+    json_t *o = json_pack("{s:I, s:s}", "t_ns", (json_int_t)w->q.now_ns, "event",
+                          job_event_name(ev->kind));
+    if (ev->kind == JOB_EV_STATUS_CHANGE) {
+        json_object_set_new(o, "status", json_string(job_status_name(ev->status)));
+    }
+    if (ev->kind == JOB_EV_COMPLETED || ev->kind == JOB_EV_CANCELLED ||
+        ev->kind == JOB_EV_READY) {
+        json_object_set_new(o, "offset", json_integer((json_int_t)ev->offset));
+        json_object_set_new(o, "len", json_integer((json_int_t)ev->len));
+    }
+    if (ev->error) {
+        json_object_set_new(o, "error", json_string(ev->error));
+    }
+    if (ev->kind == JOB_EV_ERROR) {
+        json_object_set_new(o, "operation", json_string(ev->read ? "read" : "write"));
+        json_object_set_new(o, "action", json_string(job_action_name(ev->action)));
+    }
+    return o;
+}
+
+static void wj_event(struct world *w, struct world_job *x, json_t *ev)
+{
+    if (json_array_size(x->events) < WJ_EVENTS_MAX) {
+        json_array_append_new(x->events, ev);
+    } else {
+        x->events_dropped++;
+        json_decref(ev);
+    }
+    (void)w;
+}
+
+void world__job_event(void *opaque, const struct job_event *ev)
+{
+    struct world *w = opaque;
+    struct world_job *x = wj_find(w, ev->id);
+    if (ev->kind == JOB_EV_STATUS_CHANGE && ev->status == JOB_STATUS_CREATED) {
+        ASSERT(w->n_wjobs < WORLD_JOBS_MAX);
+        x = &w->wjobs[w->n_wjobs++];
+        memset(x, 0, sizeof(*x));
+        snprintf(x->id, sizeof(x->id), "%s", ev->id);
+        x->type = ev->type;
+        x->events = json_array();
+        x->line = w->job_line;
+        x->disk = w->job_disk;
+    }
+    ASSERT(x != NULL);
+    x->status = ev->status;
+    x->offset = ev->offset;
+    x->len = ev->len;
+    if (ev->error) {
+        snprintf(x->error, sizeof(x->error), "%s", ev->error);
+    }
+    wj_event(w, x, event_json(w, ev));
+    world__observe(w, TRACE_JOB, ev->kind, (int32_t)ev->status, ev->offset, ev->len);
+    world__checkers_job(w, ev);
+    if (w->job_waiting) {
+        w->job_waiting = false;
+        world__pump_soon(w);
+    }
+}
+
+/* A verb the job refused (QEMU's error reply): in the report, not a failure. */
+static void refused(struct world *w, const struct trace_rec *rec, const struct err *e)
+{
+    struct world_job *x = wj_find(w, rec->job->id);
+    w->r->job_refusals++;
+    if (!w->r->job_refusal[0]) {
+        snprintf(w->r->job_refusal, sizeof(w->r->job_refusal), "line %u: job %s %s: %.120s",
+                 rec->line, trace_job_op_name(rec->job->op), rec->job->id, e->msg);
+    }
+    if (x) {
+        wj_event(w, x, json_pack("{s:I, s:s, s:s, s:s}", "t_ns", (json_int_t)w->q.now_ns,
+                                 "event", "refused", "verb", trace_job_op_name(rec->job->op),
+                                 "message", e->msg));
+    }
+}
+
+void world__jobs_json(struct world *w)
+{
+    if (w->n_wjobs == 0) {
+        return;
+    }
+    json_t *a = json_array();
+    for (unsigned i = 0; i < w->n_wjobs; i++) {
+        struct world_job *x = &w->wjobs[i];
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "id", x->id, "type",
+                              job_type_name(x->type), "status", job_status_name(x->status),
+                              "offset", (json_int_t)x->offset, "len", (json_int_t)x->len,
+                              "line", (int)x->line);
+        json_object_set_new(o, "error", x->error[0] ? json_string(x->error) : json_null());
+        json_object_set(o, "events", x->events);
+        if (x->events_dropped) {
+            json_object_set_new(o, "events_dropped", json_integer((json_int_t)x->events_dropped));
+        }
+        json_array_append_new(a, o);
+    }
+    w->r->jobs = a;
+}
+
+void world__jobs_fini(struct world *w)
+{
+    for (unsigned i = 0; i < w->n_wjobs; i++) {
+        json_decref(w->wjobs[i].events);
+    }
+    w->n_wjobs = 0;
+}
+
+/* ---- running the records ---- */
+
+static enum job_policy policy(enum trace_policy p, bool has)
+{
+    return has ? (enum job_policy)p : JOB_ON_ERR_REPORT;
+}
+
+/* The source's bytes now, through the guest's stack (drained). */
+static uint8_t *source_read(struct world *w, uint64_t *len)
+{
+    struct node *src = w->live->root;
+    *len = src->length;
+    uint8_t *buf = mem_alloc(*len);
+    int ret = node_pread_sync(src, 0, buf, *len);
+    ASSERT(ret == 0); /* plain and overlay read their disks' contents synchronously */
+    return buf;
+}
+
+static void backup_new(struct world *w, const struct trace_rec *rec)
+{
+    const struct trace_job *tj = rec->job;
+    struct stack *s = w->live;
+    int t = disk_index(w, tj->target);
+    ASSERT(t >= 0 && s->extra[t] != NULL);
+    struct backup_opts o = {
+        .source = s->root, .target = s->extra[t], .front = &s->front,
+        .sync = tj->sync == TRACE_SYNC_TOP ? BACKUP_SYNC_TOP
+                : tj->sync == TRACE_SYNC_NONE ? BACKUP_SYNC_NONE : BACKUP_SYNC_FULL,
+        .cluster = tj->has_cluster ? tj->cluster : 0,
+        .on_source_error = policy(tj->on_source_error, tj->has_on_source_error),
+        .on_target_error = policy(tj->on_target_error, tj->has_on_target_error),
+        .job = { .auto_finalize = tj->auto_finalize, .auto_dismiss = tj->auto_dismiss,
+                 .speed = tj->has_speed ? (int64_t)tj->speed : 0 },
+    };
+    if (w->n_wjobs == WORLD_JOBS_MAX) {
+        struct err e = { .file = NULL };
+        err_set(&e, 0, 0, "too many jobs in one run (at most %d)", WORLD_JOBS_MAX);
+        refused(w, rec, &e);
+        return;
+    }
+    uint64_t len = 0;
+    uint8_t *src = source_read(w, &len);
+    struct err e = { .file = NULL };
+    struct job *j;
+    w->job_line = rec->line;
+    w->job_disk = t;
+    if (backup_create(&s->jobs, &s->g, tj->id, &o, &e, &j) < 0) {
+        refused(w, rec, &e);
+        mem_free(src, len);
+        return;
+    }
+    /* What it must copy, as the checker works it out: top copies only what
+     * the source layer allocates (block status before any guest write). */
+    uint8_t *in_set = NULL;
+    if (o.sync == BACKUP_SYNC_TOP) {
+        in_set = mem_alloc(len / CONTENT_SECTOR);
+        for (uint64_t off = 0; off < len;) {
+            uint64_t pnum = 0;
+            int bs = node_block_status(s->root, off, len - off, &pnum);
+            pnum = pnum ? pnum : CONTENT_SECTOR;
+            bool alloc = bs < 0 || (bs & NODE_BS_ALLOCATED);
+            memset(in_set + off / CONTENT_SECTOR, alloc, pnum / CONTENT_SECTOR);
+            off += pnum;
+        }
+    }
+    check_job_backup_start(&w->cj, tj->id, src, len, in_set, o.sync == BACKUP_SYNC_NONE);
+    mem_free(in_set, in_set ? len / CONTENT_SECTOR : 0);
+    mem_free(src, len);
+    job_start(j);
+}
+
+/* Has job @id reached @state, or can it no longer? */
+static bool wait_done(const struct world *w, const struct trace_job *tj)
+{
+    struct job *j = w->live ? job_find(&w->live->jobs, tj->id) : NULL;
+    if (!j) {
+        return true; /* gone (dismissed, or died with its host) */
+    }
+    enum job_status s = j->status;
+    if (s == JOB_STATUS_CONCLUDED || s == JOB_STATUS_NULL) {
+        return true;
+    }
+    switch (tj->state) {
+    case TRACE_WAIT_READY:
+        return s == JOB_STATUS_READY || s == JOB_STATUS_STANDBY || s == JOB_STATUS_WAITING ||
+               s == JOB_STATUS_PENDING || s == JOB_STATUS_ABORTING;
+    case TRACE_WAIT_PENDING:
+        return s == JOB_STATUS_PENDING || s == JOB_STATUS_ABORTING;
+    default:
+        return false;
+    }
+}
+
+bool world__job_rec(struct world *w, const struct trace_rec *rec)
+{
+    const struct trace_job *tj = rec->job;
+    if (tj->op == TRACE_JOB_BACKUP && w->n_inflight > 0) {
+        return false; /* created inside a drained section */
+    }
+    if (tj->op == TRACE_JOB_WAIT && !wait_done(w, tj)) {
+        w->job_waiting = true;
+        return false;
+    }
+    if (!w->live || tj->op == TRACE_JOB_WAIT) {
+        return true; /* the host is down: its jobs died with it */
+    }
+    if (tj->op == TRACE_JOB_BACKUP) {
+        backup_new(w, rec);
+        return true;
+    }
+    struct job *j = job_find(&w->live->jobs, tj->id);
+    struct err e = { .file = NULL };
+    if (!j) { /* QMP's "Job not found" (job-*), as a refusal */
+        err_set(&e, 0, 0, "Block job '%s' not found", tj->id);
+        refused(w, rec, &e);
+        return true;
+    }
+    w->job_line = rec->line;
+    int ret = 0;
+    switch (tj->op) {
+    case TRACE_JOB_PAUSE:
+        ret = job_user_pause(j, &e);
+        break;
+    case TRACE_JOB_RESUME:
+        ret = job_user_resume(j, &e);
+        break;
+    case TRACE_JOB_COMPLETE:
+        ret = job_complete(j, &e);
+        break;
+    case TRACE_JOB_FINALIZE:
+        ret = job_finalize(j, &e);
+        break;
+    case TRACE_JOB_DISMISS:
+        ret = job_dismiss(j, &e);
+        break;
+    case TRACE_JOB_CANCEL: /* block-job-cancel [force] */
+        ret = job_cancel(j, tj->force, true, &e);
+        break;
+    case TRACE_JOB_SET_SPEED:
+        ret = job_set_speed(j, (int64_t)tj->speed, &e);
+        break;
+    default:
+        UNREACHABLE();
+    }
+    if (ret < 0) {
+        refused(w, rec, &e);
+    }
+    return true;
+}
+
+/* ---- the job checker as an observer (self: the world) ---- */
+
+static bool target_taint(void *opaque, uint64_t sector)
+{
+    struct world *w = opaque;
+    return disk_taint_get(w->disks[w->verify_disk], sector) != DISK_TAINT_NONE ||
+           w->topo_ops->explained(w, sector);
+}
+
+static void cj_job_event(void *self, const struct job_event *ev)
+{
+    struct world *w = self;
+    struct world_job *x = wj_find(w, ev->id);
+    check_job_event(&w->cj, ev, x ? x->line : 0, w->q.now_ns);
+    const struct cj_job *cj = check_job_find(&w->cj, ev->id);
+    bool done = ev->kind == JOB_EV_COMPLETED || ev->kind == JOB_EV_CANCELLED;
+    bool success = ev->kind == JOB_EV_COMPLETED && !ev->error;
+    if (!cj || !cj->backup || !done || (!cj->none && !success) || !w->live) {
+        return;
+    }
+    /* The target as the job left it. */
+    ASSERT(x != NULL && x->disk >= 0);
+    unsigned t = (unsigned)x->disk;
+    struct node *tgt = w->live->extra[t];
+    uint8_t *buf = mem_alloc(tgt->length);
+    int ret = node_pread_sync(tgt, 0, buf, tgt->length);
+    ASSERT(ret == 0);
+    w->verify_disk = t;
+    (void)check_job_backup_verify(&w->cj, ev->id, buf, tgt->length, target_taint, w, x->line,
+                                  w->q.now_ns);
+    mem_free(buf, tgt->length);
+}
+
+static void cj_io_done(void *self, const struct checker_io *io)
+{
+    struct world *w = self;
+    if (io->guest && io->ret == 0 && io->op != NODE_OP_READ && io->op != NODE_OP_FLUSH) {
+        check_job_guest_wrote(&w->cj, io->sector, io->n);
+    }
+}
+
+static const struct violation *cj_violation(const void *self)
+{
+    const struct world *w = self;
+    return w->cj.failed ? &w->cj.first : NULL;
+}
+
+static void cj_check(const void *self)
+{
+    const struct world *w = self;
+    check_job_check(&w->cj);
+}
+
+static json_t *cj_json(const void *self)
+{
+    const struct world *w = self;
+    return check_job_json(&w->cj);
+}
+
+static void cj_fini(void *self)
+{
+    struct world *w = self;
+    check_job_fini(&w->cj);
+}
+
+const struct checker_ops world__job_checker = {
+    .name = "jobs",
+    .io_done = cj_io_done,
+    .job_event = cj_job_event,
+    .violation = cj_violation,
+    .check = cj_check,
+    .json = cj_json,
+    .fini = cj_fini,
+};
