@@ -2,11 +2,12 @@
  * world_job: block jobs in the world: extra disks (a job's target), the
  *   `job` records, the jobs' events in the report, and the job checker.
  *
- * Jobs run on the guest's host and die with it. A job-creating record
- * drains the guest first (QEMU creates a job inside a drained section), so
- * the backup checker's snapshot of the source is exact; other job records
- * run at once; `job wait` holds the records after it until the job gets
- * there (or can no longer get there: concluded or gone).
+ * Jobs run on the guest's host and die with it. Like the other operator
+ * actions, a job record waits for the guest's requests before it (QEMU
+ * creates a job inside a drained section, so the backup checker's snapshot
+ * of the source is exact); guest requests after it run while the job
+ * runs. `job wait` holds the records after it until the job gets there (or
+ * can no longer get there: concluded or gone).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -331,8 +332,9 @@ static bool wait_done(const struct world *w, const struct trace_job *tj)
 bool world__job_rec(struct world *w, const struct trace_rec *rec)
 {
     const struct trace_job *tj = rec->job;
-    if (tj->op == TRACE_JOB_BACKUP && w->n_inflight > 0) {
-        return false; /* created inside a drained section */
+    if (tj->op != TRACE_JOB_WAIT && w->n_inflight > 0) {
+        return false; /* an operator action: the guest's requests before it complete first
+                       * (and a job is created inside a drained section, as in QEMU) */
     }
     if (tj->op == TRACE_JOB_WAIT && !wait_done(w, tj)) {
         w->job_waiting = true;

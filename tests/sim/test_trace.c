@@ -3,6 +3,7 @@
 #include "../suites.h"
 #include "../testlib.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,9 +211,86 @@ START_TEST(test_trace_bitmap_records)
 }
 END_TEST
 
+/* Job records: every option parses, prints in one canonical order and
+ * parses back equal; bad ones name their field. */
+START_TEST(test_trace_job_records)
+{
+    static const char text[] =
+        "blocksim-trace v1\n"
+        "disk tgt size=1M host=primary\n"
+        "job backup b1 speed=1M target=tgt sync=top cluster=128K on-target-error=stop "
+        "auto-dismiss=off\n"
+        "job mirror m1 target=tgt sync=full granularity=64K buf-size=1M "
+        "copy-mode=write-blocking on-source-error=enospc auto-finalize=off\n"
+        "job commit c1 speed=4M\n"
+        "job cancel b1 force\n"
+        "job cancel m1\n"
+        "job set-speed b1 2M\n"
+        "job wait m1 ready\n"
+        "job pause b1\n";
+    struct trace t;
+    struct err e = { .file = "job" };
+    ck_assert_int_eq(trace_parse(&t, text, strlen(text), &e), 0);
+    const struct trace_job *b = t.recs[2].job;
+    ck_assert_int_eq(b->op, TRACE_JOB_BACKUP);
+    ck_assert_str_eq(b->id, "b1");
+    ck_assert_str_eq(b->target, "tgt");
+    ck_assert_int_eq(b->sync, TRACE_SYNC_TOP);
+    ck_assert_uint_eq(b->cluster, 131072);
+    ck_assert_uint_eq(b->speed, 1 << 20);
+    ck_assert(b->has_on_target_error && b->on_target_error == TRACE_POL_STOP);
+    ck_assert(!b->auto_dismiss && b->auto_finalize);
+    ck_assert_str_eq(t.recs[1].cfg->host, "primary");
+    ck_assert(t.recs[5].job->force && !t.recs[6].job->force);
+    ck_assert_int_eq(t.recs[8].job->state, TRACE_WAIT_READY);
+    size_t len;
+    char *out = trace_print_string(&t, true, &len);
+    ck_assert_msg(strstr(out, "job backup b1 target=tgt sync=top speed=1M cluster=128K "
+                              "on-target-error=stop auto-dismiss=off\n") != NULL, "%s", out);
+    ck_assert(strstr(out, "job set-speed b1 2M\n") != NULL);
+    struct trace back;
+    ck_assert_int_eq(trace_parse(&back, out, len, &e), 0);
+    ck_assert(trace_equal(&t, &back));
+    ck_assert(!trace_rec_equal(&t.recs[5], &t.recs[6]));
+    free(out);
+    trace_fini(&back);
+    trace_fini(&t);
+
+    static const struct { const char *line; unsigned field; const char *msg; } bad[] = {
+        { "job backup b target=t", 2, "needs sync=MODE" },
+        { "job backup b sync=full", 2, "needs target=DISK" },
+        { "job backup b target=t sync=fast", 5, "sync: expected full, top, none" },
+        { "job mirror m target=t sync=none", 5, "sync: expected full or top" },
+        { "job backup b target=t sync=full copy-mode=background", 6, "unknown option" },
+        { "job backup b target=t sync=full speed=1M speed=2M", 7, "given twice" },
+        { "job backup b target=t sync=full on-source-error=retry", 6, "expected report, "
+          "ignore, stop, enospc or auto" },
+        { "job backup b target=t sync=full auto-finalize=yes", 6, "expected on or off" },
+        { "job mirror m target=t granularity=3000", 5, "power of two" },
+        { "job wait b done", 4, "expected ready, pending or concluded" },
+        { "job cancel b now", 4, "expected 'force'" },
+        { "job launch b", 2, "unknown job operation 'launch'" },
+        { "job pause", 3, "needs 1 more field" },
+        { "job pause a=b", 3, "bad job id" },
+        { "disk t size=1M host=", 4, "unknown disk option" },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        char buf[256];
+        snprintf(buf, sizeof(buf), "blocksim-trace v1\n%s\n", bad[i].line);
+        struct trace x;
+        struct err ex = { .file = "job" };
+        ck_assert_msg(trace_parse(&x, buf, strlen(buf), &ex) == BS_EPARSE, "case %zu", i);
+        ck_assert_msg(ex.line == 2 && ex.field == bad[i].field, "case %zu: line %u field %u",
+                      i, ex.line, ex.field);
+        ck_assert_msg(strstr(ex.msg, bad[i].msg) != NULL, "case %zu: %s", i, ex.msg);
+    }
+}
+END_TEST
+
 Suite *suite_trace(void)
 {
     const TTest *tests[] = {
+        test_trace_job_records,
         test_trace_bitmap_records,
         test_trace_lossless,
         test_trace_no_final_newline,

@@ -1,0 +1,240 @@
+/*
+ * Tests of block jobs in the world (sim/world/world_job, ref/backup,
+ * sim/check/check_job): a backup under guest writes keeps its point in
+ * time and the checker proves it; a planted copy-after-write bug is caught
+ * and named; sync=none and sync=top copy what they must; refused verbs,
+ * target errors and crashes are reported, never taken for stack failures.
+ */
+#include <string.h>
+
+#include "../../ref/node.h"
+#include "../../sim/world/world.h"
+#include "../suites.h"
+#include "../testlib.h"
+
+static void run_text(const char *text, const struct world_opts *o0, struct world_result *r)
+{
+    struct trace t;
+    struct err e = { .file = "jobs" };
+    ck_assert_msg(trace_parse(&t, text, strlen(text), &e) == 0, "line %u: %s", e.line, e.msg);
+    struct world_opts o = o0 ? *o0 : (struct world_opts){ 0 };
+    o.want_checks = true;
+    int ret = world_run(&t, &o, r, &e);
+    ck_assert_msg(ret == 0, "line %u: %s", e.line, e.msg);
+    trace_fini(&t);
+}
+
+static json_t *job0(const struct world_result *r)
+{
+    ck_assert_ptr_nonnull(r->jobs);
+    return json_array_get(r->jobs, 0);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static json_int_t num(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* The job's events as one line: statuses, and other events by name. */
+static void events_line(json_t *job, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    json_t *evs = json_object_get(job, "events");
+    for (size_t i = 0; i < json_array_size(evs); i++) {
+        json_t *ev = json_array_get(evs, i);
+        const char *s = json_object_get(ev, "status") ? str(ev, "status") : str(ev, "event");
+        size_t at = strlen(buf);
+        snprintf(buf + at, size - at, "%s%s", i ? " " : "", s);
+    }
+}
+
+static const char full_trace[] =
+    "blocksim-trace v1\n"
+    "topology plain size=1M\n"
+    "disk tgt size=1M\n"
+    "write 0 65536\n"
+    "write 131072 4096\n"
+    "job backup j1 target=tgt sync=full speed=1M\n"
+    "write 0 4096\n"
+    "write 200704 4096\n"
+    "read 0 65536\n"
+    "job wait j1 concluded\n"
+    "read 0 65536\n";
+
+START_TEST(test_backup_full_point_in_time)
+{
+    struct world_result r;
+    run_text(full_trace, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    json_t *j = job0(&r);
+    ck_assert_str_eq(str(j, "type"), "backup");
+    ck_assert_str_eq(str(j, "status"), "null");
+    ck_assert_int_eq(num(j, "offset"), 1 << 20);
+    ck_assert_int_eq(num(j, "len"), 1 << 20);
+    char ev[512];
+    events_line(j, ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running waiting pending BLOCK_JOB_COMPLETED concluded null");
+    /* Every sector of the target was judged against the start. */
+    json_t *cj = json_object_get(r.checks, "jobs");
+    ck_assert_int_eq(num(cj, "sectors_checked"), 2048);
+    ck_assert(r.sim_ns > 800000000ull); /* 1 MiB at 1 MiB/s */
+    world_result_fini(&r);
+
+    /* The planted bug: the guest's write reaches the source before its
+     * cluster is copied, so the target holds the new data. */
+    struct world_opts o = { .node_mutants = NODE_MUTANT_BACKUP_CBW_LATE };
+    run_text(full_trace, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "backup-point-in-time");
+    ck_assert(r.first.sector == 0 || r.first.sector == 392); /* a sector written during it */
+    ck_assert(strstr(r.first.msg, "not what the source held when the job started") != NULL);
+    world_result_fini(&r);
+}
+END_TEST
+
+/* sync=none copies only what the guest overwrites and runs until it is
+ * cancelled: then the target holds the old data of every written sector. */
+START_TEST(test_backup_none_until_cancelled)
+{
+    static const char text[] =
+        "blocksim-trace v1\n"
+        "topology plain size=1M\n"
+        "disk tgt size=1M\n"
+        "write 0 65536\n"
+        "job backup j1 target=tgt sync=none\n"
+        "write 0 4096\n"
+        "write 524288 4096\n"
+        "job cancel j1\n"
+        "job wait j1 concluded\n"
+        "read 0 4096\n";
+    struct world_result r;
+    run_text(text, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    json_t *j = job0(&r);
+    char ev[512];
+    events_line(j, ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running aborting BLOCK_JOB_CANCELLED concluded null");
+    ck_assert_int_eq(num(j, "offset"), 2 * 65536); /* two clusters copied before write */
+    ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 16);
+    world_result_fini(&r);
+    struct world_opts o = { .node_mutants = NODE_MUTANT_BACKUP_CBW_LATE };
+    run_text(text, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "backup-point-in-time");
+    world_result_fini(&r);
+}
+END_TEST
+
+/* sync=top on an overlay copies the clusters its top layer allocates. */
+START_TEST(test_backup_top_copies_allocated)
+{
+    static const char text[] =
+        "blocksim-trace v1\n"
+        "topology overlay size=1M cluster=4K\n"
+        "disk tgt size=1M\n"
+        "write 0 8192\n"
+        "write 196608 512\n"
+        "job backup j1 target=tgt sync=top\n"
+        "write 4096 4096\n"
+        "job wait j1 concluded\n";
+    struct world_result r;
+    run_text(text, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    ck_assert_int_eq(num(job0(&r), "len"), 2 * 65536); /* clusters 0 and 3 */
+    ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 16 + 8);
+    world_result_fini(&r);
+}
+END_TEST
+
+/* A verb in the wrong state is QEMU's error reply, reported, not a
+ * failure; a crash takes the job with the host; a target that fails makes
+ * the job fail (report) or go on (ignore) and the stack is not blamed. */
+START_TEST(test_job_refusals_crashes_and_target_errors)
+{
+    static const char refuse[] =
+        "blocksim-trace v1\n"
+        "disk tgt size=1M\n"
+        "job backup j1 target=tgt sync=full speed=64K\n"
+        "job complete j1\n"
+        "job resume j1\n"
+        "job pause nosuch\n"
+        "write 0 4096\n"
+        "crash\n"
+        "restart\n"
+        "job wait j1 concluded\n"
+        "read 0 4096\n";
+    struct world_result r;
+    run_text(refuse, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    ck_assert_uint_eq(r.job_refusals, 3);
+    ck_assert_str_eq(r.job_refusal, "line 4: job complete j1: Job 'j1' in state 'running' "
+                                    "cannot accept command verb 'complete'");
+    ck_assert_str_eq(str(job0(&r), "status"), "running"); /* died with its host */
+    world_result_fini(&r);
+
+    static const char eio[] =
+        "blocksim-trace v1\n"
+        "disk tgt size=1M\n"
+        "fault write-eio disk=tgt range=131072-196608\n"
+        "write 0 4096\n"
+        "job backup j1 target=tgt sync=full\n"
+        "job wait j1 concluded\n";
+    run_text(eio, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    json_t *j = job0(&r);
+    char ev[512];
+    events_line(j, ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running BLOCK_JOB_ERROR aborting BLOCK_JOB_COMPLETED "
+                         "concluded null");
+    ck_assert_str_eq(str(j, "error"), "Input/output error");
+    world_result_fini(&r);
+
+    static const char ignore[] =
+        "blocksim-trace v1\n"
+        "disk tgt size=1M\n"
+        "fault write-eio disk=tgt range=131072-196608 times=1\n"
+        "write 0 4096\n"
+        "job backup j1 target=tgt sync=full on-target-error=ignore\n"
+        "job wait j1 concluded\n";
+    run_text(ignore, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    events_line(job0(&r), ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running BLOCK_JOB_ERROR waiting pending BLOCK_JOB_COMPLETED "
+                         "concluded null");
+    ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 2048);
+    world_result_fini(&r);
+
+    /* A copy-before-write that fails fails the guest's write (on-cbw-error=
+     * break-guest-write); the job copies the cluster later. */
+    static const char cbw[] =
+        "blocksim-trace v1\n"
+        "disk tgt size=1M\n"
+        "fault write-eio disk=tgt range=131072-196608 times=1\n"
+        "job backup j1 target=tgt sync=full speed=256K\n"
+        "write 131072 512\n"
+        "job wait j1 concluded\n"
+        "read 131072 512\n";
+    run_text(cbw, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    ck_assert_uint_eq(r.errors[TRACE_WRITE], 1);
+    events_line(job0(&r), ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running waiting pending BLOCK_JOB_COMPLETED concluded null");
+    world_result_fini(&r);
+}
+END_TEST
+
+Suite *suite_jobs(void)
+{
+    const TTest *tests[] = {
+        test_backup_full_point_in_time,
+        test_backup_none_until_cancelled,
+        test_backup_top_copies_allocated,
+        test_job_refusals_crashes_and_target_errors,
+    };
+    return tl_suite("jobs", tests, ARRAY_LEN(tests));
+}
