@@ -106,7 +106,7 @@ void choice_span_end(struct choices *c)
 
 enum gen_op {
     G_WRITE, G_READ, G_FLUSH, G_ZERO, G_DISCARD, G_CRASH, G_COMMIT, G_EMPTY, G_BITMAP,
-    G_SHUTDOWN, G__COUNT
+    G_SHUTDOWN, G_JOB, G__COUNT
 };
 
 #define GEN_SIZE (1u << 20)
@@ -124,6 +124,9 @@ struct gen_state {
     uint64_t written[GEN_WRITTEN_MAX][2];
     unsigned n_written;
     bool flush_crash;  /* a crash with at-flush= was emitted (one a trace) */
+    unsigned jobs;     /* jobs created (ids j0, j1, ...) */
+    bool job_live;     /* the last one may still run (no crash since) */
+    bool job_none;     /* it is a sync=none backup (runs until cancelled) */
 };
 
 static struct trace_rec *emit(struct gen_state *g, enum trace_kind kind)
@@ -189,6 +192,13 @@ static void gen_topology(struct gen_state *g)
             dr->cfg->has_atomic = true;
         }
     }
+    if (o->jobs) { /* the jobs' target */
+        struct trace_rec *dr = emit(g, TRACE_DISK);
+        dr->cfg = trace_cfg_new();
+        snprintf(dr->cfg->name, sizeof(dr->cfg->name), "tgt");
+        dr->cfg->size = GEN_SIZE;
+        dr->cfg->has_size = true;
+    }
 }
 
 /* Swarm: each seed enables a subset of operation kinds with skewed weights. */
@@ -196,7 +206,10 @@ static void gen_swarm(struct gen_state *g)
 {
     static const unsigned skew[] = { 0, 1, 3, 9 };
     for (int k = 0; k < G__COUNT; k++) {
-        g->weights[k] = skew[choice_range(g->c, 0, 3)];
+        /* Without jobs no byte is drawn for them: other properties' seeds
+         * keep the scenarios they had before jobs existed. */
+        bool drawn = k != G_JOB || g->o->jobs;
+        g->weights[k] = drawn ? skew[choice_range(g->c, 0, 3)] : 0;
     }
     g->weights[G_WRITE] += 1; /* writes always possible */
     g->weights[G_READ] += 1;
@@ -320,7 +333,7 @@ static const enum trace_kind op_kinds[G__COUNT] = {
     [G_WRITE] = TRACE_WRITE, [G_READ] = TRACE_READ, [G_FLUSH] = TRACE_FLUSH,
     [G_ZERO] = TRACE_ZERO, [G_DISCARD] = TRACE_DISCARD, [G_CRASH] = TRACE_CRASH,
     [G_COMMIT] = TRACE_COMMIT, [G_EMPTY] = TRACE_MAKE_EMPTY, [G_BITMAP] = TRACE_BITMAP,
-    [G_SHUTDOWN] = TRACE_SHUTDOWN,
+    [G_SHUTDOWN] = TRACE_SHUTDOWN, [G_JOB] = TRACE_JOB,
 };
 
 /* A bitmap operation on one of three names; the stack may refuse it (the
@@ -345,9 +358,76 @@ static void gen_bitmap(struct gen_state *g, struct trace_rec *r)
     }
 }
 
+static struct trace_job *job_rec(struct gen_state *g, enum trace_job_op op, unsigned id)
+{
+    struct trace_rec *r = emit(g, TRACE_JOB);
+    struct trace_job *j = r->job = mem_alloc(sizeof(*j));
+    j->op = op;
+    j->auto_finalize = j->auto_dismiss = true;
+    snprintf(j->id, sizeof(j->id), "j%u", id);
+    return j;
+}
+
+/* A new backup, or a verb on the last one (which may be refused: that is
+ * QEMU's behaviour to check too). */
+static void gen_job(struct gen_state *g)
+{
+    static const uint64_t speeds[] = { 0, 256u << 10, 1u << 20 };
+    static const uint64_t clusters[] = { 0, 4096, 128u << 10 };
+    if (!g->job_live || choice_range(g->c, 0, 3) == 0) {
+        struct trace_job *j = job_rec(g, TRACE_JOB_BACKUP, g->jobs++);
+        snprintf(j->target, sizeof(j->target), "tgt");
+        j->sync = (enum trace_job_sync)choice_range(g->c, TRACE_SYNC_FULL, TRACE_SYNC_NONE);
+        j->has_sync = true;
+        j->speed = speeds[choice_range(g->c, 0, 2)];
+        j->has_speed = j->speed != 0;
+        j->cluster = clusters[choice_range(g->c, 0, 2)];
+        j->has_cluster = j->cluster != 0;
+        g->job_live = true;
+        g->job_none = j->sync == TRACE_SYNC_NONE;
+        return;
+    }
+    static const enum trace_job_op verbs[] = { TRACE_JOB_PAUSE, TRACE_JOB_RESUME,
+                                               TRACE_JOB_CANCEL, TRACE_JOB_SET_SPEED,
+                                               TRACE_JOB_WAIT, TRACE_JOB_COMPLETE };
+    struct trace_job *j = job_rec(g, verbs[choice_range(g->c, 0, ARRAY_LEN(verbs) - 1)],
+                                  g->jobs - 1);
+    if (j->op == TRACE_JOB_SET_SPEED) {
+        j->speed = speeds[choice_range(g->c, 0, 2)];
+        j->has_speed = true;
+    }
+    if (j->op == TRACE_JOB_WAIT) {
+        j->state = TRACE_WAIT_CONCLUDED;
+        g->job_live = g->job_none; /* a sync=none backup waits for a cancel */
+    }
+    if (j->op == TRACE_JOB_CANCEL) {
+        g->job_live = false;
+    }
+}
+
+/* The last job ends before the final read sweep, so its checker judges it:
+ * a sync=none backup is cancelled; every job is waited for. */
+static void gen_jobs_end(struct gen_state *g)
+{
+    if (!g->job_live) {
+        return;
+    }
+    if (g->job_none) {
+        job_rec(g, TRACE_JOB_RESUME, g->jobs - 1); /* refused unless paused */
+        job_rec(g, TRACE_JOB_CANCEL, g->jobs - 1);
+    } else {
+        job_rec(g, TRACE_JOB_RESUME, g->jobs - 1);
+    }
+    job_rec(g, TRACE_JOB_WAIT, g->jobs - 1)->state = TRACE_WAIT_CONCLUDED;
+}
+
 static void gen_op(struct gen_state *g)
 {
     enum gen_op op = (enum gen_op)choice_weighted(g->c, g->weights, G__COUNT);
+    if (op == G_JOB) {
+        gen_job(g); /* its own records */
+        return;
+    }
     struct trace_rec *r = emit(g, op_kinds[op]);
     switch (op) {
     case G_WRITE:
@@ -376,10 +456,12 @@ static void gen_op(struct gen_state *g)
             g->flush_crash = true;
         }
         emit(g, TRACE_RESTART);
+        g->job_live = false; /* the job died with its host */
         break;
     case G_BITMAP:
         gen_bitmap(g, r);
         break;
+
     case G_SHUTDOWN:
         emit(g, TRACE_RESTART);
         break;
@@ -423,6 +505,7 @@ void gen_scenario(struct choices *c, const struct gen_opts *o, struct trace *t)
             break;
         }
     }
+    gen_jobs_end(&g);
     emit(&g, TRACE_FLUSH);
     for (unsigned i = 0; i < g.n_written; i++) {
         struct trace_rec *r = emit(&g, TRACE_READ);
@@ -437,7 +520,8 @@ size_t gen_trace_ops(const struct trace *t)
     for (size_t i = 0; i < t->n; i++) {
         n += trace_kind_is_op(t->recs[i].kind) || t->recs[i].kind == TRACE_CRASH ||
              t->recs[i].kind == TRACE_COMMIT || t->recs[i].kind == TRACE_MAKE_EMPTY ||
-             t->recs[i].kind == TRACE_BITMAP || t->recs[i].kind == TRACE_SHUTDOWN;
+             t->recs[i].kind == TRACE_BITMAP || t->recs[i].kind == TRACE_SHUTDOWN ||
+             t->recs[i].kind == TRACE_JOB;
     }
     return n;
 }

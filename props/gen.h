@@ -69,6 +69,8 @@ struct gen_opts {
     bool net;              /* quorum: NBD children and network faults (no disk faults) */
     unsigned fault_kinds;  /* bits of enum fault_kind to draw from; 0: the default set */
     bool qbm_faults;       /* disk faults hit the QBM files (disk=qbm), read by the loader */
+    bool jobs;             /* an extra disk tgt and backup jobs onto it, with verbs
+                            * (no shutdowns: jobs do not cross one) */
     bool flush_crashes;    /* the first crash strikes inside a flush (at-flush=), with
                             * writes in flight (queue depth 2 to 8) and flushes,
                             * make-empty and crashes favoured */

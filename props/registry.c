@@ -142,6 +142,12 @@ const struct prop registry_props[] = {
                  "allows",
       .gen = { .max_ops = 40, .overlay = true, .crashes = true, .flush_crashes = true },
       .check = check_world, .proofs = { "overlay-snapshot-late" } },
+    { .name = "backup-point-in-time", .fuzz_id = 14,
+      .summary = "a backup's target holds the source as it was when the job started (sync "
+                 "full and top), or the old data of every sector the guest overwrote while "
+                 "it ran (sync none), with guest writes, verbs and crashes",
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .crashes = true, .jobs = true },
+      .check = check_world, .proofs = { "backup-cbw-late" } },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);

@@ -354,8 +354,10 @@ static void backup_clean(struct job *j)
     if (*b->front == b->filter) {
         *b->front = s->source;
     }
+    /* New guest writes pass straight through; a parked one still waits
+     * for the copies it started (as QEMU drains the filter before it drops
+     * it), so no copy lands on the target after a later job started. */
     s->detached = true;
-    unpark(b->filter, UINT64_MAX, 0); /* nothing waits for copies any more */
 }
 
 static void backup_free(struct job *j)
@@ -394,6 +396,25 @@ static void copy_set_top(struct cbw_state *s)
     }
 }
 
+/* A node of @o that a job of @l (not yet gone) uses, or NULL. */
+static const struct node *backup_busy_node(const struct job_list *l,
+                                           const struct backup_opts *o)
+{
+    for (const struct job *j = l->head; j; j = j->next) {
+        if (j->drv != &backup_driver) {
+            continue;
+        }
+        const struct cbw_state *s = cbw(bj(j)->filter);
+        const struct node *used[] = { s->source, s->target };
+        for (unsigned k = 0; k < 2; k++) {
+            if (used[k] == o->source || used[k] == o->target) {
+                return used[k];
+            }
+        }
+    }
+    return NULL;
+}
+
 int backup_create(struct job_list *l, struct graph *g, const char *id,
                   const struct backup_opts *o, struct err *e, struct job **out)
 {
@@ -409,6 +430,11 @@ int backup_create(struct job_list *l, struct graph *g, const char *id,
     if (o->cluster && (!is_pow2(o->cluster) || o->cluster < NODE_SECTOR)) {
         return err_set(e, 0, 0, "cluster size must be a power of two of at least 512"),
                -EINVAL;
+    }
+    const struct node *busy = backup_busy_node(l, o);
+    if (busy) { /* a job keeps its nodes op-blocked until it is gone */
+        return err_set(e, 0, 0, "Node '%s' is busy: block device is in use by block job: "
+                       "backup", busy->name), -EBUSY;
     }
     if (job_find(l, id)) { /* before the filter exists */
         return err_set(e, 0, 0, "Job ID '%s' already in use", id), -EEXIST;

@@ -704,7 +704,9 @@ static bool pump_one(struct world *w, const struct trace_rec *rec)
         if (w->n_inflight > 0) {
             return false; /* the topology's operator actions drain the guest first */
         }
-        w->topo_ops->control(w, rec);
+        if (!world__jobs_block(w, rec)) {
+            w->topo_ops->control(w, rec);
+        }
         return true;
     }
 }
@@ -1184,6 +1186,10 @@ static void world_loop(struct world *w)
         }
     }
     bool unfinished = w->next < w->t->n || w->n_inflight > 0 || w->control_busy;
+    if (w->r->verdict == WORLD_PASS && unfinished && !w->r->ended_early && evq_empty(&w->q) &&
+        world__job_wait_stuck(w)) {
+        return; /* the scenario waits for what cannot happen: not the stack's fault */
+    }
     if (w->r->verdict == WORLD_PASS && unfinished && !w->r->ended_early) {
         const struct trace_rec *rec = &w->t->recs[w->next < w->t->n ? w->next : w->t->n - 1];
         char msg[200];

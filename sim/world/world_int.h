@@ -236,6 +236,14 @@ void world__job_event(void *opaque, const struct job_event *ev);
 /* Run job record @rec; false when it has to wait. */
 bool world__job_rec(struct world *w, const struct trace_rec *rec);
 void world__jobs_json(struct world *w);
+/* Nothing can happen any more and a 'job wait' holds the pump: the job is
+ * paused by the user or waits to be cancelled. The run ends early with a
+ * note saying so (a scenario that waits for what cannot happen, as it
+ * would hang QEMU's user too). */
+bool world__job_wait_stuck(struct world *w);
+/* Does a running job block operator action @rec (commit, make-empty)? Then
+ * it is refused as QEMU's op blockers refuse it, and reported. */
+bool world__jobs_block(struct world *w, const struct trace_rec *rec);
 void world__jobs_fini(struct world *w);
 extern const struct checker_ops world__job_checker; /* self: the world */
 

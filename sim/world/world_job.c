@@ -206,6 +206,43 @@ static void refused(struct world *w, const struct trace_rec *rec, const struct e
     }
 }
 
+bool world__job_wait_stuck(struct world *w)
+{
+    const struct trace_rec *rec = w->next < w->t->n ? &w->t->recs[w->next] : NULL;
+    if (!rec || rec->kind != TRACE_JOB || rec->job->op != TRACE_JOB_WAIT || !w->live) {
+        return false;
+    }
+    const struct job *j = job_find(&w->live->jobs, rec->job->id);
+    if (!j) {
+        return false;
+    }
+    w->r->ended_early = true;
+    snprintf(w->r->note, sizeof(w->r->note), "line %u: job wait %s %s: the job is %s and %s; "
+             "the rest did not run", rec->line, rec->job->id,
+             trace_job_state_name(rec->job->state), job_status_name(j->status),
+             j->user_paused ? "paused by the user (add 'job resume')"
+                            : "waits for a command (sync=none runs until 'job cancel')");
+    return true;
+}
+
+bool world__jobs_block(struct world *w, const struct trace_rec *rec)
+{
+    const struct job *busy = NULL;
+    for (const struct job *j = w->live ? w->live->jobs.head : NULL; j && !busy; j = j->next) {
+        busy = j->work_done ? NULL : j;
+    }
+    if (!busy) {
+        return false;
+    }
+    w->r->job_refusals++;
+    if (!w->r->job_refusal[0]) { /* QEMU's op blocker text [mem] */
+        snprintf(w->r->job_refusal, sizeof(w->r->job_refusal), "line %u: %s: Node '%s' is "
+                 "busy: block device is in use by block job: %s", rec->line,
+                 trace_kind_name(rec->kind), w->live->root->name, job_type_name(busy->drv->type));
+    }
+    return true;
+}
+
 void world__jobs_json(struct world *w)
 {
     if (w->n_wjobs == 0) {
