@@ -557,5 +557,35 @@ expect_out "crash at device flush" "the race is found inside the flush sequence"
 expect_status 0 "explore: the correct overlay survives the race" -- "$bin" explore \
     traces/native/overlay-flush-race.trace --out "$tmp/race"
 
+# ---- block jobs ----
+expect_status 1 "backup: a copy after the guest's write is caught" -- "$bin" replay \
+    traces/native/backup.trace --mutant backup-cbw-late
+expect_out "violation   backup-point-in-time" "backup violation named"
+expect_out "target sector 392 (byte 200704) holds write #3" "the sector and the write named"
+"$bin" replay --json --no-wall traces/native/backup.trace >"$tmp/jobs.json"
+python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+j = d['jobs'][0]
+ev = [e.get('status') or e['event'] for e in j['events']]
+assert ev == ['created', 'running', 'paused', 'refused', 'running', 'waiting', 'pending',
+              'BLOCK_JOB_COMPLETED', 'concluded', 'null'], ev
+assert (j['id'], j['type'], j['offset'], j['len'], j['error']) == ('j1', 'backup', 1 << 20,
+                                                                    1 << 20, None), j
+assert d['job_refusals'] == 1 and 'cannot accept command verb' in d['job_refusal']
+assert d['checks']['jobs']['sectors_checked'] == 2048 and not d['checks']['jobs']['failed']
+" "$tmp/jobs.json" && ok || bad "json jobs: events, progress, refusals, the job checker"
+for rec in 'job mirror m target=tgt' 'job commit c' 'job backup b target=tgt sync=incremental'; do
+    printf 'blocksim-trace v1\ndisk tgt size=1M\n%s\n' "$rec" >"$tmp/job.trace"
+    expect_status 2 "not modelled yet: $rec" -- "$bin" replay "$tmp/job.trace"
+    expect_err "job.trace:3: field" "the record is named"
+done
+printf 'blocksim-trace v1\ndisk tgt size=1M\njob backup b target=tgt sync=none\njob wait b concluded\nread 0 512\n' \
+    >"$tmp/stuck.trace"
+expect_status 0 "a job wait that cannot be satisfied is not a stack failure" -- "$bin" replay \
+    "$tmp/stuck.trace"
+expect_out "ended early line 4: job wait b concluded: the job is running and waits for a command" \
+    "the stuck wait is explained"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
