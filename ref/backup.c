@@ -280,9 +280,6 @@ static void copy_end(struct copy *cp)
     s->cl[cp->c] = cp->ret < 0 ? CL_NEED : CL_SKIP;
     if (cp->ret == 0 && s->job) {
         s->job->offset += cp->len;
-        if (s->no_background) {
-            s->job->len += cp->len; /* sync=none: the work is what the guest writes */
-        }
     }
     if (cp->by_job && s->bj) {
         job_copy_done(s->bj, cp);
@@ -463,7 +460,9 @@ int backup_create(struct job_list *l, struct graph *g, const char *id,
     } else {
         memset(s->cl, CL_NEED, s->n_clusters);
     }
-    for (uint64_t c = 0; c < s->n_clusters && !s->no_background; c++) {
+    /* Progress: the bytes of the copy set (sync=none too: QEMU counts the
+     * whole disk, of which the guest's writes copy some). */
+    for (uint64_t c = 0; c < s->n_clusters; c++) {
         j->len += s->cl[c] == CL_NEED ? min_u64(s->cluster, filter->length - c * s->cluster) : 0;
     }
     *o->front = filter;

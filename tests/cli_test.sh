@@ -586,6 +586,14 @@ expect_status 0 "a job wait that cannot be satisfied is not a stack failure" -- 
     "$tmp/stuck.trace"
 expect_out "ended early line 4: job wait b concluded: the job is running and waits for a command" \
     "the stuck wait is explained"
+# An extra disk takes its settings (cache=0: the job's copies are durable
+# when done, so the export of the durable contents holds them).
+printf 'blocksim-trace v1\ndisk tgt size=1M cache=0\nwrite 0 4096 pattern=0x77\njob backup b target=tgt sync=full\njob wait b concluded\n' \
+    >"$tmp/xd.trace"
+expect_status 0 "backup onto an extra disk without a cache" -- "$bin" replay "$tmp/xd.trace" \
+    --export "tgt=$tmp/xd.raw"
+[ "$(od -An -tx1 -N1 "$tmp/xd.raw" | tr -d ' ')" = 77 ] && ok ||
+    bad "the extra disk's settings apply: its durable contents hold the copy"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

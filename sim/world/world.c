@@ -803,7 +803,7 @@ static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err
                            w->disk_rec_line[i]);
         }
         w->disk_rec_line[i] = r->line ? r->line : UINT32_MAX;
-        if (c->host[0]) {
+        if (c->host[0] && i < w->n_topo_disks) {
             return err_set(e, r->line, 2, "disk %s belongs to the %s topology: host= is for "
                            "extra disks", d->name, trace_topology_name(w->topo));
         }
@@ -822,8 +822,9 @@ static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err
         d->atomic_sector = c->has_atomic ? c->atomic : d->atomic_sector;
         return 0;
     }
-    if (w->topo_ops->jobs) {
-        return world__extra_disk_rec(w, r, e);
+    if (w->topo_ops->jobs) { /* an extra disk: add it, then configure it as any */
+        TRY(world__extra_disk_rec(w, r, e));
+        return setup_disk_rec(w, r, e);
     }
     char names[WORLD_DISKS_MAX * 8] = "";
     for (unsigned i = 0; i < w->n_disks; i++) {

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""qemu_jobs.py BLOCKSIM [CASES] [--mutant NAME]: cross-check blocksim's
+backup job against QEMU's.
+
+Each case starts from the same raw source image (0xAA with a few pattern
+writes already in it) and an empty target, then
+
+  - in QEMU (qemu-system-x86_64 -M none, QMP over a Unix socket): adds the
+    target node, starts blockdev-backup (sync full or none, speed 512 KiB/s
+    and x-perf max-chunk 64 KiB so the job runs for about a second), makes
+    guest writes with HMP qemu-io while it runs, may send a verb in the
+    wrong state, and for sync=none cancels the job; waits for null;
+  - in blocksim: the same as a trace (`disk d0 image=`, `job backup`,
+    pattern writes, `job complete`, `job cancel`, `job wait`), replayed
+    with --export of the source and the target.
+
+They must agree byte for byte on the target and on the source, on the job
+events (JOB_STATUS_CHANGE statuses and BLOCK_JOB_* events, in order; the
+paused/running pair QEMU reports because blockdev-backup starts the job
+inside a drained section is dropped, spec 10.5), on the terminal event's
+offset and len, and on the text of a refused verb. Prints one line per
+disagreement; exits 1 on any, 0 when all agree, 0 with a SKIP line when
+qemu-system-x86_64 is missing. With --mutant NAME blocksim runs with that
+planted bug and the script exits 0 only if some case disagrees.
+"""
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SIZE = 512 * 1024
+SECTOR = 512
+QEMU = "qemu-system-x86_64"
+
+
+def make_case(seed):
+    rng = random.Random(seed)
+    pre = [(rng.randrange(SIZE // SECTOR) * SECTOR, rng.choice([512, 4096, 65536]),
+            rng.randrange(1, 255)) for _ in range(rng.randint(0, 2))]
+    during = []
+    for _ in range(rng.randint(1, 4)):
+        length = rng.choice([512, 4096, 16384, 32768])
+        off = rng.randrange((SIZE - length) // SECTOR + 1) * SECTOR
+        during.append((off, length, rng.randrange(1, 255)))
+    return dict(pre=[(o, min(n, SIZE - o), p) for o, n, p in pre], during=during,
+                sync=rng.choice(["full", "full", "none"]), wrong_verb=rng.random() < 0.5)
+
+
+def source_image(path, case):
+    data = bytearray([0xAA]) * SIZE
+    for off, n, pat in case["pre"]:
+        data[off:off + n] = bytes([pat]) * n
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+class Qmp:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.connect(path)
+        self.f = self.s.makefile("rw")
+        self.f.readline()
+        self.events = []
+        self.cmd("qmp_capabilities")
+
+    def read(self):
+        m = json.loads(self.f.readline())
+        if "event" in m:
+            self.events.append((m["event"], m.get("data", {})))
+        return m
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+        self.f.flush()
+        while True:
+            m = self.read()
+            if "event" not in m:
+                return m
+
+    def wait_null(self, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            if any(e == "JOB_STATUS_CHANGE" and d["status"] == "null" for e, d in self.events):
+                return True
+            self.read()
+        return False
+
+
+def run_qemu(d, case):
+    src = os.path.join(d, "q-src.raw")
+    tgt = os.path.join(d, "q-tgt.raw")
+    source_image(src, case)
+    with open(tgt, "wb") as f:
+        f.write(bytes(SIZE))
+    sock = os.path.join(d, "qmp.sock")
+    p = subprocess.Popen([QEMU, "-M", "none", "-nodefaults", "-display", "none", "-qmp",
+                          "unix:%s,server=on,wait=off" % sock, "-drive",
+                          "if=none,id=guest,file=%s,format=raw" % src],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(250):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.02)
+        q = Qmp(sock)
+        q.cmd("blockdev-add", driver="raw", file={"driver": "file", "filename": tgt},
+              **{"node-name": "tgt"})
+        r = q.cmd("blockdev-backup", device="guest", target="tgt", sync=case["sync"],
+                  speed=512 * 1024, **{"job-id": "j1", "x-perf": {"max-chunk": 65536}})
+        assert "return" in r, r
+        for off, n, pat in case["during"]:
+            q.cmd("human-monitor-command",
+                  **{"command-line": 'qemu-io guest "write -P 0x%02x %d %d"' % (pat, off, n)})
+        refusal = None
+        if case["wrong_verb"]:
+            r = q.cmd("block-job-complete", device="j1")
+            refusal = r.get("error", {}).get("desc")
+        if case["sync"] == "none":
+            q.cmd("block-job-cancel", device="j1")
+        ok = q.wait_null()
+        q.cmd("quit")
+        p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    with open(tgt, "rb") as f:
+        t = f.read()
+    with open(src, "rb") as f:
+        s = f.read()
+    return dict(ok=ok, target=t, source=s, events=qemu_events(q.events), refusal=refusal)
+
+
+def qemu_events(events):
+    out = []
+    for e, d in events:
+        if e == "SHUTDOWN":
+            continue  # the quit
+        if e == "JOB_STATUS_CHANGE":
+            out.append(d["status"])
+        else:
+            out.append((e, d.get("offset"), d.get("len"), d.get("error")))
+    # blockdev-backup starts the job inside a drained section: drop the
+    # paused/running pair that follows the first running (no user pause).
+    if out[1:4] == ["running", "paused", "running"]:
+        del out[2:4]
+    return out
+
+
+def run_blocksim(blocksim, d, case, mutant):
+    source_image(os.path.join(d, "b-src.raw"), case)
+    # Without caches every write is durable when done, as QEMU's images are
+    # after it quits (it flushes them): the exports compare like for like.
+    lines = ["blocksim-trace v1", "topology plain", "disk d0 image=b-src.raw cache=0",
+             "disk tgt size=%d cache=0" % SIZE,
+             "job backup j1 target=tgt sync=%s speed=512K" % case["sync"]]
+    for off, n, pat in case["during"]:
+        lines.append("write %d %d pattern=0x%02x" % (off, n, pat))
+    if case["wrong_verb"]:
+        lines.append("job complete j1")
+    if case["sync"] == "none":
+        lines.append("job cancel j1")
+    lines.append("job wait j1 concluded")
+    trace = os.path.join(d, "case.trace")
+    with open(trace, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    src = os.path.join(d, "b-src-out.raw")
+    tgt = os.path.join(d, "b-tgt-out.raw")
+    cmd = [blocksim, "replay", "--json", "--no-wall", trace, "--export", "d0=" + src,
+           "--export", "tgt=" + tgt]
+    if mutant:
+        cmd += ["--mutant", mutant]
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if out.returncode == 2:
+        raise SystemExit("blocksim refused the trace: " + out.stderr)
+    rep = json.loads(out.stdout)
+    job = rep["jobs"][0]
+    events = []
+    for ev in job["events"]:
+        if ev["event"] == "JOB_STATUS_CHANGE":
+            events.append(ev["status"])
+        elif ev["event"] != "refused":
+            events.append((ev["event"], ev.get("offset"), ev.get("len"), ev.get("error")))
+    with open(tgt, "rb") as f:
+        t = f.read()
+    with open(src, "rb") as f:
+        s = f.read()
+    refusal = rep.get("job_refusal", "").split(": ", 2)[-1] if case["wrong_verb"] else None
+    return dict(target=t, source=s, events=events, refusal=refusal, verdict=rep["verdict"])
+
+
+def first_diff(a, b):
+    for i in range(min(len(a), len(b))):
+        if a[i] != b[i]:
+            return i
+    return min(len(a), len(b))
+
+
+def main():
+    args = sys.argv[1:]
+    mutant = None
+    if "--mutant" in args:
+        i = args.index("--mutant")
+        mutant = args[i + 1]
+        del args[i:i + 2]
+    blocksim = args[0]
+    cases = int(args[1]) if len(args) > 1 else 12
+    if shutil.which(QEMU) is None:
+        print("qemu jobs cross-check: SKIP (%s not found)" % QEMU)
+        return 0
+    bad = 0
+    checks = 0
+    for seed in range(cases):
+        case = make_case(seed)
+        with tempfile.TemporaryDirectory(prefix="blocksim-qjobs-") as d:
+            q = run_qemu(d, case)
+            b = run_blocksim(blocksim, d, case, mutant)
+        problems = []
+        if not q["ok"]:
+            problems.append("QEMU's job did not end")
+        for what in ("target", "source"):
+            checks += 1
+            if q[what] != b[what]:
+                i = first_diff(q[what], b[what])
+                problems.append("%s differs from byte %d (QEMU %02x, blocksim %02x)" %
+                                (what, i, q[what][i], b[what][i]))
+        checks += 1
+        if q["events"] != b["events"]:
+            problems.append("events: QEMU %s, blocksim %s" % (q["events"], b["events"]))
+        if case["wrong_verb"]:
+            checks += 1
+            if q["refusal"] != b["refusal"]:
+                problems.append("refusal: QEMU %r, blocksim %r" % (q["refusal"], b["refusal"]))
+        if problems:
+            bad += 1
+            print("case %d (sync=%s, %d writes during): %s" %
+                  (seed, case["sync"], len(case["during"]), "; ".join(problems)))
+    label = "with planted bug %s: " % mutant if mutant else ""
+    print("qemu jobs cross-check %s%d of %d backup cases agree with QEMU (%d comparisons)" %
+          (label, cases - bad, cases, checks))
+    if mutant:
+        return 0 if bad else 1
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
