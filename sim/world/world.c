@@ -1241,8 +1241,8 @@ static void result_fill(struct world *w)
     /* r->first is the first violation in event order: world__verdict_fail
      * took it as it happened, whichever checker saw it. */
     world__checkers_end(w);
-    world__jobs_json(w);
-    if (w->o.want_checks) { /* each checker writes its own section */
+    if (w->o.want_checks) {
+        world__jobs_json(w); /* each checker writes its own section */
         r->checks = world__checkers_json(w);
     }
 }

@@ -88,7 +88,7 @@ struct world_opts {
     unsigned n_bitmaps;
     bool dirty_mark_early; /* mark bitmaps when a write is issued (the seed's mode) */
     bool want_bitmaps;     /* fill world_result.bitmaps; world_result_fini frees them */
-    bool want_checks;      /* fill world_result.checks (likewise) */
+    bool want_checks;      /* fill world_result.checks and .jobs (likewise) */
     const char *base_dir;  /* relative image= paths start here (NULL: the cwd) */
     const struct world_export *exports;
     unsigned n_exports;
@@ -155,8 +155,9 @@ struct world_result {
     char export_error[320];      /* an --export that could not be written, or "" */
     struct world_host hosts[WORLD_RESULT_HOSTS];
     unsigned n_hosts;
-    json_t *jobs;                /* the block jobs that ran (id, type, status, progress,
-                                  * error, events), or NULL when none did */
+    json_t *jobs;                /* want_checks: the block jobs that ran (id, type,
+                                  * status, progress, error, events), or NULL when
+                                  * none did (world_result_fini frees it) */
     uint64_t job_refusals;       /* job verbs the stack refused (QEMU's error replies) */
     char job_refusal[256];       /* the first of them */
     json_t *checks;              /* want_checks: each checker's own report section,
