@@ -137,13 +137,14 @@ cli-tests: $(BIN)
 # and the same check run with a planted tie bug must disagree.
 QEMU_XCHECK_CASES ?= 48
 QEMU_QUORUM_CASES ?= 120
-QEMU_JOBS_CASES ?= 12
+QEMU_JOBS_CASES ?= 16
 qemu-xcheck: $(BIN)
 	python3 tests/qemu_bitmaps.py $(BIN) $(QEMU_XCHECK_CASES)
 	python3 tests/qemu_quorum.py $(BIN) $(QEMU_QUORUM_CASES)
 	python3 tests/qemu_quorum.py $(BIN) $(QEMU_QUORUM_CASES) --mutant quorum-tie-low
 	python3 tests/qemu_jobs.py $(BIN) $(QEMU_JOBS_CASES)
 	python3 tests/qemu_jobs.py $(BIN) $(QEMU_JOBS_CASES) --mutant backup-cbw-late
+	python3 tests/qemu_jobs.py $(BIN) $(QEMU_JOBS_CASES) --mutant mirror-cancel-forced
 
 # blocksim's NBD server and client against libnbd tools, qemu-io/qemu-img,
 # qemu-nbd and nbdkit over Unix sockets.

@@ -87,6 +87,9 @@ enum node_role {
 #define NODE_MUTANT_OVERLAY_SNAPSHOT_LATE NODE_MUTANT(16) /* map snapshot after the data flush */
 #define NODE_MUTANT_QBM_SKIP_CHECKSUM NODE_MUTANT(17) /* loader trusts a bitmap file unchecked */
 #define NODE_MUTANT_BACKUP_CBW_LATE NODE_MUTANT(18) /* guest write before its copy */
+#define NODE_MUTANT_MIRROR_EARLY_COMPLETE NODE_MUTANT(19) /* pivot before the drain */
+#define NODE_MUTANT_MIRROR_CANCEL_FORCED NODE_MUTANT(20) /* soft cancel made forced */
+#define NODE_MUTANT_MIRROR_LOST_DIRTY NODE_MUTANT(21) /* guest write not marked dirty */
 
 struct node;
 struct req;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """qemu_jobs.py BLOCKSIM [CASES] [--mutant NAME]: cross-check blocksim's
-backup job against QEMU's.
+backup and mirror jobs against QEMU's.
 
 Each case starts from the same raw source image (0xAA with a few pattern
 writes already in it) and an empty target, then
@@ -9,7 +9,11 @@ writes already in it) and an empty target, then
     target node, starts blockdev-backup (sync full or none, speed 512 KiB/s
     and x-perf max-chunk 64 KiB so the job runs for about a second), makes
     guest writes with HMP qemu-io while it runs, may send a verb in the
-    wrong state, and for sync=none cancels the job; waits for null;
+    wrong state, and for sync=none cancels the job; waits for null. A
+    mirror case starts blockdev-mirror (copy-mode background or
+    write-blocking), writes, waits for READY, writes again, then completes
+    (the guest moves onto the target), cancels softly (COMPLETED, no pivot)
+    or with force (CANCELLED), and writes once more after the end;
   - in blocksim: the same as a trace (`disk d0 image=`, `job backup`,
     pattern writes, `job complete`, `job cancel`, `job wait`), replayed
     with --export of the source and the target.
@@ -47,8 +51,19 @@ def make_case(seed):
         length = rng.choice([512, 4096, 16384, 32768])
         off = rng.randrange((SIZE - length) // SECTOR + 1) * SECTOR
         during.append((off, length, rng.randrange(1, 255)))
+    def writes(k):
+        out = []
+        for _ in range(k):
+            length = rng.choice([512, 4096, 16384, 32768])
+            out.append((rng.randrange((SIZE - length) // SECTOR + 1) * SECTOR, length,
+                        rng.randrange(1, 255)))
+        return out
+    job = rng.choice(["backup", "backup", "mirror", "mirror"])
     return dict(pre=[(o, min(n, SIZE - o), p) for o, n, p in pre], during=during,
-                sync=rng.choice(["full", "full", "none"]), wrong_verb=rng.random() < 0.5)
+                sync=rng.choice(["full", "full", "none"]), wrong_verb=rng.random() < 0.5,
+                job=job, ready=writes(rng.randint(0, 2)), after=writes(rng.randint(0, 2)),
+                end=rng.choice(["complete", "complete", "cancel", "force"]),
+                copy_mode=rng.choice(["background", "write-blocking"]))
 
 
 def source_image(path, case):
@@ -82,6 +97,14 @@ class Qmp:
             if "event" not in m:
                 return m
 
+    def wait_event(self, name, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            if any(e == name for e, d in self.events):
+                return True
+            self.read()
+        return False
+
     def wait_null(self, timeout=20):
         end = time.time() + timeout
         while time.time() < end:
@@ -110,19 +133,35 @@ def run_qemu(d, case):
         q = Qmp(sock)
         q.cmd("blockdev-add", driver="raw", file={"driver": "file", "filename": tgt},
               **{"node-name": "tgt"})
-        r = q.cmd("blockdev-backup", device="guest", target="tgt", sync=case["sync"],
-                  speed=512 * 1024, **{"job-id": "j1", "x-perf": {"max-chunk": 65536}})
-        assert "return" in r, r
-        for off, n, pat in case["during"]:
-            q.cmd("human-monitor-command",
-                  **{"command-line": 'qemu-io guest "write -P 0x%02x %d %d"' % (pat, off, n)})
+        def write(ws):
+            for off, n, pat in ws:
+                q.cmd("human-monitor-command", **{
+                    "command-line": 'qemu-io guest "write -P 0x%02x %d %d"' % (pat, off, n)})
         refusal = None
-        if case["wrong_verb"]:
-            r = q.cmd("block-job-complete", device="j1")
-            refusal = r.get("error", {}).get("desc")
-        if case["sync"] == "none":
-            q.cmd("block-job-cancel", device="j1")
+        if case["job"] == "backup":
+            r = q.cmd("blockdev-backup", device="guest", target="tgt", sync=case["sync"],
+                      speed=512 * 1024, **{"job-id": "j1", "x-perf": {"max-chunk": 65536}})
+            assert "return" in r, r
+            write(case["during"])
+            if case["wrong_verb"]:
+                r = q.cmd("block-job-complete", device="j1")
+                refusal = r.get("error", {}).get("desc")
+            if case["sync"] == "none":
+                q.cmd("block-job-cancel", device="j1")
+        else:
+            r = q.cmd("blockdev-mirror", device="guest", target="tgt", sync="full",
+                      **{"job-id": "j1", "copy-mode": case["copy_mode"]})
+            assert "return" in r, r
+            write(case["during"])
+            q.wait_event("BLOCK_JOB_READY")
+            write(case["ready"])
+            if case["end"] == "complete":
+                q.cmd("block-job-complete", device="j1")
+            else:
+                q.cmd("block-job-cancel", device="j1", force=case["end"] == "force")
         ok = q.wait_null()
+        if case["job"] == "mirror":
+            write(case["after"])
         q.cmd("quit")
         p.wait(timeout=10)
     finally:
@@ -157,15 +196,28 @@ def run_blocksim(blocksim, d, case, mutant):
     # Without caches every write is durable when done, as QEMU's images are
     # after it quits (it flushes them): the exports compare like for like.
     lines = ["blocksim-trace v1", "topology plain", "disk d0 image=b-src.raw cache=0",
-             "disk tgt size=%d cache=0" % SIZE,
-             "job backup j1 target=tgt sync=%s speed=512K" % case["sync"]]
-    for off, n, pat in case["during"]:
-        lines.append("write %d %d pattern=0x%02x" % (off, n, pat))
-    if case["wrong_verb"]:
-        lines.append("job complete j1")
-    if case["sync"] == "none":
-        lines.append("job cancel j1")
-    lines.append("job wait j1 concluded")
+             "disk tgt size=%d cache=0" % SIZE]
+
+    def write(ws):
+        for off, n, pat in ws:
+            lines.append("write %d %d pattern=0x%02x" % (off, n, pat))
+    if case["job"] == "backup":
+        lines.append("job backup j1 target=tgt sync=%s speed=512K" % case["sync"])
+        write(case["during"])
+        if case["wrong_verb"]:
+            lines.append("job complete j1")
+        if case["sync"] == "none":
+            lines.append("job cancel j1")
+        lines.append("job wait j1 concluded")
+    else:
+        lines.append("job mirror j1 target=tgt sync=full copy-mode=%s" % case["copy_mode"])
+        write(case["during"])
+        lines.append("job wait j1 ready")
+        write(case["ready"])
+        lines.append({"complete": "job complete j1", "cancel": "job cancel j1",
+                      "force": "job cancel j1 force"}[case["end"]])
+        lines.append("job wait j1 concluded")
+        write(case["after"])
     trace = os.path.join(d, "case.trace")
     with open(trace, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -190,8 +242,20 @@ def run_blocksim(blocksim, d, case, mutant):
         t = f.read()
     with open(src, "rb") as f:
         s = f.read()
-    refusal = rep.get("job_refusal", "").split(": ", 2)[-1] if case["wrong_verb"] else None
+    refusal = (rep.get("job_refusal", "").split(": ", 2)[-1]
+               if case["wrong_verb"] and case["job"] == "backup" else None)
     return dict(target=t, source=s, events=events, refusal=refusal, verdict=rep["verdict"])
+
+
+def shape(events):
+    """Events without progress figures, but whether offset == len."""
+    out = []
+    for e in events:
+        if isinstance(e, tuple):
+            out.append((e[0], e[1] == e[2], e[3]))
+        else:
+            out.append(e)
+    return out
 
 
 def first_diff(a, b):
@@ -230,18 +294,24 @@ def main():
                 problems.append("%s differs from byte %d (QEMU %02x, blocksim %02x)" %
                                 (what, i, q[what][i], b[what][i]))
         checks += 1
-        if q["events"] != b["events"]:
-            problems.append("events: QEMU %s, blocksim %s" % (q["events"], b["events"]))
-        if case["wrong_verb"]:
+        qe, be = q["events"], b["events"]
+        if case["job"] == "mirror":  # progress depends on timing: compare its shape
+            qe, be = shape(qe), shape(be)
+        if qe != be:
+            problems.append("events: QEMU %s, blocksim %s" % (qe, be))
+        if case["wrong_verb"] and case["job"] == "backup":
             checks += 1
             if q["refusal"] != b["refusal"]:
                 problems.append("refusal: QEMU %r, blocksim %r" % (q["refusal"], b["refusal"]))
         if problems:
             bad += 1
-            print("case %d (sync=%s, %d writes during): %s" %
-                  (seed, case["sync"], len(case["during"]), "; ".join(problems)))
+            what = ("backup sync=%s" % case["sync"] if case["job"] == "backup" else
+                    "mirror %s, %s" % (case["copy_mode"], case["end"]))
+            print("case %d (%s, %d writes during): %s" %
+                  (seed, what, len(case["during"]), "; ".join(problems)))
     label = "with planted bug %s: " % mutant if mutant else ""
-    print("qemu jobs cross-check %s%d of %d backup cases agree with QEMU (%d comparisons)" %
+    print("qemu jobs cross-check %s%d of %d backup and mirror cases agree with QEMU "
+          "(%d comparisons)" %
           (label, cases - bad, cases, checks))
     if mutant:
         return 0 if bad else 1

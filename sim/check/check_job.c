@@ -101,6 +101,7 @@ static void status_change(struct check_job *c, const struct job_event *ev, unsig
         j->line = line;
         j->live = true;
         j->status = JOB_STATUS_CREATED;
+        j->converges = ev->type == JOB_TYPE_MIRROR || ev->type == JOB_TYPE_COMMIT;
         return;
     }
     if (!job_transition_ok(j->status, ev->status)) {
@@ -145,6 +146,16 @@ void check_job_event(struct check_job *c, const struct job_event *ev, unsigned l
         break;
     case JOB_EV_COMPLETED:
     case JOB_EV_CANCELLED:
+        if (j->cancel_soft && ev->kind == JOB_EV_CANCELLED) {
+            fail(c, "mirror-cancel", line, now_ns, 0, "job '%s' was cancelled without force "
+                 "in READY, which must finish in step and report BLOCK_JOB_COMPLETED (a soft "
+                 "cancel), but it reported BLOCK_JOB_CANCELLED", ev->id);
+        }
+        if (j->cancel_forced && !j->cancel_soft && ev->kind == JOB_EV_COMPLETED &&
+            !ev->error) {
+            fail(c, "job-states", line, now_ns, 0, "job '%s' was cancelled (forced) but "
+                 "reported BLOCK_JOB_COMPLETED without an error", ev->id);
+        }
         if ((j->status != JOB_STATUS_PENDING && j->status != JOB_STATUS_ABORTING) ||
             j->terminal_sent) {
             fail(c, "job-states", line, now_ns, 0, "%s for job '%s' in status '%s'%s",
@@ -184,6 +195,57 @@ void check_job_backup_start(struct check_job *c, const char *id, const uint8_t *
         j->want_tag[s] = content_identify(p, c->seed, s, NULL);
         j->in_set[s] = none ? 0 : in_set ? in_set[s] : 1;
     }
+}
+
+void check_job_cancelled(struct check_job *c, const char *id, bool force, enum job_status at)
+{
+    struct cj_job *j = find(c, id);
+    if (!j || j->terminal_sent) {
+        return;
+    }
+    bool soft = j->converges && !force && (at == JOB_STATUS_READY);
+    if (soft && !j->cancel_forced) {
+        j->cancel_soft = true;
+    } else {
+        j->cancel_soft = false;
+        j->cancel_forced = true;
+    }
+}
+
+bool check_job_mirror_verify(struct check_job *c, const char *id, const uint8_t *src,
+                             const uint8_t *tgt, uint64_t len, bool pivoted,
+                             check_job_taint_fn *taint, void *opaque, unsigned line,
+                             uint64_t now_ns)
+{
+    struct cj_job *j = find(c, id);
+    ASSERT(j != NULL);
+    const char *prop = pivoted ? "mirror-converge" : "mirror-cancel";
+    for (uint64_t s = 0; s < len / CONTENT_SECTOR && !c->failed; s++) {
+        const uint8_t *a = src + s * CONTENT_SECTOR;
+        const uint8_t *b = tgt + s * CONTENT_SECTOR;
+        c->sectors_checked++;
+        if (memcmp(a, b, CONTENT_SECTOR) == 0) {
+            continue;
+        }
+        if (taint && taint(opaque, s)) {
+            c->explained++;
+            continue;
+        }
+        char want[48];
+        char got[48];
+        uint64_t wt = content_identify(a, c->seed, s, NULL);
+        uint64_t gt = content_identify(b, c->seed, s, NULL);
+        check_tag_name(wt, want, sizeof(want));
+        check_tag_name(gt, got, sizeof(got));
+        fail(c, prop, line, now_ns, s, "mirror '%s' (line %u) ended in step (%s) but target "
+             "sector %" PRIu64 " (byte %" PRIu64 ") holds %s where the source holds %s", id,
+             j->line, pivoted ? "complete: the guest now runs on the target" :
+             "cancelled in READY", s, s * CONTENT_SECTOR, got, want);
+        c->first.n_expected = 1;
+        c->first.expected[0] = wt;
+        c->first.actual = gt;
+    }
+    return !c->failed;
 }
 
 void check_job_guest_wrote(struct check_job *c, uint64_t sector, uint64_t n)

@@ -39,6 +39,9 @@ struct cj_job {
     bool live;               /* between created and null */
     bool ready_sent, terminal_sent;
     bool backup;             /* a point-in-time snapshot is kept */
+    bool converges;          /* a mirror or active commit (READY, soft cancel) */
+    bool cancel_soft;        /* a cancel without force in READY: expect COMPLETED */
+    bool cancel_forced;      /* a forced cancel (or one before READY): expect CANCELLED */
     bool none;               /* sync=none: only guest-written sectors count */
     uint64_t n_sectors;
     uint64_t *want_hash;     /* per sector: the source at the start */
@@ -81,6 +84,19 @@ void check_job_guest_wrote(struct check_job *c, uint64_t sector, uint64_t n);
 bool check_job_backup_verify(struct check_job *c, const char *id, const uint8_t *tgt,
                              uint64_t len, check_job_taint_fn *taint, void *opaque,
                              unsigned line, uint64_t now_ns);
+
+/* A cancel of @id was accepted in status @at: a mirror's (or active
+ * commit's) cancel without force in READY must end COMPLETED without a
+ * pivot; any other cancel, CANCELLED (spec 10.4). */
+void check_job_cancelled(struct check_job *c, const char *id, bool force, enum job_status at);
+
+/* Mirror @id ended in step (COMPLETED, no error): @tgt must equal @src
+ * (both @len bytes) sector by sector, after a complete (@pivoted) or a
+ * soft cancel. Returns false on a violation. */
+bool check_job_mirror_verify(struct check_job *c, const char *id, const uint8_t *src,
+                             const uint8_t *tgt, uint64_t len, bool pivoted,
+                             check_job_taint_fn *taint, void *opaque, unsigned line,
+                             uint64_t now_ns);
 
 /* The live backup @id with a snapshot, or NULL. */
 const struct cj_job *check_job_find(const struct check_job *c, const char *id);

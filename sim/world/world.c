@@ -1063,11 +1063,16 @@ static uint64_t trace_seed(const struct trace *t)
 static bool world_taint(void *opaque, uint64_t sector)
 {
     const struct world *w = opaque;
+    if (w->pivot_disk >= 0 &&
+        disk_taint_get(w->disks[w->pivot_disk], sector) != DISK_TAINT_NONE) {
+        return true; /* the guest's data lives there since a mirror's pivot */
+    }
     return w->topo_ops->explained(w, sector);
 }
 
 static int world_setup(struct world *w, struct err *e)
 {
+    w->pivot_disk = w->job_disk = -1;
     fault_plan_init(&w->plan);
     TRY(setup_topology(w, e));
     TRY(setup_validate(w, e));

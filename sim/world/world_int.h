@@ -155,6 +155,7 @@ struct world {
     bool job_waiting;       /* a 'job wait' holds the pump */
     bool closing;           /* world_fini is draining the events */
     bool has_jobs;          /* the trace has job records */
+    int pivot_disk;         /* the disk a mirror moved the guest onto, or -1 */
     unsigned verify_disk;   /* the target the job checker is reading */
 };
 

@@ -15,6 +15,7 @@
 
 #include "../../ref/backup.h"
 #include "../../ref/drv_file.h"
+#include "../../ref/mirror.h"
 #include "../base/content.h"
 #include "world_int.h"
 
@@ -61,6 +62,9 @@ int world__jobs_open(struct world *w, struct stack *s, struct err *e)
     }
     job_list_init(&s->jobs, world__timer(w), world__job_event, w);
     s->jobs.mutants = w->o.node_mutants;
+    if (w->pivot_disk >= 0) { /* a mirror moved the guest onto this disk */
+        s->front = s->extra[w->pivot_disk];
+    }
     return 0;
 }
 
@@ -94,22 +98,27 @@ int world__job_validate(const struct world *w, const struct trace_rec *r, bool g
         return err_set(e, r->line, 1, "jobs need the plain or overlay topology (the %s "
                        "topology does not run them yet)", w->topo_ops->name);
     }
-    if (j->op == TRACE_JOB_MIRROR || j->op == TRACE_JOB_COMMIT) {
-        return err_set(e, r->line, 2, "'job %s' is not modelled yet (blocksim runs backup "
-                       "jobs so far)", trace_job_op_name(j->op));
+    if (j->op == TRACE_JOB_COMMIT) {
+        return err_set(e, r->line, 2, "'job commit' is not modelled yet (backup and mirror "
+                       "are)");
     }
-    if (j->op != TRACE_JOB_BACKUP) {
+    if (j->op == TRACE_JOB_MIRROR && w->bitmaps) {
+        return err_set(e, r->line, 2, "'job mirror' with dirty bitmaps is not modelled yet "
+                       "(after the pivot the guest writes where its bitmaps are not)");
+    }
+    if (j->op != TRACE_JOB_BACKUP && j->op != TRACE_JOB_MIRROR) {
         return 0;
     }
-    if (j->sync == TRACE_SYNC_BITMAP || j->sync == TRACE_SYNC_INCREMENTAL || j->bitmap[0] ||
-        j->has_bitmap_mode) {
+    if (j->op == TRACE_JOB_BACKUP && (j->sync == TRACE_SYNC_BITMAP ||
+                                      j->sync == TRACE_SYNC_INCREMENTAL || j->bitmap[0] ||
+                                      j->has_bitmap_mode)) {
         return err_set(e, r->line, 3, "backup sync=%s and bitmaps are not modelled yet "
                        "(full, top and none are)", trace_job_sync_name(j->sync));
     }
     int t = disk_index(w, j->target);
     if (t < 0 || (unsigned)t < w->n_topo_disks) {
-        return err_set(e, r->line, 3, "backup target '%s' must be an extra disk (a 'disk %s "
-                       "size=S' record)%s", j->target, j->target,
+        return err_set(e, r->line, 3, "%s target '%s' must be an extra disk (a 'disk %s "
+                       "size=S' record)%s", trace_job_op_name(j->op), j->target, j->target,
                        t >= 0 ? ": it is one of the topology's own" : "");
     }
     return 0;
@@ -231,6 +240,16 @@ bool world__jobs_block(struct world *w, const struct trace_rec *rec)
     for (const struct job *j = w->live ? w->live->jobs.head : NULL; j && !busy; j = j->next) {
         busy = j->work_done ? NULL : j;
     }
+    if (!busy && w->pivot_disk >= 0) {
+        w->r->job_refusals++;
+        if (!w->r->job_refusal[0]) {
+            snprintf(w->r->job_refusal, sizeof(w->r->job_refusal), "line %u: %s: the guest "
+                     "runs on disk %s since a mirror's pivot, not on the %s topology's disks",
+                     rec->line, trace_kind_name(rec->kind), w->dcfg[w->pivot_disk].name,
+                     w->topo_ops->name);
+        }
+        return true;
+    }
     if (!busy) {
         return false;
     }
@@ -344,6 +363,40 @@ static void backup_new(struct world *w, const struct trace_rec *rec)
     job_start(j);
 }
 
+static void mirror_new(struct world *w, const struct trace_rec *rec)
+{
+    const struct trace_job *tj = rec->job;
+    struct stack *s = w->live;
+    int t = disk_index(w, tj->target);
+    ASSERT(t >= 0 && s->extra[t] != NULL);
+    struct mirror_opts o = {
+        .source = s->front ? s->front : s->root, .target = s->extra[t], .front = &s->front,
+        .sync = tj->sync == TRACE_SYNC_TOP ? MIRROR_SYNC_TOP : MIRROR_SYNC_FULL,
+        .granularity = tj->has_granularity ? tj->granularity : 0,
+        .buf_size = tj->has_buf_size ? tj->buf_size : 0,
+        .write_blocking = tj->has_copy_mode && tj->copy_mode == TRACE_COPY_WRITE_BLOCKING,
+        .on_source_error = policy(tj->on_source_error, tj->has_on_source_error),
+        .on_target_error = policy(tj->on_target_error, tj->has_on_target_error),
+        .type = JOB_TYPE_MIRROR,
+        .job = { .auto_finalize = tj->auto_finalize, .auto_dismiss = tj->auto_dismiss,
+                 .speed = tj->has_speed ? (int64_t)tj->speed : 0 },
+    };
+    struct err e = { .file = NULL };
+    if (w->n_wjobs == WORLD_JOBS_MAX) {
+        err_set(&e, 0, 0, "too many jobs in one run (at most %d)", WORLD_JOBS_MAX);
+        refused(w, rec, &e);
+        return;
+    }
+    struct job *j;
+    w->job_line = rec->line;
+    w->job_disk = t;
+    if (mirror_create(&s->jobs, &s->g, tj->id, &o, &e, &j) < 0) {
+        refused(w, rec, &e);
+        return;
+    }
+    job_start(j);
+}
+
 /* Has job @id reached @state, or can it no longer? */
 static bool wait_done(const struct world *w, const struct trace_job *tj)
 {
@@ -384,6 +437,10 @@ bool world__job_rec(struct world *w, const struct trace_rec *rec)
         backup_new(w, rec);
         return true;
     }
+    if (tj->op == TRACE_JOB_MIRROR) {
+        mirror_new(w, rec);
+        return true;
+    }
     struct job *j = job_find(&w->live->jobs, tj->id);
     struct err e = { .file = NULL };
     if (!j) { /* QMP's "Job not found" (job-*), as a refusal */
@@ -409,9 +466,14 @@ bool world__job_rec(struct world *w, const struct trace_rec *rec)
     case TRACE_JOB_DISMISS:
         ret = job_dismiss(j, &e);
         break;
-    case TRACE_JOB_CANCEL: /* block-job-cancel [force] */
+    case TRACE_JOB_CANCEL: { /* block-job-cancel [force] */
+        enum job_status at = j->status;
         ret = job_cancel(j, tj->force, true, &e);
+        if (ret == 0) {
+            check_job_cancelled(&w->cj, tj->id, tj->force, at);
+        }
         break;
+    }
     case TRACE_JOB_SET_SPEED:
         ret = job_set_speed(j, (int64_t)tj->speed, &e);
         break;
@@ -433,19 +495,52 @@ static bool target_taint(void *opaque, uint64_t sector)
            w->topo_ops->explained(w, sector);
 }
 
+/* A mirror ended in step (COMPLETED, no error): its target equals its
+ * source now, whether it pivoted (complete) or not (a soft cancel). */
+static void mirror_end(struct world *w, const struct world_job *x, const struct job_event *ev)
+{
+    struct job *j = job_find(&w->live->jobs, ev->id);
+    ASSERT(j != NULL && x->disk >= 0);
+    struct node *tgt = w->live->extra[x->disk];
+    uint64_t len = tgt->length;
+    uint8_t *src = mem_alloc(len);
+    uint8_t *dst = mem_alloc(len);
+    int r1 = node_pread_sync(w->live->root, 0, src, len);
+    int r2 = node_pread_sync(tgt, 0, dst, len);
+    ASSERT(r1 == 0 && r2 == 0);
+    w->verify_disk = (unsigned)x->disk;
+    bool pivoted = mirror_pivoted(j);
+    (void)check_job_mirror_verify(&w->cj, ev->id, src, dst, len, pivoted, target_taint, w,
+                                  x->line, w->q.now_ns);
+    if (pivoted) {
+        w->pivot_disk = x->disk; /* the guest's disk from now on, across restarts too */
+    }
+    mem_free(src, len);
+    mem_free(dst, len);
+}
+
 static void cj_job_event(void *self, const struct job_event *ev)
 {
     struct world *w = self;
     struct world_job *x = wj_find(w, ev->id);
     check_job_event(&w->cj, ev, x ? x->line : 0, w->q.now_ns);
-    const struct cj_job *cj = check_job_find(&w->cj, ev->id);
     bool done = ev->kind == JOB_EV_COMPLETED || ev->kind == JOB_EV_CANCELLED;
     bool success = ev->kind == JOB_EV_COMPLETED && !ev->error;
-    if (!cj || !cj->backup || !done || (!cj->none && !success) || !w->live) {
+    if (!done || !w->live || !x) {
+        return;
+    }
+    if (x->type == JOB_TYPE_MIRROR) {
+        if (success) {
+            mirror_end(w, x, ev);
+        }
+        return;
+    }
+    const struct cj_job *cj = check_job_find(&w->cj, ev->id);
+    if (!cj || !cj->backup || (!cj->none && !success)) {
         return;
     }
     /* The target as the job left it. */
-    ASSERT(x != NULL && x->disk >= 0);
+    ASSERT(x->disk >= 0);
     unsigned t = (unsigned)x->disk;
     struct node *tgt = w->live->extra[t];
     uint8_t *buf = mem_alloc(tgt->length);
