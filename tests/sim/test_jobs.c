@@ -228,6 +228,145 @@ START_TEST(test_job_refusals_crashes_and_target_errors)
 }
 END_TEST
 
+static const char mirror_trace[] =
+    "blocksim-trace v1\n"
+    "topology plain size=1M\n"
+    "disk tgt size=1M\n"
+    "write 0 65536\n"
+    "job mirror m1 target=tgt speed=2M\n"
+    "write 4096 4096\n"
+    "write 300032 512\n"
+    "job wait m1 ready\n"
+    "write 8192 4096\n"
+    "job complete m1\n"
+    "job wait m1 concluded\n"
+    "write 12288 4096\n"
+    "read 0 65536\n"
+    "crash\n"
+    "restart\n"
+    "read 0 65536\n"
+    "read 300032 512\n";
+
+/* A mirror converges, completes and moves the guest onto the target, which
+ * stays the guest's disk after a crash and restart (reads after it are
+ * judged against everything written, before and after the pivot). */
+START_TEST(test_mirror_complete_pivots)
+{
+    struct world_result r;
+    run_text(mirror_trace, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    json_t *j = job0(&r);
+    char ev[512];
+    events_line(j, ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running ready BLOCK_JOB_READY waiting pending "
+                         "BLOCK_JOB_COMPLETED concluded null");
+    ck_assert_int_eq(num(j, "offset"), num(j, "len"));
+    ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 2048);
+    world_result_fini(&r);
+    static const char *const bugs[] = { "mirror-early-complete", "mirror-lost-dirty" };
+    static const uint64_t bits[] = { NODE_MUTANT_MIRROR_EARLY_COMPLETE,
+                                     NODE_MUTANT_MIRROR_LOST_DIRTY };
+    for (unsigned i = 0; i < 2; i++) {
+        struct world_opts o = { .node_mutants = bits[i] };
+        run_text(mirror_trace, &o, &r);
+        ck_assert_msg(r.verdict == WORLD_FAIL, "%s not caught", bugs[i]);
+        ck_assert_str_eq(r.first.property, "mirror-converge");
+        ck_assert_uint_eq(r.first.sector, 16); /* write #3 at 8192, never copied */
+        world_result_fini(&r);
+    }
+}
+END_TEST
+
+/* Cancel in READY without force: COMPLETED, in step, no pivot; forced:
+ * CANCELLED. Write-blocking keeps the target in step by itself. */
+START_TEST(test_mirror_cancels)
+{
+    static const char soft[] =
+        "blocksim-trace v1\n"
+        "topology overlay size=1M cluster=4K\n"
+        "disk tgt size=1M\n"
+        "write 0 65536\n"
+        "job mirror m1 target=tgt sync=top copy-mode=write-blocking\n"
+        "write 4096 4096\n"
+        "job wait m1 ready\n"
+        "write 8192 4096\n"
+        "job cancel m1\n"
+        "job wait m1 concluded\n"
+        "write 12288 4096\n"
+        "read 0 65536\n";
+    struct world_result r;
+    run_text(soft, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    char ev[512];
+    events_line(job0(&r), ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running ready BLOCK_JOB_READY waiting pending "
+                         "BLOCK_JOB_COMPLETED concluded null");
+    world_result_fini(&r);
+    struct world_opts o = { .node_mutants = NODE_MUTANT_MIRROR_CANCEL_FORCED };
+    run_text(soft, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "mirror-cancel");
+    world_result_fini(&r);
+
+    static const char force[] =
+        "blocksim-trace v1\n"
+        "disk tgt size=1M\n"
+        "write 0 65536\n"
+        "job mirror m1 target=tgt\n"
+        "job wait m1 ready\n"
+        "job cancel m1 force\n"
+        "job wait m1 concluded\n"
+        "read 0 65536\n";
+    run_text(force, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    events_line(job0(&r), ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running ready BLOCK_JOB_READY aborting BLOCK_JOB_CANCELLED "
+                         "concluded null");
+    world_result_fini(&r);
+}
+END_TEST
+
+/* A target that fails under report: the job ends with the error and never
+ * becomes READY (spec 3.6); under stop it pauses until resumed. */
+START_TEST(test_mirror_target_errors)
+{
+    static const char report[] =
+        "blocksim-trace v1\n"
+        "disk tgt size=1M\n"
+        "fault write-eio disk=tgt range=131072-196608\n"
+        "write 0 4096\n"
+        "job mirror m1 target=tgt\n"
+        "job wait m1 concluded\n";
+    struct world_result r;
+    run_text(report, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    char ev[512];
+    events_line(job0(&r), ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running BLOCK_JOB_ERROR aborting BLOCK_JOB_COMPLETED "
+                         "concluded null");
+    ck_assert_str_eq(str(job0(&r), "error"), "Input/output error");
+    world_result_fini(&r);
+
+    static const char stop[] =
+        "blocksim-trace v1\n"
+        "disk tgt size=1M\n"
+        "fault write-eio disk=tgt range=131072-196608 times=1\n"
+        "write 0 4096\n"
+        "job mirror m1 target=tgt on-target-error=stop\n"
+        "@20ms read 0 4096\n" /* by then the copy failed and the job stopped */
+        "job resume m1\n"
+        "job wait m1 ready\n"
+        "job complete m1\n"
+        "job wait m1 concluded\n";
+    run_text(stop, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    events_line(job0(&r), ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running BLOCK_JOB_ERROR paused running ready BLOCK_JOB_READY "
+                         "waiting pending BLOCK_JOB_COMPLETED concluded null");
+    world_result_fini(&r);
+}
+END_TEST
+
 Suite *suite_jobs(void)
 {
     const TTest *tests[] = {
@@ -235,6 +374,9 @@ Suite *suite_jobs(void)
         test_backup_none_until_cancelled,
         test_backup_top_copies_allocated,
         test_job_refusals_crashes_and_target_errors,
+        test_mirror_complete_pivots,
+        test_mirror_cancels,
+        test_mirror_target_errors,
     };
     return tl_suite("jobs", tests, ARRAY_LEN(tests));
 }
