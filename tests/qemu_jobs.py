@@ -13,12 +13,16 @@ writes already in it) and an empty target, then
     mirror case starts blockdev-mirror (copy-mode background or
     write-blocking), writes, waits for READY, writes again, then completes
     (the guest moves onto the target), cancels softly (COMPLETED, no pivot)
-    or with force (CANCELLED), and writes once more after the end;
+    or with force (CANCELLED), and writes once more after the end. A
+    commit case runs the guest on a qcow2 overlay over the raw source,
+    writes into the overlay, then runs an active block-commit the same way
+    (the guest moves onto the base when completed);
   - in blocksim: the same as a trace (`disk d0 image=`, `job backup`,
     pattern writes, `job complete`, `job cancel`, `job wait`), replayed
     with --export of the source and the target.
 
-They must agree byte for byte on the target and on the source, on the job
+They must agree byte for byte on the target (unless a forced cancel left
+it unspecified) and on the source or guest view, on the job
 events (JOB_STATUS_CHANGE statuses and BLOCK_JOB_* events, in order; the
 paused/running pair QEMU reports because blockdev-backup starts the job
 inside a drained section is dropped, spec 10.5), on the terminal event's
@@ -58,7 +62,7 @@ def make_case(seed):
             out.append((rng.randrange((SIZE - length) // SECTOR + 1) * SECTOR, length,
                         rng.randrange(1, 255)))
         return out
-    job = rng.choice(["backup", "backup", "mirror", "mirror"])
+    job = rng.choice(["backup", "backup", "mirror", "mirror", "commit"])
     return dict(pre=[(o, min(n, SIZE - o), p) for o, n, p in pre], during=during,
                 sync=rng.choice(["full", "full", "none"]), wrong_verb=rng.random() < 0.5,
                 job=job, ready=writes(rng.randint(0, 2)), after=writes(rng.randint(0, 2)),
@@ -120,10 +124,15 @@ def run_qemu(d, case):
     source_image(src, case)
     with open(tgt, "wb") as f:
         f.write(bytes(SIZE))
+    drive = "if=none,id=guest,file=%s,format=raw" % src
+    top = os.path.join(d, "q-top.qcow2")
+    if case["job"] == "commit":  # the guest on an overlay over the source
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", src, "-F", "raw",
+                        top, str(SIZE)], check=True)
+        drive = "if=none,id=guest,file=%s,format=qcow2" % top
     sock = os.path.join(d, "qmp.sock")
     p = subprocess.Popen([QEMU, "-M", "none", "-nodefaults", "-display", "none", "-qmp",
-                          "unix:%s,server=on,wait=off" % sock, "-drive",
-                          "if=none,id=guest,file=%s,format=raw" % src],
+                          "unix:%s,server=on,wait=off" % sock, "-drive", drive],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(250):
@@ -149,10 +158,14 @@ def run_qemu(d, case):
             if case["sync"] == "none":
                 q.cmd("block-job-cancel", device="j1")
         else:
-            r = q.cmd("blockdev-mirror", device="guest", target="tgt", sync="full",
-                      **{"job-id": "j1", "copy-mode": case["copy_mode"]})
+            if case["job"] == "commit":
+                write(case["during"])  # into the overlay
+                r = q.cmd("block-commit", device="guest", **{"job-id": "j1"})
+            else:
+                r = q.cmd("blockdev-mirror", device="guest", target="tgt", sync="full",
+                          **{"job-id": "j1", "copy-mode": case["copy_mode"]})
+                write(case["during"])
             assert "return" in r, r
-            write(case["during"])
             q.wait_event("BLOCK_JOB_READY")
             write(case["ready"])
             if case["end"] == "complete":
@@ -160,7 +173,7 @@ def run_qemu(d, case):
             else:
                 q.cmd("block-job-cancel", device="j1", force=case["end"] == "force")
         ok = q.wait_null()
-        if case["job"] == "mirror":
+        if case["job"] != "backup":
             write(case["after"])
         q.cmd("quit")
         p.wait(timeout=10)
@@ -172,6 +185,16 @@ def run_qemu(d, case):
         t = f.read()
     with open(src, "rb") as f:
         s = f.read()
+    if case["job"] == "commit":  # the target is the base; and the guest's view
+        t = s
+        view = os.path.join(d, "q-view.raw")
+        if case["end"] == "complete":
+            shutil.copyfile(src, view)
+        else:
+            subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", top, view],
+                           check=True)
+        with open(view, "rb") as f:
+            s = f.read()
     return dict(ok=ok, target=t, source=s, events=qemu_events(q.events), refusal=refusal)
 
 
@@ -195,8 +218,12 @@ def run_blocksim(blocksim, d, case, mutant):
     source_image(os.path.join(d, "b-src.raw"), case)
     # Without caches every write is durable when done, as QEMU's images are
     # after it quits (it flushes them): the exports compare like for like.
-    lines = ["blocksim-trace v1", "topology plain", "disk d0 image=b-src.raw cache=0",
-             "disk tgt size=%d cache=0" % SIZE]
+    if case["job"] == "commit":
+        lines = ["blocksim-trace v1", "topology overlay cluster=64K",
+                 "disk base image=b-src.raw cache=0", "disk top cache=0"]
+    else:
+        lines = ["blocksim-trace v1", "topology plain", "disk d0 image=b-src.raw cache=0",
+                 "disk tgt size=%d cache=0" % SIZE]
 
     def write(ws):
         for off, n, pat in ws:
@@ -210,8 +237,12 @@ def run_blocksim(blocksim, d, case, mutant):
             lines.append("job cancel j1")
         lines.append("job wait j1 concluded")
     else:
-        lines.append("job mirror j1 target=tgt sync=full copy-mode=%s" % case["copy_mode"])
-        write(case["during"])
+        if case["job"] == "commit":
+            write(case["during"])
+            lines.append("job commit j1")
+        else:
+            lines.append("job mirror j1 target=tgt sync=full copy-mode=%s" % case["copy_mode"])
+            write(case["during"])
         lines.append("job wait j1 ready")
         write(case["ready"])
         lines.append({"complete": "job complete j1", "cancel": "job cancel j1",
@@ -225,6 +256,9 @@ def run_blocksim(blocksim, d, case, mutant):
     tgt = os.path.join(d, "b-tgt-out.raw")
     cmd = [blocksim, "replay", "--json", "--no-wall", trace, "--export", "d0=" + src,
            "--export", "tgt=" + tgt]
+    if case["job"] == "commit":  # the base, and what the guest sees
+        cmd = [blocksim, "replay", "--json", "--no-wall", trace, "--export", "guest=" + src,
+               "--export", "base=" + tgt]
     if mutant:
         cmd += ["--mutant", mutant]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -247,11 +281,15 @@ def run_blocksim(blocksim, d, case, mutant):
     return dict(target=t, source=s, events=events, refusal=refusal, verdict=rep["verdict"])
 
 
-def shape(events):
-    """Events without progress figures, but whether offset == len."""
+def shape(events, forced):
+    """Events without progress figures, but whether offset == len at the
+    end (at READY QEMU may count an active write still in flight; after a
+    forced cancel, how far it got is a race)."""
     out = []
     for e in events:
-        if isinstance(e, tuple):
+        if isinstance(e, tuple) and (e[0] == "BLOCK_JOB_READY" or forced):
+            out.append((e[0], e[3]))
+        elif isinstance(e, tuple):
             out.append((e[0], e[1] == e[2], e[3]))
         else:
             out.append(e)
@@ -287,7 +325,10 @@ def main():
         problems = []
         if not q["ok"]:
             problems.append("QEMU's job did not end")
+        forced = case["job"] != "backup" and case["end"] == "force"
         for what in ("target", "source"):
+            if what == "target" and forced:
+                continue  # a forced cancel leaves the target unspecified (spec 3.1)
             checks += 1
             if q[what] != b[what]:
                 i = first_diff(q[what], b[what])
@@ -295,8 +336,8 @@ def main():
                                 (what, i, q[what][i], b[what][i]))
         checks += 1
         qe, be = q["events"], b["events"]
-        if case["job"] == "mirror":  # progress depends on timing: compare its shape
-            qe, be = shape(qe), shape(be)
+        if case["job"] != "backup":  # progress depends on timing: compare its shape
+            qe, be = shape(qe, forced), shape(be, forced)
         if qe != be:
             problems.append("events: QEMU %s, blocksim %s" % (qe, be))
         if case["wrong_verb"] and case["job"] == "backup":
@@ -306,11 +347,12 @@ def main():
         if problems:
             bad += 1
             what = ("backup sync=%s" % case["sync"] if case["job"] == "backup" else
-                    "mirror %s, %s" % (case["copy_mode"], case["end"]))
+                    "mirror %s, %s" % (case["copy_mode"], case["end"])
+                    if case["job"] == "mirror" else "commit, %s" % case["end"])
             print("case %d (%s, %d writes during): %s" %
                   (seed, what, len(case["during"]), "; ".join(problems)))
     label = "with planted bug %s: " % mutant if mutant else ""
-    print("qemu jobs cross-check %s%d of %d backup and mirror cases agree with QEMU "
+    print("qemu jobs cross-check %s%d of %d backup, mirror and commit cases agree with QEMU "
           "(%d comparisons)" %
           (label, cases - bad, cases, checks))
     if mutant:

@@ -101,6 +101,7 @@ static void status_change(struct check_job *c, const struct job_event *ev, unsig
         j->line = line;
         j->live = true;
         j->status = JOB_STATUS_CREATED;
+        j->type = ev->type;
         j->converges = ev->type == JOB_TYPE_MIRROR || ev->type == JOB_TYPE_COMMIT;
         return;
     }
@@ -219,7 +220,8 @@ bool check_job_mirror_verify(struct check_job *c, const char *id, const uint8_t 
 {
     struct cj_job *j = find(c, id);
     ASSERT(j != NULL);
-    const char *prop = pivoted ? "mirror-converge" : "mirror-cancel";
+    bool commit = j->type == JOB_TYPE_COMMIT;
+    const char *prop = commit ? "commit" : pivoted ? "mirror-converge" : "mirror-cancel";
     for (uint64_t s = 0; s < len / CONTENT_SECTOR && !c->failed; s++) {
         const uint8_t *a = src + s * CONTENT_SECTOR;
         const uint8_t *b = tgt + s * CONTENT_SECTOR;
@@ -237,10 +239,12 @@ bool check_job_mirror_verify(struct check_job *c, const char *id, const uint8_t 
         uint64_t gt = content_identify(b, c->seed, s, NULL);
         check_tag_name(wt, want, sizeof(want));
         check_tag_name(gt, got, sizeof(got));
-        fail(c, prop, line, now_ns, s, "mirror '%s' (line %u) ended in step (%s) but target "
-             "sector %" PRIu64 " (byte %" PRIu64 ") holds %s where the source holds %s", id,
-             j->line, pivoted ? "complete: the guest now runs on the target" :
-             "cancelled in READY", s, s * CONTENT_SECTOR, got, want);
+        fail(c, prop, line, now_ns, s, "%s '%s' (line %u) ended in step (%s) but %s sector "
+             "%" PRIu64 " (byte %" PRIu64 ") holds %s where the %s holds %s",
+             job_type_name(j->type), id, j->line,
+             pivoted ? "complete: the guest now runs on it" : "cancelled in READY",
+             commit ? "the base's" : "target", s, s * CONTENT_SECTOR, got,
+             commit ? "overlay" : "source", want);
         c->first.n_expected = 1;
         c->first.expected[0] = wt;
         c->first.actual = gt;

@@ -39,6 +39,7 @@ struct cj_job {
     bool live;               /* between created and null */
     bool ready_sent, terminal_sent;
     bool backup;             /* a point-in-time snapshot is kept */
+    enum job_type type;
     bool converges;          /* a mirror or active commit (READY, soft cancel) */
     bool cancel_soft;        /* a cancel without force in READY: expect COMPLETED */
     bool cancel_forced;      /* a forced cancel (or one before READY): expect CANCELLED */

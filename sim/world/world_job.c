@@ -53,6 +53,20 @@ int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err
     return 0;
 }
 
+/* The file node on disk @i in stack @s (an extra disk's, or the
+ * topology's own "NAME-file"). */
+static struct node *disk_node(const struct world *w, struct stack *s, unsigned i)
+{
+    if (s->extra[i]) {
+        return s->extra[i];
+    }
+    char name[NODE_NAME_MAX];
+    snprintf(name, sizeof(name), "%s-file", w->dcfg[i].name);
+    struct node *n = graph_node_find(&s->g, name);
+    ASSERT(n != NULL);
+    return n;
+}
+
 /* File nodes on the extra disks, and the host's job list. */
 int world__jobs_open(struct world *w, struct stack *s, struct err *e)
 {
@@ -62,8 +76,8 @@ int world__jobs_open(struct world *w, struct stack *s, struct err *e)
     }
     job_list_init(&s->jobs, world__timer(w), world__job_event, w);
     s->jobs.mutants = w->o.node_mutants;
-    if (w->pivot_disk >= 0) { /* a mirror moved the guest onto this disk */
-        s->front = s->extra[w->pivot_disk];
+    if (w->pivot_disk >= 0) { /* a mirror or commit moved the guest onto this disk */
+        s->front = disk_node(w, s, (unsigned)w->pivot_disk);
     }
     return 0;
 }
@@ -98,13 +112,14 @@ int world__job_validate(const struct world *w, const struct trace_rec *r, bool g
         return err_set(e, r->line, 1, "jobs need the plain or overlay topology (the %s "
                        "topology does not run them yet)", w->topo_ops->name);
     }
-    if (j->op == TRACE_JOB_COMMIT) {
-        return err_set(e, r->line, 2, "'job commit' is not modelled yet (backup and mirror "
-                       "are)");
+    if (j->op == TRACE_JOB_COMMIT && w->topo != TRACE_TOPO_OVERLAY) {
+        return err_set(e, r->line, 2, "'job commit' (active commit) needs the overlay "
+                       "topology: it commits the overlay into its base");
     }
-    if (j->op == TRACE_JOB_MIRROR && w->bitmaps) {
-        return err_set(e, r->line, 2, "'job mirror' with dirty bitmaps is not modelled yet "
-                       "(after the pivot the guest writes where its bitmaps are not)");
+    if ((j->op == TRACE_JOB_MIRROR || j->op == TRACE_JOB_COMMIT) && w->bitmaps) {
+        return err_set(e, r->line, 2, "'job %s' with dirty bitmaps is not modelled yet "
+                       "(after the pivot the guest writes where its bitmaps are not)",
+                       trace_job_op_name(j->op));
     }
     if (j->op != TRACE_JOB_BACKUP && j->op != TRACE_JOB_MIRROR) {
         return 0;
@@ -244,7 +259,7 @@ bool world__jobs_block(struct world *w, const struct trace_rec *rec)
         w->r->job_refusals++;
         if (!w->r->job_refusal[0]) {
             snprintf(w->r->job_refusal, sizeof(w->r->job_refusal), "line %u: %s: the guest "
-                     "runs on disk %s since a mirror's pivot, not on the %s topology's disks",
+                     "runs on disk %s since a pivot, not on the %s topology's disks",
                      rec->line, trace_kind_name(rec->kind), w->dcfg[w->pivot_disk].name,
                      w->topo_ops->name);
         }
@@ -363,21 +378,26 @@ static void backup_new(struct world *w, const struct trace_rec *rec)
     job_start(j);
 }
 
+/* A mirror, or an active commit: a mirror of the overlay into its base
+ * (disk "base"), copying what the overlay allocates, that moves the guest
+ * onto the base when completed. */
 static void mirror_new(struct world *w, const struct trace_rec *rec)
 {
     const struct trace_job *tj = rec->job;
     struct stack *s = w->live;
-    int t = disk_index(w, tj->target);
-    ASSERT(t >= 0 && s->extra[t] != NULL);
+    bool commit = tj->op == TRACE_JOB_COMMIT;
+    int t = disk_index(w, commit ? "base" : tj->target);
+    ASSERT(t >= 0);
     struct mirror_opts o = {
-        .source = s->front ? s->front : s->root, .target = s->extra[t], .front = &s->front,
-        .sync = tj->sync == TRACE_SYNC_TOP ? MIRROR_SYNC_TOP : MIRROR_SYNC_FULL,
+        .source = s->front ? s->front : s->root, .target = disk_node(w, s, (unsigned)t),
+        .front = &s->front,
+        .sync = commit || tj->sync == TRACE_SYNC_TOP ? MIRROR_SYNC_TOP : MIRROR_SYNC_FULL,
         .granularity = tj->has_granularity ? tj->granularity : 0,
         .buf_size = tj->has_buf_size ? tj->buf_size : 0,
         .write_blocking = tj->has_copy_mode && tj->copy_mode == TRACE_COPY_WRITE_BLOCKING,
         .on_source_error = policy(tj->on_source_error, tj->has_on_source_error),
         .on_target_error = policy(tj->on_target_error, tj->has_on_target_error),
-        .type = JOB_TYPE_MIRROR,
+        .type = commit ? JOB_TYPE_COMMIT : JOB_TYPE_MIRROR,
         .job = { .auto_finalize = tj->auto_finalize, .auto_dismiss = tj->auto_dismiss,
                  .speed = tj->has_speed ? (int64_t)tj->speed : 0 },
     };
@@ -437,7 +457,7 @@ bool world__job_rec(struct world *w, const struct trace_rec *rec)
         backup_new(w, rec);
         return true;
     }
-    if (tj->op == TRACE_JOB_MIRROR) {
+    if (tj->op == TRACE_JOB_MIRROR || tj->op == TRACE_JOB_COMMIT) {
         mirror_new(w, rec);
         return true;
     }
@@ -501,7 +521,7 @@ static void mirror_end(struct world *w, const struct world_job *x, const struct 
 {
     struct job *j = job_find(&w->live->jobs, ev->id);
     ASSERT(j != NULL && x->disk >= 0);
-    struct node *tgt = w->live->extra[x->disk];
+    struct node *tgt = disk_node(w, w->live, (unsigned)x->disk);
     uint64_t len = tgt->length;
     uint8_t *src = mem_alloc(len);
     uint8_t *dst = mem_alloc(len);
@@ -529,7 +549,7 @@ static void cj_job_event(void *self, const struct job_event *ev)
     if (!done || !w->live || !x) {
         return;
     }
-    if (x->type == JOB_TYPE_MIRROR) {
+    if (x->type == JOB_TYPE_MIRROR || x->type == JOB_TYPE_COMMIT) {
         if (success) {
             mirror_end(w, x, ev);
         }

@@ -367,6 +367,51 @@ START_TEST(test_mirror_target_errors)
 }
 END_TEST
 
+/* Active commit on the overlay: copies what the overlay holds into its
+ * base and moves the guest onto the base, which stays its disk across a
+ * crash; the overlay's own commit and make-empty are refused after it. */
+START_TEST(test_active_commit)
+{
+    static const char text[] =
+        "blocksim-trace v1\n"
+        "topology overlay size=1M cluster=4K\n"
+        "write 0 65536\n"
+        "commit\n"
+        "write 4096 8192\n"
+        "write 200704 4096\n"
+        "job commit c1 speed=1M\n"
+        "write 8192 4096\n"
+        "job wait c1 ready\n"
+        "write 16384 4096\n"
+        "job complete c1\n"
+        "job wait c1 concluded\n"
+        "write 32768 4096\n"
+        "make-empty\n"
+        "read 0 65536\n"
+        "crash\n"
+        "restart\n"
+        "read 0 65536\n"
+        "read 200704 4096\n";
+    struct world_result r;
+    run_text(text, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    json_t *j = job0(&r);
+    ck_assert_str_eq(str(j, "type"), "commit");
+    char ev[512];
+    events_line(j, ev, sizeof(ev));
+    ck_assert_str_eq(ev, "created running ready BLOCK_JOB_READY waiting pending "
+                         "BLOCK_JOB_COMPLETED concluded null");
+    ck_assert_uint_eq(r.job_refusals, 1);
+    ck_assert(strstr(r.job_refusal, "make-empty: the guest runs on disk base") != NULL);
+    world_result_fini(&r);
+    struct world_opts o = { .node_mutants = NODE_MUTANT_MIRROR_LOST_DIRTY };
+    run_text(text, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "commit");
+    world_result_fini(&r);
+}
+END_TEST
+
 Suite *suite_jobs(void)
 {
     const TTest *tests[] = {
@@ -377,6 +422,7 @@ Suite *suite_jobs(void)
         test_mirror_complete_pivots,
         test_mirror_cancels,
         test_mirror_target_errors,
+        test_active_commit,
     };
     return tl_suite("jobs", tests, ARRAY_LEN(tests));
 }

@@ -169,8 +169,8 @@ START_TEST(test_scenario_validation)
         { "blocksim-trace v1\ndisk t size=1M host=s1\n", 2, "extra disks sit on the guest's" },
         { "blocksim-trace v1\ndisk d0 host=primary\n", 2, "host= is for extra disks" },
         { "blocksim-trace v1\njob backup j target=d0 sync=full\n", 2, "must be an extra disk" },
-        { "blocksim-trace v1\ndisk t size=1M\njob commit j\n", 3,
-          "'job commit' is not modelled yet" },
+        { "blocksim-trace v1\njob commit j\n", 2, "'job commit' (active commit) needs the "
+          "overlay topology" },
         { "blocksim-trace v1\ndisk t size=1M\nbitmap add b\njob mirror j target=t\n", 4,
           "with dirty bitmaps is not modelled yet" },
         { "blocksim-trace v1\ndisk t size=1M\njob backup j target=t sync=bitmap\n", 3,
