@@ -127,6 +127,7 @@ struct gen_state {
     unsigned jobs;     /* jobs created (ids j0, j1, ...) */
     bool job_live;     /* the last one may still run (no crash since) */
     bool job_none;     /* it is a sync=none backup (runs until cancelled) */
+    enum trace_job_op job_op; /* its kind */
 };
 
 static struct trace_rec *emit(struct gen_state *g, enum trace_kind kind)
@@ -368,23 +369,62 @@ static struct trace_job *job_rec(struct gen_state *g, enum trace_job_op op, unsi
     return j;
 }
 
-/* A new backup, or a verb on the last one (which may be refused: that is
+static const uint64_t gen_speeds[] = { 0, 256u << 10, 1u << 20 };
+
+static void gen_backup(struct gen_state *g, struct trace_job *j)
+{
+    static const uint64_t clusters[] = { 0, 4096, 128u << 10 };
+    snprintf(j->target, sizeof(j->target), "tgt");
+    j->sync = (enum trace_job_sync)choice_range(g->c, TRACE_SYNC_FULL, TRACE_SYNC_NONE);
+    j->has_sync = true;
+    j->cluster = clusters[choice_range(g->c, 0, 2)];
+    j->has_cluster = j->cluster != 0;
+    g->job_none = j->sync == TRACE_SYNC_NONE;
+}
+
+static void gen_mirror(struct gen_state *g, struct trace_job *j)
+{
+    static const uint64_t grans[] = { 0, 4096, 65536 };
+    snprintf(j->target, sizeof(j->target), "tgt");
+    j->sync = TRACE_SYNC_FULL; /* top needs a target with the source's backing */
+    j->has_sync = choice_range(g->c, 0, 1);
+    j->granularity = grans[choice_range(g->c, 0, 2)];
+    j->has_granularity = j->granularity != 0;
+    j->copy_mode = (enum trace_copy_mode)choice_range(g->c, 0, 1);
+    j->has_copy_mode = true;
+}
+
+/* A new job, or a verb on the last one (which may be refused: that is
  * QEMU's behaviour to check too). */
 static void gen_job(struct gen_state *g)
 {
-    static const uint64_t speeds[] = { 0, 256u << 10, 1u << 20 };
-    static const uint64_t clusters[] = { 0, 4096, 128u << 10 };
     if (!g->job_live || choice_range(g->c, 0, 3) == 0) {
-        struct trace_job *j = job_rec(g, TRACE_JOB_BACKUP, g->jobs++);
-        snprintf(j->target, sizeof(j->target), "tgt");
-        j->sync = (enum trace_job_sync)choice_range(g->c, TRACE_SYNC_FULL, TRACE_SYNC_NONE);
-        j->has_sync = true;
-        j->speed = speeds[choice_range(g->c, 0, 2)];
+        enum trace_job_op kinds[3];
+        unsigned n = 0;
+        if (g->o->jobs & GEN_JOB_BACKUP) {
+            kinds[n++] = TRACE_JOB_BACKUP;
+        }
+        if (g->o->jobs & GEN_JOB_MIRROR) {
+            kinds[n++] = TRACE_JOB_MIRROR;
+        }
+        if ((g->o->jobs & GEN_JOB_COMMIT) && g->overlay) {
+            kinds[n++] = TRACE_JOB_COMMIT;
+        }
+        if (n == 0) {
+            return;
+        }
+        enum trace_job_op op = kinds[choice_range(g->c, 0, n - 1)];
+        struct trace_job *j = job_rec(g, op, g->jobs++);
+        g->job_none = false;
+        if (op == TRACE_JOB_BACKUP) {
+            gen_backup(g, j);
+        } else if (op == TRACE_JOB_MIRROR) {
+            gen_mirror(g, j);
+        }
+        j->speed = gen_speeds[choice_range(g->c, 0, 2)];
         j->has_speed = j->speed != 0;
-        j->cluster = clusters[choice_range(g->c, 0, 2)];
-        j->has_cluster = j->cluster != 0;
         g->job_live = true;
-        g->job_none = j->sync == TRACE_SYNC_NONE;
+        g->job_op = op;
         return;
     }
     static const enum trace_job_op verbs[] = { TRACE_JOB_PAUSE, TRACE_JOB_RESUME,
@@ -393,32 +433,37 @@ static void gen_job(struct gen_state *g)
     struct trace_job *j = job_rec(g, verbs[choice_range(g->c, 0, ARRAY_LEN(verbs) - 1)],
                                   g->jobs - 1);
     if (j->op == TRACE_JOB_SET_SPEED) {
-        j->speed = speeds[choice_range(g->c, 0, 2)];
+        j->speed = gen_speeds[choice_range(g->c, 0, 2)];
         j->has_speed = true;
     }
-    if (j->op == TRACE_JOB_WAIT) {
-        j->state = TRACE_WAIT_CONCLUDED;
-        g->job_live = g->job_none; /* a sync=none backup waits for a cancel */
-    }
     if (j->op == TRACE_JOB_CANCEL) {
+        j->force = choice_range(g->c, 0, 1);
         g->job_live = false;
+    }
+    if (j->op == TRACE_JOB_WAIT) {
+        bool converges = g->job_op != TRACE_JOB_BACKUP;
+        j->state = converges ? TRACE_WAIT_READY : TRACE_WAIT_CONCLUDED;
+        g->job_live = g->job_none || converges; /* these wait for a command */
     }
 }
 
 /* The last job ends before the final read sweep, so its checker judges it:
- * a sync=none backup is cancelled; every job is waited for. */
+ * a sync=none backup is cancelled; a mirror or commit is waited for until
+ * READY, then completed (or cancelled softly); every job is waited for. */
 static void gen_jobs_end(struct gen_state *g)
 {
     if (!g->job_live) {
         return;
     }
+    unsigned id = g->jobs - 1;
+    job_rec(g, TRACE_JOB_RESUME, id); /* refused unless paused */
     if (g->job_none) {
-        job_rec(g, TRACE_JOB_RESUME, g->jobs - 1); /* refused unless paused */
-        job_rec(g, TRACE_JOB_CANCEL, g->jobs - 1);
-    } else {
-        job_rec(g, TRACE_JOB_RESUME, g->jobs - 1);
+        job_rec(g, TRACE_JOB_CANCEL, id);
+    } else if (g->job_op != TRACE_JOB_BACKUP) {
+        job_rec(g, TRACE_JOB_WAIT, id)->state = TRACE_WAIT_READY;
+        job_rec(g, g->o->jobs_cancel ? TRACE_JOB_CANCEL : TRACE_JOB_COMPLETE, id);
     }
-    job_rec(g, TRACE_JOB_WAIT, g->jobs - 1)->state = TRACE_WAIT_CONCLUDED;
+    job_rec(g, TRACE_JOB_WAIT, id)->state = TRACE_WAIT_CONCLUDED;
 }
 
 static void gen_op(struct gen_state *g)

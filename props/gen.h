@@ -55,6 +55,8 @@ void choice_span_begin(struct choices *c);
 void choice_span_end(struct choices *c);
 
 /* What a property lets the generator produce. */
+enum { GEN_JOB_BACKUP = 1u << 0, GEN_JOB_MIRROR = 1u << 1, GEN_JOB_COMMIT = 1u << 2 };
+
 struct gen_opts {
     unsigned max_ops;      /* guest operations, before the final read sweep */
     bool overlay;          /* may pick the overlay topology */
@@ -69,8 +71,10 @@ struct gen_opts {
     bool net;              /* quorum: NBD children and network faults (no disk faults) */
     unsigned fault_kinds;  /* bits of enum fault_kind to draw from; 0: the default set */
     bool qbm_faults;       /* disk faults hit the QBM files (disk=qbm), read by the loader */
-    bool jobs;             /* an extra disk tgt and backup jobs onto it, with verbs
-                            * (no shutdowns: jobs do not cross one) */
+    unsigned jobs;         /* GEN_JOB_* kinds: an extra disk tgt and jobs onto it,
+                            * with verbs (no shutdowns: jobs do not cross one) */
+    bool jobs_cancel;      /* mirrors and commits end with a soft cancel in READY
+                            * (else with complete) */
     bool flush_crashes;    /* the first crash strikes inside a flush (at-flush=), with
                             * writes in flight (queue depth 2 to 8) and flushes,
                             * make-empty and crashes favoured */

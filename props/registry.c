@@ -146,8 +146,27 @@ const struct prop registry_props[] = {
       .summary = "a backup's target holds the source as it was when the job started (sync "
                  "full and top), or the old data of every sector the guest overwrote while "
                  "it ran (sync none), with guest writes, verbs and crashes",
-      .gen = { .max_ops = 40, .overlay = true, .plain = true, .crashes = true, .jobs = true },
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .crashes = true,
+               .jobs = GEN_JOB_BACKUP },
       .check = check_world, .proofs = { "backup-cbw-late" } },
+    { .name = "mirror-converge", .fuzz_id = 15,
+      .summary = "a mirror that completes leaves its target equal to its source, and the "
+                 "guest, moved onto the target, reads what it wrote (background and "
+                 "write-blocking, with guest writes, verbs and crashes)",
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .crashes = true,
+               .jobs = GEN_JOB_MIRROR },
+      .check = check_world, .proofs = { "mirror-lost-dirty", "mirror-early-complete" } },
+    { .name = "mirror-cancel", .fuzz_id = 16,
+      .summary = "a mirror cancelled in READY without force reports COMPLETED with its target "
+                 "equal to the source and no pivot; a forced cancel reports CANCELLED",
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .crashes = true,
+               .jobs = GEN_JOB_MIRROR, .jobs_cancel = true },
+      .check = check_world, .proofs = { "mirror-cancel-forced" } },
+    { .name = "commit", .fuzz_id = 17,
+      .summary = "an active commit leaves the base equal to the overlay's view and moves the "
+                 "guest onto it",
+      .gen = { .max_ops = 40, .overlay = true, .crashes = true, .jobs = GEN_JOB_COMMIT },
+      .check = check_world, .proofs = { "mirror-lost-dirty" } },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);

@@ -344,6 +344,10 @@ static void work_end(struct job *j, int ret)
  * pending pause stops it, else the driver runs. */
 static void pause_point(struct job *j)
 {
+    if (j->force_cancel && j->drv->busy && j->drv->busy(j)) {
+        j->wait = JOB_WAIT_YIELD; /* its I/O ends first; the driver kicks it then */
+        return;
+    }
     if (j->force_cancel) {
         work_end(j, -ECANCELED);
         return;

@@ -112,6 +112,11 @@ struct job_driver {
     /* A complete request in ready or standby (NULL: the job cannot be
      * completed). */
     void (*complete)(struct job *j);
+    /* Does the driver still have I/O in flight? A forced cancel waits at
+     * the pause point until it has none (the driver kicks the job as its
+     * I/O ends), as QEMU's jobs wait for their requests before they exit
+     * (optional: never). */
+    bool (*busy)(const struct job *j);
     /* The job stops at, and leaves, a pause point. */
     void (*pause)(struct job *j);
     void (*resume)(struct job *j);

@@ -25,6 +25,7 @@ struct mtop_state {
     uint64_t n_gran;
     uint8_t *dirty;          /* per granule: 1 to copy */
     uint8_t *busy;           /* per granule: a copy of it is in flight */
+    uint16_t *active;        /* per granule: write-blocking guest writes in flight */
     unsigned copies;         /* copy ops in flight */
     unsigned guest_writes;   /* guest writes in flight through the filter */
     struct req *parked;      /* write-blocking writes waiting for copies (drv_ptr) */
@@ -91,6 +92,7 @@ static int mtop_open(struct node *n, const void *opts, struct err *e)
     s->n_gran = (o->source->length + s->gran - 1) / s->gran;
     s->dirty = mem_alloc(s->n_gran ? s->n_gran : 1);
     s->busy = mem_alloc(s->n_gran ? s->n_gran : 1);
+    s->active = mem_alloc((s->n_gran ? s->n_gran : 1) * sizeof(*s->active));
     s->write_blocking = o->write_blocking;
     n->length = o->source->length;
     node_child_attach(n, o->source, NODE_ROLE_FILE);
@@ -103,6 +105,7 @@ static void mtop_close(struct node *n)
     ASSERT(s->parked == NULL && s->copies == 0);
     mem_free(s->dirty, s->n_gran ? s->n_gran : 1);
     mem_free(s->busy, s->n_gran ? s->n_gran : 1);
+    mem_free(s->active, (s->n_gran ? s->n_gran : 1) * sizeof(*s->active));
 }
 
 static void pass_done(void *opaque, int ret)
@@ -123,6 +126,27 @@ static void kick(struct mtop_state *s)
     }
 }
 
+/* Granules [*first, *end) of @req's range. */
+static void req_granules(const struct mtop_state *s, const struct req *req, uint64_t *first,
+                         uint64_t *end)
+{
+    *first = req->offset / s->gran;
+    *end = min_u64((req->offset + req->len + s->gran - 1) / s->gran, s->n_gran);
+}
+
+/* A write-blocking write is in flight over its granules (a copy must not
+ * run beside it: it could land on the target after the write did). */
+static void active_mark(struct mtop_state *s, struct req *req, int delta)
+{
+    uint64_t first;
+    uint64_t end;
+    req_granules(s, req, &first, &end);
+    for (uint64_t g = first; g < end; g++) {
+        ASSERT(delta > 0 || s->active[g] > 0);
+        s->active[g] = (uint16_t)(s->active[g] + delta);
+    }
+}
+
 /* A guest write through the filter is done (on the source, and with
  * write-blocking on the target too). */
 static void guest_write_end(struct req *req, int ret)
@@ -130,6 +154,9 @@ static void guest_write_end(struct req *req, int ret)
     struct mtop_state *s = mt(req->node);
     ASSERT(s->guest_writes > 0);
     s->guest_writes--;
+    if (req->drv_u64[1]) {
+        active_mark(s, req, -1);
+    }
     kick(s);
     req_complete(req, ret);
 }
@@ -194,7 +221,14 @@ static bool overlaps_copy(const struct mtop_state *s, const struct req *req)
 
 static void write_go(struct mtop_state *s, struct req *req)
 {
-    bool active = s->write_blocking && !s->detached;
+    /* A discard leaves the source reading as zeroes or its old data: it is
+     * not repeated on the target but copied from the source like any
+     * dirty range, so the two stay equal byte for byte. */
+    bool active = s->write_blocking && !s->detached && req->op != NODE_OP_DISCARD;
+    req->drv_u64[1] = active;
+    if (active) {
+        active_mark(s, req, 1);
+    }
     node_submit(s->source, req->op, req->offset, req->len, req->buf, req->flags,
                 active ? active_source_done : bg_write_done, req);
 }
@@ -351,11 +385,11 @@ static uint64_t issue(struct mirror_job *m)
     for (uint64_t k = 0; k < s->n_gran && s->copies < MIRROR_OPS_MAX && issued < m->buf_size;
          k++) {
         uint64_t g = (m->cursor + k) % s->n_gran;
-        if (!s->dirty[g] || s->busy[g]) {
+        if (!s->dirty[g] || s->busy[g] || s->active[g]) {
             continue;
         }
         uint64_t n = 1;
-        while (g + n < s->n_gran && s->dirty[g + n] && !s->busy[g + n] &&
+        while (g + n < s->n_gran && s->dirty[g + n] && !s->busy[g + n] && !s->active[g + n] &&
                (n + 1) * s->gran <= op_max) {
             n++;
         }
@@ -392,8 +426,12 @@ static void progress(struct job *j, const struct mtop_state *s)
 
 static void target_flushed(void *opaque, int ret)
 {
-    struct job *j = opaque;
-    struct mirror_job *m = mj(j);
+    struct mtop_state *s = mt(opaque);
+    if (!s->job) {
+        return; /* the job died with its host during the flush */
+    }
+    struct job *j = s->job;
+    struct mirror_job *m = s->mj;
     m->flushing = false;
     progress(j, mt(m->filter));
     if (ret < 0) { /* a failing target flush counts as a write error */
@@ -408,8 +446,12 @@ static void target_flushed(void *opaque, int ret)
         m->synced = true;
         job_ready(j);
     }
+    if ((m->should_complete || job_cancel_requested(j)) && clean(mt(m->filter))) {
+        job_work_done(j, 0); /* still clean after the flush: done */
+        return;
+    }
     if (m->should_complete || job_cancel_requested(j)) {
-        job_work_done(j, 0);
+        job_yield(j); /* the guest wrote during the flush: once more */
         return;
     }
     job_wait(j); /* in step: until the guest writes, complete or cancel */
@@ -446,7 +488,7 @@ static void mirror_run(struct job *j)
         return;
     }
     m->flushing = true;
-    node_flush(s->target, target_flushed, j);
+    node_flush(s->target, target_flushed, m->filter);
 }
 
 /* A cancel without force in READY stays soft (spec 10.4). */
@@ -498,6 +540,11 @@ static void mirror_free(struct job *j)
     mem_free(m, sizeof(*m));
 }
 
+static bool mirror_busy(const struct job *j)
+{
+    return mt(mj(j)->filter)->copies > 0 || mj(j)->flushing;
+}
+
 bool mirror_pivoted(const struct job *j)
 {
     return (j->drv->type == JOB_TYPE_MIRROR || j->drv->type == JOB_TYPE_COMMIT) &&
@@ -511,6 +558,7 @@ static const struct job_driver mirror_driver = {
     .clean = mirror_clean,
     .cancel = mirror_cancel,
     .complete = mirror_complete,
+    .busy = mirror_busy,
     .free = mirror_free,
 };
 
@@ -521,6 +569,7 @@ static const struct job_driver commit_driver = {
     .clean = mirror_clean,
     .cancel = mirror_cancel,
     .complete = mirror_complete,
+    .busy = mirror_busy,
     .free = mirror_free,
 };
 

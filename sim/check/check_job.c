@@ -204,7 +204,7 @@ void check_job_cancelled(struct check_job *c, const char *id, bool force, enum j
     if (!j || j->terminal_sent) {
         return;
     }
-    bool soft = j->converges && !force && (at == JOB_STATUS_READY);
+    bool soft = j->converges && !force && (at == JOB_STATUS_READY || at == JOB_STATUS_STANDBY);
     if (soft && !j->cancel_forced) {
         j->cancel_soft = true;
     } else {

@@ -87,8 +87,8 @@ bool check_job_backup_verify(struct check_job *c, const char *id, const uint8_t 
                              unsigned line, uint64_t now_ns);
 
 /* A cancel of @id was accepted in status @at: a mirror's (or active
- * commit's) cancel without force in READY must end COMPLETED without a
- * pivot; any other cancel, CANCELLED (spec 10.4). */
+ * commit's) cancel without force in READY (or STANDBY, once resumed) must
+ * end COMPLETED without a pivot; any other cancel, CANCELLED (spec 10.4). */
 void check_job_cancelled(struct check_job *c, const char *id, bool force, enum job_status at);
 
 /* Mirror @id ended in step (COMPLETED, no error): @tgt must equal @src

@@ -75,7 +75,8 @@ struct world_job {
     uint64_t offset, len;
     char error[128];
     unsigned line;      /* the record that created it */
-    int disk;           /* a backup's target disk, else -1 */
+    int disk;           /* its target disk, else -1 */
+    struct node *source; /* a mirror's source (valid while its host lives) */
     json_t *events;
     uint64_t events_dropped;
 };
@@ -152,10 +153,12 @@ struct world {
     unsigned n_wjobs;
     unsigned job_line;      /* the job record running now */
     int job_disk;           /* its target disk */
+    struct node *job_source; /* its source node */
     bool job_waiting;       /* a 'job wait' holds the pump */
     bool closing;           /* world_fini is draining the events */
     bool has_jobs;          /* the trace has job records */
     int pivot_disk;         /* the disk a mirror moved the guest onto, or -1 */
+    bool committed;         /* an active commit ran: the overlay's base model is stale */
     unsigned verify_disk;   /* the target the job checker is reading */
 };
 

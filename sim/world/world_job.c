@@ -116,6 +116,12 @@ int world__job_validate(const struct world *w, const struct trace_rec *r, bool g
         return err_set(e, r->line, 2, "'job commit' (active commit) needs the overlay "
                        "topology: it commits the overlay into its base");
     }
+    if (j->op == TRACE_JOB_MIRROR && j->has_sync && j->sync == TRACE_SYNC_TOP &&
+        w->topo == TRACE_TOPO_OVERLAY) {
+        return err_set(e, r->line, 4, "mirror sync=top copies only the overlay's own clusters "
+                       "and needs a target backed by the overlay's backing; blocksim's extra "
+                       "disks have no backing (use sync=full)");
+    }
     if ((j->op == TRACE_JOB_MIRROR || j->op == TRACE_JOB_COMMIT) && w->bitmaps) {
         return err_set(e, r->line, 2, "'job %s' with dirty bitmaps is not modelled yet "
                        "(after the pivot the guest writes where its bitmaps are not)",
@@ -197,6 +203,7 @@ void world__job_event(void *opaque, const struct job_event *ev)
         x->events = json_array();
         x->line = w->job_line;
         x->disk = w->job_disk;
+        x->source = w->job_source;
     }
     ASSERT(x != NULL);
     x->status = ev->status;
@@ -254,6 +261,15 @@ bool world__jobs_block(struct world *w, const struct trace_rec *rec)
     const struct job *busy = NULL;
     for (const struct job *j = w->live ? w->live->jobs.head : NULL; j && !busy; j = j->next) {
         busy = j->work_done ? NULL : j;
+    }
+    if (!busy && w->committed) {
+        w->r->job_refusals++;
+        if (!w->r->job_refusal[0]) {
+            snprintf(w->r->job_refusal, sizeof(w->r->job_refusal), "line %u: %s: after an "
+                     "active commit wrote into the base, blocksim's model of the base no "
+                     "longer holds (not modelled yet)", rec->line, trace_kind_name(rec->kind));
+        }
+        return true;
     }
     if (!busy && w->pivot_disk >= 0) {
         w->r->job_refusals++;
@@ -317,7 +333,7 @@ static enum job_policy policy(enum trace_policy p, bool has)
 /* The source's bytes now, through the guest's stack (drained). */
 static uint8_t *source_read(struct world *w, uint64_t *len)
 {
-    struct node *src = w->live->root;
+    struct node *src = w->live->front ? w->live->front : w->live->root;
     *len = src->length;
     uint8_t *buf = mem_alloc(*len);
     int ret = node_pread_sync(src, 0, buf, *len);
@@ -332,7 +348,7 @@ static void backup_new(struct world *w, const struct trace_rec *rec)
     int t = disk_index(w, tj->target);
     ASSERT(t >= 0 && s->extra[t] != NULL);
     struct backup_opts o = {
-        .source = s->root, .target = s->extra[t], .front = &s->front,
+        .source = s->front ? s->front : s->root, .target = s->extra[t], .front = &s->front,
         .sync = tj->sync == TRACE_SYNC_TOP ? BACKUP_SYNC_TOP
                 : tj->sync == TRACE_SYNC_NONE ? BACKUP_SYNC_NONE : BACKUP_SYNC_FULL,
         .cluster = tj->has_cluster ? tj->cluster : 0,
@@ -365,7 +381,7 @@ static void backup_new(struct world *w, const struct trace_rec *rec)
         in_set = mem_alloc(len / CONTENT_SECTOR);
         for (uint64_t off = 0; off < len;) {
             uint64_t pnum = 0;
-            int bs = node_block_status(s->root, off, len - off, &pnum);
+            int bs = node_block_status(o.source, off, len - off, &pnum);
             pnum = pnum ? pnum : CONTENT_SECTOR;
             bool alloc = bs < 0 || (bs & NODE_BS_ALLOCATED);
             memset(in_set + off / CONTENT_SECTOR, alloc, pnum / CONTENT_SECTOR);
@@ -410,6 +426,8 @@ static void mirror_new(struct world *w, const struct trace_rec *rec)
     struct job *j;
     w->job_line = rec->line;
     w->job_disk = t;
+    w->job_source = o.source;
+    w->committed |= commit;
     if (mirror_create(&s->jobs, &s->g, tj->id, &o, &e, &j) < 0) {
         refused(w, rec, &e);
         return;
@@ -439,34 +457,16 @@ static bool wait_done(const struct world *w, const struct trace_job *tj)
     }
 }
 
-bool world__job_rec(struct world *w, const struct trace_rec *rec)
+/* A verb on a live job; QEMU's refusal is reported. */
+static void job_verb(struct world *w, const struct trace_rec *rec)
 {
     const struct trace_job *tj = rec->job;
-    if (tj->op != TRACE_JOB_WAIT && w->n_inflight > 0) {
-        return false; /* an operator action: the guest's requests before it complete first
-                       * (and a job is created inside a drained section, as in QEMU) */
-    }
-    if (tj->op == TRACE_JOB_WAIT && !wait_done(w, tj)) {
-        w->job_waiting = true;
-        return false;
-    }
-    if (!w->live || tj->op == TRACE_JOB_WAIT) {
-        return true; /* the host is down: its jobs died with it */
-    }
-    if (tj->op == TRACE_JOB_BACKUP) {
-        backup_new(w, rec);
-        return true;
-    }
-    if (tj->op == TRACE_JOB_MIRROR || tj->op == TRACE_JOB_COMMIT) {
-        mirror_new(w, rec);
-        return true;
-    }
     struct job *j = job_find(&w->live->jobs, tj->id);
     struct err e = { .file = NULL };
     if (!j) { /* QMP's "Job not found" (job-*), as a refusal */
         err_set(&e, 0, 0, "Block job '%s' not found", tj->id);
         refused(w, rec, &e);
-        return true;
+        return;
     }
     w->job_line = rec->line;
     int ret = 0;
@@ -503,6 +503,43 @@ bool world__job_rec(struct world *w, const struct trace_rec *rec)
     if (ret < 0) {
         refused(w, rec, &e);
     }
+}
+
+bool world__job_rec(struct world *w, const struct trace_rec *rec)
+{
+    const struct trace_job *tj = rec->job;
+    if (tj->op != TRACE_JOB_WAIT && w->n_inflight > 0) {
+        return false; /* an operator action: the guest's requests before it complete first
+                       * (and a job is created inside a drained section, as in QEMU) */
+    }
+    if (tj->op == TRACE_JOB_WAIT && !wait_done(w, tj)) {
+        w->job_waiting = true;
+        return false;
+    }
+    if (!w->live || tj->op == TRACE_JOB_WAIT) {
+        return true; /* the host is down: its jobs died with it */
+    }
+    bool create = tj->op == TRACE_JOB_BACKUP || tj->op == TRACE_JOB_MIRROR ||
+                  tj->op == TRACE_JOB_COMMIT;
+    if (create && w->live->jobs.head) {
+        /* Every job here starts from the guest's node, which a job keeps
+         * op-blocked until it is gone. */
+        struct err e = { .file = NULL };
+        const struct node *src = w->live->front ? w->live->front : w->live->root;
+        err_set(&e, 0, 0, "Node '%s' is busy: block device is in use by block job: %s",
+                src->name, job_type_name(w->live->jobs.head->drv->type));
+        refused(w, rec, &e);
+        return true;
+    }
+    if (tj->op == TRACE_JOB_BACKUP) {
+        backup_new(w, rec);
+        return true;
+    }
+    if (create) {
+        mirror_new(w, rec);
+        return true;
+    }
+    job_verb(w, rec);
     return true;
 }
 
@@ -525,7 +562,7 @@ static void mirror_end(struct world *w, const struct world_job *x, const struct 
     uint64_t len = tgt->length;
     uint8_t *src = mem_alloc(len);
     uint8_t *dst = mem_alloc(len);
-    int r1 = node_pread_sync(w->live->root, 0, src, len);
+    int r1 = node_pread_sync(x->source, 0, src, len);
     int r2 = node_pread_sync(tgt, 0, dst, len);
     ASSERT(r1 == 0 && r2 == 0);
     w->verify_disk = (unsigned)x->disk;

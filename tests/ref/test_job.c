@@ -23,6 +23,8 @@ struct fake {
     int fail_err;
     enum job_policy policy;
     bool pivoted, aborted, cleaned;
+    bool async;                /* hands back with its I/O in flight */
+    unsigned inflight;
 };
 
 struct rig {
@@ -75,6 +77,13 @@ static void chunk_done(void *opaque)
 {
     struct job *j = opaque;
     struct fake *f = fk(j);
+    if (f->async) { /* the job handed back already: just kick it */
+        f->inflight--;
+        f->done++;
+        j->offset += CHUNK;
+        job_kick(j);
+        return;
+    }
     if ((int)f->done == f->fail_at) {
         f->fail_at = -1; /* fails once; a retry succeeds */
         enum job_action a = job_error(j, f->policy, false, f->fail_err);
@@ -115,6 +124,15 @@ static void fake_run(struct job *j)
         return;
     }
     evq_post(&((struct rig *)j->list->opaque)->q, 1000000, chunk_done, j); /* 1 ms I/O */
+    if (f->async) {
+        f->inflight++;
+        job_wait(j);
+    }
+}
+
+static bool fake_busy(const struct job *j)
+{
+    return fk((struct job *)j)->inflight > 0;
 }
 
 static int fake_prepare(struct job *j)
@@ -125,6 +143,7 @@ static int fake_prepare(struct job *j)
 
 static void fake_abort(struct job *j)
 {
+    ck_assert_uint_eq(fk(j)->inflight, 0); /* a forced cancel waited for its I/O */
     fk(j)->aborted = true;
 }
 
@@ -147,6 +166,9 @@ static void fake_complete(struct job *j)
 static const struct job_driver backup_drv = {
     .type = JOB_TYPE_BACKUP, .run = fake_run, .prepare = fake_prepare,
     .abort = fake_abort, .clean = fake_clean,
+};
+static const struct job_driver async_drv = {
+    .type = JOB_TYPE_BACKUP, .run = fake_run, .abort = fake_abort, .busy = fake_busy,
 };
 static const struct job_driver mirror_drv = {
     .type = JOB_TYPE_MIRROR, .run = fake_run, .prepare = fake_prepare,
@@ -506,6 +528,24 @@ START_TEST(test_job_pause_before_start)
 }
 END_TEST
 
+/* A forced cancel of a job whose I/O is in flight waits for it before the
+ * abort path runs (the driver's busy hook), as QEMU's jobs do. */
+START_TEST(test_job_cancel_waits_for_io)
+{
+    struct err e = { .file = NULL };
+    struct rig r;
+    rig_init(&r, &async_drv, 8, NULL);
+    r.f.async = true;
+    evq_step(&r.q, 1500000); /* a chunk in flight */
+    ck_assert_uint_eq(r.f.inflight, 1);
+    verb(job_cancel(r.j, true, false, &e), &e, NULL);
+    run_all(&r);
+    ck_assert(r.f.aborted);
+    ck_assert_str_eq(r.log, "created running aborting CANCELLED concluded null");
+    rig_fini(&r);
+}
+END_TEST
+
 Suite *suite_job(void)
 {
     const TTest *tests[] = {
@@ -516,6 +556,7 @@ Suite *suite_job(void)
         test_job_verb_refusals,
         test_job_rate_limit,
         test_job_pause_before_start,
+        test_job_cancel_waits_for_io,
     };
     return tl_suite("job", tests, ARRAY_LEN(tests));
 }

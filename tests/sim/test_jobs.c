@@ -286,7 +286,7 @@ START_TEST(test_mirror_cancels)
         "topology overlay size=1M cluster=4K\n"
         "disk tgt size=1M\n"
         "write 0 65536\n"
-        "job mirror m1 target=tgt sync=top copy-mode=write-blocking\n"
+        "job mirror m1 target=tgt sync=full copy-mode=write-blocking\n"
         "write 4096 4096\n"
         "job wait m1 ready\n"
         "write 8192 4096\n"
@@ -402,7 +402,8 @@ START_TEST(test_active_commit)
     ck_assert_str_eq(ev, "created running ready BLOCK_JOB_READY waiting pending "
                          "BLOCK_JOB_COMPLETED concluded null");
     ck_assert_uint_eq(r.job_refusals, 1);
-    ck_assert(strstr(r.job_refusal, "make-empty: the guest runs on disk base") != NULL);
+    ck_assert_msg(strstr(r.job_refusal, "make-empty: after an active commit wrote into the "
+                         "base") != NULL, "%s", r.job_refusal);
     world_result_fini(&r);
     struct world_opts o = { .node_mutants = NODE_MUTANT_MIRROR_LOST_DIRTY };
     run_text(text, &o, &r);
