@@ -167,6 +167,13 @@ const struct prop registry_props[] = {
                  "guest onto it",
       .gen = { .max_ops = 40, .overlay = true, .crashes = true, .jobs = GEN_JOB_COMMIT },
       .check = check_world, .proofs = { "mirror-lost-dirty" } },
+    { .name = "job-states", .fuzz_id = 18,
+      .summary = "every job event follows QEMU's state machine: legal transitions, READY "
+                 "once, one terminal event, soft or forced cancels as QEMU decides; backups, "
+                 "mirrors and commits under random verbs and crashes",
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .crashes = true,
+               .jobs = GEN_JOB_BACKUP | GEN_JOB_MIRROR | GEN_JOB_COMMIT },
+      .check = check_world, .proofs = { "job-ready-resent" } },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);

@@ -9,6 +9,7 @@
  *   an older timer stale instead of having to unpost it.
  */
 #include "job.h"
+#include "node.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -372,7 +373,11 @@ static void wake(struct job *j)
         if (j->pause_count > 0 && !j->force_cancel) {
             return; /* paused again before it woke */
         }
-        set_status(j, j->status == JOB_STATUS_STANDBY ? JOB_STATUS_READY : JOB_STATUS_RUNNING);
+        bool was_standby = j->status == JOB_STATUS_STANDBY;
+        set_status(j, was_standby ? JOB_STATUS_READY : JOB_STATUS_RUNNING);
+        if (was_standby && (j->list->mutants & NODE_MUTANT_JOB_READY_RESENT)) {
+            emit(j, JOB_EV_READY, NULL); /* planted bug: QEMU does not send it again */
+        }
         if (j->drv->resume) {
             j->drv->resume(j);
         }
@@ -674,3 +679,10 @@ void job_check(const struct job *j)
     bool paused_status = j->status == JOB_STATUS_PAUSED || j->status == JOB_STATUS_STANDBY;
     ASSERT(paused_status == (j->wait == JOB_WAIT_PAUSED && !j->work_done));
 }
+
+const struct planted_bug job_bugs[] = {
+    { "job-ready-resent", NODE_MUTANT_JOB_READY_RESENT,
+      "job core: a job back from standby sends BLOCK_JOB_READY again" },
+};
+
+const size_t job_bugs_count = ARRAY_LEN(job_bugs);

@@ -229,4 +229,8 @@ bool job_verb_ok(enum job_status s, enum job_verb v);
 
 void job_check(const struct job *j);
 
+/* This module's planted bugs (sim/trace/mutant gathers them). */
+extern const struct planted_bug job_bugs[];
+extern const size_t job_bugs_count;
+
 #endif

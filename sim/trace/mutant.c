@@ -10,6 +10,7 @@
 #include "../../ref/node.h"
 #include "../../ref/backup.h"
 #include "../../ref/dirty.h"
+#include "../../ref/job.h"
 #include "../../ref/mirror.h"
 #include "../../ref/drv_file.h"
 #include "../../ref/drv_nbd.h"
@@ -34,6 +35,7 @@ static const struct module_bugs {
     { nbd_server_bugs, &nbd_server_bugs_count, false },
     { backup_bugs, &backup_bugs_count, false },
     { mirror_bugs, &mirror_bugs_count, false },
+    { job_bugs, &job_bugs_count, false },
     { disk_bugs, &disk_bugs_count, true },
 };
 
