@@ -7,8 +7,12 @@
  * wall second, checker included: every read is verified sector by sector.
  * Figures vary with the machine's load; compare ratios from one run.
  * Lines marked "+ bitmaps" attach persistent dirty bitmaps (--bitmap) and
- * are the same run otherwise, so their ratio is the bitmaps' cost. Last,
- * the bitmap itself: memory for 1 TiB at 64 KiB and set / iterate rates.
+ * are the same run otherwise, so their ratio is the bitmaps' cost. Lines
+ * "backup" and "mirror" run a job over the whole disk onto a second one
+ * with half of the guest's operations issued while it runs (the mirror
+ * then completes and pivots); their copy rate is the disk's size over the
+ * run's wall time, in GiB of virtual disk per second. Last, the bitmap
+ * itself: memory for 1 TiB at 64 KiB and set / iterate rates.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,6 +35,7 @@ struct bench {
     unsigned qd;
     uint64_t cache;
     unsigned bitmaps; /* persistent bitmaps attached: 64K, then 4K granularity */
+    enum trace_job_op job; /* TRACE_JOB_BACKUP or _MIRROR over the disk, or _WAIT: none */
 };
 
 struct bench_out {
@@ -40,6 +45,20 @@ struct bench_out {
     int verdict;
     uint64_t mem_peak;
 };
+
+/* A job record on job j (a backup or mirror: onto tgt, sync full). */
+static struct trace_job *bench_job(struct trace *t, enum trace_job_op op)
+{
+    struct trace_job *j = trace_append(t, TRACE_JOB)->job = mem_alloc(sizeof(*j));
+    j->op = op;
+    j->auto_finalize = j->auto_dismiss = true;
+    snprintf(j->id, sizeof(j->id), "j");
+    if (op == TRACE_JOB_BACKUP || op == TRACE_JOB_MIRROR) {
+        snprintf(j->target, sizeof(j->target), "tgt");
+        j->has_sync = true; /* full */
+    }
+    return j;
+}
 
 static void bench_trace(const struct bench *b, struct trace *t)
 {
@@ -56,12 +75,35 @@ static void bench_trace(const struct bench *b, struct trace *t)
     snprintf(disk->cfg->name, sizeof(disk->cfg->name), "d0");
     disk->cfg->cache = b->cache;
     disk->cfg->has_cache = true;
+    bool job = b->job != TRACE_JOB_WAIT;
+    if (job) {
+        struct trace_rec *tgt = trace_append(t, TRACE_DISK);
+        tgt->cfg = trace_cfg_new();
+        snprintf(tgt->cfg->name, sizeof(tgt->cfg->name), "tgt");
+        tgt->cfg->size = b->disk_bytes;
+        tgt->cfg->has_size = true;
+        tgt->cfg->cache = b->cache;
+        tgt->cfg->has_cache = true;
+    }
     trace_append(t, TRACE_QD)->value = b->qd;
     uint64_t blocks = b->disk_bytes / 4096;
-    for (uint64_t i = 0; i < b->writes + b->reads; i++) {
-        struct trace_rec *op = trace_append(t, i < b->writes ? TRACE_WRITE : TRACE_READ);
+    uint64_t n = b->writes + b->reads;
+    for (uint64_t i = 0; i < n; i++) {
+        if (job && i == n / 2) { /* half the guest's operations run during the job */
+            bench_job(t, b->job);
+        }
+        /* Writes and reads interleaved, so both run during the job. */
+        bool write = job ? i % 2 == 0 || i >= 2 * b->reads : i < b->writes;
+        struct trace_rec *op = trace_append(t, write ? TRACE_WRITE : TRACE_READ);
         op->offset = rng_below(&r, blocks) * 4096;
         op->len = 4096;
+    }
+    if (b->job == TRACE_JOB_MIRROR) {
+        bench_job(t, TRACE_JOB_WAIT)->state = TRACE_WAIT_READY;
+        bench_job(t, TRACE_JOB_COMPLETE);
+    }
+    if (job) {
+        bench_job(t, TRACE_JOB_WAIT)->state = TRACE_WAIT_CONCLUDED;
     }
 }
 
@@ -114,6 +156,13 @@ static int bench_run(const struct bench *b)
         fprintf(stderr, "%s: run failed (verdict %d)\n", b->name, got > 0 ? out.verdict : -1);
         return 1;
     }
+    if (b->job != TRACE_JOB_WAIT) {
+        printf("%-28s %9" PRIu64 " ops %7.3f s %10.0f ops/s   copy %6.2f GiB of virtual disk "
+               "per second (%" PRIu64 " GiB disk, guest I/O running)\n", b->name, out.ops,
+               out.seconds, (double)out.ops / out.seconds,
+               (double)b->disk_bytes / (1 << 30) / out.seconds, b->disk_bytes >> 30);
+        return 0;
+    }
     double mib = (double)out.bytes / (1 << 20);
     double rss = (double)ru.ru_maxrss / 1024; /* KiB to MiB */
     /* Data the disk can hold at most: what was written, capped by its size. */
@@ -162,16 +211,22 @@ int main(int argc, char **argv)
         scale = 1;
     }
     static const uint64_t MiB = 1ull << 20;
+    const enum trace_job_op none = TRACE_JOB_WAIT;
     const struct bench benches[] = {
         { "4K random write+read, 64 MiB", 64 * MiB, 500000 * scale, 500000 * scale, 32,
-          16 * MiB, 0 },
-        { "4K random write, 1 GiB", 1024 * MiB, 500000 * scale, 0, 32, 16 * MiB, 0 },
+          16 * MiB, 0, none },
+        { "4K random write, 1 GiB", 1024 * MiB, 500000 * scale, 0, 32, 16 * MiB, 0, none },
         { "4K random write+read, 1 GiB", 1024 * MiB, 250000 * scale, 250000 * scale, 32,
-          16 * MiB, 0 },
+          16 * MiB, 0, none },
         { "  + bitmaps (64K and 4K)", 1024 * MiB, 250000 * scale, 250000 * scale, 32,
-          16 * MiB, 2 },
-        { "4K random write, no cache", 1024 * MiB, 500000 * scale, 0, 32, 0, 0 },
-        { "1 TiB disk, 100k writes", 1024 * 1024 * MiB, 100000 * scale, 0, 32, 16 * MiB, 0 },
+          16 * MiB, 2, none },
+        { "4K random write, no cache", 1024 * MiB, 500000 * scale, 0, 32, 0, 0, none },
+        { "1 TiB disk, 100k writes", 1024 * 1024 * MiB, 100000 * scale, 0, 32, 16 * MiB, 0,
+          none },
+        { "backup full, 1 GiB", 1024 * MiB, 50000 * scale, 50000 * scale, 32, 16 * MiB, 0,
+          TRACE_JOB_BACKUP },
+        { "mirror full + complete, 1 GiB", 1024 * MiB, 50000 * scale, 50000 * scale, 32,
+          16 * MiB, 0, TRACE_JOB_MIRROR },
     };
     printf("blocksim bench: plain stack, qd 32, checker on, one process per line\n");
     int failed = 0;

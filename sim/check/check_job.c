@@ -179,22 +179,29 @@ void check_job_event(struct check_job *c, const struct job_event *ev, unsigned l
     }
 }
 
-void check_job_backup_start(struct check_job *c, const char *id, const uint8_t *src,
-                            uint64_t len, const uint8_t *in_set, bool none)
+void check_job_backup_start(struct check_job *c, const char *id, uint64_t sectors, bool none)
 {
     struct cj_job *j = find(c, id);
     ASSERT(j != NULL && !j->backup);
     j->backup = true;
     j->none = none;
-    j->n_sectors = len / CONTENT_SECTOR;
-    j->want_hash = mem_alloc(j->n_sectors * sizeof(uint64_t));
-    j->want_tag = mem_alloc(j->n_sectors * sizeof(uint64_t));
-    j->in_set = mem_alloc(j->n_sectors ? j->n_sectors : 1);
-    for (uint64_t s = 0; s < j->n_sectors; s++) {
-        const uint8_t *p = src + s * CONTENT_SECTOR;
+    j->n_sectors = sectors;
+    j->want_hash = mem_alloc(sectors * sizeof(uint64_t));
+    j->want_tag = mem_alloc(sectors * sizeof(uint64_t));
+    j->in_set = mem_alloc(sectors ? sectors : 1);
+}
+
+void check_job_backup_snap(struct check_job *c, const char *id, uint64_t first,
+                           const uint8_t *src, uint64_t len, const uint8_t *in_set)
+{
+    struct cj_job *j = find(c, id);
+    ASSERT(j != NULL && j->backup && first + len / CONTENT_SECTOR <= j->n_sectors);
+    for (uint64_t k = 0; k < len / CONTENT_SECTOR; k++) {
+        const uint8_t *p = src + k * CONTENT_SECTOR;
+        uint64_t s = first + k;
         j->want_hash[s] = XXH3_64bits(p, CONTENT_SECTOR);
         j->want_tag[s] = content_identify(p, c->seed, s, NULL);
-        j->in_set[s] = none ? 0 : in_set ? in_set[s] : 1;
+        j->in_set[s] = j->none ? 0 : in_set ? in_set[k] : 1;
     }
 }
 
@@ -213,18 +220,18 @@ void check_job_cancelled(struct check_job *c, const char *id, bool force, enum j
     }
 }
 
-bool check_job_mirror_verify(struct check_job *c, const char *id, const uint8_t *src,
-                             const uint8_t *tgt, uint64_t len, bool pivoted,
-                             check_job_taint_fn *taint, void *opaque, unsigned line,
-                             uint64_t now_ns)
+bool check_job_mirror_verify(struct check_job *c, const char *id, uint64_t first,
+                             const uint8_t *src, const uint8_t *tgt, uint64_t len,
+                             bool pivoted, check_job_taint_fn *taint, void *opaque,
+                             unsigned line, uint64_t now_ns)
 {
     struct cj_job *j = find(c, id);
     ASSERT(j != NULL);
     bool commit = j->type == JOB_TYPE_COMMIT;
     const char *prop = commit ? "commit" : pivoted ? "mirror-converge" : "mirror-cancel";
-    for (uint64_t s = 0; s < len / CONTENT_SECTOR && !c->failed; s++) {
-        const uint8_t *a = src + s * CONTENT_SECTOR;
-        const uint8_t *b = tgt + s * CONTENT_SECTOR;
+    for (uint64_t s = first; s < first + len / CONTENT_SECTOR && !c->failed; s++) {
+        const uint8_t *a = src + (s - first) * CONTENT_SECTOR;
+        const uint8_t *b = tgt + (s - first) * CONTENT_SECTOR;
         c->sectors_checked++;
         if (memcmp(a, b, CONTENT_SECTOR) == 0) {
             continue;
@@ -265,19 +272,19 @@ void check_job_guest_wrote(struct check_job *c, uint64_t sector, uint64_t n)
     }
 }
 
-bool check_job_backup_verify(struct check_job *c, const char *id, const uint8_t *tgt,
-                             uint64_t len, check_job_taint_fn *taint, void *opaque,
-                             unsigned line, uint64_t now_ns)
+bool check_job_backup_verify(struct check_job *c, const char *id, uint64_t first,
+                             const uint8_t *tgt, uint64_t len, check_job_taint_fn *taint,
+                             void *opaque, unsigned line, uint64_t now_ns)
 {
     struct cj_job *j = find(c, id);
     ASSERT(j != NULL && j->backup);
-    uint64_t n = min_u64(j->n_sectors, len / CONTENT_SECTOR);
-    for (uint64_t s = 0; s < n && !c->failed; s++) {
+    uint64_t end = min_u64(j->n_sectors, first + len / CONTENT_SECTOR);
+    for (uint64_t s = first; s < end && !c->failed; s++) {
         if (!j->in_set[s]) {
             continue;
         }
         c->sectors_checked++;
-        const uint8_t *p = tgt + s * CONTENT_SECTOR;
+        const uint8_t *p = tgt + (s - first) * CONTENT_SECTOR;
         if (XXH3_64bits(p, CONTENT_SECTOR) == j->want_hash[s]) {
             continue;
         }

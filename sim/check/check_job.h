@@ -71,33 +71,37 @@ void check_job_fini(struct check_job *c);
 void check_job_event(struct check_job *c, const struct job_event *ev, unsigned line,
                      uint64_t now_ns);
 
-/* Backup @id starts: the source held @src (@len bytes); @in_set (one byte a
- * sector, or NULL for every sector) says what it must copy; @none: sync=none. */
-void check_job_backup_start(struct check_job *c, const char *id, const uint8_t *src,
-                            uint64_t len, const uint8_t *in_set, bool none);
+/* Backup @id starts over @sectors sectors (@none: sync=none); then
+ * check_job_backup_snap tells it, a chunk at a time, what the source held
+ * from sector @first (@len bytes of @src) and, with @in_set (one byte a
+ * sector of the chunk, or NULL for every one), what it must copy. */
+void check_job_backup_start(struct check_job *c, const char *id, uint64_t sectors, bool none);
+void check_job_backup_snap(struct check_job *c, const char *id, uint64_t first,
+                           const uint8_t *src, uint64_t len, const uint8_t *in_set);
 
 /* The guest wrote sectors [sector, sector + n) (a sync=none backup must
  * have copied their old data first). */
 void check_job_guest_wrote(struct check_job *c, uint64_t sector, uint64_t n);
 
-/* Backup @id ended: compare its target (@tgt, @len bytes) with the snapshot.
- * Returns false on a violation (kept in c->first). */
-bool check_job_backup_verify(struct check_job *c, const char *id, const uint8_t *tgt,
-                             uint64_t len, check_job_taint_fn *taint, void *opaque,
-                             unsigned line, uint64_t now_ns);
+/* Backup @id ended: compare its target from sector @first (@tgt, @len
+ * bytes: a chunk) with the snapshot. Returns false on a violation (kept in
+ * c->first). */
+bool check_job_backup_verify(struct check_job *c, const char *id, uint64_t first,
+                             const uint8_t *tgt, uint64_t len, check_job_taint_fn *taint,
+                             void *opaque, unsigned line, uint64_t now_ns);
 
 /* A cancel of @id was accepted in status @at: a mirror's (or active
  * commit's) cancel without force in READY (or STANDBY, once resumed) must
  * end COMPLETED without a pivot; any other cancel, CANCELLED (spec 10.4). */
 void check_job_cancelled(struct check_job *c, const char *id, bool force, enum job_status at);
 
-/* Mirror @id ended in step (COMPLETED, no error): @tgt must equal @src
- * (both @len bytes) sector by sector, after a complete (@pivoted) or a
- * soft cancel. Returns false on a violation. */
-bool check_job_mirror_verify(struct check_job *c, const char *id, const uint8_t *src,
-                             const uint8_t *tgt, uint64_t len, bool pivoted,
-                             check_job_taint_fn *taint, void *opaque, unsigned line,
-                             uint64_t now_ns);
+/* Mirror @id ended in step (COMPLETED, no error): from sector @first, @tgt
+ * must equal @src (both @len bytes: a chunk) sector by sector, after a
+ * complete (@pivoted) or a soft cancel. Returns false on a violation. */
+bool check_job_mirror_verify(struct check_job *c, const char *id, uint64_t first,
+                             const uint8_t *src, const uint8_t *tgt, uint64_t len,
+                             bool pivoted, check_job_taint_fn *taint, void *opaque,
+                             unsigned line, uint64_t now_ns);
 
 /* The live backup @id with a snapshot, or NULL. */
 const struct cj_job *check_job_find(const struct check_job *c, const char *id);

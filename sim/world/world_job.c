@@ -330,15 +330,34 @@ static enum job_policy policy(enum trace_policy p, bool has)
     return has ? (enum job_policy)p : JOB_ON_ERR_REPORT;
 }
 
-/* The source's bytes now, through the guest's stack (drained). */
-static uint8_t *source_read(struct world *w, uint64_t *len)
+#define WJ_CHUNK (1u << 20) /* the checker reads disks a chunk at a time */
+
+/* Tell the checker what backup @id must copy from @src (drained, before
+ * the job runs): its bytes, and for sync=top what the source layer
+ * allocates (block status). */
+static void backup_snapshot(struct world *w, const char *id, struct node *src, bool top,
+                            bool none)
 {
-    struct node *src = w->live->front ? w->live->front : w->live->root;
-    *len = src->length;
-    uint8_t *buf = mem_alloc(*len);
-    int ret = node_pread_sync(src, 0, buf, *len);
-    ASSERT(ret == 0); /* plain and overlay read their disks' contents synchronously */
-    return buf;
+    uint64_t len = src->length;
+    check_job_backup_start(&w->cj, id, len / CONTENT_SECTOR, none);
+    uint8_t *buf = mem_alloc(WJ_CHUNK);
+    uint8_t *in_set = top ? mem_alloc(WJ_CHUNK / CONTENT_SECTOR) : NULL;
+    for (uint64_t at = 0; at < len; at += WJ_CHUNK) {
+        uint64_t n = min_u64(WJ_CHUNK, len - at);
+        int ret = node_pread_sync(src, at, buf, n);
+        ASSERT(ret == 0); /* plain and overlay read their disks' contents synchronously */
+        for (uint64_t off = at; top && off < at + n;) {
+            uint64_t pnum = 0;
+            int bs = node_block_status(src, off, at + n - off, &pnum);
+            pnum = pnum ? min_u64(pnum, at + n - off) : CONTENT_SECTOR;
+            bool alloc = bs < 0 || (bs & NODE_BS_ALLOCATED);
+            memset(in_set + (off - at) / CONTENT_SECTOR, alloc, pnum / CONTENT_SECTOR);
+            off += pnum;
+        }
+        check_job_backup_snap(&w->cj, id, at / CONTENT_SECTOR, buf, n, in_set);
+    }
+    mem_free(in_set, in_set ? WJ_CHUNK / CONTENT_SECTOR : 0);
+    mem_free(buf, WJ_CHUNK);
 }
 
 static void backup_new(struct world *w, const struct trace_rec *rec)
@@ -363,34 +382,17 @@ static void backup_new(struct world *w, const struct trace_rec *rec)
         refused(w, rec, &e);
         return;
     }
-    uint64_t len = 0;
-    uint8_t *src = source_read(w, &len);
     struct err e = { .file = NULL };
     struct job *j;
     w->job_line = rec->line;
     w->job_disk = t;
     if (backup_create(&s->jobs, &s->g, tj->id, &o, &e, &j) < 0) {
         refused(w, rec, &e);
-        mem_free(src, len);
         return;
     }
-    /* What it must copy, as the checker works it out: top copies only what
-     * the source layer allocates (block status before any guest write). */
-    uint8_t *in_set = NULL;
-    if (o.sync == BACKUP_SYNC_TOP) {
-        in_set = mem_alloc(len / CONTENT_SECTOR);
-        for (uint64_t off = 0; off < len;) {
-            uint64_t pnum = 0;
-            int bs = node_block_status(o.source, off, len - off, &pnum);
-            pnum = pnum ? pnum : CONTENT_SECTOR;
-            bool alloc = bs < 0 || (bs & NODE_BS_ALLOCATED);
-            memset(in_set + off / CONTENT_SECTOR, alloc, pnum / CONTENT_SECTOR);
-            off += pnum;
-        }
-    }
-    check_job_backup_start(&w->cj, tj->id, src, len, in_set, o.sync == BACKUP_SYNC_NONE);
-    mem_free(in_set, in_set ? len / CONTENT_SECTOR : 0);
-    mem_free(src, len);
+    /* What it must copy, as the checker works it out (top: what the source
+     * layer allocates, by block status before any guest write). */
+    backup_snapshot(w, tj->id, o.source, o.sync == BACKUP_SYNC_TOP, o.sync == BACKUP_SYNC_NONE);
     job_start(j);
 }
 
@@ -560,20 +562,23 @@ static void mirror_end(struct world *w, const struct world_job *x, const struct 
     ASSERT(j != NULL && x->disk >= 0);
     struct node *tgt = disk_node(w, w->live, (unsigned)x->disk);
     uint64_t len = tgt->length;
-    uint8_t *src = mem_alloc(len);
-    uint8_t *dst = mem_alloc(len);
-    int r1 = node_pread_sync(x->source, 0, src, len);
-    int r2 = node_pread_sync(tgt, 0, dst, len);
-    ASSERT(r1 == 0 && r2 == 0);
+    uint8_t *src = mem_alloc(WJ_CHUNK);
+    uint8_t *dst = mem_alloc(WJ_CHUNK);
     w->verify_disk = (unsigned)x->disk;
     bool pivoted = mirror_pivoted(j);
-    (void)check_job_mirror_verify(&w->cj, ev->id, src, dst, len, pivoted, target_taint, w,
-                                  x->line, w->q.now_ns);
+    for (uint64_t at = 0; at < len && !w->cj.failed; at += WJ_CHUNK) {
+        uint64_t n = min_u64(WJ_CHUNK, len - at);
+        int r1 = node_pread_sync(x->source, at, src, n);
+        int r2 = node_pread_sync(tgt, at, dst, n);
+        ASSERT(r1 == 0 && r2 == 0);
+        (void)check_job_mirror_verify(&w->cj, ev->id, at / CONTENT_SECTOR, src, dst, n, pivoted,
+                                      target_taint, w, x->line, w->q.now_ns);
+    }
     if (pivoted) {
         w->pivot_disk = x->disk; /* the guest's disk from now on, across restarts too */
     }
-    mem_free(src, len);
-    mem_free(dst, len);
+    mem_free(src, WJ_CHUNK);
+    mem_free(dst, WJ_CHUNK);
 }
 
 static void cj_job_event(void *self, const struct job_event *ev)
@@ -600,13 +605,16 @@ static void cj_job_event(void *self, const struct job_event *ev)
     ASSERT(x->disk >= 0);
     unsigned t = (unsigned)x->disk;
     struct node *tgt = w->live->extra[t];
-    uint8_t *buf = mem_alloc(tgt->length);
-    int ret = node_pread_sync(tgt, 0, buf, tgt->length);
-    ASSERT(ret == 0);
+    uint8_t *buf = mem_alloc(WJ_CHUNK);
     w->verify_disk = t;
-    (void)check_job_backup_verify(&w->cj, ev->id, buf, tgt->length, target_taint, w, x->line,
-                                  w->q.now_ns);
-    mem_free(buf, tgt->length);
+    for (uint64_t at = 0; at < tgt->length && !w->cj.failed; at += WJ_CHUNK) {
+        uint64_t n = min_u64(WJ_CHUNK, tgt->length - at);
+        int ret = node_pread_sync(tgt, at, buf, n);
+        ASSERT(ret == 0);
+        (void)check_job_backup_verify(&w->cj, ev->id, at / CONTENT_SECTOR, buf, n,
+                                      target_taint, w, x->line, w->q.now_ns);
+    }
+    mem_free(buf, WJ_CHUNK);
 }
 
 static void cj_io_done(void *self, const struct checker_io *io)
