@@ -348,9 +348,7 @@ static void backup_clean(struct job *j)
 {
     struct backup_job *b = bj(j);
     struct cbw_state *s = cbw(b->filter);
-    if (*b->front == b->filter) {
-        *b->front = s->source;
-    }
+    job_filter_drop(b->front, b->filter, s->source);
     /* New guest writes pass straight through; a parked one still waits
      * for the copies it started (as QEMU drains the filter before it drops
      * it), so no copy lands on the target after a later job started. */

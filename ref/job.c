@@ -440,6 +440,13 @@ void job_ready(struct job *j)
     emit(j, JOB_EV_READY, NULL);
 }
 
+void job_filter_drop(struct node **front, struct node *filter, struct node *below)
+{
+    if (*front == filter) {
+        *front = below;
+    }
+}
+
 bool job_cancel_requested(const struct job *j)
 {
     return j->cancelled;

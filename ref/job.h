@@ -35,6 +35,8 @@
 #include "base.h"
 #include "env.h"
 
+struct node;
+
 #define JOB_ID_MAX 32
 #define JOB_SLICE_NS 100000000ull /* BLOCK_JOB_SLICE_TIME: 100 ms */
 
@@ -200,6 +202,9 @@ void job_ready(struct job *j);
 enum job_action job_error(struct job *j, enum job_policy p, bool read, int ret);
 /* Bytes about to be issued: how long to sleep first (0: go on). */
 uint64_t job_ratelimit(struct job *j, uint64_t bytes);
+/* A job's filter leaves the guest's path: if the guest still submits to
+ * @filter (through *@front), it submits to @below again. */
+void job_filter_drop(struct node **front, struct node *filter, struct node *below);
 /* A soft cancel (mirror in ready) asks the driver to finish without pivot. */
 bool job_cancel_requested(const struct job *j);
 bool job_force_cancelled(const struct job *j);

@@ -521,9 +521,7 @@ static void mirror_clean(struct job *j)
 {
     struct mirror_job *m = mj(j);
     struct mtop_state *s = mt(m->filter);
-    if (*m->front == m->filter) {
-        *m->front = s->source;
-    }
+    job_filter_drop(m->front, m->filter, s->source);
     s->detached = true;
 }
 
@@ -534,9 +532,7 @@ static void mirror_free(struct job *j)
     s->job = NULL;
     s->mj = NULL;
     s->detached = true;
-    if (*m->front == m->filter) { /* the host died with the job */
-        *m->front = s->source;
-    }
+    job_filter_drop(m->front, m->filter, s->source); /* the host died with the job */
     mem_free(m, sizeof(*m));
 }
 

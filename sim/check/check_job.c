@@ -220,6 +220,31 @@ void check_job_cancelled(struct check_job *c, const char *id, bool force, enum j
     }
 }
 
+/* A target sector that differs from what it should hold: explained by a
+ * fault (counted), or described (tag names into @want and @got) for the
+ * caller's violation. */
+static bool mismatch_explained(struct check_job *c, check_job_taint_fn *taint, void *opaque,
+                               uint64_t s, uint64_t want_tag, const uint8_t *got_bytes,
+                               char want[48], char got[48], uint64_t *got_tag)
+{
+    if (taint && taint(opaque, s)) {
+        c->explained++;
+        return true;
+    }
+    *got_tag = content_identify(got_bytes, c->seed, s, NULL);
+    check_tag_name(want_tag, want, 48);
+    check_tag_name(*got_tag, got, 48);
+    return false;
+}
+
+/* The violation just failed names one allowed value and the one read. */
+static void first_values(struct check_job *c, uint64_t want, uint64_t got)
+{
+    c->first.n_expected = 1;
+    c->first.expected[0] = want;
+    c->first.actual = got;
+}
+
 bool check_job_mirror_verify(struct check_job *c, const char *id, uint64_t first,
                              const uint8_t *src, const uint8_t *tgt, uint64_t len,
                              bool pivoted, check_job_taint_fn *taint, void *opaque,
@@ -233,28 +258,21 @@ bool check_job_mirror_verify(struct check_job *c, const char *id, uint64_t first
         const uint8_t *a = src + (s - first) * CONTENT_SECTOR;
         const uint8_t *b = tgt + (s - first) * CONTENT_SECTOR;
         c->sectors_checked++;
-        if (memcmp(a, b, CONTENT_SECTOR) == 0) {
-            continue;
-        }
-        if (taint && taint(opaque, s)) {
-            c->explained++;
-            continue;
-        }
         char want[48];
         char got[48];
+        uint64_t gt = 0;
         uint64_t wt = content_identify(a, c->seed, s, NULL);
-        uint64_t gt = content_identify(b, c->seed, s, NULL);
-        check_tag_name(wt, want, sizeof(want));
-        check_tag_name(gt, got, sizeof(got));
+        if (memcmp(a, b, CONTENT_SECTOR) == 0 ||
+            mismatch_explained(c, taint, opaque, s, wt, b, want, got, &gt)) {
+            continue;
+        }
         fail(c, prop, line, now_ns, s, "%s '%s' (line %u) ended in step (%s) but %s sector "
              "%" PRIu64 " (byte %" PRIu64 ") holds %s where the %s holds %s",
              job_type_name(j->type), id, j->line,
              pivoted ? "complete: the guest now runs on it" : "cancelled in READY",
              commit ? "the base's" : "target", s, s * CONTENT_SECTOR, got,
              commit ? "overlay" : "source", want);
-        c->first.n_expected = 1;
-        c->first.expected[0] = wt;
-        c->first.actual = gt;
+        first_values(c, wt, gt);
     }
     return !c->failed;
 }
@@ -285,24 +303,17 @@ bool check_job_backup_verify(struct check_job *c, const char *id, uint64_t first
         }
         c->sectors_checked++;
         const uint8_t *p = tgt + (s - first) * CONTENT_SECTOR;
-        if (XXH3_64bits(p, CONTENT_SECTOR) == j->want_hash[s]) {
-            continue;
-        }
-        if (taint && taint(opaque, s)) {
-            c->explained++;
-            continue;
-        }
         char want[48];
         char got[48];
-        uint64_t actual = content_identify(p, c->seed, s, NULL);
-        check_tag_name(j->want_tag[s], want, sizeof(want));
-        check_tag_name(actual, got, sizeof(got));
+        uint64_t actual = 0;
+        if (XXH3_64bits(p, CONTENT_SECTOR) == j->want_hash[s] ||
+            mismatch_explained(c, taint, opaque, s, j->want_tag[s], p, want, got, &actual)) {
+            continue;
+        }
         fail(c, "backup-point-in-time", line, now_ns, s, "backup '%s' (line %u): target "
              "sector %" PRIu64 " (byte %" PRIu64 ") holds %s, not what the source held when "
              "the job started (%s)", id, j->line, s, s * CONTENT_SECTOR, got, want);
-        c->first.n_expected = 1;
-        c->first.expected[0] = j->want_tag[s];
-        c->first.actual = actual;
+        first_values(c, j->want_tag[s], actual);
     }
     return !c->failed;
 }

@@ -53,6 +53,17 @@ static void events_line(json_t *job, char *buf, size_t size)
     }
 }
 
+/* Run @text (faults, no planted bug), which must pass, and check its first
+ * job's events. */
+static void run_events(const char *text, const char *want, struct world_result *r)
+{
+    run_text(text, NULL, r);
+    ck_assert_msg(r->verdict == WORLD_PASS, "%s", r->first.msg);
+    char ev[512];
+    events_line(job0(r), ev, sizeof(ev));
+    ck_assert_str_eq(ev, want);
+}
+
 static const char full_trace[] =
     "blocksim-trace v1\n"
     "topology plain size=1M\n"
@@ -113,12 +124,8 @@ START_TEST(test_backup_none_until_cancelled)
         "job wait j1 concluded\n"
         "read 0 4096\n";
     struct world_result r;
-    run_text(text, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    run_events(text, "created running aborting BLOCK_JOB_CANCELLED concluded null", &r);
     json_t *j = job0(&r);
-    char ev[512];
-    events_line(j, ev, sizeof(ev));
-    ck_assert_str_eq(ev, "created running aborting BLOCK_JOB_CANCELLED concluded null");
     ck_assert_int_eq(num(j, "offset"), 2 * 65536); /* two clusters copied before write */
     ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 16);
     world_result_fini(&r);
@@ -184,13 +191,9 @@ START_TEST(test_job_refusals_crashes_and_target_errors)
         "write 0 4096\n"
         "job backup j1 target=tgt sync=full\n"
         "job wait j1 concluded\n";
-    run_text(eio, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    run_events(eio, "created running BLOCK_JOB_ERROR aborting BLOCK_JOB_COMPLETED "
+                         "concluded null", &r);
     json_t *j = job0(&r);
-    char ev[512];
-    events_line(j, ev, sizeof(ev));
-    ck_assert_str_eq(ev, "created running BLOCK_JOB_ERROR aborting BLOCK_JOB_COMPLETED "
-                         "concluded null");
     ck_assert_str_eq(str(j, "error"), "Input/output error");
     world_result_fini(&r);
 
@@ -201,11 +204,8 @@ START_TEST(test_job_refusals_crashes_and_target_errors)
         "write 0 4096\n"
         "job backup j1 target=tgt sync=full on-target-error=ignore\n"
         "job wait j1 concluded\n";
-    run_text(ignore, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
-    events_line(job0(&r), ev, sizeof(ev));
-    ck_assert_str_eq(ev, "created running BLOCK_JOB_ERROR waiting pending BLOCK_JOB_COMPLETED "
-                         "concluded null");
+    run_events(ignore, "created running BLOCK_JOB_ERROR waiting pending BLOCK_JOB_COMPLETED "
+                         "concluded null", &r);
     ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 2048);
     world_result_fini(&r);
 
@@ -219,11 +219,8 @@ START_TEST(test_job_refusals_crashes_and_target_errors)
         "write 131072 512\n"
         "job wait j1 concluded\n"
         "read 131072 512\n";
-    run_text(cbw, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    run_events(cbw, "created running waiting pending BLOCK_JOB_COMPLETED concluded null", &r);
     ck_assert_uint_eq(r.errors[TRACE_WRITE], 1);
-    events_line(job0(&r), ev, sizeof(ev));
-    ck_assert_str_eq(ev, "created running waiting pending BLOCK_JOB_COMPLETED concluded null");
     world_result_fini(&r);
 }
 END_TEST
@@ -253,13 +250,9 @@ static const char mirror_trace[] =
 START_TEST(test_mirror_complete_pivots)
 {
     struct world_result r;
-    run_text(mirror_trace, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    run_events(mirror_trace, "created running ready BLOCK_JOB_READY waiting pending "
+                         "BLOCK_JOB_COMPLETED concluded null", &r);
     json_t *j = job0(&r);
-    char ev[512];
-    events_line(j, ev, sizeof(ev));
-    ck_assert_str_eq(ev, "created running ready BLOCK_JOB_READY waiting pending "
-                         "BLOCK_JOB_COMPLETED concluded null");
     ck_assert_int_eq(num(j, "offset"), num(j, "len"));
     ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 2048);
     world_result_fini(&r);
@@ -295,12 +288,8 @@ START_TEST(test_mirror_cancels)
         "write 12288 4096\n"
         "read 0 65536\n";
     struct world_result r;
-    run_text(soft, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
-    char ev[512];
-    events_line(job0(&r), ev, sizeof(ev));
-    ck_assert_str_eq(ev, "created running ready BLOCK_JOB_READY waiting pending "
-                         "BLOCK_JOB_COMPLETED concluded null");
+    run_events(soft, "created running ready BLOCK_JOB_READY waiting pending "
+                         "BLOCK_JOB_COMPLETED concluded null", &r);
     world_result_fini(&r);
     struct world_opts o = { .node_mutants = NODE_MUTANT_MIRROR_CANCEL_FORCED };
     run_text(soft, &o, &r);
@@ -317,11 +306,8 @@ START_TEST(test_mirror_cancels)
         "job cancel m1 force\n"
         "job wait m1 concluded\n"
         "read 0 65536\n";
-    run_text(force, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
-    events_line(job0(&r), ev, sizeof(ev));
-    ck_assert_str_eq(ev, "created running ready BLOCK_JOB_READY aborting BLOCK_JOB_CANCELLED "
-                         "concluded null");
+    run_events(force, "created running ready BLOCK_JOB_READY aborting BLOCK_JOB_CANCELLED "
+                         "concluded null", &r);
     world_result_fini(&r);
 }
 END_TEST
@@ -338,12 +324,8 @@ START_TEST(test_mirror_target_errors)
         "job mirror m1 target=tgt\n"
         "job wait m1 concluded\n";
     struct world_result r;
-    run_text(report, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
-    char ev[512];
-    events_line(job0(&r), ev, sizeof(ev));
-    ck_assert_str_eq(ev, "created running BLOCK_JOB_ERROR aborting BLOCK_JOB_COMPLETED "
-                         "concluded null");
+    run_events(report, "created running BLOCK_JOB_ERROR aborting BLOCK_JOB_COMPLETED "
+                         "concluded null", &r);
     ck_assert_str_eq(str(job0(&r), "error"), "Input/output error");
     world_result_fini(&r);
 
@@ -358,11 +340,8 @@ START_TEST(test_mirror_target_errors)
         "job wait m1 ready\n"
         "job complete m1\n"
         "job wait m1 concluded\n";
-    run_text(stop, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
-    events_line(job0(&r), ev, sizeof(ev));
-    ck_assert_str_eq(ev, "created running BLOCK_JOB_ERROR paused running ready BLOCK_JOB_READY "
-                         "waiting pending BLOCK_JOB_COMPLETED concluded null");
+    run_events(stop, "created running BLOCK_JOB_ERROR paused running ready BLOCK_JOB_READY "
+                         "waiting pending BLOCK_JOB_COMPLETED concluded null", &r);
     world_result_fini(&r);
 }
 END_TEST
