@@ -379,6 +379,17 @@ static void gen_backup(struct gen_state *g, struct trace_job *j)
     j->has_sync = true;
     j->cluster = clusters[choice_range(g->c, 0, 2)];
     j->has_cluster = j->cluster != 0;
+    if (g->o->jobs_bitmap && choice_range(g->c, 0, 3) != 0) {
+        /* Incremental: the bitmap's clusters; or full/top recording into it. */
+        static const enum trace_job_sync syncs[] = { TRACE_SYNC_INCREMENTAL, TRACE_SYNC_BITMAP,
+                                                     TRACE_SYNC_FULL, TRACE_SYNC_TOP };
+        j->sync = syncs[choice_range(g->c, 0, 3)];
+        snprintf(j->bitmap, sizeof(j->bitmap), "a");
+        j->has_bitmap_mode = j->sync != TRACE_SYNC_INCREMENTAL || choice_range(g->c, 0, 1);
+        j->bitmap_mode = j->sync == TRACE_SYNC_BITMAP && choice_range(g->c, 0, 1)
+                             ? TRACE_BMODE_NEVER
+                             : TRACE_BMODE_ON_SUCCESS;
+    }
     g->job_none = j->sync == TRACE_SYNC_NONE;
 }
 

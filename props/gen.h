@@ -73,6 +73,8 @@ struct gen_opts {
     bool qbm_faults;       /* disk faults hit the QBM files (disk=qbm), read by the loader */
     unsigned jobs;         /* GEN_JOB_* kinds: an extra disk tgt and jobs onto it,
                             * with verbs (no shutdowns: jobs do not cross one) */
+    bool jobs_bitmap;      /* backups use the persistent bitmap 'a' (incremental,
+                            * bitmap, or full/top recording into it) */
     bool jobs_cancel;      /* mirrors and commits end with a soft cancel in READY
                             * (else with complete) */
     bool flush_crashes;    /* the first crash strikes inside a flush (at-flush=), with

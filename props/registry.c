@@ -174,6 +174,13 @@ const struct prop registry_props[] = {
       .gen = { .max_ops = 40, .overlay = true, .plain = true, .crashes = true,
                .jobs = GEN_JOB_BACKUP | GEN_JOB_MIRROR | GEN_JOB_COMMIT },
       .check = check_world, .proofs = { "job-ready-resent" } },
+    { .name = "backup-incremental", .fuzz_id = 19,
+      .summary = "an incremental backup copies exactly its bitmap's clusters as they were at "
+                 "the start; on success the bitmap holds the writes made since, on failure, "
+                 "cancel or bitmap-mode=never it keeps them all (successor reclaimed)",
+      .gen = { .max_ops = 40, .overlay = true, .plain = true, .crashes = true,
+               .bitmaps = true, .jobs = GEN_JOB_BACKUP, .jobs_bitmap = true },
+      .check = check_world, .proofs = { "backup-abdicate-always", "dirty-reclaim-drop" } },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);

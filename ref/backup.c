@@ -40,6 +40,9 @@ struct backup_job {
     uint64_t cursor;      /* next cluster the background walk looks at */
     enum job_policy on_source_error, on_target_error;
     bool copying;         /* its own copy is in flight */
+    struct dirty_set *dirty;  /* with a bitmap: its set, name and mode */
+    char bitmap[DIRTY_NAME_MAX];
+    enum backup_bitmap_mode bitmap_mode;
 };
 
 /* One cluster copy in flight. */
@@ -343,6 +346,31 @@ static void job_copy_done(struct backup_job *b, struct copy *cp)
     job_yield(j); /* stop: pauses here and retries after resume; ignore: retries */
 }
 
+/* The bitmap at the end (QEMU's backup_cleanup_sync_bitmap): abdicated
+ * when the job succeeded with on-success, else reclaimed. */
+static void bitmap_end(struct backup_job *b, bool success)
+{
+    if (!b->bitmap[0]) {
+        return;
+    }
+    int ret = success && b->bitmap_mode != BACKUP_BMODE_NEVER
+                  ? dirty_successor_abdicate(b->dirty, b->bitmap, NULL)
+                  : dirty_successor_reclaim(b->dirty, b->bitmap, NULL);
+    ASSERT(ret == 0); /* the job owns the frozen bitmap */
+}
+
+static void backup_commit(struct job *j)
+{
+    bitmap_end(bj(j), true);
+}
+
+static void backup_abort(struct job *j)
+{
+    /* Planted bug: the failed job's successor replaces the bitmap, so the
+     * writes before the job are lost from it. */
+    bitmap_end(bj(j), node_mutant(bj(j)->filter, NODE_MUTANT_BACKUP_ABDICATE_ALWAYS));
+}
+
 /* The job's end, either way: the guest goes back to the source. */
 static void backup_clean(struct job *j)
 {
@@ -368,6 +396,8 @@ static void backup_free(struct job *j)
 static const struct job_driver backup_driver = {
     .type = JOB_TYPE_BACKUP,
     .run = backup_run,
+    .commit = backup_commit,
+    .abort = backup_abort,
     .clean = backup_clean,
     .free = backup_free,
 };
@@ -410,9 +440,79 @@ static const struct node *backup_busy_node(const struct job_list *l,
     return NULL;
 }
 
+/* sync=bitmap: the clusters with a dirty bit. */
+static void copy_set_bitmap(struct cbw_state *s, const struct dirty_bitmap *bm)
+{
+    for (uint64_t c = 0; c < s->n_clusters; c++) {
+        uint64_t off = c * s->cluster;
+        uint64_t len = min_u64(s->cluster, s->source->length - off);
+        s->cl[c] = bitmap_next_dirty(bm->bits, off, len) >= 0 ? CL_NEED : CL_SKIP;
+    }
+}
+
+/* QEMU's checks of a backup's bitmap options (blockdev.c do_backup_common,
+ * texts [mem]); @sync may be turned from incremental into bitmap. */
+static int bitmap_opts_check(const struct backup_opts *o, enum backup_sync *sync,
+                             const struct dirty_bitmap **bm, struct err *e)
+{
+    static const char *const sync_names[] = { "full", "top", "none", "incremental", "bitmap" };
+    static const char *const mode_names[] = { "on-success", "never", "always" };
+    *bm = NULL;
+    if ((*sync == BACKUP_SYNC_BITMAP || *sync == BACKUP_SYNC_INCREMENTAL) && !o->bitmap) {
+        return err_set(e, 0, 0, "must provide a valid bitmap name for '%s' sync mode",
+                       sync_names[*sync]), -EINVAL;
+    }
+    enum backup_bitmap_mode mode = o->bitmap_mode;
+    bool has_mode = o->has_bitmap_mode;
+    if (*sync == BACKUP_SYNC_INCREMENTAL) {
+        if (has_mode && mode != BACKUP_BMODE_ON_SUCCESS) {
+            return err_set(e, 0, 0, "Bitmap sync mode must be 'on-success' when using sync "
+                           "mode 'incremental'"), -EINVAL;
+        }
+        *sync = BACKUP_SYNC_BITMAP;
+        has_mode = true;
+        mode = BACKUP_BMODE_ON_SUCCESS;
+    }
+    if (!o->bitmap) {
+        if (has_mode) {
+            return err_set(e, 0, 0, "Cannot specify bitmap sync mode without a bitmap"),
+                   -EINVAL;
+        }
+        return 0;
+    }
+    *bm = o->dirty ? dirty_find(o->dirty, o->bitmap) : NULL;
+    if (!*bm) {
+        return err_set(e, 0, 0, "Bitmap '%s' could not be found", o->bitmap), -ENOENT;
+    }
+    if (!has_mode) {
+        return err_set(e, 0, 0, "Bitmap sync mode must be given when providing a bitmap"),
+               -EINVAL;
+    }
+    if ((*bm)->busy || (*bm)->successor) {
+        return err_set(e, 0, 0, "Bitmap '%s' is currently in use by another operation and "
+                       "cannot be used", o->bitmap), -EBUSY;
+    }
+    if ((*bm)->inconsistent) {
+        return err_set(e, 0, 0, "Bitmap '%s' is inconsistent and cannot be used", o->bitmap),
+               -EINVAL;
+    }
+    if (*sync == BACKUP_SYNC_NONE) {
+        return err_set(e, 0, 0, "sync mode 'none' does not produce meaningful bitmap "
+                       "outputs"), -EINVAL;
+    }
+    if (mode == BACKUP_BMODE_NEVER && *sync != BACKUP_SYNC_BITMAP) {
+        return err_set(e, 0, 0, "Bitmap sync mode '%s' has no meaningful effect when combined "
+                       "with sync mode '%s'", mode_names[mode], sync_names[*sync]), -EINVAL;
+    }
+    return 0;
+}
+
 int backup_create(struct job_list *l, struct graph *g, const char *id,
                   const struct backup_opts *o, struct err *e, struct job **out)
 {
+    enum backup_sync sync = o->sync;
+    const struct dirty_bitmap *bm;
+    TRY(bitmap_opts_check(o, &sync, &bm, e));
     /* Texts of QEMU's backup_job_create [mem]. */
     if (o->source == o->target) {
         return err_set(e, 0, 0, "Source and target cannot be the same"), -EINVAL;
@@ -453,10 +553,19 @@ int backup_create(struct job_list *l, struct graph *g, const char *id,
     }
     s->job = j;
     s->bj = b;
-    if (o->sync == BACKUP_SYNC_TOP) {
+    if (sync == BACKUP_SYNC_TOP) {
         copy_set_top(s);
+    } else if (sync == BACKUP_SYNC_BITMAP) {
+        copy_set_bitmap(s, bm);
     } else {
         memset(s->cl, CL_NEED, s->n_clusters);
+    }
+    if (bm) { /* frozen: guest writes go to its successor until the end */
+        b->dirty = o->dirty;
+        snprintf(b->bitmap, sizeof(b->bitmap), "%s", o->bitmap);
+        b->bitmap_mode = o->has_bitmap_mode ? o->bitmap_mode : BACKUP_BMODE_ON_SUCCESS;
+        int ret2 = dirty_successor_create(o->dirty, o->bitmap, NULL);
+        ASSERT(ret2 == 0); /* checked above */
     }
     /* Progress: the bytes of the copy set (sync=none too: QEMU counts the
      * whole disk, of which the guest's writes copy some). */
@@ -471,6 +580,8 @@ int backup_create(struct job_list *l, struct graph *g, const char *id,
 const struct planted_bug backup_bugs[] = {
     { "backup-cbw-late", NODE_MUTANT_BACKUP_CBW_LATE,
       "backup: a guest write reaches the source before its cluster is copied" },
+    { "backup-abdicate-always", NODE_MUTANT_BACKUP_ABDICATE_ALWAYS,
+      "backup: a failed or cancelled incremental backup abdicates its bitmap (bits lost)" },
 };
 
 const size_t backup_bugs_count = ARRAY_LEN(backup_bugs);

@@ -12,9 +12,13 @@
  *   block/block-copy.c, block/copy-before-write.c). One cluster a copy, one
  *   background copy at a time; a zero range (source block status) is
  *   written as write-zeroes; a guest write whose copy fails fails with the
- *   copy's error (on-cbw-error=break-guest-write, the default). Not modelled
- *   yet: sync=bitmap and incremental (the bitmap successor dance), fleecing
- *   reads of the target through its backing, x-perf parallelism.
+ *   copy's error (on-cbw-error=break-guest-write, the default). With a
+ *   bitmap (sync=bitmap or incremental, or full/top with bitmap=): the copy
+ *   set of sync=bitmap is its dirty clusters; a successor freezes it at the
+ *   start; at the end it is abdicated (success with on-success) or
+ *   reclaimed (failure, or never). Not modelled yet: bitmap-mode=always
+ *   (the merge of what was not copied), fleecing reads of the target
+ *   through its backing, x-perf parallelism.
  * Invariants: a cluster is copied at most once; a guest write never reaches
  *   the source over a cluster that is in the copy set and not copied; a
  *   guest write waits for a copy of its cluster that is in flight.
@@ -27,12 +31,15 @@
 #ifndef BLOCKSIM_BACKUP_H
 #define BLOCKSIM_BACKUP_H
 
+#include "dirty.h"
 #include "job.h"
 #include "node.h"
 
 #define BACKUP_CLUSTER_DEFAULT (64u * 1024)
 
-enum backup_sync { BACKUP_SYNC_FULL, BACKUP_SYNC_TOP, BACKUP_SYNC_NONE };
+enum backup_sync { BACKUP_SYNC_FULL, BACKUP_SYNC_TOP, BACKUP_SYNC_NONE,
+                   BACKUP_SYNC_INCREMENTAL, BACKUP_SYNC_BITMAP };
+enum backup_bitmap_mode { BACKUP_BMODE_ON_SUCCESS, BACKUP_BMODE_NEVER, BACKUP_BMODE_ALWAYS };
 
 struct backup_opts {
     struct node *source;   /* the node the filter goes above */
@@ -43,6 +50,12 @@ struct backup_opts {
     uint64_t cluster;      /* 0: 64 KiB (spec 4.2) */
     enum job_policy on_source_error, on_target_error;
     struct job_opts job;
+    /* Incremental backup: the source's dirty bitmaps, the one named (NULL:
+     * none) and what happens to it at the end (has_bitmap_mode: given). */
+    struct dirty_set *dirty;
+    const char *bitmap;
+    enum backup_bitmap_mode bitmap_mode;
+    bool has_bitmap_mode;
 };
 
 /* Create the filter and the job (status created; job_start runs it): 0 and

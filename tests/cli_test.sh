@@ -575,8 +575,11 @@ assert (j['id'], j['type'], j['offset'], j['len'], j['error']) == ('j1', 'backup
 assert d['job_refusals'] == 1 and 'cannot accept command verb' in d['job_refusal']
 assert d['checks']['jobs']['sectors_checked'] == 2048 and not d['checks']['jobs']['failed']
 " "$tmp/jobs.json" && ok || bad "json jobs: events, progress, refusals, the job checker"
-for rec in 'job commit c' 'job backup b target=tgt sync=incremental' \
-    'job backup b target=tgt sync=full bitmap=x'; do
+printf 'blocksim-trace v1\ntopology overlay\ndisk tgt size=1M\njob mirror m target=tgt sync=top\n' \
+    >"$tmp/mtop.trace"
+expect_status 2 "mirror sync=top onto a disk without backing" -- "$bin" replay "$tmp/mtop.trace"
+expect_err "mtop.trace:4: field 4: mirror sync=top" "the option is named"
+for rec in 'job commit c' 'job backup b target=tgt sync=full bitmap=x bitmap-mode=always'; do
     printf 'blocksim-trace v1\ndisk tgt size=1M\n%s\n' "$rec" >"$tmp/job.trace"
     expect_status 2 "not modelled yet: $rec" -- "$bin" replay "$tmp/job.trace"
     expect_err "job.trace:3: field" "the record is named"

@@ -498,3 +498,17 @@ void check_bitmap_loaded(struct check_bitmap *c, const struct dirty_set *real,
     }
     c->crashed = false;
 }
+
+bool check_bitmap_model_dirty(const struct check_bitmap *c, const char *name, uint64_t offset,
+                              uint64_t len)
+{
+    const struct cb_map *m = find(c, name);
+    ASSERT(m != NULL);
+    uint64_t end = (offset + len + m->gran - 1) / m->gran;
+    for (uint64_t g = offset / m->gran; g < end && g < groups(c, m->gran); g++) {
+        if (m->bits[g]) {
+            return true;
+        }
+    }
+    return false;
+}

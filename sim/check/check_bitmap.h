@@ -65,6 +65,11 @@ void check_bitmap_fini(struct check_bitmap *c);
  * resolved granularity of an add. */
 int check_bitmap_apply(struct check_bitmap *c, const struct trace_bitmap *op, uint64_t gran);
 
+/* Does the model's bitmap @name have a dirty bit in [offset, offset + len)?
+ * (What an incremental backup must copy, as the model sees it.) */
+bool check_bitmap_model_dirty(const struct check_bitmap *c, const char *name, uint64_t offset,
+                              uint64_t len);
+
 /* The frozen bitmaps' operations failed with the host going down: reclaim. */
 void check_bitmap_reclaim_all(struct check_bitmap *c);
 

@@ -79,6 +79,9 @@ struct world_job {
     struct node *source; /* a mirror's source (valid while its host lives) */
     json_t *events;
     uint64_t events_dropped;
+    char bitmap[TRACE_BITMAP_NAME_MAX]; /* an incremental backup's bitmap, or "" */
+    bool bitmap_never;  /* bitmap-mode=never: reclaimed whatever happens */
+    uint64_t cluster;   /* a backup's cluster size */
 };
 
 struct guest_op {
@@ -229,6 +232,10 @@ extern const struct checker_ops world__bitmap_checker; /* self: the world */
 void world__bitmap_crash(struct world *w, enum disk_crash_mode mode);
 void world__bitmap_end(struct world *w);
 void world__shutdown(struct world *w, const struct trace_rec *rec);
+/* A job ran bitmap operation @op on bitmap @name (successor, abdicate,
+ * reclaim): apply it to the model and compare (bitmap-successor). */
+void world__bitmap_job_op(struct world *w, enum trace_bitmap_op op, const char *name,
+                          unsigned line);
 
 /* world_job.c */
 int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err *e);
@@ -245,6 +252,8 @@ void world__jobs_json(struct world *w);
  * note saying so (a scenario that waits for what cannot happen, as it
  * would hang QEMU's user too). */
 bool world__job_wait_stuck(struct world *w);
+/* Does a job of the live host own (froze) bitmap @name? */
+bool world__job_owns_bitmap(const struct world *w, const char *name);
 /* Does a running job block operator action @rec (commit, make-empty)? Then
  * it is refused as QEMU's op blockers refuse it, and reported. */
 bool world__jobs_block(struct world *w, const struct trace_rec *rec);

@@ -130,11 +130,10 @@ int world__job_validate(const struct world *w, const struct trace_rec *r, bool g
     if (j->op != TRACE_JOB_BACKUP && j->op != TRACE_JOB_MIRROR) {
         return 0;
     }
-    if (j->op == TRACE_JOB_BACKUP && (j->sync == TRACE_SYNC_BITMAP ||
-                                      j->sync == TRACE_SYNC_INCREMENTAL || j->bitmap[0] ||
-                                      j->has_bitmap_mode)) {
-        return err_set(e, r->line, 3, "backup sync=%s and bitmaps are not modelled yet "
-                       "(full, top and none are)", trace_job_sync_name(j->sync));
+    if (j->op == TRACE_JOB_BACKUP && j->has_bitmap_mode &&
+        j->bitmap_mode == TRACE_BMODE_ALWAYS) {
+        return err_set(e, r->line, 3, "backup bitmap-mode=always is not modelled yet "
+                       "(on-success and never are)");
     }
     int t = disk_index(w, j->target);
     if (t < 0 || (unsigned)t < w->n_topo_disks) {
@@ -237,6 +236,20 @@ static void refused(struct world *w, const struct trace_rec *rec, const struct e
     }
 }
 
+bool world__job_owns_bitmap(const struct world *w, const char *name)
+{
+    for (const struct job *j = w->live ? w->live->jobs.head : NULL; j; j = j->next) {
+        const struct world_job *x = NULL;
+        for (unsigned i = w->n_wjobs; i-- > 0 && !x;) {
+            x = strcmp(w->wjobs[i].id, j->id) == 0 ? &w->wjobs[i] : NULL;
+        }
+        if (x && strcmp(x->bitmap, name) == 0 && j->status != JOB_STATUS_CONCLUDED) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool world__job_wait_stuck(struct world *w)
 {
     const struct trace_rec *rec = w->next < w->t->n ? &w->t->recs[w->next] : NULL;
@@ -335,13 +348,15 @@ static enum job_policy policy(enum trace_policy p, bool has)
 /* Tell the checker what backup @id must copy from @src (drained, before
  * the job runs): its bytes, and for sync=top what the source layer
  * allocates (block status). */
-static void backup_snapshot(struct world *w, const char *id, struct node *src, bool top,
-                            bool none)
+static void backup_snapshot(struct world *w, const struct world_job *x, struct node *src,
+                            bool top, bool by_bitmap, bool none)
 {
+    const char *id = x->id;
     uint64_t len = src->length;
     check_job_backup_start(&w->cj, id, len / CONTENT_SECTOR, none);
     uint8_t *buf = mem_alloc(WJ_CHUNK);
-    uint8_t *in_set = top ? mem_alloc(WJ_CHUNK / CONTENT_SECTOR) : NULL;
+    bool sparse = top || by_bitmap;
+    uint8_t *in_set = sparse ? mem_alloc(WJ_CHUNK / CONTENT_SECTOR) : NULL;
     for (uint64_t at = 0; at < len; at += WJ_CHUNK) {
         uint64_t n = min_u64(WJ_CHUNK, len - at);
         int ret = node_pread_sync(src, at, buf, n);
@@ -354,11 +369,21 @@ static void backup_snapshot(struct world *w, const char *id, struct node *src, b
             memset(in_set + (off - at) / CONTENT_SECTOR, alloc, pnum / CONTENT_SECTOR);
             off += pnum;
         }
+        for (uint64_t off = at; by_bitmap && off < at + n; off += CONTENT_SECTOR) {
+            uint64_t c0 = off / x->cluster * x->cluster; /* the sector's cluster */
+            in_set[(off - at) / CONTENT_SECTOR] = check_bitmap_model_dirty(
+                &w->cb, x->bitmap, c0, min_u64(x->cluster, len - c0));
+        }
         check_job_backup_snap(&w->cj, id, at / CONTENT_SECTOR, buf, n, in_set);
     }
     mem_free(in_set, in_set ? WJ_CHUNK / CONTENT_SECTOR : 0);
     mem_free(buf, WJ_CHUNK);
 }
+
+STATIC_ASSERT((int)BACKUP_SYNC_INCREMENTAL == (int)TRACE_SYNC_INCREMENTAL &&
+              (int)BACKUP_SYNC_BITMAP == (int)TRACE_SYNC_BITMAP &&
+              (int)BACKUP_SYNC_NONE == (int)TRACE_SYNC_NONE &&
+              (int)BACKUP_BMODE_ALWAYS == (int)TRACE_BMODE_ALWAYS);
 
 static void backup_new(struct world *w, const struct trace_rec *rec)
 {
@@ -368,8 +393,10 @@ static void backup_new(struct world *w, const struct trace_rec *rec)
     ASSERT(t >= 0 && s->extra[t] != NULL);
     struct backup_opts o = {
         .source = s->front ? s->front : s->root, .target = s->extra[t], .front = &s->front,
-        .sync = tj->sync == TRACE_SYNC_TOP ? BACKUP_SYNC_TOP
-                : tj->sync == TRACE_SYNC_NONE ? BACKUP_SYNC_NONE : BACKUP_SYNC_FULL,
+        .sync = (enum backup_sync)tj->sync, /* the same order (asserted below) */
+        .dirty = s->root->dirty, .bitmap = tj->bitmap[0] ? tj->bitmap : NULL,
+        .bitmap_mode = (enum backup_bitmap_mode)tj->bitmap_mode,
+        .has_bitmap_mode = tj->has_bitmap_mode,
         .cluster = tj->has_cluster ? tj->cluster : 0,
         .on_source_error = policy(tj->on_source_error, tj->has_on_source_error),
         .on_target_error = policy(tj->on_target_error, tj->has_on_target_error),
@@ -390,9 +417,19 @@ static void backup_new(struct world *w, const struct trace_rec *rec)
         refused(w, rec, &e);
         return;
     }
+    if (o.bitmap) { /* the job froze it: the model follows */
+        struct world_job *x = wj_find(w, tj->id);
+        snprintf(x->bitmap, sizeof(x->bitmap), "%s", o.bitmap);
+        x->bitmap_never = tj->has_bitmap_mode && tj->bitmap_mode == TRACE_BMODE_NEVER;
+        x->cluster = o.cluster ? o.cluster : BACKUP_CLUSTER_DEFAULT;
+        world__bitmap_job_op(w, TRACE_BM_SUCCESSOR, o.bitmap, rec->line);
+    }
     /* What it must copy, as the checker works it out (top: what the source
-     * layer allocates, by block status before any guest write). */
-    backup_snapshot(w, tj->id, o.source, o.sync == BACKUP_SYNC_TOP, o.sync == BACKUP_SYNC_NONE);
+     * layer allocates, by block status before any guest write; bitmap: the
+     * clusters the model's bitmap has dirty). */
+    bool by_bitmap = tj->sync == TRACE_SYNC_BITMAP || tj->sync == TRACE_SYNC_INCREMENTAL;
+    backup_snapshot(w, wj_find(w, tj->id), o.source, o.sync == BACKUP_SYNC_TOP, by_bitmap,
+                    o.sync == BACKUP_SYNC_NONE);
     job_start(j);
 }
 
@@ -596,6 +633,11 @@ static void cj_job_event(void *self, const struct job_event *ev)
             mirror_end(w, x, ev);
         }
         return;
+    }
+    if (x->bitmap[0]) { /* the job abdicated or reclaimed it: the model follows */
+        bool abdicate = success && !x->bitmap_never;
+        world__bitmap_job_op(w, abdicate ? TRACE_BM_ABDICATE : TRACE_BM_RECLAIM, x->bitmap,
+                             x->line);
     }
     const struct cj_job *cj = check_job_find(&w->cj, ev->id);
     if (!cj || !cj->backup || (!cj->none && !success)) {

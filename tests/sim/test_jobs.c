@@ -392,6 +392,116 @@ START_TEST(test_active_commit)
 }
 END_TEST
 
+/* The bitmap's dirty extents at the end of a run, as "OFF+LEN ...". */
+static void bitmap_extents(const struct world_result *r, const char *name, char *buf,
+                           size_t size)
+{
+    buf[0] = '\0';
+    for (unsigned i = 0; i < r->n_bitmaps; i++) {
+        const struct world_bitmap *b = &r->bitmaps[i];
+        for (size_t k = 0; strcmp(b->name, name) == 0 && k < b->n_extents; k++) {
+            size_t at = strlen(buf);
+            snprintf(buf + at, size - at, "%s%llu+%llu", at ? " " : "",
+                     (unsigned long long)b->extents[k][0], (unsigned long long)b->extents[k][1]);
+        }
+    }
+}
+
+/* A full backup that records into a bitmap, then an incremental one: the
+ * incremental copies the bitmap's clusters as they were at its start, and
+ * on success the bitmap holds the writes made since; cancelled, or with
+ * bitmap-mode=never, it keeps everything (the successor reclaimed). */
+START_TEST(test_backup_incremental)
+{
+    static const char text[] =
+        "blocksim-trace v1\n"
+        "topology plain size=1M\n"
+        "disk tgt size=1M\n"
+        "bitmap add b0 persistent\n"
+        "write 0 65536\n"
+        "job backup full target=tgt sync=full bitmap=b0 bitmap-mode=on-success\n"
+        "job wait full concluded\n"
+        "write 131072 4096\n"
+        "write 0 4096\n"
+        "job backup inc target=tgt sync=incremental bitmap=b0 speed=256K\n"
+        "write 131072 512\n"
+        "write 524288 4096\n"
+        "job wait inc concluded\n"
+        "read 0 65536\n";
+    struct world_result r;
+    struct world_opts o = { .want_bitmaps = true };
+    run_text(text, &o, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    json_t *inc = json_array_get(r.jobs, 1);
+    ck_assert_int_eq(num(inc, "len"), 2 * 65536); /* clusters 0 and 2: the bitmap's */
+    ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 2048 + 256);
+    char ext[256];
+    bitmap_extents(&r, "b0", ext, sizeof(ext));
+    ck_assert_str_eq(ext, "131072+65536 524288+65536"); /* the writes during inc */
+    world_result_fini(&r);
+
+    /* The planted bug keeps the successor on failure: a cancelled backup
+     * loses the bits it was to copy. */
+    static const char cancel[] =
+        "blocksim-trace v1\n"
+        "topology plain size=1M\n"
+        "disk tgt size=1M\n"
+        "bitmap add b0 persistent\n"
+        "write 0 4096\n"
+        "write 262144 4096\n"
+        "job backup inc target=tgt sync=bitmap bitmap=b0 bitmap-mode=on-success speed=64K\n"
+        "write 524288 4096\n"
+        "job cancel inc\n"
+        "job wait inc concluded\n";
+    o = (struct world_opts){ .want_bitmaps = true };
+    run_text(cancel, &o, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    bitmap_extents(&r, "b0", ext, sizeof(ext));
+    ck_assert_str_eq(ext, "0+65536 262144+65536 524288+65536"); /* all kept */
+    world_result_fini(&r);
+    o.node_mutants = NODE_MUTANT_BACKUP_ABDICATE_ALWAYS;
+    run_text(cancel, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert(strncmp(r.first.property, "bitmap-", 7) == 0);
+    world_result_fini(&r);
+}
+END_TEST
+
+/* QEMU's checks of a backup's bitmap options, in its words. */
+START_TEST(test_backup_bitmap_refusals)
+{
+    static const struct { const char *rec; const char *msg; } cases[] = {
+        { "job backup b target=tgt sync=incremental",
+          "must provide a valid bitmap name for 'incremental' sync mode" },
+        { "job backup b target=tgt sync=incremental bitmap=b0 bitmap-mode=never",
+          "Bitmap sync mode must be 'on-success' when using sync mode 'incremental'" },
+        { "job backup b target=tgt sync=bitmap bitmap=nosuch bitmap-mode=never",
+          "Bitmap 'nosuch' could not be found" },
+        { "job backup b target=tgt sync=bitmap bitmap=b0",
+          "Bitmap sync mode must be given when providing a bitmap" },
+        { "job backup b target=tgt sync=none bitmap=b0 bitmap-mode=on-success",
+          "sync mode 'none' does not produce meaningful bitmap outputs" },
+        { "job backup b target=tgt sync=full bitmap=b0 bitmap-mode=never",
+          "Bitmap sync mode 'never' has no meaningful effect when combined with sync mode "
+          "'full'" },
+        { "job backup b target=tgt sync=full bitmap-mode=on-success",
+          "Cannot specify bitmap sync mode without a bitmap" },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), "blocksim-trace v1\ndisk tgt size=1M\nbitmap add b0\n"
+                 "%s\n", cases[i].rec);
+        struct world_result r;
+        run_text(text, NULL, &r);
+        ck_assert_int_eq(r.verdict, WORLD_PASS);
+        ck_assert_uint_eq(r.job_refusals, 1);
+        ck_assert_msg(strstr(r.job_refusal, cases[i].msg) != NULL, "case %zu: %s", i,
+                      r.job_refusal);
+        world_result_fini(&r);
+    }
+}
+END_TEST
+
 Suite *suite_jobs(void)
 {
     const TTest *tests[] = {
@@ -403,6 +513,8 @@ Suite *suite_jobs(void)
         test_mirror_cancels,
         test_mirror_target_errors,
         test_active_commit,
+        test_backup_incremental,
+        test_backup_bitmap_refusals,
     };
     return tl_suite("jobs", tests, ARRAY_LEN(tests));
 }
