@@ -137,7 +137,7 @@ cli-tests: $(BIN)
 # and the same check run with a planted tie bug must disagree.
 QEMU_XCHECK_CASES ?= 48
 QEMU_QUORUM_CASES ?= 120
-QEMU_JOBS_CASES ?= 20
+QEMU_JOBS_CASES ?= 24
 qemu-xcheck: $(BIN)
 	python3 tests/qemu_bitmaps.py $(BIN) $(QEMU_XCHECK_CASES)
 	python3 tests/qemu_quorum.py $(BIN) $(QEMU_QUORUM_CASES)

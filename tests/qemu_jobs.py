@@ -16,7 +16,10 @@ writes already in it) and an empty target, then
     or with force (CANCELLED), and writes once more after the end. A
     commit case runs the guest on a qcow2 overlay over the raw source,
     writes into the overlay, then runs an active block-commit the same way
-    (the guest moves onto the base when completed);
+    (the guest moves onto the base when completed). An incremental case
+    adds a 64 KiB bitmap, makes a full backup recording into it, writes,
+    then an incremental backup onto the same target with writes while it
+    runs, and also compares the bitmap's dirty byte count at the end;
   - in blocksim: the same as a trace (`disk d0 image=`, `job backup`,
     pattern writes, `job complete`, `job cancel`, `job wait`), replayed
     with --export of the source and the target.
@@ -62,7 +65,7 @@ def make_case(seed):
             out.append((rng.randrange((SIZE - length) // SECTOR + 1) * SECTOR, length,
                         rng.randrange(1, 255)))
         return out
-    job = rng.choice(["backup", "backup", "mirror", "mirror", "commit"])
+    job = rng.choice(["backup", "backup", "mirror", "mirror", "commit", "incremental"])
     return dict(pre=[(o, min(n, SIZE - o), p) for o, n, p in pre], during=during,
                 sync=rng.choice(["full", "full", "none"]), wrong_verb=rng.random() < 0.5,
                 job=job, ready=writes(rng.randint(0, 2)), after=writes(rng.randint(0, 2)),
@@ -105,8 +108,8 @@ class Qmp:
             self.events.append((m["event"], m.get("data", {})))
         return m
 
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+    def cmd(self, command, **args):
+        self.f.write(json.dumps({"execute": command, "arguments": args}) + "\n")
         self.f.flush()
         while True:
             m = self.read()
@@ -159,7 +162,27 @@ def run_qemu(d, case):
                 q.cmd("human-monitor-command", **{
                     "command-line": 'qemu-io guest "write -P 0x%02x %d %d"' % (pat, off, n)})
         refusal = None
-        if case["job"] == "backup":
+        count = None
+        if case["job"] == "incremental":
+            q.cmd("block-dirty-bitmap-add", node="guest", name="b0", granularity=65536)
+            r = q.cmd("blockdev-backup", device="guest", target="tgt", sync="full",
+                      bitmap="b0", **{"job-id": "j0", "bitmap-mode": "on-success"})
+            assert "return" in r, r
+            q.wait_null()
+            write(case["ready"])
+            r = q.cmd("blockdev-backup", device="guest", target="tgt", sync="incremental",
+                      bitmap="b0", speed=512 * 1024,
+                      **{"job-id": "j1", "x-perf": {"max-chunk": 65536}})
+            assert "return" in r, r
+            write(case["during"])
+            q.events = [(e, d) for e, d in q.events if d.get("id", d.get("device")) != "j0"]
+            ok = q.wait_null()
+            for dev in q.cmd("query-block")["return"]:
+                for bm in dev.get("inserted", {}).get("dirty-bitmaps", []) or \
+                        dev.get("dirty-bitmaps", []):
+                    if bm["name"] == "b0":
+                        count = bm["count"]
+        elif case["job"] == "backup":
             r = q.cmd("blockdev-backup", device="guest", target="tgt", sync=case["sync"],
                       speed=512 * 1024, **{"job-id": "j1", "x-perf": {"max-chunk": 65536}})
             assert "return" in r, r
@@ -184,8 +207,9 @@ def run_qemu(d, case):
                 q.cmd("block-job-complete", device="j1")
             else:
                 q.cmd("block-job-cancel", device="j1", force=case["end"] == "force")
-        ok = q.wait_null()
-        if case["job"] != "backup":
+        if case["job"] != "incremental":
+            ok = q.wait_null()
+        if case["job"] not in ("backup", "incremental"):
             write(case["after"])
         q.cmd("quit")
         p.wait(timeout=10)
@@ -207,7 +231,8 @@ def run_qemu(d, case):
                            check=True)
         with open(view, "rb") as f:
             s = f.read()
-    return dict(ok=ok, target=t, source=s, events=qemu_events(q.events), refusal=refusal)
+    return dict(ok=ok, target=t, source=s, events=qemu_events(q.events), refusal=refusal,
+                count=count)
 
 
 def qemu_events(events):
@@ -240,7 +265,15 @@ def run_blocksim(blocksim, d, case, mutant):
     def write(ws):
         for off, n, pat in ws:
             lines.append("write %d %d pattern=0x%02x" % (off, n, pat))
-    if case["job"] == "backup":
+    if case["job"] == "incremental":
+        lines.append("bitmap add b0 granularity=64K")
+        lines.append("job backup j0 target=tgt sync=full bitmap=b0 bitmap-mode=on-success")
+        lines.append("job wait j0 concluded")
+        write(case["ready"])
+        lines.append("job backup j1 target=tgt sync=incremental bitmap=b0 speed=512K")
+        write(case["during"])
+        lines.append("job wait j1 concluded")
+    elif case["job"] == "backup":
         lines.append("job backup j1 target=tgt sync=%s speed=512K" % case["sync"])
         write(case["during"])
         if case["wrong_verb"]:
@@ -277,7 +310,7 @@ def run_blocksim(blocksim, d, case, mutant):
     if out.returncode == 2:
         raise SystemExit("blocksim refused the trace: " + out.stderr)
     rep = json.loads(out.stdout)
-    job = rep["jobs"][0]
+    job = rep["jobs"][-1]  # the incremental case's second job
     events = []
     for ev in job["events"]:
         if ev["event"] == "JOB_STATUS_CHANGE":
@@ -290,7 +323,12 @@ def run_blocksim(blocksim, d, case, mutant):
         s = f.read()
     refusal = (rep.get("job_refusal", "").split(": ", 2)[-1]
                if case["wrong_verb"] and case["job"] == "backup" else None)
-    return dict(target=t, source=s, events=events, refusal=refusal, verdict=rep["verdict"])
+    count = None
+    for bm in rep.get("bitmaps", []):
+        if bm["name"] == "b0":
+            count = bm["dirty_bytes"]
+    return dict(target=t, source=s, events=events, refusal=refusal, verdict=rep["verdict"],
+                count=count)
 
 
 def shape(events, forced):
@@ -365,6 +403,11 @@ def main():
             qe, be = shape(qe, forced), shape(be, forced)
         if qe != be:
             problems.append("events: QEMU %s, blocksim %s" % (qe, be))
+        if case["job"] == "incremental":
+            checks += 1
+            if q["count"] != b["count"]:
+                problems.append("bitmap b0 dirty bytes: QEMU %s, blocksim %s" %
+                                (q["count"], b["count"]))
         if case["wrong_verb"] and case["job"] == "backup":
             checks += 1
             if q["refusal"] != b["refusal"]:
@@ -378,15 +421,16 @@ def main():
             bad += 1
             what = ("backup sync=%s" % case["sync"] if case["job"] == "backup" else
                     "mirror %s, %s" % (case["copy_mode"], case["end"])
-                    if case["job"] == "mirror" else "commit, %s" % case["end"])
+                    if case["job"] == "mirror" else "commit, %s" % case["end"]
+                    if case["job"] == "commit" else "incremental")
             print("case %d (%s, %d writes during): %s" %
                   (seed, what, len(case["during"]), "; ".join(problems)))
     if mutant:
         print("qemu jobs cross-check with planted bug %s: %d of %d cases disagree (%s)" %
               (mutant, bad, cases, "caught" if bad else "NOT CAUGHT"))
     else:
-        print("qemu jobs cross-check: %d of %d backup, mirror and commit cases agree with "
-              "QEMU (%d comparisons%s)" % (cases - bad - skipped, cases, checks,
+        print("qemu jobs cross-check: %d of %d backup, mirror, commit and incremental cases agree "
+              "with QEMU (%d comparisons%s)" % (cases - bad - skipped, cases, checks,
                                             ", %d skipped: QEMU hung" % skipped
                                             if skipped else ""))
     if mutant:
