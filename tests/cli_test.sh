@@ -590,6 +590,14 @@ expect_status 0 "a job wait that cannot be satisfied is not a stack failure" -- 
     "$tmp/stuck.trace"
 expect_out "ended early line 4: job wait b concluded: the job is running and waits for a command" \
     "the stuck wait is explained"
+# Crash-state exploration of a job's workload: the correct backup survives
+# every crash state; the planted copy-after-write bug is found.
+expect_status 0 "explore: a backup under guest writes" -- "$bin" explore \
+    traces/native/backup.trace --time 20 --out "$tmp/xb"
+expect_status 1 "explore: the planted backup bug is found" -- "$bin" explore \
+    traces/native/backup.trace --time 20 --mutant backup-cbw-late --out "$tmp/xb"
+expect_out "backup-point-in-time" "explore names the backup violation"
+
 # An extra disk takes its settings (cache=0: the job's copies are durable
 # when done, so the export of the durable contents holds them).
 printf 'blocksim-trace v1\ndisk tgt size=1M cache=0\nwrite 0 4096 pattern=0x77\njob backup b target=tgt sync=full\njob wait b concluded\n' \

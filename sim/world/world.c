@@ -751,6 +751,9 @@ void world_check(const struct world *w)
         ASSERT(w->hosts[h].crashes <= w->hosts[h].downs);
     }
     ASSERT(w->next <= w->t->n);
+    for (const struct job *j = w->live ? w->live->jobs.head : NULL; j; j = j->next) {
+        job_check(j);
+    }
     world__checkers_check(w);
 }
 
