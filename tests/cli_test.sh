@@ -590,6 +590,16 @@ expect_status 0 "a job wait that cannot be satisfied is not a stack failure" -- 
     "$tmp/stuck.trace"
 expect_out "ended early line 4: job wait b concluded: the job is running and waits for a command" \
     "the stuck wait is explained"
+# An extra disk may start from an image: the backup's copies (zero ranges
+# as write-zeroes) replace it.
+python3 -c "open('$tmp/timg.raw','wb').write(b'\x55'*(1<<20))"
+printf 'blocksim-trace v1\ndisk tgt image=timg.raw cache=0\nwrite 0 4096 pattern=0x11\njob backup b target=tgt sync=full\njob wait b concluded\n' \
+    >"$tmp/ximg.trace"
+expect_status 0 "backup onto an extra disk that starts from an image" -- "$bin" replay \
+    "$tmp/ximg.trace" --export "tgt=$tmp/ximg.raw"
+[ "$(od -An -tx1 -N1 "$tmp/ximg.raw" | tr -d ' ')$(od -An -tx1 -N1 -j 70000 "$tmp/ximg.raw" |
+    tr -d ' ')" = 1100 ] && ok || bad "the image's bytes were replaced by the copies"
+
 # Crash-state exploration of a job's workload: the correct backup survives
 # every crash state; the planted copy-after-write bug is found.
 expect_status 0 "explore: a backup under guest writes" -- "$bin" explore \

@@ -57,6 +57,12 @@ static int image_stat(const struct world *w, const struct trace_rec *r, uint64_t
     return 0;
 }
 
+int world__image_size(const struct world *w, const struct trace_rec *r, uint64_t *size,
+                      struct err *e)
+{
+    return image_stat(w, r, size, e);
+}
+
 int world__image_guest_size(const struct world *w, uint64_t *size, struct err *e)
 {
     *size = 0;
@@ -75,10 +81,11 @@ int world__image_disk_rec(struct world *w, unsigned i, const struct trace_rec *r
                           struct err *e)
 {
     const struct trace_cfg *c = r->cfg;
-    if ((int)i != w->topo_ops->guest_disk(w)) {
+    bool extra = i >= w->n_topo_disks; /* a job's target may start from an image too */
+    if ((int)i != w->topo_ops->guest_disk(w) && !extra) {
         return err_set(e, r->line, 2, "image= is for the disk the guest starts from (plain: "
-                       "d0, overlay: base), not %s in the %s topology", c->name,
-                       w->topo_ops->name);
+                       "d0, overlay: base) or an extra disk, not %s in the %s topology",
+                       c->name, w->topo_ops->name);
     }
     uint64_t size;
     TRY(image_stat(w, r, &size, e));
@@ -86,7 +93,7 @@ int world__image_disk_rec(struct world *w, unsigned i, const struct trace_rec *r
         return err_set(e, r->line, 2, "disk %s: size=%" PRIu64 " but its image has %" PRIu64
                        " bytes (the size comes from the image)", c->name, c->size, size);
     }
-    if (size != w->size) {
+    if (!extra && size != w->size) {
         return err_set(e, r->line, 2, "disk %s: its image has %" PRIu64 " bytes but the "
                        "guest disk is %" PRIu64, c->name, size, w->size);
     }
@@ -143,6 +150,9 @@ int world__images_load(struct world *w, struct err *e)
         w->image[i] = (uint8_t *)data;
         w->image_len[i] = len;
         disk_poke(w->disks[i], 0, w->image[i], len);
+        if (i >= w->n_topo_disks) {
+            continue; /* an extra disk: not what the guest starts from */
+        }
         world__image_to_model(&w->check.model, w->image[i], len);
         check_rw_image(&w->check, w->image[i], len);
         if (w->topo_ops->image_loaded) {

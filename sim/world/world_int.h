@@ -263,6 +263,9 @@ extern const struct checker_ops world__job_checker; /* self: the world */
 /* world_image.c */
 /* Tell model @m what an image of @len bytes holds, sector by sector. */
 void world__image_to_model(struct model_disk *m, const uint8_t *image, uint64_t len);
+/* The size of disk record @r's image= file. */
+int world__image_size(const struct world *w, const struct trace_rec *r, uint64_t *size,
+                      struct err *e);
 /* The guest size an image on the guest disk implies (0 when none). */
 int world__image_guest_size(const struct world *w, uint64_t *size, struct err *e);
 /* A disk record with image=: check it against disk @i. */

@@ -31,13 +31,9 @@ int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err
                        "jobs, need the plain or overlay topology)", c->name,
                        w->topo_ops->name);
     }
-    if (!c->has_size) {
-        return err_set(e, r->line, 2, "disk %s is not in the %s topology: give size= to add "
-                       "it as an extra disk", c->name, w->topo_ops->name);
-    }
-    if (c->image) {
-        return err_set(e, r->line, 2, "disk %s: image= is for the disk the guest starts "
-                       "from, not an extra disk", c->name);
+    if (!c->has_size && !c->image) {
+        return err_set(e, r->line, 2, "disk %s is not in the %s topology: give size= (or "
+                       "image=) to add it as an extra disk", c->name, w->topo_ops->name);
     }
     if (c->host[0] && strcmp(c->host, w->hosts[WORLD_GUEST_HOST].name) != 0) {
         return err_set(e, r->line, 2, "disk %s: host=%s, but extra disks sit on the guest's "
@@ -47,8 +43,12 @@ int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err
     if (w->n_disks == WORLD_DISKS_MAX) {
         return err_set(e, r->line, 2, "disk %s: at most %u disks", c->name, WORLD_DISKS_MAX);
     }
+    uint64_t size = c->size;
+    if (!c->has_size) { /* from its image: world__image_disk_rec reads it */
+        TRY(world__image_size(w, r, &size, e));
+    }
     unsigned i = w->n_disks++;
-    disk_config_default(&w->dcfg[i], c->name, c->size);
+    disk_config_default(&w->dcfg[i], c->name, size);
     w->hosts[WORLD_GUEST_HOST].disk[i] = true;
     return 0;
 }

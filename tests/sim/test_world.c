@@ -164,7 +164,7 @@ START_TEST(test_scenario_validation)
         { "blocksim-trace v1\nrestart\n", 2, "restart while the host is up" },
         { "blocksim-trace v1\nwrite 0 512\nseed 3\n", 3, "before the first operation" },
         { "blocksim-trace v1\ndisk nope\n", 2, "disk nope is not in the plain topology: give "
-          "size= to add it" },
+          "size= (or image=) to add it" },
         { "blocksim-trace v1\ntopology quorum\ndisk nope size=1M\n", 3, "no disk 'nope'" },
         { "blocksim-trace v1\ndisk t size=1M host=s1\n", 2, "extra disks sit on the guest's" },
         { "blocksim-trace v1\ndisk d0 host=primary\n", 2, "host= is for extra disks" },
