@@ -10,6 +10,7 @@
  *   the first time it is READY, after complete or a soft cancel it is done.
  */
 #include "mirror.h"
+#include "bitmap.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +24,8 @@ struct mtop_state {
     struct node *target;
     uint64_t gran;
     uint64_t n_gran;
-    uint8_t *dirty;          /* per granule: 1 to copy */
+    struct bitmap *dirty;    /* granules to copy (ref/bitmap: counts, finds the next) */
+    uint64_t n_busy;         /* granules being copied */
     uint8_t *busy;           /* per granule: a copy of it is in flight */
     uint16_t *active;        /* per granule: write-blocking guest writes in flight */
     unsigned copies;         /* copy ops in flight */
@@ -70,13 +72,19 @@ static uint64_t gran_bytes(const struct mtop_state *s, uint64_t g, uint64_t n)
 
 static void mark_dirty(struct mtop_state *s, uint64_t offset, uint64_t len)
 {
-    if (len == 0) {
-        return;
+    if (len > 0) {
+        bitmap_set(s->dirty, offset, min_u64(len, s->source->length - offset));
     }
-    uint64_t end = (offset + len + s->gran - 1) / s->gran;
-    for (uint64_t g = offset / s->gran; g < end && g < s->n_gran; g++) {
-        s->dirty[g] = 1;
-    }
+}
+
+static bool dirty_at(const struct mtop_state *s, uint64_t g)
+{
+    return bitmap_get(s->dirty, g * s->gran);
+}
+
+static void clear_dirty(struct mtop_state *s, uint64_t g, uint64_t n)
+{
+    bitmap_reset(s->dirty, g * s->gran, gran_bytes(s, g, n));
 }
 
 /* ---- the filter ---- */
@@ -90,7 +98,7 @@ static int mtop_open(struct node *n, const void *opts, struct err *e)
     s->target = o->target;
     s->gran = o->granularity ? o->granularity : MIRROR_GRANULARITY_DEFAULT;
     s->n_gran = (o->source->length + s->gran - 1) / s->gran;
-    s->dirty = mem_alloc(s->n_gran ? s->n_gran : 1);
+    s->dirty = bitmap_new(o->source->length ? o->source->length : 1, s->gran);
     s->busy = mem_alloc(s->n_gran ? s->n_gran : 1);
     s->active = mem_alloc((s->n_gran ? s->n_gran : 1) * sizeof(*s->active));
     s->write_blocking = o->write_blocking;
@@ -103,7 +111,7 @@ static void mtop_close(struct node *n)
 {
     struct mtop_state *s = mt(n);
     ASSERT(s->parked == NULL && s->copies == 0);
-    mem_free(s->dirty, s->n_gran ? s->n_gran : 1);
+    bitmap_free(s->dirty);
     mem_free(s->busy, s->n_gran ? s->n_gran : 1);
     mem_free(s->active, (s->n_gran ? s->n_gran : 1) * sizeof(*s->active));
 }
@@ -187,7 +195,9 @@ static void active_target_done(void *opaque, int ret)
             end = s->n_gran;
         }
         for (uint64_t g = first; g < end; g++) {
-            s->dirty[g] = s->busy[g] ? s->dirty[g] : 0;
+            if (!s->busy[g]) {
+                clear_dirty(s, g, 1);
+            }
         }
     }
     guest_write_end(req, 0);
@@ -307,7 +317,8 @@ static void copy_end(struct mcopy *cp, int ret)
     for (uint64_t g = cp->first; g < cp->first + cp->n; g++) {
         s->busy[g] = 0;
     }
-    ASSERT(s->copies > 0);
+    ASSERT(s->copies > 0 && s->n_busy >= cp->n);
+    s->n_busy -= cp->n;
     s->copies--;
     if (ret < 0) {
         mark_dirty(s, cp->offset, cp->len); /* re-marked before the policy */
@@ -352,10 +363,11 @@ static void copy_start(struct node *filter, uint64_t first, uint64_t n)
     cp->n = n;
     cp->offset = first * s->gran;
     cp->len = gran_bytes(s, first, n);
+    clear_dirty(s, first, n); /* before the read: a guest write now dirties it again */
     for (uint64_t g = first; g < first + n; g++) {
-        s->dirty[g] = 0; /* before the read: a guest write now dirties it again */
         s->busy[g] = 1;
     }
+    s->n_busy += n;
     s->copies++;
     uint64_t pnum = 0;
     int bs = node_block_status(s->source, cp->offset, cp->len, &pnum);
@@ -382,46 +394,49 @@ static uint64_t issue(struct mirror_job *m)
     struct mtop_state *s = mt(m->filter);
     uint64_t op_max = max_u64(m->buf_size / MIRROR_OPS_MAX, 1u << 20);
     uint64_t issued = 0;
-    for (uint64_t k = 0; k < s->n_gran && s->copies < MIRROR_OPS_MAX && issued < m->buf_size;
-         k++) {
-        uint64_t g = (m->cursor + k) % s->n_gran;
-        if (!s->dirty[g] || s->busy[g] || s->active[g]) {
-            continue;
+    uint64_t size = s->source->length;
+    /* From the cursor to the end, then from the start: the dirty bitmap
+     * finds the next dirty granule without walking clean ones. */
+    for (unsigned pass = 0; pass < 2 && s->copies < MIRROR_OPS_MAX && issued < m->buf_size;
+         pass++) {
+        uint64_t at = pass == 0 ? m->cursor * s->gran : 0;
+        uint64_t end = pass == 0 ? size : m->cursor * s->gran;
+        while (at < end && s->copies < MIRROR_OPS_MAX && issued < m->buf_size) {
+            int64_t next = bitmap_next_dirty(s->dirty, at, end - at);
+            if (next < 0) {
+                break;
+            }
+            uint64_t g = (uint64_t)next / s->gran;
+            if (s->busy[g] || s->active[g]) {
+                at = (g + 1) * s->gran;
+                continue;
+            }
+            uint64_t n = 1;
+            while (g + n < s->n_gran && dirty_at(s, g + n) && !s->busy[g + n] &&
+                   !s->active[g + n] && (n + 1) * s->gran <= op_max) {
+                n++;
+            }
+            copy_start(m->filter, g, n);
+            issued += n * s->gran;
+            at = (g + n) * s->gran;
+            m->cursor = (g + n) % s->n_gran;
         }
-        uint64_t n = 1;
-        while (g + n < s->n_gran && s->dirty[g + n] && !s->busy[g + n] && !s->active[g + n] &&
-               (n + 1) * s->gran <= op_max) {
-            n++;
-        }
-        copy_start(m->filter, g, n);
-        issued += n * s->gran;
-        k += n - 1;
-        m->cursor = (g + n) % s->n_gran;
     }
     return issued;
 }
 
 static bool clean(const struct mtop_state *s)
 {
-    if (s->copies || s->guest_writes) {
-        return false;
-    }
-    for (uint64_t g = 0; g < s->n_gran; g++) {
-        if (s->dirty[g]) {
-            return false;
-        }
-    }
-    return true;
+    return !s->copies && !s->guest_writes && bitmap_empty(s->dirty);
 }
 
 /* QEMU's progress: len is what was done plus what is dirty or in flight. */
 static void progress(struct job *j, const struct mtop_state *s)
 {
-    uint64_t left = 0;
-    for (uint64_t g = 0; g < s->n_gran; g++) {
-        left += s->dirty[g] || s->busy[g] ? gran_bytes(s, g, 1) : 0;
-    }
-    j->len = j->offset + left;
+    /* Dirty and busy granules are disjoint (a copy clears its bits first;
+     * a write during it sets them again: then counted twice, as QEMU's
+     * in-flight bytes and dirty count are). */
+    j->len = j->offset + bitmap_count(s->dirty) + s->n_busy * s->gran;
 }
 
 static void target_flushed(void *opaque, int ret)
@@ -584,7 +599,9 @@ static void initial_dirty(struct mtop_state *s, enum mirror_sync sync)
             off += pnum;
             len -= pnum;
         }
-        s->dirty[g] = copy;
+        if (copy) {
+            mark_dirty(s, g * s->gran, gran_bytes(s, g, 1));
+        }
     }
 }
 
