@@ -386,9 +386,10 @@ static void gen_backup(struct gen_state *g, struct trace_job *j)
         j->sync = syncs[choice_range(g->c, 0, 3)];
         snprintf(j->bitmap, sizeof(j->bitmap), "a");
         j->has_bitmap_mode = j->sync != TRACE_SYNC_INCREMENTAL || choice_range(g->c, 0, 1);
-        j->bitmap_mode = j->sync == TRACE_SYNC_BITMAP && choice_range(g->c, 0, 1)
-                             ? TRACE_BMODE_NEVER
-                             : TRACE_BMODE_ON_SUCCESS;
+        static const enum trace_bitmap_mode modes[] = { TRACE_BMODE_ON_SUCCESS,
+                                                        TRACE_BMODE_ALWAYS, TRACE_BMODE_NEVER };
+        unsigned k = (unsigned)choice_range(g->c, 0, j->sync == TRACE_SYNC_BITMAP ? 2 : 1);
+        j->bitmap_mode = j->sync == TRACE_SYNC_INCREMENTAL ? TRACE_BMODE_ON_SUCCESS : modes[k];
     }
     g->job_none = j->sync == TRACE_SYNC_NONE;
 }

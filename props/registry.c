@@ -177,10 +177,12 @@ const struct prop registry_props[] = {
     { .name = "backup-incremental", .fuzz_id = 19,
       .summary = "an incremental backup copies exactly its bitmap's clusters as they were at "
                  "the start; on success the bitmap holds the writes made since, on failure, "
-                 "cancel or bitmap-mode=never it keeps them all (successor reclaimed)",
+                 "cancel or bitmap-mode=never it keeps them all (successor reclaimed), and "
+                 "under always it holds those writes and what the job did not copy",
       .gen = { .max_ops = 40, .overlay = true, .plain = true, .crashes = true,
                .bitmaps = true, .jobs = GEN_JOB_BACKUP, .jobs_bitmap = true },
-      .check = check_world, .proofs = { "backup-abdicate-always", "dirty-reclaim-drop" } },
+      .check = check_world,
+      .proofs = { "backup-abdicate-always", "dirty-reclaim-drop", "backup-always-no-merge" } },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);

@@ -353,10 +353,23 @@ static void bitmap_end(struct backup_job *b, bool success)
     if (!b->bitmap[0]) {
         return;
     }
-    int ret = success && b->bitmap_mode != BACKUP_BMODE_NEVER
+    bool always = b->bitmap_mode == BACKUP_BMODE_ALWAYS;
+    int ret = (success || always) && b->bitmap_mode != BACKUP_BMODE_NEVER
                   ? dirty_successor_abdicate(b->dirty, b->bitmap, NULL)
                   : dirty_successor_reclaim(b->dirty, b->bitmap, NULL);
     ASSERT(ret == 0); /* the job owns the frozen bitmap */
+    if (success || !always || node_mutant(b->filter, NODE_MUTANT_BACKUP_ALWAYS_NO_MERGE)) {
+        return; /* (planted bug: the clusters it did not copy are not merged in) */
+    }
+    /* Failed under always: merge in the clusters it did not copy. */
+    const struct cbw_state *s = cbw(b->filter);
+    struct dirty_bitmap *bm = dirty_find(b->dirty, b->bitmap);
+    for (uint64_t c = 0; c < s->n_clusters; c++) {
+        if (s->cl[c] != CL_SKIP) {
+            bitmap_set(bm->bits, c * s->cluster,
+                       min_u64(s->cluster, s->source->length - c * s->cluster));
+        }
+    }
 }
 
 static void backup_commit(struct job *j)
@@ -582,6 +595,8 @@ const struct planted_bug backup_bugs[] = {
       "backup: a guest write reaches the source before its cluster is copied" },
     { "backup-abdicate-always", NODE_MUTANT_BACKUP_ABDICATE_ALWAYS,
       "backup: a failed or cancelled incremental backup abdicates its bitmap (bits lost)" },
+    { "backup-always-no-merge", NODE_MUTANT_BACKUP_ALWAYS_NO_MERGE,
+      "backup: bitmap-mode=always on failure does not merge in what was not copied" },
 };
 
 const size_t backup_bugs_count = ARRAY_LEN(backup_bugs);

@@ -15,10 +15,10 @@
  *   copy's error (on-cbw-error=break-guest-write, the default). With a
  *   bitmap (sync=bitmap or incremental, or full/top with bitmap=): the copy
  *   set of sync=bitmap is its dirty clusters; a successor freezes it at the
- *   start; at the end it is abdicated (success with on-success) or
- *   reclaimed (failure, or never). Not modelled yet: bitmap-mode=always
- *   (the merge of what was not copied), fleecing reads of the target
- *   through its backing, x-perf parallelism.
+ *   start; at the end it is abdicated (success with on-success, or always)
+ *   or reclaimed (failure with on-success, or never); a failure under
+ *   always merges in the clusters not copied. Not modelled yet: fleecing
+ *   reads of the target through its backing, x-perf parallelism.
  * Invariants: a cluster is copied at most once; a guest write never reaches
  *   the source over a cluster that is in the copy set and not copied; a
  *   guest write waits for a copy of its cluster that is in flight.

@@ -92,6 +92,7 @@ enum node_role {
 #define NODE_MUTANT_MIRROR_LOST_DIRTY NODE_MUTANT(21) /* guest write not marked dirty */
 #define NODE_MUTANT_JOB_READY_RESENT NODE_MUTANT(22) /* READY sent again after standby */
 #define NODE_MUTANT_BACKUP_ABDICATE_ALWAYS NODE_MUTANT(23) /* bitmap kept on failure */
+#define NODE_MUTANT_BACKUP_ALWAYS_NO_MERGE NODE_MUTANT(24) /* uncopied not merged */
 
 struct node;
 struct req;

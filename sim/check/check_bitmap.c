@@ -512,3 +512,42 @@ bool check_bitmap_model_dirty(const struct check_bitmap *c, const char *name, ui
     }
     return false;
 }
+
+void check_bitmap_abdicate_merged(struct check_bitmap *c, const struct dirty_set *real,
+                                  const char *name, const uint8_t *must, const uint8_t *may,
+                                  uint64_t gran, bool writes_in_flight,
+                                  const struct cb_where *at)
+{
+    struct cb_map *m = find(c, name);
+    ASSERT(m != NULL && m->busy);
+    uint64_t n = groups(c, m->gran);
+    struct trace_bitmap op = { .op = TRACE_BM_ABDICATE };
+    snprintf(op.name, sizeof(op.name), "%s", name);
+    int ret = check_bitmap_apply(c, &op, 0);
+    ASSERT(ret == 0);
+    m = find(c, name); /* the successor took its place */
+    const struct dirty_bitmap *b = dirty_find(real, name);
+    for (uint64_t g = 0; g < n && b && !c->failed; g++) {
+        uint64_t off = g * m->gran;
+        bool r = bitmap_get(b->bits, off);
+        uint64_t last = min_u64(off + m->gran, c->size) - 1; /* the group's ranges */
+        bool uncopied = false;
+        bool copyable = false;
+        for (uint64_t k = off / gran; k <= last / gran; k++) {
+            uncopied |= must[k] != 0;
+            copyable |= may[k] != 0;
+        }
+        if ((m->bits[g] || uncopied) && !r) {
+            fail(c, "bitmap-successor", at, "bitmap '%s' after a failed backup with "
+                 "bitmap-mode=always: group at byte %llu is clean, but %s", name,
+                    (unsigned long long)off, m->bits[g] ? "the guest wrote there during the "
+                    "job" : "the job never copied it (the target differs from the source "
+                    "at the start)");
+        } else if (r && !m->bits[g] && !copyable && !writes_in_flight) {
+            fail(c, "bitmap-successor", at, "bitmap '%s' after a failed backup with "
+                 "bitmap-mode=always: group at byte %llu is dirty, but the job had nothing "
+                 "to copy there and no write since marked it", name, (unsigned long long)off);
+        }
+        m->bits[g] = r; /* within the bounds: the stack's choice of what it copied */
+    }
+}

@@ -70,6 +70,18 @@ int check_bitmap_apply(struct check_bitmap *c, const struct trace_bitmap *op, ui
 bool check_bitmap_model_dirty(const struct check_bitmap *c, const char *name, uint64_t offset,
                               uint64_t len);
 
+/* A backup with bitmap-mode=always failed: it abdicated bitmap @name and
+ * merged in what it did not copy. The model abdicates too; then @real's
+ * bitmap must hold every bit of the successor and every range @must (one
+ * byte a @gran range) says the job certainly did not copy, and nothing
+ * beyond the successor and its copy set @may (unless guest writes are in
+ * flight: the stack may have marked them already); within those bounds the
+ * stack's bits become the model's (what it copied is its choice). */
+void check_bitmap_abdicate_merged(struct check_bitmap *c, const struct dirty_set *real,
+                                  const char *name, const uint8_t *must, const uint8_t *may,
+                                  uint64_t gran, bool writes_in_flight,
+                                  const struct cb_where *at);
+
 /* The frozen bitmaps' operations failed with the host going down: reclaim. */
 void check_bitmap_reclaim_all(struct check_bitmap *c);
 

@@ -318,6 +318,23 @@ bool check_job_backup_verify(struct check_job *c, const char *id, uint64_t first
     return !c->failed;
 }
 
+void check_job_backup_uncopied(const struct check_job *c, const char *id, uint64_t first,
+                               const uint8_t *tgt, uint64_t len, uint64_t cluster,
+                               uint8_t *must, uint8_t *may)
+{
+    const struct cj_job *j = check_job_find(c, id);
+    ASSERT(j != NULL && j->backup);
+    uint64_t end = min_u64(j->n_sectors, first + len / CONTENT_SECTOR);
+    for (uint64_t s = first; s < end; s++) {
+        const uint8_t *p = tgt + (s - first) * CONTENT_SECTOR;
+        uint64_t cl = s * CONTENT_SECTOR / cluster;
+        may[cl] |= j->in_set[s];
+        if (j->in_set[s] && XXH3_64bits(p, CONTENT_SECTOR) != j->want_hash[s]) {
+            must[cl] = 1;
+        }
+    }
+}
+
 json_t *check_job_json(const struct check_job *c)
 {
     json_t *o = json_pack("{s:I, s:I, s:I, s:b}", "events", (json_int_t)c->events,

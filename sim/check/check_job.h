@@ -103,6 +103,15 @@ bool check_job_mirror_verify(struct check_job *c, const char *id, uint64_t first
                              bool pivoted, check_job_taint_fn *taint, void *opaque,
                              unsigned line, uint64_t now_ns);
 
+/* Backup @id failed under bitmap-mode=always: from sector @first (@tgt,
+ * @len bytes of its target: a chunk), mark per @cluster of the disk the
+ * clusters of its copy set in @may, and in @must those whose target
+ * differs from the source at the start (the job certainly did not copy
+ * them). */
+void check_job_backup_uncopied(const struct check_job *c, const char *id, uint64_t first,
+                               const uint8_t *tgt, uint64_t len, uint64_t cluster,
+                               uint8_t *must, uint8_t *may);
+
 /* The live backup @id with a snapshot, or NULL. */
 const struct cj_job *check_job_find(const struct check_job *c, const char *id);
 

@@ -274,6 +274,19 @@ void world__bitmap_job_op(struct world *w, enum trace_bitmap_op op, const char *
     }
 }
 
+void world__bitmap_job_merged(struct world *w, const char *name, const uint8_t *must,
+                              const uint8_t *may, uint64_t gran, unsigned line)
+{
+    struct trace_rec rec = { .kind = TRACE_BITMAP, .line = line };
+    struct cb_where at = where(w, &rec);
+    /* As for the other job operations, a guest write still in flight may be
+     * marked in the stack and not yet in the model: then a bit the model
+     * lacks is allowed (it is in both once the write settles). */
+    check_bitmap_abdicate_merged(&w->cb, w->live->root->dirty, name, must, may, gran,
+                                 w->n_inflight > 0, &at);
+    judge(w);
+}
+
 void world__bitmap_crash(struct world *w, enum disk_crash_mode mode)
 {
     files_crash(&w->files, mode);

@@ -81,6 +81,7 @@ struct world_job {
     uint64_t events_dropped;
     char bitmap[TRACE_BITMAP_NAME_MAX]; /* an incremental backup's bitmap, or "" */
     bool bitmap_never;  /* bitmap-mode=never: reclaimed whatever happens */
+    bool bitmap_always; /* bitmap-mode=always: abdicated whatever happens */
     uint64_t cluster;   /* a backup's cluster size */
 };
 
@@ -236,6 +237,9 @@ void world__shutdown(struct world *w, const struct trace_rec *rec);
  * reclaim): apply it to the model and compare (bitmap-successor). */
 void world__bitmap_job_op(struct world *w, enum trace_bitmap_op op, const char *name,
                           unsigned line);
+/* A backup failed under bitmap-mode=always (check_bitmap_abdicate_merged). */
+void world__bitmap_job_merged(struct world *w, const char *name, const uint8_t *must,
+                              const uint8_t *may, uint64_t gran, unsigned line);
 
 /* world_job.c */
 int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err *e);

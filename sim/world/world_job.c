@@ -130,11 +130,6 @@ int world__job_validate(const struct world *w, const struct trace_rec *r, bool g
     if (j->op != TRACE_JOB_BACKUP && j->op != TRACE_JOB_MIRROR) {
         return 0;
     }
-    if (j->op == TRACE_JOB_BACKUP && j->has_bitmap_mode &&
-        j->bitmap_mode == TRACE_BMODE_ALWAYS) {
-        return err_set(e, r->line, 3, "backup bitmap-mode=always is not modelled yet "
-                       "(on-success and never are)");
-    }
     int t = disk_index(w, j->target);
     if (t < 0 || (unsigned)t < w->n_topo_disks) {
         return err_set(e, r->line, 3, "%s target '%s' must be an extra disk (a 'disk %s "
@@ -421,6 +416,7 @@ static void backup_new(struct world *w, const struct trace_rec *rec)
         struct world_job *x = wj_find(w, tj->id);
         snprintf(x->bitmap, sizeof(x->bitmap), "%s", o.bitmap);
         x->bitmap_never = tj->has_bitmap_mode && tj->bitmap_mode == TRACE_BMODE_NEVER;
+        x->bitmap_always = tj->has_bitmap_mode && tj->bitmap_mode == TRACE_BMODE_ALWAYS;
         x->cluster = o.cluster ? o.cluster : BACKUP_CLUSTER_DEFAULT;
         world__bitmap_job_op(w, TRACE_BM_SUCCESSOR, o.bitmap, rec->line);
     }
@@ -618,6 +614,30 @@ static void mirror_end(struct world *w, const struct world_job *x, const struct 
     mem_free(dst, WJ_CHUNK);
 }
 
+/* A backup with bitmap-mode=always failed: it abdicated and merged in what
+ * it did not copy. Which clusters it copied is its own business, within
+ * bounds: those whose target differs from the source at the start it
+ * certainly did not copy (read from the target here). */
+static void always_failed(struct world *w, const struct world_job *x)
+{
+    struct node *tgt = w->live->extra[x->disk];
+    uint64_t n_cl = (tgt->length + x->cluster - 1) / x->cluster;
+    uint8_t *must = mem_alloc(n_cl);
+    uint8_t *may = mem_alloc(n_cl);
+    uint8_t *buf = mem_alloc(WJ_CHUNK);
+    for (uint64_t at = 0; at < tgt->length; at += WJ_CHUNK) {
+        uint64_t n = min_u64(WJ_CHUNK, tgt->length - at);
+        int ret = node_pread_sync(tgt, at, buf, n);
+        ASSERT(ret == 0);
+        check_job_backup_uncopied(&w->cj, x->id, at / CONTENT_SECTOR, buf, n, x->cluster, must,
+                                  may);
+    }
+    world__bitmap_job_merged(w, x->bitmap, must, may, x->cluster, x->line);
+    mem_free(buf, WJ_CHUNK);
+    mem_free(may, n_cl);
+    mem_free(must, n_cl);
+}
+
 static void cj_job_event(void *self, const struct job_event *ev)
 {
     struct world *w = self;
@@ -634,8 +654,10 @@ static void cj_job_event(void *self, const struct job_event *ev)
         }
         return;
     }
-    if (x->bitmap[0]) { /* the job abdicated or reclaimed it: the model follows */
-        bool abdicate = success && !x->bitmap_never;
+    if (x->bitmap[0] && !success && x->bitmap_always) {
+        always_failed(w, x);
+    } else if (x->bitmap[0]) { /* the job abdicated or reclaimed it: the model follows */
+        bool abdicate = (success || x->bitmap_always) && !x->bitmap_never;
         world__bitmap_job_op(w, abdicate ? TRACE_BM_ABDICATE : TRACE_BM_RECLAIM, x->bitmap,
                              x->line);
     }

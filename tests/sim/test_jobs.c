@@ -467,6 +467,39 @@ START_TEST(test_backup_incremental)
 }
 END_TEST
 
+/* bitmap-mode=always: a cancelled backup still abdicates, and merges in
+ * the clusters it did not copy; without that merge (planted bug) the
+ * checker sees the bitmap lose what the job never copied. */
+START_TEST(test_backup_bitmap_always)
+{
+    static const char text[] =
+        "blocksim-trace v1\n"
+        "topology plain size=1M\n"
+        "disk tgt size=1M\n"
+        "bitmap add b0 persistent\n"
+        "write 0 4096\n"
+        "write 262144 4096\n"
+        "job backup inc target=tgt sync=bitmap bitmap=b0 bitmap-mode=always speed=64K\n"
+        "write 524288 4096\n"
+        "job cancel inc\n"
+        "job wait inc concluded\n";
+    struct world_result r;
+    struct world_opts o = { .want_bitmaps = true };
+    run_text(text, &o, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    char ext[256];
+    bitmap_extents(&r, "b0", ext, sizeof(ext));
+    ck_assert_msg(strstr(ext, "262144+65536") && strstr(ext, "524288+65536"), "%s", ext);
+    world_result_fini(&r);
+    o.node_mutants = NODE_MUTANT_BACKUP_ALWAYS_NO_MERGE;
+    run_text(text, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "bitmap-successor");
+    ck_assert(strstr(r.first.msg, "the job never copied it") != NULL);
+    world_result_fini(&r);
+}
+END_TEST
+
 /* QEMU's checks of a backup's bitmap options, in its words. */
 START_TEST(test_backup_bitmap_refusals)
 {
@@ -515,6 +548,7 @@ Suite *suite_jobs(void)
         test_active_commit,
         test_backup_incremental,
         test_backup_bitmap_refusals,
+        test_backup_bitmap_always,
     };
     return tl_suite("jobs", tests, ARRAY_LEN(tests));
 }

@@ -173,8 +173,6 @@ START_TEST(test_scenario_validation)
           "overlay topology" },
         { "blocksim-trace v1\ndisk t size=1M\nbitmap add b\njob mirror j target=t\n", 4,
           "with dirty bitmaps is not modelled yet" },
-        { "blocksim-trace v1\ndisk t size=1M\njob backup j target=t sync=bitmap bitmap=b "
-          "bitmap-mode=always\n", 3, "bitmap-mode=always is not modelled yet" },
         { "blocksim-trace v1\ndisk t size=1M\njob backup j target=t sync=full\nshutdown\n", 4,
           "across a clean shutdown" },
         { "blocksim-trace v1\ncrash\njob pause j\n", 3, "while the host is down" },
