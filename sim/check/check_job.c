@@ -179,12 +179,14 @@ void check_job_event(struct check_job *c, const struct job_event *ev, unsigned l
     }
 }
 
-void check_job_backup_start(struct check_job *c, const char *id, uint64_t sectors, bool none)
+void check_job_backup_start(struct check_job *c, const char *id, uint64_t sectors, bool none,
+                            bool fleece)
 {
     struct cj_job *j = find(c, id);
     ASSERT(j != NULL && !j->backup);
     j->backup = true;
-    j->none = none;
+    j->none = none || fleece; /* judged at any end */
+    j->fleece = fleece;
     j->n_sectors = sectors;
     j->want_hash = mem_alloc(sectors * sizeof(uint64_t));
     j->want_tag = mem_alloc(sectors * sizeof(uint64_t));
@@ -201,7 +203,7 @@ void check_job_backup_snap(struct check_job *c, const char *id, uint64_t first,
         uint64_t s = first + k;
         j->want_hash[s] = XXH3_64bits(p, CONTENT_SECTOR);
         j->want_tag[s] = content_identify(p, c->seed, s, NULL);
-        j->in_set[s] = j->none ? 0 : in_set ? in_set[k] : 1;
+        j->in_set[s] = j->fleece ? 1 : j->none ? 0 : in_set ? in_set[k] : 1;
     }
 }
 

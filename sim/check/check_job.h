@@ -44,6 +44,7 @@ struct cj_job {
     bool cancel_soft;        /* a cancel without force in READY: expect COMPLETED */
     bool cancel_forced;      /* a forced cancel (or one before READY): expect CANCELLED */
     bool none;               /* sync=none: only guest-written sectors count */
+    bool fleece;             /* the target's view is judged whole, at any end */
     uint64_t n_sectors;
     uint64_t *want_hash;     /* per sector: the source at the start */
     uint64_t *want_tag;
@@ -71,11 +72,14 @@ void check_job_fini(struct check_job *c);
 void check_job_event(struct check_job *c, const struct job_event *ev, unsigned line,
                      uint64_t now_ns);
 
-/* Backup @id starts over @sectors sectors (@none: sync=none); then
- * check_job_backup_snap tells it, a chunk at a time, what the source held
- * from sector @first (@len bytes of @src) and, with @in_set (one byte a
- * sector of the chunk, or NULL for every one), what it must copy. */
-void check_job_backup_start(struct check_job *c, const char *id, uint64_t sectors, bool none);
+/* Backup @id starts over @sectors sectors (@none: sync=none; @fleece: its
+ * target is an overlay over the source, whose view must be the source at
+ * the start everywhere, whenever the job ends); then check_job_backup_snap
+ * tells it, a chunk at a time, what the source held from sector @first
+ * (@len bytes of @src) and, with @in_set (one byte a sector of the chunk,
+ * or NULL for every one), what it must copy. */
+void check_job_backup_start(struct check_job *c, const char *id, uint64_t sectors, bool none,
+                            bool fleece);
 void check_job_backup_snap(struct check_job *c, const char *id, uint64_t first,
                            const uint8_t *src, uint64_t len, const uint8_t *in_set);
 

@@ -793,6 +793,9 @@ static int disk_option(struct trace_cfg *c, const struct fields *f, unsigned i, 
     } else if (strncmp(w, "host=", 5) == 0 && w[5] && strlen(w + 5) < sizeof(c->host) &&
                !c->host[0]) {
         memcpy(c->host, w + 5, strlen(w + 5) + 1);
+    } else if (strncmp(w, "backing=", 8) == 0 && w[8] && strlen(w + 8) < sizeof(c->backing) &&
+               !c->backing[0]) {
+        memcpy(c->backing, w + 8, strlen(w + 8) + 1);
     } else {
         return err_set(e, 0, f->first + i, "unknown disk option '%s'", w);
     }
@@ -801,7 +804,7 @@ static int disk_option(struct trace_cfg *c, const struct fields *f, unsigned i, 
 
 static int parse_disk(struct trace_rec *r, const struct fields *f, struct err *e)
 {
-    TRY(want_fields(f, 2, 9, e));
+    TRY(want_fields(f, 2, 10, e));
     struct trace_cfg *c = r->cfg = trace_cfg_new();
     if (strlen(f->w[1]) >= sizeof(c->name) || strchr(f->w[1], '=')) {
         return err_set(e, 0, f->first + 1, "bad disk name '%s'", f->w[1]);
@@ -846,6 +849,10 @@ static void print_disk(const struct trace_rec *r, char *buf, size_t size)
     if (c->host[0]) {
         cat(buf, size, " host=");
         cat(buf, size, c->host);
+    }
+    if (c->backing[0]) {
+        cat(buf, size, " backing=");
+        cat(buf, size, c->backing);
     }
 }
 
@@ -1286,7 +1293,7 @@ static bool cfg_equal(const struct trace_cfg *a, const struct trace_cfg *b)
     bool images = (!a->image && !b->image) ||
                   (a->image && b->image && strcmp(a->image, b->image) == 0);
     return images && a->topology == b->topology && strcmp(a->name, b->name) == 0 &&
-           strcmp(a->host, b->host) == 0 &&
+           strcmp(a->host, b->host) == 0 && strcmp(a->backing, b->backing) == 0 &&
            a->size == b->size && a->cluster == b->cluster && a->cache == b->cache &&
            a->lat_min_ns == b->lat_min_ns && a->lat_max_ns == b->lat_max_ns &&
            a->flush_ns == b->flush_ns && a->atomic == b->atomic &&

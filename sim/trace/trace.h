@@ -24,10 +24,14 @@
  *                                             defaults to a majority; ignore=I
  *                                             sets children.I's ignore-errors
  *   disk NAME [size=S] [cache=S] [latency=D-D] [flush=D] [atomic=yes|no]
- *        [image=PATH] [host=H]                a NAME the topology does not
+ *        [image=PATH] [host=H] [backing=guest] a NAME the topology does not
  *                                             have adds an extra disk (a job's
  *                                             target; size= or image= needed)
  *                                             on host H (the guest's host);
+ *                                             backing=guest: it holds an overlay
+ *                                             over the guest's disk (a
+ *                                             fleecing target: size= is the
+ *                                             virtual size);
  *                                             image=: start from a raw image (a path
  *                                             relative to the trace's folder;
  *                                             no blanks); size= then must
@@ -153,6 +157,8 @@ struct trace_cfg {
     struct fault_rule fault;
     char *image;          /* disk: a raw image file to start from (owned), or NULL */
     char host[TRACE_HOST_MAX]; /* disk: an extra disk's host; "": the guest's */
+    char backing[TRACE_HOST_MAX]; /* disk: an extra disk holding an overlay over this
+                                   * ("guest": the guest's disk; image fleecing) */
 };
 
 enum trace_bitmap_op {

@@ -813,11 +813,12 @@ static int setup_disk_rec(struct world *w, const struct trace_rec *r, struct err
         if (c->image) {
             TRY(world__image_disk_rec(w, i, r, e));
         }
-        if (c->has_size && c->size < d->size) {
+        bool fleece = w->fleece_size[i] > 0; /* size= is its overlay's, set already */
+        if (c->has_size && c->size < d->size && !fleece) {
             return err_set(e, r->line, 3, "disk %s needs at least %" PRIu64 " bytes",
                            d->name, d->size);
         }
-        d->size = c->has_size ? c->size : d->size;
+        d->size = c->has_size && !fleece ? c->size : d->size;
         d->cache_bytes = c->has_cache ? c->cache : d->cache_bytes;
         d->lat_min_ns = c->has_latency ? c->lat_min_ns : d->lat_min_ns;
         d->lat_max_ns = c->has_latency ? c->lat_max_ns : d->lat_max_ns;

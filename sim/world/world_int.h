@@ -162,6 +162,8 @@ struct world {
     bool closing;           /* world_fini is draining the events */
     bool has_jobs;          /* the trace has job records */
     int pivot_disk;         /* the disk a mirror moved the guest onto, or -1 */
+    uint64_t fleece_size[WORLD_DISKS_MAX]; /* an extra disk with backing=guest: the
+                                            * virtual size of its overlay, else 0 */
     bool committed;         /* an active commit ran: the overlay's base model is stale */
     unsigned verify_disk;   /* the target the job checker is reading */
 };

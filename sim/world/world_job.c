@@ -15,6 +15,7 @@
 
 #include "../../ref/backup.h"
 #include "../../ref/drv_file.h"
+#include "../../ref/drv_overlay.h"
 #include "../../ref/mirror.h"
 #include "../base/content.h"
 #include "world_int.h"
@@ -30,6 +31,11 @@ int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err
         return err_set(e, r->line, 2, "no disk '%s' in the %s topology (extra disks, for "
                        "jobs, need the plain or overlay topology)", c->name,
                        w->topo_ops->name);
+    }
+    if (c->backing[0] && (strcmp(c->backing, "guest") != 0 || !c->has_size || c->image)) {
+        return err_set(e, r->line, 2, "disk %s: backing= takes 'guest' (an overlay over the "
+                       "guest's disk, for image fleecing), with size= and without image=",
+                       c->name);
     }
     if (!c->has_size && !c->image) {
         return err_set(e, r->line, 2, "disk %s is not in the %s topology: give size= (or "
@@ -48,6 +54,10 @@ int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err
         TRY(world__image_size(w, r, &size, e));
     }
     unsigned i = w->n_disks++;
+    if (c->backing[0]) { /* the disk holds the overlay: header, map, data */
+        w->fleece_size[i] = size;
+        size = overlay_file_size(size, OVERLAY_CLUSTER_DEFAULT);
+    }
     disk_config_default(&w->dcfg[i], c->name, size);
     w->hosts[WORLD_GUEST_HOST].disk[i] = true;
     return 0;
@@ -72,7 +82,18 @@ int world__jobs_open(struct world *w, struct stack *s, struct err *e)
 {
     for (unsigned i = w->n_topo_disks; i < w->n_disks; i++) {
         struct drv_file_opts fo = { disk_storage(s->h[i]) };
-        TRY(node_new(&s->g, &drv_file, w->dcfg[i].name, &fo, e, &s->extra[i]));
+        if (!w->fleece_size[i]) {
+            TRY(node_new(&s->g, &drv_file, w->dcfg[i].name, &fo, e, &s->extra[i]));
+            continue;
+        }
+        /* Image fleecing: an overlay over the guest's disk, on this one. */
+        char name[NODE_NAME_MAX];
+        struct node *file;
+        snprintf(name, sizeof(name), "%s-file", w->dcfg[i].name);
+        TRY(node_new(&s->g, &drv_file, name, &fo, e, &file));
+        struct drv_overlay_opts oo = { file, s->root, w->fleece_size[i],
+                                       OVERLAY_CLUSTER_DEFAULT };
+        TRY(node_new(&s->g, &drv_overlay, w->dcfg[i].name, &oo, e, &s->extra[i]));
     }
     job_list_init(&s->jobs, world__timer(w), world__job_event, w);
     s->jobs.mutants = w->o.node_mutants;
@@ -135,6 +156,20 @@ int world__job_validate(const struct world *w, const struct trace_rec *r, bool g
         return err_set(e, r->line, 3, "%s target '%s' must be an extra disk (a 'disk %s "
                        "size=S' record)%s", trace_job_op_name(j->op), j->target, j->target,
                        t >= 0 ? ": it is one of the topology's own" : "");
+    }
+    if (w->fleece_size[t]) { /* QEMU's fleecing image is made anew for each backup */
+        for (size_t i = 0; i < w->t->n && &w->t->recs[i] != r; i++) {
+            const struct trace_rec *o = &w->t->recs[i];
+            if (o->kind == TRACE_JOB && o->job->target[0] &&
+                strcmp(o->job->target, j->target) == 0) {
+                return err_set(e, r->line, 3, "disk %s (backing=guest) is a fleecing target "
+                               "for one backup; line %u used it already", j->target, o->line);
+            }
+        }
+        if (j->op != TRACE_JOB_BACKUP) {
+            return err_set(e, r->line, 3, "disk %s (backing=guest) is a fleecing target: "
+                           "only a backup writes to it", j->target);
+        }
     }
     return 0;
 }
@@ -344,11 +379,11 @@ static enum job_policy policy(enum trace_policy p, bool has)
  * the job runs): its bytes, and for sync=top what the source layer
  * allocates (block status). */
 static void backup_snapshot(struct world *w, const struct world_job *x, struct node *src,
-                            bool top, bool by_bitmap, bool none)
+                            bool top, bool by_bitmap, bool none, bool fleece)
 {
     const char *id = x->id;
     uint64_t len = src->length;
-    check_job_backup_start(&w->cj, id, len / CONTENT_SECTOR, none);
+    check_job_backup_start(&w->cj, id, len / CONTENT_SECTOR, none, fleece);
     uint8_t *buf = mem_alloc(WJ_CHUNK);
     bool sparse = top || by_bitmap;
     uint8_t *in_set = sparse ? mem_alloc(WJ_CHUNK / CONTENT_SECTOR) : NULL;
@@ -425,7 +460,7 @@ static void backup_new(struct world *w, const struct trace_rec *rec)
      * clusters the model's bitmap has dirty). */
     bool by_bitmap = tj->sync == TRACE_SYNC_BITMAP || tj->sync == TRACE_SYNC_INCREMENTAL;
     backup_snapshot(w, wj_find(w, tj->id), o.source, o.sync == BACKUP_SYNC_TOP, by_bitmap,
-                    o.sync == BACKUP_SYNC_NONE);
+                    o.sync == BACKUP_SYNC_NONE, w->fleece_size[t] > 0);
     job_start(j);
 }
 
@@ -583,8 +618,20 @@ bool world__job_rec(struct world *w, const struct trace_rec *rec)
 static bool target_taint(void *opaque, uint64_t sector)
 {
     struct world *w = opaque;
-    return disk_taint_get(w->disks[w->verify_disk], sector) != DISK_TAINT_NONE ||
-           w->topo_ops->explained(w, sector);
+    const struct disk *d = w->disks[w->verify_disk];
+    uint64_t vsize = w->fleece_size[w->verify_disk];
+    if (vsize) { /* a fleecing overlay: the sector's slot, or its header and map */
+        uint64_t data = overlay_file_size(vsize, OVERLAY_CLUSTER_DEFAULT) -
+                        align_up(vsize, OVERLAY_CLUSTER_DEFAULT);
+        for (uint64_t m = 0; m < data / CONTENT_SECTOR; m++) {
+            if (disk_taint_get(d, m) != DISK_TAINT_NONE) {
+                return true;
+            }
+        }
+        return disk_taint_get(d, data / CONTENT_SECTOR + sector) != DISK_TAINT_NONE ||
+               w->topo_ops->explained(w, sector);
+    }
+    return disk_taint_get(d, sector) != DISK_TAINT_NONE || w->topo_ops->explained(w, sector);
 }
 
 /* A mirror ended in step (COMPLETED, no error): its target equals its

@@ -500,6 +500,37 @@ START_TEST(test_backup_bitmap_always)
 }
 END_TEST
 
+/* Image fleecing: sync=none into an overlay over the guest's disk. The
+ * overlay's view is the source at the job's start everywhere (copied
+ * clusters from the overlay, the rest read through to the source), which
+ * the checker judges whole when the job ends. */
+START_TEST(test_backup_fleecing)
+{
+    static const char text[] =
+        "blocksim-trace v1\n"
+        "topology plain size=1M\n"
+        "disk fl size=1M backing=guest\n"
+        "write 0 65536\n"
+        "write 262144 4096\n"
+        "job backup f target=fl sync=none\n"
+        "write 0 4096\n"
+        "write 262144 512\n"
+        "write 524288 4096\n"
+        "read 0 65536\n"
+        "job cancel f\n"
+        "job wait f concluded\n";
+    struct world_result r;
+    run_events(text, "created running aborting BLOCK_JOB_CANCELLED concluded null", &r);
+    ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 2048);
+    world_result_fini(&r);
+    struct world_opts o = { .node_mutants = NODE_MUTANT_BACKUP_CBW_LATE };
+    run_text(text, &o, &r);
+    ck_assert_int_eq(r.verdict, WORLD_FAIL);
+    ck_assert_str_eq(r.first.property, "backup-point-in-time");
+    world_result_fini(&r);
+}
+END_TEST
+
 /* QEMU's checks of a backup's bitmap options, in its words. */
 START_TEST(test_backup_bitmap_refusals)
 {
@@ -549,6 +580,7 @@ Suite *suite_jobs(void)
         test_backup_incremental,
         test_backup_bitmap_refusals,
         test_backup_bitmap_always,
+        test_backup_fleecing,
     };
     return tl_suite("jobs", tests, ARRAY_LEN(tests));
 }

@@ -217,7 +217,7 @@ START_TEST(test_trace_job_records)
 {
     static const char text[] =
         "blocksim-trace v1\n"
-        "disk tgt size=1M host=primary\n"
+        "disk tgt size=1M host=primary backing=guest\n"
         "job backup b1 speed=1M target=tgt sync=top cluster=128K on-target-error=stop "
         "auto-dismiss=off\n"
         "job mirror m1 target=tgt sync=full granularity=64K buf-size=1M "
@@ -241,6 +241,7 @@ START_TEST(test_trace_job_records)
     ck_assert(b->has_on_target_error && b->on_target_error == TRACE_POL_STOP);
     ck_assert(!b->auto_dismiss && b->auto_finalize);
     ck_assert_str_eq(t.recs[1].cfg->host, "primary");
+    ck_assert_str_eq(t.recs[1].cfg->backing, "guest");
     ck_assert(t.recs[5].job->force && !t.recs[6].job->force);
     ck_assert_int_eq(t.recs[8].job->state, TRACE_WAIT_READY);
     size_t len;

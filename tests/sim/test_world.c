@@ -168,6 +168,9 @@ START_TEST(test_scenario_validation)
         { "blocksim-trace v1\ntopology quorum\ndisk nope size=1M\n", 3, "no disk 'nope'" },
         { "blocksim-trace v1\ndisk t size=1M host=s1\n", 2, "extra disks sit on the guest's" },
         { "blocksim-trace v1\ndisk d0 host=primary\n", 2, "host= is for extra disks" },
+        { "blocksim-trace v1\ndisk fl size=1M backing=d0\n", 2, "backing= takes 'guest'" },
+        { "blocksim-trace v1\ndisk fl size=1M backing=guest\njob backup a target=fl sync=none\n"
+          "job cancel a\njob backup b target=fl sync=none\n", 5, "for one backup; line 3" },
         { "blocksim-trace v1\njob backup j target=d0 sync=full\n", 2, "must be an extra disk" },
         { "blocksim-trace v1\njob commit j\n", 2, "'job commit' (active commit) needs the "
           "overlay topology" },
