@@ -64,6 +64,18 @@ static void run_events(const char *text, const char *want, struct world_result *
     ck_assert_str_eq(ev, want);
 }
 
+/* With planted bug @bits, @text fails with @property. */
+static void expect_caught(const char *text, uint64_t bits, const char *property)
+{
+    struct world_opts o = { .node_mutants = bits };
+    struct world_result r;
+    run_text(text, &o, &r);
+    ck_assert_msg(r.verdict == WORLD_FAIL, "planted bug %#llx not caught",
+                  (unsigned long long)bits);
+    ck_assert_str_eq(r.first.property, property);
+    world_result_fini(&r);
+}
+
 static const char full_trace[] =
     "blocksim-trace v1\n"
     "topology plain size=1M\n"
@@ -129,11 +141,7 @@ START_TEST(test_backup_none_until_cancelled)
     ck_assert_int_eq(num(j, "offset"), 2 * 65536); /* two clusters copied before write */
     ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 16);
     world_result_fini(&r);
-    struct world_opts o = { .node_mutants = NODE_MUTANT_BACKUP_CBW_LATE };
-    run_text(text, &o, &r);
-    ck_assert_int_eq(r.verdict, WORLD_FAIL);
-    ck_assert_str_eq(r.first.property, "backup-point-in-time");
-    world_result_fini(&r);
+    expect_caught(text, NODE_MUTANT_BACKUP_CBW_LATE, "backup-point-in-time");
 }
 END_TEST
 
@@ -291,11 +299,7 @@ START_TEST(test_mirror_cancels)
     run_events(soft, "created running ready BLOCK_JOB_READY waiting pending "
                          "BLOCK_JOB_COMPLETED concluded null", &r);
     world_result_fini(&r);
-    struct world_opts o = { .node_mutants = NODE_MUTANT_MIRROR_CANCEL_FORCED };
-    run_text(soft, &o, &r);
-    ck_assert_int_eq(r.verdict, WORLD_FAIL);
-    ck_assert_str_eq(r.first.property, "mirror-cancel");
-    world_result_fini(&r);
+    expect_caught(soft, NODE_MUTANT_MIRROR_CANCEL_FORCED, "mirror-cancel");
 
     static const char force[] =
         "blocksim-trace v1\n"
@@ -384,11 +388,7 @@ START_TEST(test_active_commit)
     ck_assert_msg(strstr(r.job_refusal, "make-empty: after an active commit wrote into the "
                          "base") != NULL, "%s", r.job_refusal);
     world_result_fini(&r);
-    struct world_opts o = { .node_mutants = NODE_MUTANT_MIRROR_LOST_DIRTY };
-    run_text(text, &o, &r);
-    ck_assert_int_eq(r.verdict, WORLD_FAIL);
-    ck_assert_str_eq(r.first.property, "commit");
-    world_result_fini(&r);
+    expect_caught(text, NODE_MUTANT_MIRROR_LOST_DIRTY, "commit");
 }
 END_TEST
 
@@ -523,11 +523,7 @@ START_TEST(test_backup_fleecing)
     run_events(text, "created running aborting BLOCK_JOB_CANCELLED concluded null", &r);
     ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 2048);
     world_result_fini(&r);
-    struct world_opts o = { .node_mutants = NODE_MUTANT_BACKUP_CBW_LATE };
-    run_text(text, &o, &r);
-    ck_assert_int_eq(r.verdict, WORLD_FAIL);
-    ck_assert_str_eq(r.first.property, "backup-point-in-time");
-    world_result_fini(&r);
+    expect_caught(text, NODE_MUTANT_BACKUP_CBW_LATE, "backup-point-in-time");
 }
 END_TEST
 
