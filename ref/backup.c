@@ -25,8 +25,7 @@ struct cbw_state {
     uint64_t cluster;
     uint64_t n_clusters;
     uint8_t *cl;          /* per cluster: CL_* */
-    struct req *parked;   /* guest writes waiting for copies (drv_ptr links them) */
-    struct req *parked_tail;
+    struct req_fifo parked; /* guest writes waiting for copies */
     struct job *job;      /* NULL once the job is gone */
     bool detached;        /* the job ended: a plain pass-through */
     bool no_background;   /* sync=none */
@@ -83,7 +82,7 @@ static int cbw_open(struct node *n, const void *opts, struct err *e)
 static void cbw_close(struct node *n)
 {
     struct cbw_state *s = cbw(n);
-    ASSERT(s->parked == NULL);
+    ASSERT(s->parked.head == NULL);
     mem_free(s->cl, s->n_clusters ? s->n_clusters : 1);
 }
 
@@ -134,17 +133,6 @@ static bool write_may_go(struct node *n, struct req *req)
     return !busy;
 }
 
-static void park(struct cbw_state *s, struct req *req)
-{
-    req->drv_ptr = NULL;
-    if (s->parked_tail) {
-        s->parked_tail->drv_ptr = req;
-    } else {
-        s->parked = req;
-    }
-    s->parked_tail = req;
-}
-
 /* Planted bug: the copy starts once the guest write is done. */
 static void late_copy(void *opaque, int ret)
 {
@@ -167,8 +155,7 @@ static void cbw_write(struct node *n, struct req *req)
         forward(s, req);
         return;
     }
-    req->drv_u64[0] = 0; /* error of a copy it waited for */
-    park(s, req);
+    req_fifo_push(&s->parked, req);
 }
 
 /* A copy ended: retry every parked write (in order); a write whose copy
@@ -176,8 +163,7 @@ static void cbw_write(struct node *n, struct req *req)
 static void unpark(struct node *n, uint64_t c, int ret)
 {
     struct cbw_state *s = cbw(n);
-    struct req *list = s->parked;
-    s->parked = s->parked_tail = NULL;
+    struct req *list = req_fifo_take(&s->parked);
     while (list) {
         struct req *req = list;
         list = req->drv_ptr;
@@ -189,7 +175,7 @@ static void unpark(struct node *n, uint64_t c, int ret)
         } else if (write_may_go(n, req)) {
             forward(s, req);
         } else {
-            park(s, req);
+            req_fifo_push(&s->parked, req);
         }
     }
 }

@@ -30,8 +30,7 @@ struct mtop_state {
     uint16_t *active;        /* per granule: write-blocking guest writes in flight */
     unsigned copies;         /* copy ops in flight */
     unsigned guest_writes;   /* guest writes in flight through the filter */
-    struct req *parked;      /* write-blocking writes waiting for copies (drv_ptr) */
-    struct req *parked_tail;
+    struct req_fifo parked;  /* write-blocking writes waiting for copies */
     bool write_blocking;
     bool detached;           /* the job ended: a plain pass-through */
     struct job *job;         /* NULL once the job is gone */
@@ -110,7 +109,7 @@ static int mtop_open(struct node *n, const void *opts, struct err *e)
 static void mtop_close(struct node *n)
 {
     struct mtop_state *s = mt(n);
-    ASSERT(s->parked == NULL && s->copies == 0);
+    ASSERT(s->parked.head == NULL && s->copies == 0);
     bitmap_free(s->dirty);
     mem_free(s->busy, s->n_gran ? s->n_gran : 1);
     mem_free(s->active, (s->n_gran ? s->n_gran : 1) * sizeof(*s->active));
@@ -248,13 +247,7 @@ static void mtop_write(struct node *n, struct req *req)
     struct mtop_state *s = mt(n);
     s->guest_writes++;
     if (s->write_blocking && !s->detached && overlaps_copy(s, req)) {
-        req->drv_ptr = NULL; /* waits for the copies it overlaps */
-        if (s->parked_tail) {
-            s->parked_tail->drv_ptr = req;
-        } else {
-            s->parked = req;
-        }
-        s->parked_tail = req;
+        req_fifo_push(&s->parked, req); /* waits for the copies it overlaps */
         return;
     }
     write_go(s, req);
@@ -262,19 +255,12 @@ static void mtop_write(struct node *n, struct req *req)
 
 static void unpark(struct mtop_state *s)
 {
-    struct req *list = s->parked;
-    s->parked = s->parked_tail = NULL;
+    struct req *list = req_fifo_take(&s->parked);
     while (list) {
         struct req *req = list;
         list = req->drv_ptr;
         if (!s->detached && s->write_blocking && overlaps_copy(s, req)) {
-            req->drv_ptr = NULL;
-            if (s->parked_tail) {
-                s->parked_tail->drv_ptr = req;
-            } else {
-                s->parked = req;
-            }
-            s->parked_tail = req;
+            req_fifo_push(&s->parked, req);
         } else {
             write_go(s, req);
         }

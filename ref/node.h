@@ -169,6 +169,31 @@ struct req {
     uint64_t drv_u64[4];
 };
 
+/* Requests a driver holds back, in arrival order (linked through drv_ptr). */
+struct req_fifo {
+    struct req *head;
+    struct req *tail;
+};
+
+static inline void req_fifo_push(struct req_fifo *f, struct req *r)
+{
+    r->drv_ptr = NULL;
+    if (f->tail) {
+        f->tail->drv_ptr = r;
+    } else {
+        f->head = r;
+    }
+    f->tail = r;
+}
+
+/* Empty @f; its requests, in order, as a list linked through drv_ptr. */
+static inline struct req *req_fifo_take(struct req_fifo *f)
+{
+    struct req *list = f->head;
+    f->head = f->tail = NULL;
+    return list;
+}
+
 /* Initialise an empty graph on @timer. */
 void graph_init(struct graph *g, struct env_timer timer, uint64_t mutants);
 
