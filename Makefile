@@ -75,7 +75,7 @@ BENCH := $(BUILD)/bench_replay
 LIBA := $(BUILD)/libblocksim.a
 
 .PHONY: all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
-        fuzz fuzz-replay tidy format clean bootstrap props-quick
+        fuzz fuzz-replay tidy format clean bootstrap props-quick cfl-check
 
 all: $(BIN) $(TESTS)
 
@@ -121,10 +121,16 @@ run: bootstrap
 # under ASan+UBSan (so the run closes on Check's summary line).
 check: bootstrap
 	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory cfl-check
 	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay qemu-xcheck nbd-interop
 	@$(MAKE) --no-print-directory CONFIG=asan fuzz-replay unit
 
 test: check
+
+# .clusterfuzzlite/build.sh run as ClusterFuzzLite runs it (CC, CFLAGS,
+# LIB_FUZZING_ENGINE, OUT set); each built target passes its seed corpus.
+cfl-check: bootstrap
+	bash tests/cfl_build.sh
 
 unit: $(TESTS)
 	$(TESTS)
