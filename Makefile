@@ -75,7 +75,7 @@ BENCH := $(BUILD)/bench_replay
 LIBA := $(BUILD)/libblocksim.a
 
 .PHONY: all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
-        fuzz fuzz-replay tidy format clean bootstrap props-quick cfl-check
+        fuzz fuzz-replay tidy format clean bootstrap props-quick cfl-check afl-smoke
 
 all: $(BIN) $(TESTS)
 
@@ -121,7 +121,7 @@ run: bootstrap
 # under ASan+UBSan (so the run closes on Check's summary line).
 check: bootstrap
 	@$(MAKE) --no-print-directory fuzz-smoke
-	@$(MAKE) --no-print-directory cfl-check
+	@$(MAKE) --no-print-directory cfl-check afl-smoke
 	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay qemu-xcheck nbd-interop
 	@$(MAKE) --no-print-directory CONFIG=asan fuzz-replay unit
 
@@ -131,6 +131,11 @@ test: check
 # LIB_FUZZING_ENGINE, OUT set); each built target passes its seed corpus.
 cfl-check: bootstrap
 	bash tests/cfl_build.sh
+
+# The same targets built for AFL++ (afl-clang-fast, its libFuzzer driver)
+# and fuzzed AFL_SECONDS (4) each; the canary must be found.
+afl-smoke: bootstrap
+	bash tests/afl_smoke.sh
 
 unit: $(TESTS)
 	$(TESTS)
