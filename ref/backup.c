@@ -29,7 +29,6 @@ struct cbw_state {
     struct job *job;      /* NULL once the job is gone */
     bool detached;        /* the job ended: a plain pass-through */
     bool no_background;   /* sync=none */
-    struct backup_job *bj;
 };
 
 /* The job's driver state. */
@@ -270,9 +269,10 @@ static void copy_end(struct copy *cp)
     if (cp->ret == 0 && s->job) {
         s->job->offset += cp->len;
     }
-    if (cp->by_job && s->bj) {
-        job_copy_done(s->bj, cp);
-    } else if (s->job && s->bj && !s->bj->copying) {
+    struct backup_job *b = s->job ? s->job->drv_state : NULL;
+    if (cp->by_job && b) {
+        job_copy_done(b, cp);
+    } else if (b && !b->copying) {
         job_kick(s->job); /* a job waiting on this cluster goes on */
     }
     unpark(filter, cp->c, cp->by_job ? 0 : cp->ret);
@@ -387,7 +387,6 @@ static void backup_free(struct job *j)
     struct backup_job *b = bj(j);
     struct cbw_state *s = cbw(b->filter);
     s->job = NULL;
-    s->bj = NULL;
     s->detached = true; /* the host died, or the job was dismissed */
     mem_free(b, sizeof(*b));
 }
@@ -418,25 +417,6 @@ static void copy_set_top(struct cbw_state *s)
         }
         s->cl[c] = alloc ? CL_NEED : CL_SKIP;
     }
-}
-
-/* A node of @o that a job of @l (not yet gone) uses, or NULL. */
-static const struct node *backup_busy_node(const struct job_list *l,
-                                           const struct backup_opts *o)
-{
-    for (const struct job *j = l->head; j; j = j->next) {
-        if (j->drv != &backup_driver) {
-            continue;
-        }
-        const struct cbw_state *s = cbw(bj(j)->filter);
-        const struct node *used[] = { s->source, s->target };
-        for (unsigned k = 0; k < 2; k++) {
-            if (used[k] == o->source || used[k] == o->target) {
-                return used[k];
-            }
-        }
-    }
-    return NULL;
 }
 
 /* sync=bitmap: the clusters with a dirty bit. */
@@ -525,11 +505,8 @@ int backup_create(struct job_list *l, struct graph *g, const char *id,
         return err_set(e, 0, 0, "cluster size must be a power of two of at least 512"),
                -EINVAL;
     }
-    const struct node *busy = backup_busy_node(l, o);
-    if (busy) { /* a job keeps its nodes op-blocked until it is gone */
-        return err_set(e, 0, 0, "Node '%s' is busy: block device is in use by block job: "
-                       "backup", busy->name), -EBUSY;
-    }
+    struct node *mine[] = { o->source, o->target };
+    TRY(job_nodes_free(l, mine, 2, e));
     if (job_find(l, id)) { /* before the filter exists */
         return err_set(e, 0, 0, "Job ID '%s' already in use", id), -EEXIST;
     }
@@ -543,15 +520,18 @@ int backup_create(struct job_list *l, struct graph *g, const char *id,
     b->front = o->front;
     b->on_source_error = o->on_source_error;
     b->on_target_error = o->on_target_error;
+    struct job_opts jo = o->job;
+    jo.hold[0] = o->source;
+    jo.hold[1] = o->target;
+    jo.hold[2] = filter;
     struct job *j;
-    int ret = job_create(l, id, &backup_driver, b, &o->job, e, &j);
+    int ret = job_create(l, id, &backup_driver, b, &jo, e, &j);
     if (ret < 0) {
         mem_free(b, sizeof(*b));
         s->detached = true; /* the filter stays in the graph, unused */
         return ret;
     }
     s->job = j;
-    s->bj = b;
     if (sync == BACKUP_SYNC_TOP) {
         copy_set_top(s);
     } else if (sync == BACKUP_SYNC_BITMAP) {

@@ -270,6 +270,7 @@ int job_create(struct job_list *l, const char *id, const struct job_driver *drv,
     j->drv_state = drv_state;
     j->auto_finalize = o->auto_finalize;
     j->auto_dismiss = o->auto_dismiss;
+    memcpy(j->hold, o->hold, sizeof(j->hold));
     j->pause_count = 1; /* until started */
     j->next = l->head;
     l->head = j;
@@ -281,6 +282,23 @@ int job_create(struct job_list *l, const char *id, const struct job_driver *drv,
     }
     speed_apply(j, (uint64_t)o->speed);
     *out = j;
+    return 0;
+}
+
+int job_nodes_free(const struct job_list *l, struct node *const *nodes, unsigned n,
+                   struct err *e)
+{
+    for (const struct job *j = l->head; j; j = j->next) {
+        for (unsigned h = 0; h < JOB_HOLD_MAX && j->hold[h]; h++) {
+            for (unsigned k = 0; k < n; k++) {
+                if (nodes[k] == j->hold[h]) {
+                    return err_set(e, 0, 0, "Node '%s' is busy: block device is in use by "
+                                   "block job: %s", nodes[k]->name,
+                                   job_type_name(j->drv->type)), -EBUSY;
+                }
+            }
+        }
+    }
     return 0;
 }
 

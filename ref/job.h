@@ -136,7 +136,12 @@ struct job_list {
     uint64_t mutants; /* planted bugs (NODE_MUTANT_*) */
 };
 
+#define JOB_HOLD_MAX 3
+
 struct job_opts {
+    /* The nodes the job op-blocks until it is gone (its source, target,
+     * filter; NULL: none): no other job may use them meanwhile. */
+    struct node *hold[JOB_HOLD_MAX];
     bool auto_finalize; /* default true */
     bool auto_dismiss;  /* default true */
     int64_t speed;      /* bytes/s, 0: unlimited; negative is refused */
@@ -169,6 +174,7 @@ struct job {
     uint64_t timer_gen;   /* a posted timer with an older generation is stale */
     unsigned timers;      /* posted and not fired yet */
     bool dead;            /* at null: freed when its last timer fires */
+    struct node *hold[JOB_HOLD_MAX]; /* op-blocked while the job exists */
 };
 
 void job_list_init(struct job_list *l, struct env_timer timer, job_event_fn *on_event,
@@ -184,6 +190,12 @@ struct job *job_find(const struct job_list *l, const char *id);
 int job_create(struct job_list *l, const char *id, const struct job_driver *drv,
                void *drv_state, const struct job_opts *o, struct err *e, struct job **out) WUR;
 void job_start(struct job *j);
+
+/* QEMU's op blockers: 0 when no job of @l holds any of the @n @nodes, else
+ * -EBUSY with "Node 'NAME' is busy: block device is in use by block job:
+ * TYPE" [mem]. Job drivers call it before they build anything. */
+int job_nodes_free(const struct job_list *l, struct node *const *nodes, unsigned n,
+                   struct err *e) WUR;
 
 /* ---- for drivers ---- */
 /* Hand control back with nothing in flight: enter me again at once (after

@@ -34,7 +34,6 @@ struct mtop_state {
     bool write_blocking;
     bool detached;           /* the job ended: a plain pass-through */
     struct job *job;         /* NULL once the job is gone */
-    struct mirror_job *mj;
 };
 
 struct mirror_job {
@@ -57,6 +56,11 @@ struct mcopy {
     uint8_t *buf;
     bool read_failed;
 };
+
+static struct mirror_job *mj(const struct job *j)
+{
+    return j->drv_state;
+}
 
 static struct mtop_state *mt(const struct node *n)
 {
@@ -185,7 +189,7 @@ static void active_target_done(void *opaque, int ret)
     if (ret < 0) { /* the guest's write still succeeds; the range is copied later */
         mark_dirty(s, req->offset, req->len);
         if (s->job && !s->detached) {
-            (void)job_error(s->job, s->mj->on_target_error, false, ret);
+            (void)job_error(s->job, mj(s->job)->on_target_error, false, ret);
         }
     } else if (!s->detached) { /* whole granules it covered are in step */
         uint64_t first = (req->offset + s->gran - 1) / s->gran;
@@ -312,9 +316,10 @@ static void copy_end(struct mcopy *cp, int ret)
         s->job->offset += cp->len;
     }
     if (ret < 0 && s->job && !s->detached) {
-        enum job_policy p = cp->read_failed ? s->mj->on_source_error : s->mj->on_target_error;
-        if (job_error(s->job, p, cp->read_failed, ret) == JOB_ACTION_REPORT && !s->mj->error) {
-            s->mj->error = ret; /* the job ends with it when its copies are done */
+        struct mirror_job *m = mj(s->job);
+        enum job_policy p = cp->read_failed ? m->on_source_error : m->on_target_error;
+        if (job_error(s->job, p, cp->read_failed, ret) == JOB_ACTION_REPORT && !m->error) {
+            m->error = ret; /* the job ends with it when its copies are done */
         }
     }
     mem_free(cp->buf, cp->buf ? cp->len : 0);
@@ -367,11 +372,6 @@ static void copy_start(struct node *filter, uint64_t first, uint64_t n)
 }
 
 /* ---- the job ---- */
-
-static struct mirror_job *mj(const struct job *j)
-{
-    return j->drv_state;
-}
 
 /* Issue copies of dirty granules not in flight, up to the buffer; the
  * bytes issued. */
@@ -432,7 +432,7 @@ static void target_flushed(void *opaque, int ret)
         return; /* the job died with its host during the flush */
     }
     struct job *j = s->job;
-    struct mirror_job *m = s->mj;
+    struct mirror_job *m = mj(j);
     m->flushing = false;
     progress(j, mt(m->filter));
     if (ret < 0) { /* a failing target flush counts as a write error */
@@ -531,7 +531,6 @@ static void mirror_free(struct job *j)
     struct mirror_job *m = mj(j);
     struct mtop_state *s = mt(m->filter);
     s->job = NULL;
-    s->mj = NULL;
     s->detached = true;
     job_filter_drop(m->front, m->filter, s->source); /* the host died with the job */
     mem_free(m, sizeof(*m));
@@ -604,20 +603,8 @@ int mirror_create(struct job_list *l, struct graph *g, const char *id,
                            o->granularity > (64u << 20))) {
         return err_set(e, 0, 0, "Invalid parameter 'granularity'"), -EINVAL; /* [mem] */
     }
-    for (const struct job *j = l->head; j; j = j->next) {
-        if (j->drv == &mirror_driver || j->drv == &commit_driver) {
-            const struct mtop_state *s = mt(mj(j)->filter);
-            const struct node *used = s->source == o->source || s->target == o->source
-                                          ? o->source
-                                          : s->source == o->target || s->target == o->target
-                                                ? o->target
-                                                : NULL;
-            if (used) {
-                return err_set(e, 0, 0, "Node '%s' is busy: block device is in use by block "
-                               "job: %s", used->name, job_type_name(j->drv->type)), -EBUSY;
-            }
-        }
-    }
+    struct node *mine[] = { o->source, o->target };
+    TRY(job_nodes_free(l, mine, 2, e));
     if (job_find(l, id)) {
         return err_set(e, 0, 0, "Job ID '%s' already in use", id), -EEXIST;
     }
@@ -633,16 +620,19 @@ int mirror_create(struct job_list *l, struct graph *g, const char *id,
     m->buf_size = (buf + s->gran - 1) / s->gran * s->gran; /* rounded up */
     m->on_source_error = o->on_source_error;
     m->on_target_error = o->on_target_error;
+    struct job_opts jo = o->job;
+    jo.hold[0] = o->source;
+    jo.hold[1] = o->target;
+    jo.hold[2] = filter;
     struct job *j;
     int ret = job_create(l, id, o->type == JOB_TYPE_COMMIT ? &commit_driver : &mirror_driver,
-                         m, &o->job, e, &j);
+                         m, &jo, e, &j);
     if (ret < 0) {
         mem_free(m, sizeof(*m));
         s->detached = true;
         return ret;
     }
     s->job = j;
-    s->mj = m;
     initial_dirty(s, o->sync);
     progress(j, s);
     *o->front = filter;

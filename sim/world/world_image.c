@@ -172,7 +172,7 @@ void world__images_fini(struct world *w)
 
 /* ---- exports ---- */
 
-static int export_disk(const struct world *w, const char *name)
+int world__disk_index(const struct world *w, const char *name)
 {
     for (unsigned i = 0; i < w->n_disks; i++) {
         if (strcmp(w->dcfg[i].name, name) == 0) {
@@ -186,7 +186,7 @@ int world__exports_check(const struct world *w, struct err *e)
 {
     for (unsigned k = 0; k < w->o.n_exports; k++) {
         const char *name = w->o.exports[k].name;
-        if (strcmp(name, "guest") == 0 || export_disk(w, name) >= 0) {
+        if (strcmp(name, "guest") == 0 || world__disk_index(w, name) >= 0) {
             continue;
         }
         char names[WORLD_DISKS_MAX * 24] = "guest";
@@ -235,7 +235,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 /* Write @name's contents to @path: sparse, whole, or not at all. */
 static int export_one(struct world *w, const struct world_export *x, char *why, size_t size)
 {
-    int d = export_disk(w, x->name);
+    int d = world__disk_index(w, x->name);
     bool guest = d < 0;
     if (guest && !w->live) {
         snprintf(why, size, "--export guest: the host is down at the end of the run");

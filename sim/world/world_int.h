@@ -165,7 +165,6 @@ struct world {
     uint64_t fleece_size[WORLD_DISKS_MAX]; /* an extra disk with backing=guest: the
                                             * virtual size of its overlay, else 0 */
     bool committed;         /* an active commit ran: the overlay's base model is stale */
-    unsigned verify_disk;   /* the target the job checker is reading */
 };
 
 
@@ -267,6 +266,8 @@ void world__jobs_fini(struct world *w);
 extern const struct checker_ops world__job_checker; /* self: the world */
 
 /* world_image.c */
+/* The index of the disk called @name, or -1. */
+int world__disk_index(const struct world *w, const char *name);
 /* Tell model @m what an image of @len bytes holds, sector by sector. */
 void world__image_to_model(struct model_disk *m, const uint8_t *image, uint64_t len);
 /* The size of disk record @r's image= file. */

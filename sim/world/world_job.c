@@ -10,6 +10,7 @@
  * can no longer get there: concluded or gone).
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -109,16 +110,6 @@ void world__jobs_kill(struct stack *s)
     job_list_fini(&s->jobs);
 }
 
-static int disk_index(const struct world *w, const char *name)
-{
-    for (unsigned i = 0; i < w->n_disks; i++) {
-        if (strcmp(w->dcfg[i].name, name) == 0) {
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
 /* ---- validation ---- */
 
 int world__job_validate(const struct world *w, const struct trace_rec *r, bool guest_up,
@@ -151,7 +142,7 @@ int world__job_validate(const struct world *w, const struct trace_rec *r, bool g
     if (j->op != TRACE_JOB_BACKUP && j->op != TRACE_JOB_MIRROR) {
         return 0;
     }
-    int t = disk_index(w, j->target);
+    int t = world__disk_index(w, j->target);
     if (t < 0 || (unsigned)t < w->n_topo_disks) {
         return err_set(e, r->line, 3, "%s target '%s' must be an extra disk (a 'disk %s "
                        "size=S' record)%s", trace_job_op_name(j->op), j->target, j->target,
@@ -176,11 +167,11 @@ int world__job_validate(const struct world *w, const struct trace_rec *r, bool g
 
 /* ---- the report's record of each job ---- */
 
-static struct world_job *wj_find(struct world *w, const char *id)
+static struct world_job *wj_find(const struct world *w, const char *id)
 {
     for (unsigned i = w->n_wjobs; i-- > 0;) { /* the latest job of that id */
         if (strcmp(w->wjobs[i].id, id) == 0) {
-            return &w->wjobs[i];
+            return (struct world_job *)&w->wjobs[i];
         }
     }
     return NULL;
@@ -250,15 +241,26 @@ void world__job_event(void *opaque, const struct job_event *ev)
     }
 }
 
+/* Count a refused command and keep the first one's text for the report. */
+static void refusal_note(struct world *w, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
+static void refusal_note(struct world *w, const char *fmt, ...)
+{
+    w->r->job_refusals++;
+    if (!w->r->job_refusal[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w->r->job_refusal, sizeof(w->r->job_refusal), fmt, ap);
+        va_end(ap);
+    }
+}
+
 /* A verb the job refused (QEMU's error reply): in the report, not a failure. */
 static void refused(struct world *w, const struct trace_rec *rec, const struct err *e)
 {
     struct world_job *x = wj_find(w, rec->job->id);
-    w->r->job_refusals++;
-    if (!w->r->job_refusal[0]) {
-        snprintf(w->r->job_refusal, sizeof(w->r->job_refusal), "line %u: job %s %s: %.120s",
-                 rec->line, trace_job_op_name(rec->job->op), rec->job->id, e->msg);
-    }
+    refusal_note(w, "line %u: job %s %s: %.120s", rec->line, trace_job_op_name(rec->job->op),
+                 rec->job->id, e->msg);
     if (x) {
         wj_event(w, x, json_pack("{s:I, s:s, s:s, s:s}", "t_ns", (json_int_t)w->q.now_ns,
                                  "event", "refused", "verb", trace_job_op_name(rec->job->op),
@@ -269,10 +271,7 @@ static void refused(struct world *w, const struct trace_rec *rec, const struct e
 bool world__job_owns_bitmap(const struct world *w, const char *name)
 {
     for (const struct job *j = w->live ? w->live->jobs.head : NULL; j; j = j->next) {
-        const struct world_job *x = NULL;
-        for (unsigned i = w->n_wjobs; i-- > 0 && !x;) {
-            x = strcmp(w->wjobs[i].id, j->id) == 0 ? &w->wjobs[i] : NULL;
-        }
+        const struct world_job *x = wj_find(w, j->id);
         if (x && strcmp(x->bitmap, name) == 0 && j->status != JOB_STATUS_CONCLUDED) {
             return true;
         }
@@ -305,33 +304,19 @@ bool world__jobs_block(struct world *w, const struct trace_rec *rec)
     for (const struct job *j = w->live ? w->live->jobs.head : NULL; j && !busy; j = j->next) {
         busy = j->work_done ? NULL : j;
     }
-    if (!busy && w->committed) {
-        w->r->job_refusals++;
-        if (!w->r->job_refusal[0]) {
-            snprintf(w->r->job_refusal, sizeof(w->r->job_refusal), "line %u: %s: after an "
-                     "active commit wrote into the base, blocksim's model of the base no "
-                     "longer holds (not modelled yet)", rec->line, trace_kind_name(rec->kind));
-        }
-        return true;
-    }
-    if (!busy && w->pivot_disk >= 0) {
-        w->r->job_refusals++;
-        if (!w->r->job_refusal[0]) {
-            snprintf(w->r->job_refusal, sizeof(w->r->job_refusal), "line %u: %s: the guest "
-                     "runs on disk %s since a pivot, not on the %s topology's disks",
-                     rec->line, trace_kind_name(rec->kind), w->dcfg[w->pivot_disk].name,
+    const char *what = trace_kind_name(rec->kind);
+    if (busy) { /* QEMU's op blocker text [mem] */
+        refusal_note(w, "line %u: %s: Node '%s' is busy: block device is in use by block job: "
+                     "%s", rec->line, what, w->live->root->name, job_type_name(busy->drv->type));
+    } else if (w->committed) {
+        refusal_note(w, "line %u: %s: after an active commit wrote into the base, blocksim's "
+                     "model of the base no longer holds (not modelled yet)", rec->line, what);
+    } else if (w->pivot_disk >= 0) {
+        refusal_note(w, "line %u: %s: the guest runs on disk %s since a pivot, not on the %s "
+                     "topology's disks", rec->line, what, w->dcfg[w->pivot_disk].name,
                      w->topo_ops->name);
-        }
-        return true;
-    }
-    if (!busy) {
+    } else {
         return false;
-    }
-    w->r->job_refusals++;
-    if (!w->r->job_refusal[0]) { /* QEMU's op blocker text [mem] */
-        snprintf(w->r->job_refusal, sizeof(w->r->job_refusal), "line %u: %s: Node '%s' is "
-                 "busy: block device is in use by block job: %s", rec->line,
-                 trace_kind_name(rec->kind), w->live->root->name, job_type_name(busy->drv->type));
     }
     return true;
 }
@@ -419,7 +404,7 @@ static void backup_new(struct world *w, const struct trace_rec *rec)
 {
     const struct trace_job *tj = rec->job;
     struct stack *s = w->live;
-    int t = disk_index(w, tj->target);
+    int t = world__disk_index(w, tj->target);
     ASSERT(t >= 0 && s->extra[t] != NULL);
     struct backup_opts o = {
         .source = s->front ? s->front : s->root, .target = s->extra[t], .front = &s->front,
@@ -472,7 +457,7 @@ static void mirror_new(struct world *w, const struct trace_rec *rec)
     const struct trace_job *tj = rec->job;
     struct stack *s = w->live;
     bool commit = tj->op == TRACE_JOB_COMMIT;
-    int t = disk_index(w, commit ? "base" : tj->target);
+    int t = world__disk_index(w, commit ? "base" : tj->target);
     ASSERT(t >= 0);
     struct mirror_opts o = {
         .source = s->front ? s->front : s->root, .target = disk_node(w, s, (unsigned)t),
@@ -497,11 +482,11 @@ static void mirror_new(struct world *w, const struct trace_rec *rec)
     w->job_line = rec->line;
     w->job_disk = t;
     w->job_source = o.source;
-    w->committed |= commit;
     if (mirror_create(&s->jobs, &s->g, tj->id, &o, &e, &j) < 0) {
         refused(w, rec, &e);
         return;
     }
+    w->committed |= commit; /* it will write into the base */
     job_start(j);
 }
 
@@ -589,37 +574,30 @@ bool world__job_rec(struct world *w, const struct trace_rec *rec)
     if (!w->live || tj->op == TRACE_JOB_WAIT) {
         return true; /* the host is down: its jobs died with it */
     }
-    bool create = tj->op == TRACE_JOB_BACKUP || tj->op == TRACE_JOB_MIRROR ||
-                  tj->op == TRACE_JOB_COMMIT;
-    if (create && w->live->jobs.head) {
-        /* Every job here starts from the guest's node, which a job keeps
-         * op-blocked until it is gone. */
-        struct err e = { .file = NULL };
-        const struct node *src = w->live->front ? w->live->front : w->live->root;
-        err_set(&e, 0, 0, "Node '%s' is busy: block device is in use by block job: %s",
-                src->name, job_type_name(w->live->jobs.head->drv->type));
-        refused(w, rec, &e);
-        return true;
-    }
     if (tj->op == TRACE_JOB_BACKUP) {
         backup_new(w, rec);
-        return true;
-    }
-    if (create) {
+    } else if (tj->op == TRACE_JOB_MIRROR || tj->op == TRACE_JOB_COMMIT) {
         mirror_new(w, rec);
-        return true;
+    } else {
+        job_verb(w, rec);
     }
-    job_verb(w, rec);
     return true;
 }
 
 /* ---- the job checker as an observer (self: the world) ---- */
 
+/* The target disk a verification reads, for its fault attribution. */
+struct target_ctx {
+    struct world *w;
+    unsigned disk;
+};
+
 static bool target_taint(void *opaque, uint64_t sector)
 {
-    struct world *w = opaque;
-    const struct disk *d = w->disks[w->verify_disk];
-    uint64_t vsize = w->fleece_size[w->verify_disk];
+    const struct target_ctx *t = opaque;
+    struct world *w = t->w;
+    const struct disk *d = w->disks[t->disk];
+    uint64_t vsize = w->fleece_size[t->disk];
     if (vsize) { /* a fleecing overlay: the sector's slot, or its header and map */
         uint64_t data = overlay_file_size(vsize, OVERLAY_CLUSTER_DEFAULT) -
                         align_up(vsize, OVERLAY_CLUSTER_DEFAULT);
@@ -644,7 +622,7 @@ static void mirror_end(struct world *w, const struct world_job *x, const struct 
     uint64_t len = tgt->length;
     uint8_t *src = mem_alloc(WJ_CHUNK);
     uint8_t *dst = mem_alloc(WJ_CHUNK);
-    w->verify_disk = (unsigned)x->disk;
+    struct target_ctx ctx = { w, (unsigned)x->disk };
     bool pivoted = mirror_pivoted(j);
     for (uint64_t at = 0; at < len && !w->cj.failed; at += WJ_CHUNK) {
         uint64_t n = min_u64(WJ_CHUNK, len - at);
@@ -652,7 +630,7 @@ static void mirror_end(struct world *w, const struct world_job *x, const struct 
         int r2 = node_pread_sync(tgt, at, dst, n);
         ASSERT(r1 == 0 && r2 == 0);
         (void)check_job_mirror_verify(&w->cj, ev->id, at / CONTENT_SECTOR, src, dst, n, pivoted,
-                                      target_taint, w, x->line, w->q.now_ns);
+                                      target_taint, &ctx, x->line, w->q.now_ns);
     }
     if (pivoted) {
         w->pivot_disk = x->disk; /* the guest's disk from now on, across restarts too */
@@ -717,13 +695,13 @@ static void cj_job_event(void *self, const struct job_event *ev)
     unsigned t = (unsigned)x->disk;
     struct node *tgt = w->live->extra[t];
     uint8_t *buf = mem_alloc(WJ_CHUNK);
-    w->verify_disk = t;
+    struct target_ctx ctx = { w, t };
     for (uint64_t at = 0; at < tgt->length && !w->cj.failed; at += WJ_CHUNK) {
         uint64_t n = min_u64(WJ_CHUNK, tgt->length - at);
         int ret = node_pread_sync(tgt, at, buf, n);
         ASSERT(ret == 0);
         (void)check_job_backup_verify(&w->cj, ev->id, at / CONTENT_SECTOR, buf, n,
-                                      target_taint, w, x->line, w->q.now_ns);
+                                      target_taint, &ctx, x->line, w->q.now_ns);
     }
     mem_free(buf, WJ_CHUNK);
 }
