@@ -486,6 +486,23 @@ static int bitmap_opts_check(const struct backup_opts *o, enum backup_sync *sync
     return 0;
 }
 
+int backup_do_checkpoint(struct job *j, struct err *e)
+{
+    if (j->drv != &backup_driver) {
+        return err_set(e, 0, 0, "Job '%s' is not a backup job", j->id), -EINVAL;
+    }
+    struct cbw_state *s = cbw(bj(j)->filter);
+    if (!s->no_background) { /* [mem] */
+        return err_set(e, 0, 0, "The backup job only supports block checkpoint in "
+                       "sync=none mode"), -EINVAL;
+    }
+    for (uint64_t c = 0; c < s->n_clusters; c++) {
+        ASSERT(s->cl[c] != CL_BUSY);
+        s->cl[c] = CL_NEED;
+    }
+    return 0;
+}
+
 int backup_create(struct job_list *l, struct graph *g, const char *id,
                   const struct backup_opts *o, struct err *e, struct job **out)
 {

@@ -63,6 +63,11 @@ struct backup_opts {
 int backup_create(struct job_list *l, struct graph *g, const char *id,
                   const struct backup_opts *o, struct err *e, struct job **out) WUR;
 
+/* Replication's checkpoint (QEMU's backup_do_checkpoint): every cluster
+ * becomes eligible for copy-before-write again. Only for sync=none: else
+ * -EINVAL with QEMU's message. Runs with no write in flight (asserted). */
+int backup_do_checkpoint(struct job *j, struct err *e) WUR;
+
 extern const struct node_driver drv_cbw;
 
 /* This module's planted bugs (sim/trace/mutant gathers them). */

@@ -569,23 +569,32 @@ static const struct job_driver commit_driver = {
     .free = mirror_free,
 };
 
-/* sync=full: everything; top: what the source layer allocates. */
-static void initial_dirty(struct mtop_state *s, enum mirror_sync sync)
+/* Does some layer from @top down to @base (excluded; NULL: @top alone)
+ * allocate a byte of [off, off + len)? An unknown status counts as yes. */
+static bool allocated_above(struct node *top, struct node *base, uint64_t off, uint64_t len)
+{
+    for (struct node *n = top; n && n != base; n = base ? node_child(n, NODE_ROLE_BACKING) : NULL) {
+        for (uint64_t o = off, left = len; left > 0;) {
+            uint64_t pnum = 0;
+            int bs = node_block_status(n, o, left, &pnum);
+            if (bs < 0 || (bs & NODE_BS_ALLOCATED)) {
+                return true;
+            }
+            pnum = pnum ? min_u64(pnum, left) : left;
+            o += pnum;
+            left -= pnum;
+        }
+    }
+    return false;
+}
+
+/* sync=full: everything; top: what the layers above the base allocate. */
+static void initial_dirty(struct mtop_state *s, enum mirror_sync sync, struct node *base)
 {
     for (uint64_t g = 0; g < s->n_gran; g++) {
-        uint64_t off = g * s->gran;
         uint64_t len = gran_bytes(s, g, 1);
-        bool copy = sync == MIRROR_SYNC_FULL;
-        while (!copy && len > 0) {
-            uint64_t pnum = 0;
-            int bs = node_block_status(s->source, off, len, &pnum);
-            copy = bs < 0 || (bs & NODE_BS_ALLOCATED);
-            pnum = pnum ? min_u64(pnum, len) : len;
-            off += pnum;
-            len -= pnum;
-        }
-        if (copy) {
-            mark_dirty(s, g * s->gran, gran_bytes(s, g, 1));
+        if (sync == MIRROR_SYNC_FULL || allocated_above(s->source, base, g * s->gran, len)) {
+            mark_dirty(s, g * s->gran, len);
         }
     }
 }
@@ -633,7 +642,7 @@ int mirror_create(struct job_list *l, struct graph *g, const char *id,
         return ret;
     }
     s->job = j;
-    initial_dirty(s, o->sync);
+    initial_dirty(s, o->sync, o->base);
     progress(j, s);
     *o->front = filter;
     *out = j;

@@ -47,6 +47,9 @@ struct mirror_opts {
     bool write_blocking;
     enum job_policy on_source_error, on_target_error;
     enum job_type type;    /* JOB_TYPE_MIRROR, or JOB_TYPE_COMMIT (active commit) */
+    /* sync=top: copy what the layers from the source down to this one
+     * (excluded, through backing links) allocate; NULL: the source's own. */
+    struct node *base;
     struct job_opts job;
 };
 

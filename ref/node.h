@@ -93,6 +93,10 @@ enum node_role {
 #define NODE_MUTANT_JOB_READY_RESENT NODE_MUTANT(22) /* READY sent again after standby */
 #define NODE_MUTANT_BACKUP_ABDICATE_ALWAYS NODE_MUTANT(23) /* bitmap kept on failure */
 #define NODE_MUTANT_BACKUP_ALWAYS_NO_MERGE NODE_MUTANT(24) /* uncopied not merged */
+#define NODE_MUTANT_REPL_CHECKPOINT_ACTIVE_ONLY NODE_MUTANT(25) /* hidden kept */
+#define NODE_MUTANT_REPL_FAILOVER_ACTIVE_ONLY NODE_MUTANT(26) /* hidden not committed */
+#define NODE_MUTANT_REPL_PRIMARY_RETURNS_ERROR NODE_MUTANT(27) /* error not kept */
+#define NODE_MUTANT_REPL_CHECKPOINT_NO_RESET NODE_MUTANT(28) /* copy bitmap not reset */
 
 struct node;
 struct req;

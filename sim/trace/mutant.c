@@ -12,6 +12,7 @@
 #include "../../ref/dirty.h"
 #include "../../ref/job.h"
 #include "../../ref/mirror.h"
+#include "../../ref/replication.h"
 #include "../../ref/drv_file.h"
 #include "../../ref/drv_nbd.h"
 #include "../../ref/drv_overlay.h"
@@ -36,6 +37,7 @@ static const struct module_bugs {
     { backup_bugs, &backup_bugs_count, false },
     { mirror_bugs, &mirror_bugs_count, false },
     { job_bugs, &job_bugs_count, false },
+    { replication_bugs, &replication_bugs_count, false },
     { disk_bugs, &disk_bugs_count, true },
 };
 
