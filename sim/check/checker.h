@@ -55,6 +55,9 @@ struct checker_io {
 
 struct checker_ops {
     const char *name; /* its section of the JSON report's "checks" */
+    /* It also hears the requests of guests other than the world's own
+     * (io->rec->guest > 0: colo's secondary guest); else it never does. */
+    bool other_guests;
     /* A request is submitted; the value returned comes back as io->cookie. */
     uint64_t (*io_submit)(void *self, const struct checker_io *io);
     void (*io_done)(void *self, const struct checker_io *io);

@@ -448,3 +448,18 @@ uint64_t fault_counts_add(uint64_t *counts, const uint64_t fired[FAULT__COUNT])
     }
     return n;
 }
+
+bool fault_rule_transient(const struct fault_rule *r, uint64_t limit_ns)
+{
+    switch (r->kind) {
+    case FAULT_NET_RESET:
+        return r->times > 0;
+    case FAULT_NET_CLOG:
+        return r->delay_ns <= limit_ns;
+    case FAULT_NET_STALL:
+    case FAULT_NET_PARTITION:
+        return r->before_ns != UINT64_MAX && r->before_ns - r->after_ns <= limit_ns;
+    default:
+        return true;
+    }
+}

@@ -129,6 +129,11 @@ static inline bool fault_kind_is_net(enum fault_kind k)
 /* Add per-kind counters @fired to @counts (NULL: only sum); returns their sum. */
 uint64_t fault_counts_add(uint64_t *counts, const uint64_t fired[FAULT__COUNT]);
 
+/* Does rule @r stop harming within @limit_ns: a network reset bounded by
+ * times=, a clog of at most @limit_ns, a stall or partition whose window is
+ * at most that long? Disk rules count as transient (they touch no link). */
+bool fault_rule_transient(const struct fault_rule *r, uint64_t limit_ns);
+
 bool fault_rule_matches_hosts(const struct fault_rule *r, const char *src, const char *dst);
 
 void fault_rule_check(const struct fault_rule *r);

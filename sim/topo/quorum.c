@@ -30,6 +30,7 @@
 #include "../../ref/nbd_server.h"
 #include "../base/content.h"
 #include "../world/world_int.h"
+#include "dial.h"
 #include "tap.h"
 #include "topo.h"
 
@@ -43,11 +44,6 @@ struct qserver {
     struct disk_handle *h;
     struct nbd_server *nbd;
     char host[NET_NAME_MAX];
-};
-
-struct qdialer {
-    struct stack *s;
-    struct net_dialer nd;
 };
 
 struct quorum_state {
@@ -81,11 +77,6 @@ static struct quorum_state *qs(const struct world *w)
     return w->tst;
 }
 
-struct refusal {
-    env_connect_cb *cb;
-    void *opaque;
-};
-
 static void quorum_setup(struct world *w, const struct trace_cfg *c)
 {
     if (!w->tst) {
@@ -106,22 +97,6 @@ static void quorum_setup(struct world *w, const struct trace_cfg *c)
         snprintf(h->name, sizeof(h->name), "s%u", i);
         h->disk[i] = true;
         h->child = (int)i;
-    }
-}
-
-static bool rule_transient(const struct fault_rule *r)
-{
-    uint64_t limit = QW_RECONNECT_NS / 2;
-    switch (r->kind) {
-    case FAULT_NET_RESET:
-        return r->times > 0;
-    case FAULT_NET_CLOG:
-        return r->delay_ns <= limit;
-    case FAULT_NET_STALL:
-    case FAULT_NET_PARTITION:
-        return r->before_ns != UINT64_MAX && r->before_ns - r->after_ns <= limit;
-    default:
-        return true;
     }
 }
 
@@ -150,7 +125,7 @@ static void quorum_start(struct world *w)
     world__checker_add(w, &replicas_checker, w);
     qs(w)->net_transient = true;
     for (size_t i = 0; i < w->plan.n; i++) {
-        qs(w)->net_transient &= rule_transient(&w->plan.rules[i]);
+        qs(w)->net_transient &= fault_rule_transient(&w->plan.rules[i], QW_RECONNECT_NS / 2);
     }
     if (qs(w)->cfg.nbd) {
         struct net_config nc;
@@ -508,30 +483,6 @@ static void server_accept(void *opaque, struct env_transport t)
     nbd_server_attach(srv->nbd, t);
 }
 
-static void refusal_ev(void *opaque)
-{
-    struct refusal r = *(struct refusal *)opaque;
-    mem_free(opaque, sizeof(r));
-    struct env_transport none = { NULL, NULL };
-    r.cb(r.opaque, -EHOSTDOWN, none);
-}
-
-static void qdial_connect(void *ctx, env_connect_cb *cb, void *opaque)
-{
-    struct qdialer *d = ctx;
-    if (d->s->dead) { /* the host crashed: its client dials nobody */
-        struct refusal *r = mem_alloc(sizeof(*r));
-        r->cb = cb;
-        r->opaque = opaque;
-        evq_post(&d->s->w->q, 0, refusal_ev, r);
-        return;
-    }
-    struct env_dialer nd = net_dialer(&d->nd);
-    nd.ops->connect(nd.ctx, cb, opaque);
-}
-
-static const struct env_dialer_ops qdial_ops = { .connect = qdial_connect };
-
 static int quorum_host_open(struct world *w, unsigned h, struct err *e)
 {
     unsigned i = (unsigned)w->hosts[h].child;
@@ -586,26 +537,17 @@ static void quorum_host_kill(struct world *w, unsigned h)
     }
 }
 
-static int dialer_open(struct world *w, struct stack *s, unsigned i)
-{
-    struct qdialer *d = mem_alloc(sizeof(*d));
-    s->dial[i] = d;
-    d->s = s;
-    d->nd.net = qs(w)->net;
-    snprintf(d->nd.from, NET_NAME_MAX, QW_PRIMARY);
-    snprintf(d->nd.to, NET_NAME_MAX, "s%u", i);
-    snprintf(d->nd.service, NET_NAME_MAX, "nbd");
-    return 0;
-}
-
 static int child_open(struct world *w, struct stack *s, unsigned i, struct node **out,
                       struct err *e)
 {
     char name[NODE_NAME_MAX];
     struct node *leaf;
     if (child_remote(w, i)) {
-        TRY(dialer_open(w, s, i));
-        struct env_dialer dialer = { &qdial_ops, s->dial[i] };
+        char to[NET_NAME_MAX];
+        snprintf(to, sizeof(to), "s%u", i);
+        s->dial[i] = mem_alloc(sizeof(*s->dial[i]));
+        stack_dialer_init(s->dial[i], s, qs(w)->net, QW_PRIMARY, to, "nbd");
+        struct env_dialer dialer = stack_dialer(s->dial[i]);
         struct drv_nbd_opts no = { .dialer = dialer, .export_name = "child", .size = w->size,
                                    .reconnect_delay_ns = QW_RECONNECT_NS };
         snprintf(name, sizeof(name), "c%u-nbd", i);

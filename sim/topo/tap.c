@@ -51,3 +51,45 @@ const struct node_driver drv_tap = {
     .submit = { tap_submit, tap_submit, tap_submit, tap_submit, tap_submit },
     .block_status = tap_block_status,
 };
+
+/* ---- redirect ---- */
+
+struct redirect_state {
+    struct node **target;
+};
+
+static int redirect_open(struct node *n, const void *opts, struct err *e)
+{
+    const struct redirect_opts *o = opts;
+    if (!o || !o->target || !*o->target) {
+        return err_set(e, 0, 0, "redirect node '%s' needs a target", n->name);
+    }
+    ((struct redirect_state *)n->state)->target = o->target;
+    n->length = (*o->target)->length;
+    return 0;
+}
+
+static void redirect_done(void *opaque, int ret)
+{
+    req_complete(opaque, ret);
+}
+
+static void redirect_submit(struct node *n, struct req *req)
+{
+    struct node *to = *((struct redirect_state *)n->state)->target;
+    node_submit(to, req->op, req->offset, req->len, req->buf, req->flags, redirect_done, req);
+}
+
+static int redirect_block_status(struct node *n, uint64_t offset, uint64_t len, uint64_t *pnum)
+{
+    return node_block_status(*((struct redirect_state *)n->state)->target, offset, len, pnum);
+}
+
+const struct node_driver drv_redirect = {
+    .name = "redirect",
+    .state_size = sizeof(struct redirect_state),
+    .open = redirect_open,
+    .submit = { redirect_submit, redirect_submit, redirect_submit, redirect_submit,
+                redirect_submit },
+    .block_status = redirect_block_status,
+};

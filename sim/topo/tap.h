@@ -35,4 +35,13 @@ struct tap_opts {
 
 extern const struct node_driver drv_tap;
 
+/* redirect: a pass-through to whatever node *target names when a request
+ * arrives (an NBD server's export while a job's filter comes and goes
+ * above the disk, as a BlockBackend follows its root). */
+struct redirect_opts {
+    struct node **target;
+};
+
+extern const struct node_driver drv_redirect;
+
 #endif

@@ -38,11 +38,18 @@ struct topo_ops {
     int (*guest_disk)(const struct world *w);
     /* Once the disks exist (optional). */
     void (*start)(struct world *w);
+    /* Once every host is up, before the first record (optional): it may
+     * start a control action (world__control_new) that holds the records. */
+    void (*ready)(struct world *w);
     /* The guest host's graph in @s (s->root); its death and its end
      * (optional both). */
     int (*guest_open)(struct world *w, struct stack *s, struct err *e);
     void (*guest_kill)(struct world *w, struct stack *s);
     void (*guest_free)(struct world *w, struct stack *s);
+    /* The host of guest @guest (> 0: colo's secondary) and where its
+     * requests go, NULL while that host is down (optional: one guest). */
+    unsigned (*guest_host)(const struct world *w, unsigned guest);
+    struct node *(*guest_front)(struct world *w, unsigned guest);
     /* Another host comes up, goes down (hosts[1..]; optional). */
     int (*host_open)(struct world *w, unsigned h, struct err *e);
     void (*host_kill)(struct world *w, unsigned h);
@@ -82,6 +89,7 @@ struct topo_ops {
 extern const struct topo_ops topo_plain;
 extern const struct topo_ops topo_overlay;
 extern const struct topo_ops topo_quorum;
+extern const struct topo_ops topo_colo;
 
 /* The module of topology @t. */
 const struct topo_ops *topo_find(enum trace_topology t);

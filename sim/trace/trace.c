@@ -278,6 +278,10 @@ static int range_option(struct trace_rec *r, const struct fields *f, unsigned i,
     const char *w = f->w[i];
     bool fua_ok = r->kind == TRACE_WRITE || r->kind == TRACE_ZERO;
     uint64_t v;
+    int guest = trace__guest_option(r, f, i, e);
+    if (guest != 0) {
+        return guest < 0 ? guest : 0;
+    }
     if (strcmp(w, "fua") == 0 && fua_ok && !r->fua) {
         r->fua = true;
         return 0;
@@ -291,14 +295,15 @@ static int range_option(struct trace_rec *r, const struct fields *f, unsigned i,
         r->pattern = (uint8_t)v;
         return 0;
     }
-    return err_set(e, 0, f->first + i, "expected %s, got '%s'", r->kind == TRACE_WRITE ?
-                   "'fua' or 'pattern=0xNN'" : "'fua'", w);
+    return err_set(e, 0, f->first + i, "expected %sguest=primary|secondary, got '%s'",
+                   r->kind == TRACE_WRITE ? "fua, pattern=0xNN or " : fua_ok ? "fua or " : "",
+                   w);
 }
 
 static int parse_range_op(struct trace_rec *r, const struct fields *f, struct err *e)
 {
     bool fua_ok = r->kind == TRACE_WRITE || r->kind == TRACE_ZERO;
-    TRY(want_fields(f, 3, r->kind == TRACE_WRITE ? 5 : fua_ok ? 4 : 3, e));
+    TRY(want_fields(f, 3, r->kind == TRACE_WRITE ? 6 : fua_ok ? 5 : 4, e));
     TRY(field_u64(f, 1, &r->offset, "offset", e));
     TRY(field_u64(f, 2, &r->len, "length", e));
     if (r->offset % 512) {
@@ -327,6 +332,27 @@ static void print_range_op(const struct trace_rec *r, char *buf, size_t size)
         snprintf(pat, sizeof(pat), " pattern=0x%02x", r->pattern);
         cat(buf, size, pat);
     }
+    cat(buf, size, r->guest ? " guest=secondary" : "");
+}
+
+/* flush [guest=primary|secondary] */
+static int parse_flush(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 1, 2, e));
+    if (f->n == 2) {
+        int guest = trace__guest_option(r, f, 1, e);
+        if (guest == 0) {
+            return err_set(e, 0, f->first + 1, "expected guest=primary|secondary, got '%s'",
+                           f->w[1]);
+        }
+        return guest < 0 ? guest : 0;
+    }
+    return 0;
+}
+
+static void print_flush(const struct trace_rec *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "flush%s", r->guest ? " guest=secondary" : "");
 }
 
 static int parse_bare(struct trace_rec *r, const struct fields *f, struct err *e)
@@ -439,8 +465,8 @@ static int crash_plan_fates(struct trace_crash_plan *p, const struct fields *f, 
     return ret;
 }
 
-/* host=NAME on a crash, restart or shutdown. */
-static int host_option(struct trace_rec *r, const struct fields *f, unsigned i, struct err *e)
+/* host=NAME on a crash, restart, shutdown or replication record. */
+int trace__host_option(struct trace_rec *r, const struct fields *f, unsigned i, struct err *e)
 {
     const char *name = f->w[i] + 5;
     size_t n = strlen(name);
@@ -463,7 +489,7 @@ static int parse_host_op(struct trace_rec *r, const struct fields *f, struct err
     if (f->n == 2 && strncmp(f->w[1], "host=", 5) != 0) {
         return err_set(e, 0, f->first + 1, "expected host=NAME, got '%s'", f->w[1]);
     }
-    return f->n == 2 ? host_option(r, f, 1, e) : 0;
+    return f->n == 2 ? trace__host_option(r, f, 1, e) : 0;
 }
 
 static void print_host_op(const struct trace_rec *r, char *buf, size_t size)
@@ -480,7 +506,7 @@ static int crash_option(struct trace_rec *r, const struct fields *f, unsigned i,
 {
     const char *w = f->w[i];
     if (strncmp(w, "host=", 5) == 0) {
-        return host_option(r, f, i, e);
+        return trace__host_option(r, f, i, e);
     }
     if (strncmp(w, "mode=", 5) == 0) {
         if (disk_crash_mode_parse(w + 5, &r->mode) < 0) {
@@ -622,7 +648,7 @@ static void print_fault(const struct trace_rec *r, char *buf, size_t size)
 
 const char *trace_topology_name(enum trace_topology t)
 {
-    static const char *const names[] = { "plain", "overlay", "quorum" };
+    static const char *const names[] = { "plain", "overlay", "quorum", "colo" };
     return (unsigned)t < ARRAY_LEN(names) ? names[t] : "?";
 }
 
@@ -688,15 +714,16 @@ static int parse_topology(struct trace_rec *r, const struct fields *f, struct er
     TRY(want_fields(f, 2, TRACE_FIELDS_MAX, e));
     struct trace_cfg *c = r->cfg = trace_cfg_new();
     c->topology = TRACE_TOPO_PLAIN;
-    while (c->topology <= TRACE_TOPO_QUORUM &&
+    while (c->topology <= TRACE_TOPO_COLO &&
            strcmp(f->w[1], trace_topology_name(c->topology)) != 0) {
         c->topology++;
     }
-    if (c->topology > TRACE_TOPO_QUORUM) {
-        return err_set(e, 0, f->first + 1, "unknown topology '%s' (expected plain, overlay "
-                       "or quorum)", f->w[1]);
+    if (c->topology > TRACE_TOPO_COLO) {
+        return err_set(e, 0, f->first + 1, "unknown topology '%s' (expected plain, overlay, "
+                       "quorum or colo)", f->w[1]);
     }
     bool quorum = c->topology == TRACE_TOPO_QUORUM;
+    bool colo = c->topology == TRACE_TOPO_COLO;
     for (unsigned i = 2; i < f->n; i++) {
         if (strncmp(f->w[i], "size=", 5) == 0) {
             TRY(field_size(f, i, f->w[i] + 5, &c->size, "size", e));
@@ -712,6 +739,8 @@ static int parse_topology(struct trace_rec *r, const struct fields *f, struct er
             c->has_cluster = true;
         } else if (quorum) {
             TRY(topology_quorum_opt(c, f, i, e));
+        } else if (colo) {
+            TRY(trace__topology_colo_opt(c, f, i, e));
         } else {
             return err_set(e, 0, f->first + i, "unknown topology option '%s'", f->w[i]);
         }
@@ -728,6 +757,9 @@ static void print_topology(const struct trace_rec *r, char *buf, size_t size)
     }
     if (c->has_cluster) {
         cat_kv(buf, size, "cluster", c->cluster, fmt_size);
+    }
+    if (c->topology == TRACE_TOPO_COLO) {
+        trace__print_topology_colo(c, buf, size);
     }
     if (c->topology != TRACE_TOPO_QUORUM) {
         return;
@@ -978,7 +1010,7 @@ static const struct kind_info kinds[TRACE__COUNT] = {
     [TRACE_QD] = { "qd", parse_qd, print_qd, false },
     [TRACE_READ] = { "read", parse_range_op, print_range_op, true },
     [TRACE_WRITE] = { "write", parse_range_op, print_range_op, true },
-    [TRACE_FLUSH] = { "flush", parse_bare, print_bare, true },
+    [TRACE_FLUSH] = { "flush", parse_flush, print_flush, true },
     [TRACE_DISCARD] = { "discard", parse_range_op, print_range_op, true },
     [TRACE_ZERO] = { "zero", parse_range_op, print_range_op, true },
     [TRACE_CRASH] = { "crash", parse_crash, print_crash, true },
@@ -991,6 +1023,9 @@ static const struct kind_info kinds[TRACE__COUNT] = {
     [TRACE_SHUTDOWN] = { "shutdown", parse_host_op, print_host_op, true },
     [TRACE_MUTANT] = { "mutant", parse_mutant, print_mutant, false },
     [TRACE_JOB] = { "job", trace__parse_job, trace__print_job, false },
+    [TRACE_REPLICATION] = { "replication", trace__parse_replication,
+                            trace__print_replication, false },
+    [TRACE_COLO] = { "colo", trace__parse_colo, trace__print_colo, false },
 };
 
 static const struct kind_info *kind_info(enum trace_kind kind)
@@ -1302,7 +1337,8 @@ static bool cfg_equal(const struct trace_cfg *a, const struct trace_cfg *b)
            a->has_flush == b->has_flush && a->has_atomic == b->has_atomic &&
            a->children == b->children && a->threshold == b->threshold && a->nbd == b->nbd &&
            a->ignore_mask == b->ignore_mask && a->fifo == b->fifo &&
-           a->rewrite == b->rewrite && strcmp(fa, fb) == 0;
+           a->rewrite == b->rewrite && a->backup_cluster == b->backup_cluster &&
+           a->variant == b->variant && strcmp(fa, fb) == 0;
 }
 
 static bool bm_equal(const struct trace_bitmap *a, const struct trace_bitmap *b)
@@ -1332,7 +1368,8 @@ bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b)
     return a->kind == b->kind && a->has_at == b->has_at && a->at_ns == b->at_ns &&
            a->fua == b->fua && a->has_mode == b->has_mode &&
            a->has_pattern == b->has_pattern && a->pattern == b->pattern &&
-           strcmp(a->host, b->host) == 0 &&
+           strcmp(a->host, b->host) == 0 && a->guest == b->guest && a->sub == b->sub &&
+           a->failover == b->failover &&
            (!a->has_mode || a->mode == b->mode) && a->expect == b->expect &&
            a->offset == b->offset && a->len == b->len && a->value == b->value &&
            cfg_equal(a->cfg, b->cfg) && bm_equal(a->bm, b->bm) && plan_equal(a->plan, b->plan) &&

@@ -16,6 +16,9 @@
  *   blocksim-trace v1                         first line
  *   seed N                                    world seed (CLI --seed wins)
  *   topology plain|overlay [size=S] [cluster=S]
+ *   topology colo [size=S] [cluster=S] [backup-cluster=S] [variant=modern|v12|v4]
+ *                                             hosts primary and secondary (COLO
+ *                                             block replication, spec 1)
  *   topology quorum [size=S] [children=N] [threshold=T] [read-pattern=quorum|fifo]
  *            [rewrite] [nbd=K] [ignore=I]...
  *                                             N children (1..8, default 3) on
@@ -42,10 +45,13 @@
  *   mutant NAME                               plant a known bug (sim/mutant.h),
  *                                             as --mutant NAME does
  *   [@TIME] read|write|discard|zero OFFSET LENGTH [fua] [pattern=0xNN]
+ *           [guest=primary|secondary]
  *                                             pattern (write only): every byte
  *                                             is NN, as qemu-io's write -P;
- *                                             else contents name the write
- *   [@TIME] flush
+ *                                             else contents name the write;
+ *                                             guest=secondary: colo's
+ *                                             secondary guest issues it
+ *   [@TIME] flush [guest=primary|secondary]
  *   [@TIME] crash [mode=prefix|subset|tear]   without @TIME: after earlier
  *            [at-flush=N] [plan=F/F..]        operations complete; with it:
  *            [tear-seed=N]                    at TIME, whatever is in flight.
@@ -83,6 +89,11 @@
  *   job set-speed ID S
  *   job wait ID ready|pending|concluded      hold later records until then
  *                                             P: report|ignore|stop|enospc|auto
+ *   replication start|checkpoint|get-error [host=NAME]
+ *   replication stop [failover] [host=NAME]   colo: the replication operations
+ *                                             on one host (default: every
+ *                                             host, secondary first)
+ *   colo checkpoint|failover|primary-alone    colo: COLO's own steps
  *   [@TIME] shutdown                          clean close: flush, store
  *                                             bitmaps, host down
  *   expect verdict pass|fail | expect digest HEX | expect content HEX
@@ -128,10 +139,25 @@ enum trace_kind {
     TRACE_SHUTDOWN,
     TRACE_MUTANT,
     TRACE_JOB,
+    TRACE_REPLICATION,
+    TRACE_COLO,
     TRACE__COUNT,
 };
 
-enum trace_topology { TRACE_TOPO_PLAIN, TRACE_TOPO_OVERLAY, TRACE_TOPO_QUORUM };
+enum trace_topology { TRACE_TOPO_PLAIN, TRACE_TOPO_OVERLAY, TRACE_TOPO_QUORUM,
+                      TRACE_TOPO_COLO };
+
+/* replication and colo records (sim/trace/trace_colo.c): rec->sub. */
+enum trace_repl_op { TRACE_REPL_START, TRACE_REPL_CHECKPOINT, TRACE_REPL_GET_ERROR,
+                     TRACE_REPL_STOP, TRACE_REPL__COUNT };
+enum trace_colo_op { TRACE_COLO_CHECKPOINT, TRACE_COLO_FAILOVER, TRACE_COLO_PRIMARY_ALONE,
+                     TRACE_COLO__COUNT };
+/* colo topology: replication's behaviour (spec 1.3, 1.4). */
+enum trace_repl_variant { TRACE_VARIANT_MODERN, TRACE_VARIANT_V12, TRACE_VARIANT_V4,
+                          TRACE_VARIANT__COUNT };
+const char *trace_repl_op_name(enum trace_repl_op op);
+const char *trace_colo_op_name(enum trace_colo_op op);
+const char *trace_variant_name(enum trace_repl_variant v);
 
 const char *trace_topology_name(enum trace_topology t);
 enum trace_expect { TRACE_EXPECT_VERDICT, TRACE_EXPECT_DIGEST, TRACE_EXPECT_CONTENT };
@@ -154,6 +180,9 @@ struct trace_cfg {
     unsigned children, threshold, nbd;
     unsigned ignore_mask; /* bit i: children.i ignores errors */
     bool fifo, rewrite;
+    /* colo topology */
+    uint64_t backup_cluster;        /* the secondary's backup job (0: 64 KiB) */
+    enum trace_repl_variant variant;
     struct fault_rule fault;
     char *image;          /* disk: a raw image file to start from (owned), or NULL */
     char host[TRACE_HOST_MAX]; /* disk: an extra disk's host; "": the guest's */
@@ -265,7 +294,11 @@ struct trace_rec {
     bool has_pattern;     /* write: every byte is pattern (qemu-io write -P) */
     uint8_t pattern;
     bool has_mode;        /* crash */
-    char host[TRACE_HOST_MAX]; /* crash, restart, shutdown: one host; "": every host */
+    char host[TRACE_HOST_MAX]; /* crash, restart, shutdown, replication: one host;
+                                * "": every host */
+    uint8_t guest;        /* ops: 0 the guest (colo: the primary's), 1 colo's secondary */
+    uint8_t sub;          /* replication, colo: enum trace_repl_op / trace_colo_op */
+    bool failover;        /* replication stop failover */
     enum disk_crash_mode mode;
     enum trace_expect expect;
     uint64_t at_ns;

@@ -31,4 +31,21 @@ int trace__parse_job(struct trace_rec *r, const struct fields *f, struct err *e)
 void trace__print_job(const struct trace_rec *r, char *buf, size_t size);
 bool trace__job_equal(const struct trace_job *a, const struct trace_job *b);
 
+/* trace_colo.c */
+int trace__parse_replication(struct trace_rec *r, const struct fields *f, struct err *e);
+void trace__print_replication(const struct trace_rec *r, char *buf, size_t size);
+int trace__parse_colo(struct trace_rec *r, const struct fields *f, struct err *e);
+void trace__print_colo(const struct trace_rec *r, char *buf, size_t size);
+/* A colo topology option (size= and cluster= aside). */
+int trace__topology_colo_opt(struct trace_cfg *c, const struct fields *f, unsigned i,
+                             struct err *e);
+void trace__print_topology_colo(const struct trace_cfg *c, char *buf, size_t size);
+/* guest=primary|secondary on an op record: 1 when @w is one, 0 when it is
+ * not such an option, else an error. */
+int trace__guest_option(struct trace_rec *r, const struct fields *f, unsigned i,
+                        struct err *e);
+/* host=NAME (trace.c). */
+int trace__host_option(struct trace_rec *r, const struct fields *f, unsigned i,
+                       struct err *e);
+
 #endif

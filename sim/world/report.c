@@ -103,9 +103,14 @@ static void quorum_json(const struct world_result *r, json_t *o)
                         (json_int_t)r->net_resets));
 }
 
-json_t *report_json(const struct world_result *r, const struct report_info *info)
+/* The sections a run has only when it used what they describe. */
+static void sections_json(const struct world_result *r, json_t *o)
 {
-    json_t *o = json_object();
+    if (r->replication) {
+        json_object_set(o, "replication", r->replication);
+        json_object_set_new(o, "net", json_pack("{s:I, s:I}", "segments",
+                            (json_int_t)r->net_segments, "resets", (json_int_t)r->net_resets));
+    }
     if (r->jobs) {
         json_object_set(o, "jobs", r->jobs);
     }
@@ -116,6 +121,12 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
     if (r->checks) {
         json_object_set(o, "checks", r->checks);
     }
+}
+
+json_t *report_json(const struct world_result *r, const struct report_info *info)
+{
+    json_t *o = json_object();
+    sections_json(r, o);
     json_object_set_new(o, "verdict", json_string(r->verdict == WORLD_PASS ? "pass" : "fail"));
     json_object_set_new(o, "expectations", json_string(r->expect_failed ? "failed"
                                                        : r->expects ? "met" : "none"));
@@ -206,6 +217,29 @@ static void text_bitmaps(const struct world_result *r, FILE *out)
     }
 }
 
+static const char *stage_of(const json_t *rep, const char *host)
+{
+    const char *s = json_string_value(json_object_get(json_object_get(rep, host), "stage"));
+    return s ? s : "none (no node)";
+}
+
+/* colo: each host's stage, the checkpoints and failovers. */
+static void text_replication(const struct world_result *r, FILE *out)
+{
+    const json_t *rep = r->replication;
+    if (!rep) {
+        return;
+    }
+    fprintf(out, "  replication %s: primary %s, secondary %s; %" JSON_INTEGER_FORMAT
+            " checkpoint(s), %" JSON_INTEGER_FORMAT " refused, %" JSON_INTEGER_FORMAT
+            " failover(s); %zu operation(s) in the history\n",
+            json_string_value(json_object_get(rep, "variant")), stage_of(rep, "primary"),
+            stage_of(rep, "secondary"), json_integer_value(json_object_get(rep, "checkpoints")),
+            json_integer_value(json_object_get(rep, "checkpoints_refused")),
+            json_integer_value(json_object_get(rep, "failovers")),
+            json_array_size(json_object_get(rep, "history")));
+}
+
 /* One line per job: its end state, progress and error. */
 static void text_jobs(const struct world_result *r, FILE *out)
 {
@@ -294,6 +328,7 @@ void report_text(const struct world_result *r, const struct report_info *info, F
             " sectors checked, %" PRIu64 " wrong values explained by injected faults\n",
             r->bytes_read, r->bytes_written, r->sectors_checked, r->explained);
     text_hosts(r, out);
+    text_replication(r, out);
     text_jobs(r, out);
     text_faults(r, out);
     if (r->bitmaps_on) {

@@ -230,11 +230,16 @@ static void op_free(struct guest_op *op)
     mem_free(op, sizeof(*op));
 }
 
+uint64_t world__host_epoch(const struct world *w, unsigned h)
+{
+    return h == WORLD_GUEST_HOST ? w->epoch : w->hosts[h].downs;
+}
+
 static void op_done(void *opaque, int ret)
 {
     struct guest_op *op = opaque;
     struct world *w = op->w;
-    if (op->epoch != w->epoch) {
+    if (op->epoch != world__host_epoch(w, op->host)) {
         op_free(op); /* its host crashed: already counted as lost */
         return;
     }
@@ -265,7 +270,8 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     op->w = w;
     op->rec = rec;
     op->index = w->next_op++;
-    op->epoch = w->epoch;
+    op->host = rec->guest ? w->topo_ops->guest_host(w, rec->guest) : WORLD_GUEST_HOST;
+    op->epoch = world__host_epoch(w, op->host);
     if (rec->kind == TRACE_READ || rec->kind == TRACE_WRITE) {
         op->buf = mem_alloc(rec->len);
     }
@@ -287,6 +293,9 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     unsigned flags = rec->fua ? NODE_REQ_FUA : 0;
     uint64_t len = rec->kind == TRACE_FLUSH ? 0 : rec->len;
     struct node *front = w->live->front ? w->live->front : w->live->root;
+    if (rec->guest) {
+        front = w->topo_ops->guest_front(w, rec->guest);
+    }
     node_submit(front, node_ops[rec->kind], rec->offset, len, op->buf, flags, op_done, op);
 }
 
@@ -304,17 +313,28 @@ static unsigned rec_hosts(const struct world *w, const struct trace_rec *rec, bo
     return mask;
 }
 
-/* The guest's host goes down: what it had in flight is lost. */
-static void guest_host_down(struct world *w)
+/* Host @h goes down: what its guest had in flight is lost (writes may or
+ * may not have reached the media); their completions will see the old
+ * epoch. */
+static void host_ops_lost(struct world *w, unsigned h)
 {
-    /* Writes in flight may or may not have reached the media. */
-    for (unsigned i = 0; i < w->n_inflight; i++) {
+    for (unsigned i = 0; i < w->n_inflight;) {
         const struct guest_op *op = w->inflight[i];
+        if (op->host != h) {
+            i++;
+            continue;
+        }
         struct checker_io io = op_io(w, op, BS_ECRASHED);
         world__checkers_lost(w, &io, op->cookie);
+        w->r->lost++;
+        w->inflight[i] = w->inflight[--w->n_inflight];
     }
-    w->r->lost += w->n_inflight;
-    w->n_inflight = 0; /* their completions will see the old epoch */
+}
+
+/* The guest's host goes down. */
+static void guest_host_down(struct world *w)
+{
+    host_ops_lost(w, WORLD_GUEST_HOST);
     stack_kill(w);
     w->epoch++;
 }
@@ -355,6 +375,7 @@ static void hosts_down(struct world *w, const struct trace_rec *rec, unsigned ma
     }
     for (unsigned h = 1; h < w->n_hosts; h++) {
         if (mask & (1u << h)) {
+            host_ops_lost(w, h);
             w->topo_ops->host_kill(w, h);
         }
     }
@@ -736,8 +757,8 @@ void world_check(const struct world *w)
     ASSERT((w->live != NULL) == w->hosts[WORLD_GUEST_HOST].up);
     ASSERT(w->n_inflight <= 1024); /* the largest queue depth (a qd record may lower it
                                     * below what is in flight) */
-    if (!w->live) {
-        ASSERT(w->n_inflight == 0);
+    for (unsigned i = 0; i < w->n_inflight; i++) { /* a host that is down has none */
+        ASSERT(w->hosts[w->inflight[i]->host].up);
     }
     /* Every disk sits on exactly one host. */
     for (unsigned i = 0; i < w->n_disks; i++) {
@@ -986,6 +1007,40 @@ static bool host_rec_other(const struct world *w, const struct trace_rec *rec)
     return rec->host[0] && strcmp(rec->host, w->hosts[WORLD_GUEST_HOST].name) != 0;
 }
 
+static bool host_named(const struct world *w, const char *name)
+{
+    for (unsigned h = 0; h < w->n_hosts; h++) {
+        if (strcmp(w->hosts[h].name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A bitmap record or a topology's operator action: its topology runs it,
+ * on a host that is up (colo reports a host that is down at run time). */
+static int control_rec_check(const struct world *w, const struct trace_rec *r, bool guest_up,
+                             struct err *e)
+{
+    enum trace_kind k = r->kind;
+    if (k == TRACE_BITMAP && !guest_up) {
+        return err_set(e, r->line, 1, "'bitmap' while the host is down (add 'restart' first)");
+    }
+    if ((k == TRACE_REPLICATION || k == TRACE_COLO) && !(w->topo_ops->controls & (1u << k))) {
+        return err_set(e, r->line, 1, "'%s' needs the colo topology", trace_kind_name(k));
+    }
+    if (k == TRACE_REPLICATION && r->host[0] && !host_named(w, r->host)) {
+        return err_set(e, r->line, 2, "no host '%s' in the colo topology (hosts: primary, "
+                       "secondary)", r->host);
+    }
+    if ((k == TRACE_COMMIT || k == TRACE_MAKE_EMPTY) &&
+        (!(w->topo_ops->controls & (1u << k)) || !guest_up)) {
+        return err_set(e, r->line, 1, "'%s' needs a topology that runs it (overlay) and a host "
+                       "that is up", trace_kind_name(k));
+    }
+    return 0;
+}
+
 static int setup_validate(struct world *w, struct err *e)
 {
     bool ops_started = false;
@@ -1020,8 +1075,11 @@ static int setup_validate(struct world *w, struct err *e)
                                FAULT_NET_RESET ? "host" : "disk", r->cfg->fault.disk, known);
             }
             fault_plan_add(&w->plan, &r->cfg->fault);
+        } else if (trace_kind_is_op(k) && r->guest && !w->topo_ops->guest_host) {
+            return err_set(e, r->line, 1, "guest=secondary needs the colo topology");
         } else if (trace_kind_is_op(k)) {
-            TRY(check_op_rec(w, r, guest_up, e));
+            TRY(check_op_rec(w, r, up[r->guest ? w->topo_ops->guest_host(w, r->guest)
+                                               : WORLD_GUEST_HOST], e));
         } else if (k == TRACE_CRASH && r->plan && r->plan->at_flush) {
             if (w->at_flush_rec) {
                 return err_set(e, r->line, 2, "a second crash with at-flush= (the first is on "
@@ -1040,14 +1098,8 @@ static int setup_validate(struct world *w, struct err *e)
         } else if (k == TRACE_JOB) {
             TRY(world__job_validate(w, r, guest_up, e));
             jobs_seen = w->has_jobs = true;
-        } else if (k == TRACE_BITMAP && !guest_up) {
-            return err_set(e, r->line, 1, "'bitmap' while the host is down (add 'restart' "
-                           "first)");
-        } else if (k == TRACE_COMMIT || k == TRACE_MAKE_EMPTY) {
-            if (!(w->topo_ops->controls & (1u << k)) || !guest_up) {
-                return err_set(e, r->line, 1, "'%s' needs a topology that runs it (overlay) "
-                               "and a host that is up", trace_kind_name(k));
-            }
+        } else {
+            TRY(control_rec_check(w, r, guest_up, e));
         }
         ops_started |= !setting && k != TRACE_BLANK && k != TRACE_HEADER;
     }
@@ -1128,6 +1180,9 @@ static int world_setup(struct world *w, struct err *e)
     if (w->bitmaps) {
         world__bitmap_ready(w, NULL, true);
     }
+    if (w->topo_ops->ready) {
+        w->topo_ops->ready(w);
+    }
     return 0;
 }
 
@@ -1150,6 +1205,7 @@ static void world_fini(struct world *w)
         if (w->hosts[h].up) {
             w->topo_ops->host_kill(w, h);
             w->hosts[h].up = false;
+            w->hosts[h].downs++;
         }
     }
     w->epoch++; /* completions from here on are ignored */

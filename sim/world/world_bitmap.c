@@ -365,6 +365,8 @@ void world_result_fini(struct world_result *r)
     r->checks = NULL;
     json_decref(r->jobs);
     r->jobs = NULL;
+    json_decref(r->replication);
+    r->replication = NULL;
 }
 
 static void extents_take(struct world_bitmap *out, const struct bitmap *bits)

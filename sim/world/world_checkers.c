@@ -27,12 +27,18 @@ static void poll(struct world *w, const struct checker *c)
     }
 }
 
+/* Does checker @c hear request @io? */
+static bool hears(const struct checker *c, const struct checker_io *io)
+{
+    return c->ops->other_guests || !io->rec || io->rec->guest == 0;
+}
+
 void world__checkers_submit(struct world *w, const struct checker_io *io,
                             uint64_t cookie[CHECKERS_MAX])
 {
     for (unsigned i = 0; i < w->n_checkers; i++) {
         const struct checker *c = &w->checkers[i];
-        cookie[i] = c->ops->io_submit ? c->ops->io_submit(c->self, io) : 0;
+        cookie[i] = c->ops->io_submit && hears(c, io) ? c->ops->io_submit(c->self, io) : 0;
     }
 }
 
@@ -41,7 +47,7 @@ void world__checkers_done(struct world *w, struct checker_io *io,
 {
     for (unsigned i = 0; i < w->n_checkers; i++) {
         const struct checker *c = &w->checkers[i];
-        if (c->ops->io_done) {
+        if (c->ops->io_done && hears(c, io)) {
             io->cookie = cookie[i];
             c->ops->io_done(c->self, io);
             poll(w, c);
@@ -54,7 +60,7 @@ void world__checkers_lost(struct world *w, struct checker_io *io,
 {
     for (unsigned i = 0; i < w->n_checkers; i++) {
         const struct checker *c = &w->checkers[i];
-        if (c->ops->io_lost) {
+        if (c->ops->io_lost && hears(c, io)) {
             io->cookie = cookie[i];
             c->ops->io_lost(c->self, io);
             poll(w, c);

@@ -58,7 +58,7 @@ struct stack {
     struct node *root;
     struct qbm *qbm; /* the guest disk's persistent bitmaps, when bitmaps are on */
     bool dead;       /* killed: draining */
-    struct qdialer *dial[WORLD_DISKS_MAX]; /* quorum: NBD clients' dialers */
+    struct stack_dialer *dial[WORLD_DISKS_MAX]; /* NBD clients' dialers (sim/topo/dial) */
     struct node *front;    /* where the guest submits while a job's filter sits above
                             * root (NULL: root) */
     struct node *extra[WORLD_DISKS_MAX]; /* file nodes on the extra disks */
@@ -89,7 +89,8 @@ struct guest_op {
     struct world *w;
     const struct trace_rec *rec;
     uint64_t index;    /* guest operation index (content tag - 1) */
-    uint64_t epoch;    /* host incarnation it was issued in */
+    unsigned host;     /* the host whose guest issued it */
+    uint64_t epoch;    /* host incarnation it was issued in (world__host_epoch) */
     uint64_t cookie[CHECKERS_MAX]; /* what each checker's io_submit returned */
     uint8_t *buf;
 };
@@ -191,6 +192,8 @@ void world__control_fail(struct world *w, const struct trace_rec *rec, const cha
 void world__control_fail_ret(struct world *w, const struct trace_rec *rec, const char *prop,
                              const char *what, int ret);
 void world__stack_free(struct stack *s);
+/* Host @h's incarnation: changes each time it goes down. */
+uint64_t world__host_epoch(const struct world *w, unsigned h);
 /* A shutdown of the guest's host finished: it is down, and so are the other
  * hosts @rec names (cleanly). */
 void world__guest_shut(struct world *w, const struct trace_rec *rec);

@@ -84,7 +84,17 @@ static const struct tl_bad_case bad_traces[] = {
     { "blocksim-trace v1\nwrite 0\n", 2, 3, "needs 1 more" },
     { "blocksim-trace v1\nwrite 0 100\n", 2, 3, "multiple of 512" },
     { "blocksim-trace v1\nwrite x 512\n", 2, 2, "unsigned integer" },
-    { "blocksim-trace v1\nread 0 512 fua\n", 2, 4, "unexpected field" },
+    { "blocksim-trace v1\nread 0 512 fua\n", 2, 4, "expected guest=primary|secondary, got 'fua'" },
+    { "blocksim-trace v1\nwrite 0 512 guest=tertiary\n", 2, 4, "primary or secondary" },
+    { "blocksim-trace v1\nflush now\n", 2, 2, "expected guest=" },
+    { "blocksim-trace v1\nreplication begin\n", 2, 2, "start, checkpoint, get-error or stop" },
+    { "blocksim-trace v1\nreplication start failover\n", 2, 3, "expected host=NAME" },
+    { "blocksim-trace v1\nreplication stop failover failover\n", 2, 4, "'failover' or" },
+    { "blocksim-trace v1\ncolo checkpoint now\n", 2, 3, "unexpected field" },
+    { "blocksim-trace v1\ncolo resync\n", 2, 2, "checkpoint, failover or primary-alone" },
+    { "blocksim-trace v1\ntopology colo variant=v5\n", 2, 3, "modern, v12 or v4" },
+    { "blocksim-trace v1\ntopology colo backup-cluster=3K\n", 2, 3, "power of two" },
+    { "blocksim-trace v1\ntopology colo children=2\n", 2, 3, "unknown topology option" },
     { "blocksim-trace v1\nseed 1\nfrobnicate\n", 3, 1, "unknown record" },
     { "blocksim-trace v1\n@5ms seed 1\n", 2, 1, "cannot carry @TIME" },
     { "blocksim-trace v1\n@5 write 0 512\n", 2, 1, "with a unit" },
@@ -92,7 +102,7 @@ static const struct tl_bad_case bad_traces[] = {
     { "blocksim-trace v1\nread 0 134217728\n", 2, 3, "over the 64M a read or write" },
     { "blocksim-trace v1\ndiscard 0 4294967808\n", 2, 3, "over the 4G-512" },
     { "blocksim-trace v1\nmutant nope\n", 2, 2, "unknown mutant" },
-    { "blocksim-trace v1\nread 0 512 pattern=0x5a\n", 2, 4, "unexpected field" },
+    { "blocksim-trace v1\nread 0 512 pattern=0x5a\n", 2, 4, "got 'pattern=0x5a'" },
     { "blocksim-trace v1\nwrite 0 512 pattern=0x100\n", 2, 4, "a byte" },
     { "blocksim-trace v1\ncrash plan=kx\n", 2, 2, "plan:" },
     { "blocksim-trace v1\ncrash at-flush=0\n", 2, 2, "counts from 1" },
@@ -288,9 +298,54 @@ START_TEST(test_trace_job_records)
 }
 END_TEST
 
+/* COLO records: the topology's options, replication and colo records and
+ * guest= parse, print canonically and parse back equal. */
+START_TEST(test_trace_colo_records)
+{
+    static const char text[] =
+        "blocksim-trace v1\n"
+        "topology colo size=4M cluster=64K backup-cluster=128K variant=v12\n"
+        "write 0 4096 fua guest=secondary\n"
+        "flush guest=secondary\n"
+        "read 0 512 guest=primary\n"
+        "replication start host=secondary\n"
+        "replication stop failover host=secondary\n"
+        "replication get-error\n"
+        "colo checkpoint\n"
+        "colo primary-alone\n";
+    struct trace t;
+    struct err e = { .file = "colo" };
+    ck_assert_int_eq(trace_parse(&t, text, strlen(text), &e), 0);
+    ck_assert_int_eq(t.recs[1].cfg->topology, TRACE_TOPO_COLO);
+    ck_assert_int_eq(t.recs[1].cfg->variant, TRACE_VARIANT_V12);
+    ck_assert_uint_eq(t.recs[1].cfg->backup_cluster, 131072);
+    ck_assert(t.recs[2].guest == 1 && t.recs[2].fua);
+    ck_assert(t.recs[3].guest == 1 && t.recs[4].guest == 0);
+    ck_assert_int_eq(t.recs[5].kind, TRACE_REPLICATION);
+    ck_assert(t.recs[5].sub == TRACE_REPL_START && !t.recs[5].failover);
+    ck_assert_str_eq(t.recs[5].host, "secondary");
+    ck_assert(t.recs[6].sub == TRACE_REPL_STOP && t.recs[6].failover);
+    ck_assert(t.recs[8].kind == TRACE_COLO && t.recs[8].sub == TRACE_COLO_CHECKPOINT);
+    ck_assert_int_eq(t.recs[9].sub, TRACE_COLO_PRIMARY_ALONE);
+    ck_assert(!trace_rec_equal(&t.recs[2], &t.recs[4]));
+    size_t len;
+    char *out = trace_print_string(&t, true, &len);
+    ck_assert_msg(strstr(out, "read 0 512\n") != NULL, "%s", out); /* guest=primary: default */
+    ck_assert(strstr(out, "write 0 4096 fua guest=secondary\n") != NULL);
+    ck_assert(strstr(out, "replication stop failover host=secondary\n") != NULL);
+    struct trace back;
+    ck_assert_int_eq(trace_parse(&back, out, len, &e), 0);
+    ck_assert(trace_equal(&t, &back));
+    free(out);
+    trace_fini(&back);
+    trace_fini(&t);
+}
+END_TEST
+
 Suite *suite_trace(void)
 {
     const TTest *tests[] = {
+        test_trace_colo_records,
         test_trace_job_records,
         test_trace_bitmap_records,
         test_trace_lossless,
