@@ -106,7 +106,7 @@ void choice_span_end(struct choices *c)
 
 enum gen_op {
     G_WRITE, G_READ, G_FLUSH, G_ZERO, G_DISCARD, G_CRASH, G_COMMIT, G_EMPTY, G_BITMAP,
-    G_SHUTDOWN, G_JOB, G__COUNT
+    G_SHUTDOWN, G_JOB, G_COLO, G__COUNT
 };
 
 #define GEN_SIZE (1u << 20)
@@ -121,13 +121,16 @@ struct gen_state {
     unsigned weights[G__COUNT];
     unsigned children; /* quorum topology */
     unsigned nbd;
-    uint64_t written[GEN_WRITTEN_MAX][2];
+    uint64_t written[GEN_WRITTEN_MAX][3]; /* offset, length, guest */
     unsigned n_written;
     bool flush_crash;  /* a crash with at-flush= was emitted (one a trace) */
     unsigned jobs;     /* jobs created (ids j0, j1, ...) */
     bool job_live;     /* the last one may still run (no crash since) */
     bool job_none;     /* it is a sync=none backup (runs until cancelled) */
     enum trace_job_op job_op; /* its kind */
+    bool failed_over;  /* colo: the secondary took over */
+    bool sec_down;     /* colo: the secondary host is down */
+    bool sec_lost;     /* colo: it went down once (its guest's I/O may fail since) */
 };
 
 static struct trace_rec *emit(struct gen_state *g, enum trace_kind kind)
@@ -163,11 +166,36 @@ static void gen_quorum(struct gen_state *g)
     }
 }
 
+/* The colo topology: small overlay clusters, any backup cluster. */
+static void gen_colo_topology(struct gen_state *g)
+{
+    struct trace_cfg *c = emit(g, TRACE_TOPOLOGY)->cfg = trace_cfg_new();
+    static const uint64_t backup[] = { 0, 4096, 16384 };
+    c->topology = TRACE_TOPO_COLO;
+    c->size = GEN_SIZE;
+    c->has_size = true;
+    c->cluster = 4096;
+    c->has_cluster = true;
+    c->backup_cluster = backup[choice_range(g->c, 0, 2)];
+    static const char *const disks[] = { "primary-disk", "secondary-disk" };
+    for (unsigned d = 0; d < 2; d++) {
+        struct trace_rec *dr = emit(g, TRACE_DISK);
+        dr->cfg = trace_cfg_new();
+        snprintf(dr->cfg->name, sizeof(dr->cfg->name), "%s", disks[d]);
+        dr->cfg->cache = choice_range(g->c, 0, 1) ? 64u << 10 : 0;
+        dr->cfg->has_cache = true;
+    }
+}
+
 static void gen_topology(struct gen_state *g)
 {
     const struct gen_opts *o = g->o;
     if (o->quorum) {
         gen_quorum(g);
+        return;
+    }
+    if (o->colo) {
+        gen_colo_topology(g);
         return;
     }
     g->overlay = o->overlay && (!o->plain || choice_range(g->c, 0, 1));
@@ -209,7 +237,7 @@ static void gen_swarm(struct gen_state *g)
     for (int k = 0; k < G__COUNT; k++) {
         /* Without jobs no byte is drawn for them: other properties' seeds
          * keep the scenarios they had before jobs existed. */
-        bool drawn = k != G_JOB || g->o->jobs;
+        bool drawn = (k != G_JOB || g->o->jobs) && (k != G_COLO || g->o->colo);
         g->weights[k] = drawn ? skew[choice_range(g->c, 0, 3)] : 0;
     }
     g->weights[G_WRITE] += 1; /* writes always possible */
@@ -221,6 +249,7 @@ static void gen_swarm(struct gen_state *g)
         g->weights[G_COMMIT] = g->weights[G_EMPTY] = 0;
     }
     g->weights[G_BITMAP] = g->o->bitmaps ? g->weights[G_BITMAP] + 2 : 0;
+    g->weights[G_COLO] += g->o->colo ? 2 : 0;
     if (!g->o->shutdowns) {
         g->weights[G_SHUTDOWN] = 0;
     }
@@ -242,13 +271,21 @@ static void gen_net_rule(struct gen_state *g, struct fault_rule *f)
     f->range_end = UINT64_MAX;
     f->before_ns = UINT64_MAX;
     if (choice_range(g->c, 0, 1)) {
-        snprintf(f->disk, sizeof(f->disk), "s%u",
-                 (unsigned)choice_range(g->c, g->children - g->nbd, g->children - 1));
+        if (g->o->colo) {
+            snprintf(f->disk, sizeof(f->disk), "%s",
+                     choice_range(g->c, 0, 1) ? "primary" : "secondary");
+        } else {
+            snprintf(f->disk, sizeof(f->disk), "s%u",
+                     (unsigned)choice_range(g->c, g->children - g->nbd, g->children - 1));
+        }
         f->oneway = f->kind == FAULT_NET_PARTITION && choice_range(g->c, 0, 1);
     }
     if (f->kind == FAULT_NET_STALL || f->kind == FAULT_NET_PARTITION) {
         f->after_ns = choice_range(g->c, 0, 20) * 1000000ull;
         f->before_ns = f->after_ns + choice_range(g->c, 1, 5000) * 1000000ull;
+        if ((g->o->colo & GEN_COLO_NET) && choice_range(g->c, 0, 1)) {
+            f->before_ns = UINT64_MAX; /* the link is lost for good */
+        }
         return;
     }
     f->prob_set = true;
@@ -281,17 +318,22 @@ static enum fault_kind gen_disk_kind(struct gen_state *g)
 
 static void gen_faults(struct gen_state *g)
 {
-    unsigned n = g->o->faults || g->o->net ? (unsigned)choice_range(g->c, 0, 2) : 0;
+    bool net = g->o->net || (g->o->colo & (GEN_COLO_NET | GEN_COLO_NET_TRANSIENT));
+    bool any = g->o->faults || net || (g->o->colo & GEN_COLO_DISK);
+    unsigned n = any ? (unsigned)choice_range(g->c, net && g->o->colo ? 1 : 0, 2) : 0;
     for (unsigned i = 0; i < n; i++) {
         struct trace_rec *r = emit(g, TRACE_FAULT);
         r->cfg = trace_cfg_new();
         struct fault_rule *f = &r->cfg->fault;
-        if (g->o->net) {
+        if (net) {
             gen_net_rule(g, f);
             continue;
         }
         f->kind = gen_disk_kind(g);
-        if (g->children) { /* a quorum: one child's disk */
+        if (g->o->colo) { /* the primary's or the secondary's disk */
+            snprintf(f->disk, sizeof(f->disk), "%s",
+                     choice_range(g->c, 0, 1) ? "secondary-disk" : "primary-disk");
+        } else if (g->children) { /* a quorum: one child's disk */
             snprintf(f->disk, sizeof(f->disk), "c%u",
                      (unsigned)choice_range(g->c, 0, g->children - 1));
         } else if (g->o->qbm_faults) { /* the loader's few reads: nth small */
@@ -326,8 +368,46 @@ static void gen_remember(struct gen_state *g, const struct trace_rec *r)
     if (g->n_written < GEN_WRITTEN_MAX) {
         g->written[g->n_written][0] = r->offset;
         g->written[g->n_written][1] = r->len;
+        g->written[g->n_written][2] = r->guest;
         g->n_written++;
     }
+}
+
+/* colo: which guest issues an I/O (the secondary's only while it is up). */
+static void gen_guest(struct gen_state *g, struct trace_rec *r)
+{
+    if (g->o->colo && !g->sec_down && choice_range(g->c, 0, 1)) {
+        r->guest = 1;
+    }
+}
+
+/* colo: a checkpoint (most often), the failover (once), or the secondary's
+ * loss: a crash (and restart) or the primary going on alone. */
+static void gen_colo(struct gen_state *g)
+{
+    unsigned w[4] = { 6, 0, 0, 0 };
+    bool fo = (g->o->colo & GEN_COLO_FAILOVER) && !g->failed_over && !g->sec_lost;
+    w[1] = fo ? 2 : 0;
+    w[2] = (g->o->colo & GEN_COLO_LOSS) && !g->sec_down ? 1 : 0;
+    w[3] = (g->o->colo & GEN_COLO_LOSS) && g->sec_down ? 3 : 0;
+    unsigned k = choice_weighted(g->c, w, 4);
+    if (k == 2) {
+        struct trace_rec *r = emit(g, TRACE_CRASH);
+        snprintf(r->host, sizeof(r->host), "secondary");
+        g->sec_down = g->sec_lost = true;
+        if (choice_range(g->c, 0, 1)) {
+            emit(g, TRACE_COLO)->sub = TRACE_COLO_PRIMARY_ALONE;
+        }
+        return;
+    }
+    if (k == 3) {
+        struct trace_rec *r = emit(g, TRACE_RESTART);
+        snprintf(r->host, sizeof(r->host), "secondary");
+        g->sec_down = false;
+        return;
+    }
+    emit(g, TRACE_COLO)->sub = k == 1 ? TRACE_COLO_FAILOVER : TRACE_COLO_CHECKPOINT;
+    g->failed_over |= k == 1;
 }
 
 static const enum trace_kind op_kinds[G__COUNT] = {
@@ -485,17 +565,23 @@ static void gen_op(struct gen_state *g)
         gen_job(g); /* its own records */
         return;
     }
+    if (op == G_COLO) {
+        gen_colo(g);
+        return;
+    }
     struct trace_rec *r = emit(g, op_kinds[op]);
     switch (op) {
     case G_WRITE:
     case G_ZERO:
         gen_range(g, r);
         r->fua = choice_range(g->c, 0, 7) == 7; /* zero bytes: no FUA */
+        gen_guest(g, r);
         gen_remember(g, r);
         break;
     case G_READ:
     case G_DISCARD:
         gen_range(g, r);
+        gen_guest(g, r);
         break;
     case G_CRASH:
         r->has_mode = true;
@@ -523,6 +609,8 @@ static void gen_op(struct gen_state *g)
         emit(g, TRACE_RESTART);
         break;
     case G_FLUSH:
+        gen_guest(g, r);
+        break;
     case G_COMMIT:
     case G_EMPTY:
         break;
@@ -565,9 +653,12 @@ void gen_scenario(struct choices *c, const struct gen_opts *o, struct trace *t)
     gen_jobs_end(&g);
     emit(&g, TRACE_FLUSH);
     for (unsigned i = 0; i < g.n_written; i++) {
-        struct trace_rec *r = emit(&g, TRACE_READ);
-        r->offset = g.written[i][0];
-        r->len = g.written[i][1];
+        for (unsigned guest = 0; guest < (o->colo && !g.sec_down ? 2u : 1u); guest++) {
+            struct trace_rec *r = emit(&g, TRACE_READ);
+            r->offset = g.written[i][0];
+            r->len = g.written[i][1];
+            r->guest = (uint8_t)guest;
+        }
     }
 }
 
@@ -578,7 +669,7 @@ size_t gen_trace_ops(const struct trace *t)
         n += trace_kind_is_op(t->recs[i].kind) || t->recs[i].kind == TRACE_CRASH ||
              t->recs[i].kind == TRACE_COMMIT || t->recs[i].kind == TRACE_MAKE_EMPTY ||
              t->recs[i].kind == TRACE_BITMAP || t->recs[i].kind == TRACE_SHUTDOWN ||
-             t->recs[i].kind == TRACE_JOB;
+             t->recs[i].kind == TRACE_JOB || t->recs[i].kind == TRACE_COLO;
     }
     return n;
 }

@@ -56,6 +56,11 @@ void choice_span_end(struct choices *c);
 
 /* What a property lets the generator produce. */
 enum { GEN_JOB_BACKUP = 1u << 0, GEN_JOB_MIRROR = 1u << 1, GEN_JOB_COMMIT = 1u << 2 };
+/* The colo topology (GEN_COLO) and what it may do besides both guests'
+ * I/O and checkpoints: fail over once, lose the network link for good or
+ * only for a while, lose the secondary (crash, restart, primary-alone). */
+enum { GEN_COLO = 1u << 0, GEN_COLO_FAILOVER = 1u << 1, GEN_COLO_NET = 1u << 2,
+       GEN_COLO_NET_TRANSIENT = 1u << 3, GEN_COLO_LOSS = 1u << 4, GEN_COLO_DISK = 1u << 5 };
 
 struct gen_opts {
     unsigned max_ops;      /* guest operations, before the final read sweep */
@@ -77,6 +82,7 @@ struct gen_opts {
                             * bitmap, or full/top recording into it) */
     bool jobs_cancel;      /* mirrors and commits end with a soft cancel in READY
                             * (else with complete) */
+    unsigned colo;         /* GEN_COLO_*: the colo topology */
     bool flush_crashes;    /* the first crash strikes inside a flush (at-flush=), with
                             * writes in flight (queue depth 2 to 8) and flushes,
                             * make-empty and crashes favoured */

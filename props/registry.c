@@ -183,6 +183,39 @@ const struct prop registry_props[] = {
                .bitmaps = true, .jobs = GEN_JOB_BACKUP, .jobs_bitmap = true },
       .check = check_world,
       .proofs = { "backup-abdicate-always", "dirty-reclaim-drop", "backup-always-no-merge" } },
+    { .name = "colo-view", .fuzz_id = 20,
+      .summary = "COLO: the secondary guest reads the last checkpoint plus its own writes, "
+                 "never the primary's writes since (I1); the hidden disk holds the "
+                 "checkpoint's pre-images (I3)",
+      .gen = { .max_ops = 40, .colo = GEN_COLO },
+      .check = check_world, .proofs = { "repl-checkpoint-no-reset", "backup-cbw-late" } },
+    { .name = "colo-checkpoint", .fuzz_id = 21,
+      .summary = "COLO: after a checkpoint the active and hidden disks are empty and the "
+                 "secondary disk equals the primary disk (I2, I5), with disk faults on "
+                 "either side",
+      .gen = { .max_ops = 40, .colo = GEN_COLO | GEN_COLO_DISK },
+      .check = check_world, .proofs = { "repl-checkpoint-active-only" } },
+    { .name = "colo-failover", .fuzz_id = 22,
+      .summary = "COLO: after a failover the secondary disk holds the secondary guest's "
+                 "view (I4), and its guest goes on reading its writes",
+      .gen = { .max_ops = 40, .colo = GEN_COLO | GEN_COLO_FAILOVER },
+      .check = check_world, .proofs = { "repl-failover-active-only" } },
+    { .name = "colo-network", .fuzz_id = 23,
+      .summary = "COLO: with the link lost for a while or for good, every primary write "
+                 "reaches the secondary or get-error reports it before a checkpoint (I5)",
+      .gen = { .max_ops = 40, .colo = GEN_COLO | GEN_COLO_NET | GEN_COLO_FAILOVER },
+      .check = check_world, .proofs = { "repl-primary-returns-error" } },
+    { .name = "colo-liveness", .fuzz_id = 24,
+      .summary = "COLO: when every network fault heals within the NBD reconnect delay, no "
+                 "forward fails and every checkpoint succeeds",
+      .gen = { .max_ops = 40, .colo = GEN_COLO | GEN_COLO_NET_TRANSIENT },
+      .check = check_world, .proofs = { "nbd-no-retry" } },
+    { .name = "colo-secondary-loss", .fuzz_id = 25,
+      .summary = "COLO: when the secondary is lost (crash, restart, primary-alone) the "
+                 "primary guest goes on unharmed and get-error reports the writes it could "
+                 "not forward",
+      .gen = { .max_ops = 40, .colo = GEN_COLO | GEN_COLO_LOSS },
+      .check = check_world, .proofs = { "repl-primary-returns-error" } },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);

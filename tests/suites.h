@@ -31,13 +31,15 @@ Suite *suite_nbd(void);
 Suite *suite_quorum(void);
 Suite *suite_job(void);
 Suite *suite_jobs(void);
+Suite *suite_replication(void);
+Suite *suite_colo(void);
 
 static Suite *(*const suites[])(void) = {
     suite_base,    suite_node,       suite_drv_file, suite_drv_overlay, suite_rng,
     suite_evq,     suite_u64map,     suite_fault,    suite_disk,        suite_content,
     suite_model_disk, suite_checkers, suite_trace, suite_import_fio, suite_world,
     suite_report, suite_engine, suite_crashx, suite_bitmap, suite_dirty,
-    suite_qbm, suite_net, suite_nbd, suite_quorum, suite_job, suite_jobs,
+    suite_qbm, suite_net, suite_nbd, suite_quorum, suite_job, suite_jobs, suite_replication, suite_colo,
 };
 #define SUITES_COUNT (sizeof(suites) / sizeof(suites[0]))
 

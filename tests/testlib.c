@@ -150,3 +150,27 @@ Suite *tl_suite(const char *name, const TTest *const *tests, size_t n)
     suite_add_tcase(s, tc);
     return s;
 }
+
+void tl_world_run_text(const char *text, const struct world_opts *o0, struct world_result *r)
+{
+    struct trace t;
+    struct err e = { .file = "text" };
+    ck_assert_msg(trace_parse(&t, text, strlen(text), &e) == 0, "line %u: %s", e.line, e.msg);
+    struct world_opts o = o0 ? *o0 : (struct world_opts){ 0 };
+    o.want_checks = true;
+    int ret = world_run(&t, &o, r, &e);
+    ck_assert_msg(ret == 0, "line %u: %s", e.line, e.msg);
+    trace_fini(&t);
+}
+
+void tl_expect_caught(const char *text, uint64_t bits, const char *property)
+{
+    struct world_opts o = { .node_mutants = bits };
+    struct world_result r;
+    tl_world_run_text(text, &o, &r);
+    ck_assert_msg(r.verdict == WORLD_FAIL, "planted bug %#llx not caught",
+                  (unsigned long long)bits);
+    ck_assert_msg(strcmp(r.first.property, property) == 0, "planted bug %#llx: %s, not %s: %s",
+                  (unsigned long long)bits, r.first.property, property, r.first.msg);
+    world_result_fini(&r);
+}

@@ -17,6 +17,7 @@
 #include "../sim/dev/disk.h"
 #include "../sim/base/evq.h"
 #include "../sim/dev/fault.h"
+#include "../sim/world/world.h"
 
 struct tl_env {
     struct evq q;
@@ -67,6 +68,13 @@ struct tl_bad_case {
     unsigned field;
     const char *msg;
 };
+
+/* Parse @text and run it in a world (options @o, or none; checks wanted):
+ * the trace must parse and the world must accept it. */
+void tl_world_run_text(const char *text, const struct world_opts *o, struct world_result *r);
+
+/* With planted bugs @bits, @text fails with @property. */
+void tl_expect_caught(const char *text, uint64_t bits, const char *property);
 
 /* Checked fixture: records live blocks before the test, asserts none leaked. */
 void tl_leak_setup(void);

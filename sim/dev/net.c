@@ -274,6 +274,9 @@ static bool apply_windows(struct net *n, const char *src, const char *dst, uint6
                 (r->before_ns == UINT64_MAX || r->before_ns - now > timeout)) {
                 return false;
             }
+            if (r->before_ns > UINT64_MAX / 2) { /* a stall that never ends */
+                return false;
+            }
             *at = r->before_ns + n->cfg.lat_min_ns;
             moved = true;
         }

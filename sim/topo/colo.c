@@ -64,6 +64,7 @@ struct colo_sec {
     struct node *disk, *hidden, *active, *repl, *root;
     struct node *export_front; /* where the NBD server's writes enter */
     struct nbd_server *nbd;    /* NULL once stopped */
+    bool listening;            /* the NBD server takes connections */
     struct job_list jobs;
 };
 
@@ -73,10 +74,13 @@ struct colo_state {
     bool net_transient;       /* every network rule heals within half the delay */
     struct colo_sec *sec;     /* NULL while the secondary is down */
     struct node *prepl;       /* the primary's replication node, or NULL */
+    bool attached;            /* it is the quorum's children.1 */
     struct stack_dialer *pdial; /* its NBD client's dialer */
     struct check_colo ck;
     struct u64map stale;      /* primary-disk sectors a failed local write missed */
     bool pair;                /* the secondary replicates the primary, in sync */
+    bool lost;                /* the secondary went down while the pair lasted */
+    uint64_t lost_writes;     /* primary writes issued since and acknowledged */
     bool failed_over;
     uint64_t checkpoints, checkpoints_refused, failovers, view_unjudged_faults;
     json_t *history;          /* replication operations and their results */
@@ -200,13 +204,16 @@ static int primary_attach(struct world *w, struct err *e)
                                        .variant = (enum repl_variant)c->cfg.variant,
                                        .file = nbd };
     TRY(node_new(&s->g, &drv_replication, "colo-repl-primary", &ro, e, &c->prepl));
-    return quorum_child_add(s->root, c->prepl, false, e);
+    TRY(quorum_child_add(s->root, c->prepl, false, e));
+    c->attached = true;
+    return 0;
 }
 
 static void colo_guest_kill(struct world *w, struct stack *s)
 {
     (void)s;
     cs(w)->prepl = NULL;
+    cs(w)->attached = false;
     cs(w)->pair = false;
     net_host_reset(cs(w)->net, "primary");
 }
@@ -281,6 +288,14 @@ static void sec_free(struct colo_sec *sec)
     mem_free(sec, sizeof(*sec));
 }
 
+static void sec_listen(struct world *w, struct colo_sec *sec)
+{
+    if (!sec->listening && sec->nbd) {
+        net_listen(cs(w)->net, "secondary", "nbd", sec_accept, sec);
+        sec->listening = true;
+    }
+}
+
 static int colo_host_open(struct world *w, unsigned h, struct err *e)
 {
     ASSERT(h == CO_SECONDARY && cs(w)->sec == NULL);
@@ -296,7 +311,9 @@ static int colo_host_open(struct world *w, unsigned h, struct err *e)
         return -EINVAL;
     }
     cs(w)->sec = sec;
-    net_listen(cs(w)->net, "secondary", "nbd", sec_accept, sec);
+    if (w->hosts[h].downs == 0) { /* a restarted one serves from its replication start */
+        sec_listen(w, sec);
+    }
     return 0;
 }
 
@@ -306,7 +323,9 @@ static void sec_nbd_stop(struct world *w, struct colo_sec *sec)
     if (!sec->nbd) {
         return;
     }
-    net_unlisten(cs(w)->net, "secondary", "nbd");
+    if (sec->listening) {
+        net_unlisten(cs(w)->net, "secondary", "nbd");
+    }
     nbd_server_close(sec->nbd);
     sec->nbd = NULL;
     net_host_reset(cs(w)->net, "secondary");
@@ -322,6 +341,7 @@ static void colo_host_kill(struct world *w, unsigned h)
     struct colo_sec *sec = cs(w)->sec;
     ASSERT(h == CO_SECONDARY && sec != NULL);
     cs(w)->sec = NULL;
+    cs(w)->lost |= cs(w)->pair && cs(w)->prepl != NULL;
     cs(w)->pair = false;
     cs(w)->ck.synced = false; /* its disks resolve their caches: the view is unknown */
     sec_nbd_stop(w, sec);
@@ -344,10 +364,23 @@ static struct node *colo_guest_front(struct world *w, unsigned guest)
 
 /* ---- the checker "colo" (self: the world) ---- */
 
+/* A primary write issued after the secondary's loss: its forward must fail
+ * and be kept for get-error (cookie 1). */
+static uint64_t ck_io_submit(void *self, const struct checker_io *io)
+{
+    struct world *w = self;
+    bool fwd = cs(w)->prepl && replication_stage(cs(w)->prepl) == REPL_STAGE_RUNNING;
+    return io->guest && io->rec && io->rec->guest == 0 && cs(w)->lost && fwd &&
+           (io->op == NODE_OP_WRITE || io->op == NODE_OP_WRITE_ZEROES);
+}
+
 static void ck_io_done(void *self, const struct checker_io *io)
 {
     struct world *w = self;
     struct check_colo *ck = &cs(w)->ck;
+    if (io->cookie && io->ret == 0) {
+        cs(w)->lost_writes++;
+    }
     if (!io->guest || !io->rec || io->rec->guest == 0) {
         return;
     }
@@ -419,6 +452,7 @@ static void ck_fini(void *self)
 static const struct checker_ops colo_checker = {
     .name = "colo",
     .other_guests = true,
+    .io_submit = ck_io_submit,
     .io_done = ck_io_done,
     .io_lost = ck_io_lost,
     .violation = ck_violation,
@@ -637,6 +671,9 @@ static void repl_step_done(struct colo_op *op, bool sec, int ret, const struct e
     struct colo_state *c = cs(w);
     if (ret == 0 && sec && c->sec) {
         enum repl_stage st = replication_stage(c->sec->repl);
+        if (op->op == TRACE_REPL_START) {
+            sec_listen(w, c->sec);
+        }
         if (op->op == TRACE_REPL_CHECKPOINT && st == REPL_STAGE_RUNNING) {
             after_checkpoint(w, op->rec);
         } else if (op->op == TRACE_REPL_STOP && op->failover && st == REPL_STAGE_DONE) {
@@ -797,6 +834,17 @@ static void cp_flushed(void *opaque, int ret)
         cp_refused(op, e.msg);
         return;
     }
+    if (c->lost && c->lost_writes > 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "the secondary went down, %" PRIu64 " primary write(s) "
+                 "issued since were acknowledged, yet get-error on the primary reported no "
+                 "error: their forwarding failed unseen (I5)", c->lost_writes);
+        world__violation_at(w, "colo-secondary-loss", msg, op->rec->line);
+    }
+    if (!c->sec || replication_stage(c->sec->repl) != REPL_STAGE_RUNNING) {
+        cp_refused(op, "replication is not running on the secondary");
+        return;
+    }
     hidden_check(w, op->rec->line);
     replication_do_checkpoint(c->sec->repl, cp_done, op);
 }
@@ -827,8 +875,8 @@ static void colo_record(struct world *w, const struct trace_rec *rec)
     bool running = c->sec && replication_stage(c->sec->repl) == REPL_STAGE_RUNNING;
     switch ((enum trace_colo_op)rec->sub) {
     case TRACE_COLO_CHECKPOINT:
-        if (!c->prepl || replication_stage(c->prepl) != REPL_STAGE_RUNNING || !running) {
-            cp_refused(op, "replication is not running on both hosts");
+        if (!c->prepl || replication_stage(c->prepl) != REPL_STAGE_RUNNING) {
+            cp_refused(op, "replication is not running on the primary");
             return;
         }
         node_flush(w->live->root, cp_flushed, op);
@@ -848,10 +896,11 @@ static void colo_record(struct world *w, const struct trace_rec *rec)
     default: /* primary-alone: stop forwarding, drop children.1 */
         op->op = TRACE_REPL_STOP;
         op->hosts[0] = false;
-        if (c->prepl) {
+        if (c->attached) {
             struct err e = { .file = NULL };
             int ret = quorum_child_del(w->live->root, "children.1", &e);
             ASSERT(ret == 0); /* children.0 stays: the threshold (1) holds */
+            c->attached = false;
         }
         repl_next(op);
         return;

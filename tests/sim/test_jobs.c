@@ -12,17 +12,7 @@
 #include "../suites.h"
 #include "../testlib.h"
 
-static void run_text(const char *text, const struct world_opts *o0, struct world_result *r)
-{
-    struct trace t;
-    struct err e = { .file = "jobs" };
-    ck_assert_msg(trace_parse(&t, text, strlen(text), &e) == 0, "line %u: %s", e.line, e.msg);
-    struct world_opts o = o0 ? *o0 : (struct world_opts){ 0 };
-    o.want_checks = true;
-    int ret = world_run(&t, &o, r, &e);
-    ck_assert_msg(ret == 0, "line %u: %s", e.line, e.msg);
-    trace_fini(&t);
-}
+#define run_text tl_world_run_text
 
 static json_t *job0(const struct world_result *r)
 {
@@ -64,17 +54,7 @@ static void run_events(const char *text, const char *want, struct world_result *
     ck_assert_str_eq(ev, want);
 }
 
-/* With planted bug @bits, @text fails with @property. */
-static void expect_caught(const char *text, uint64_t bits, const char *property)
-{
-    struct world_opts o = { .node_mutants = bits };
-    struct world_result r;
-    run_text(text, &o, &r);
-    ck_assert_msg(r.verdict == WORLD_FAIL, "planted bug %#llx not caught",
-                  (unsigned long long)bits);
-    ck_assert_str_eq(r.first.property, property);
-    world_result_fini(&r);
-}
+#define expect_caught tl_expect_caught
 
 static const char full_trace[] =
     "blocksim-trace v1\n"
