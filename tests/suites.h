@@ -39,7 +39,8 @@ static Suite *(*const suites[])(void) = {
     suite_evq,     suite_u64map,     suite_fault,    suite_disk,        suite_content,
     suite_model_disk, suite_checkers, suite_trace, suite_import_fio, suite_world,
     suite_report, suite_engine, suite_crashx, suite_bitmap, suite_dirty,
-    suite_qbm, suite_net, suite_nbd, suite_quorum, suite_job, suite_jobs, suite_replication, suite_colo,
+    suite_qbm, suite_net, suite_nbd, suite_quorum, suite_job, suite_jobs, suite_replication,
+    suite_colo,
 };
 #define SUITES_COUNT (sizeof(suites) / sizeof(suites[0]))
 
