@@ -153,6 +153,25 @@ for m in dirty-late-mark:bitmap-coverage dirty-reclaim-drop:bitmap-successor \
         traces/native/bitmaps.trace
     expect_out "violation   ${m#*:}" "mutant ${m%%:*} named ${m#*:}"
 done
+# COLO: the bundled pair passes and reports its replication; each planted
+# bug is caught by the invariant it breaks; --export takes the fixed names.
+expect_status 0 "colo trace" -- "$bin" replay traces/native/colo.trace \
+    --export secondary-disk="$tmp/sec.raw" --export primary-disk="$tmp/pri.raw"
+expect_out "replication modern: primary running, secondary done; 2 checkpoint" \
+    "colo report line"
+[ -s "$tmp/sec.raw" ] && [ -s "$tmp/pri.raw" ] && ok || bad "colo exports written"
+for m in repl-checkpoint-active-only:colo-checkpoint repl-checkpoint-no-reset:colo-view \
+         repl-failover-active-only:colo-failover backup-cbw-late:colo-hidden \
+         nbd-no-retry:colo-liveness; do
+    expect_status 1 "mutant ${m%%:*} caught" -- "$bin" replay --mutant "${m%%:*}" \
+        traces/native/colo.trace
+    expect_out "violation   ${m#*:}" "mutant ${m%%:*} named ${m#*:}"
+done
+expect_status 0 "colo json" -- "$bin" replay --json --no-wall traces/native/colo.trace
+expect_out '"failovers": 1' "json replication section"
+printf 'blocksim-trace v1\ntopology plain\ncolo checkpoint\n' >"$tmp/colo-bad.trace"
+expect_status 2 "colo record elsewhere" -- "$bin" replay "$tmp/colo-bad.trace"
+expect_err "needs the colo topology" "colo record refused off colo"
 expect_status 1 "bitmap mutant reproduces" -- "$bin" replay --mutant qbm-short-store \
     --bitmap x:4K traces/native/bitmaps.trace
 expect_out "reproduce .*--mutant qbm-short-store.*--bitmap x:4K" "repro keeps --bitmap"

@@ -78,6 +78,9 @@ struct colo_state {
     struct stack_dialer *pdial; /* its NBD client's dialer */
     struct check_colo ck;
     struct u64map stale;      /* primary-disk sectors a failed local write missed */
+    struct u64map carried[2]; /* sectors a fault touched on primary-disk and on
+                               * secondary-disk (never cleared: copies of the
+                               * data live on in the hidden disk, in C) */
     bool pair;                /* the secondary replicates the primary, in sync */
     bool lost;                /* the secondary went down while the pair lasted */
     uint64_t lost_writes;     /* primary writes issued since and acknowledged */
@@ -121,7 +124,21 @@ static int colo_guest_disk(const struct world *w)
 static bool disk_touched(const struct world *w, unsigned d, uint64_t sector)
 {
     return disk_taint_get(w->disks[d], sector) != DISK_TAINT_NONE ||
+           u64map_get(&cs(w)->carried[d == D_SECONDARY], sector) != NULL ||
            (d == D_PRIMARY && u64map_get(&cs(w)->stale, sector) != NULL);
+}
+
+/* A fault tainted sectors of a disk: on primary-disk and secondary-disk a
+ * sector is a guest sector, and what it held may since have been copied
+ * (the backup's copy into hidden, C at a checkpoint): touched for good. */
+static void colo_taint_seen(struct world *w, unsigned disk, uint64_t first, uint64_t n)
+{
+    if (disk != D_PRIMARY && disk != D_SECONDARY) {
+        return; /* the overlays: overlays_faulted */
+    }
+    for (uint64_t s = first; s < first + n; s++) {
+        *u64map_put(&cs(w)->carried[disk == D_SECONDARY], s, NULL) = 1;
+    }
 }
 
 static bool colo_explained(const struct world *w, uint64_t sector)
@@ -466,6 +483,8 @@ static void colo_start(struct world *w)
     struct colo_state *c = cs(w);
     check_colo_init(&c->ck, w->seed, w->size / 512);
     u64map_init(&c->stale);
+    u64map_init(&c->carried[0]);
+    u64map_init(&c->carried[1]);
     c->history = json_array();
     world__checker_add(w, &colo_checker, w);
     c->net_transient = true;
@@ -939,6 +958,11 @@ static json_t *stage_json(const struct node *repl)
 static void colo_end(struct world *w)
 {
     struct colo_state *c = cs(w);
+    w->r->net_segments = net_stats(c->net)->segments;
+    w->r->net_resets = net_stats(c->net)->resets;
+    if (!w->o.want_checks) {
+        return; /* world_result.replication comes with the checks */
+    }
     json_t *o = json_object();
     json_object_set_new(o, "variant", json_string(trace_variant_name(c->cfg.variant)));
     json_object_set_new(o, "primary", stage_json(c->prepl));
@@ -951,8 +975,6 @@ static void colo_end(struct world *w)
     json_object_set(o, "history", c->history);
     json_decref(w->r->replication);
     w->r->replication = o;
-    w->r->net_segments = net_stats(c->net)->segments;
-    w->r->net_resets = net_stats(c->net)->resets;
 }
 
 static void colo_fini(struct world *w)
@@ -961,6 +983,8 @@ static void colo_fini(struct world *w)
     ASSERT(c->sec == NULL); /* the secondary was taken down */
     net_free(c->net);
     u64map_fini(&c->stale);
+    u64map_fini(&c->carried[0]);
+    u64map_fini(&c->carried[1]);
     json_decref(c->history);
     mem_free(w->tst, sizeof(struct colo_state));
     w->tst = NULL;
@@ -993,6 +1017,7 @@ const struct topo_ops topo_colo = {
     .host_kill = colo_host_kill,
     .conflict = colo_conflict,
     .explained = colo_explained,
+    .taint_seen = colo_taint_seen,
     .controls = 1u << TRACE_REPLICATION | 1u << TRACE_COLO,
     .control = colo_control,
     .faults = colo_faults,

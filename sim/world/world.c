@@ -175,12 +175,15 @@ static bool op_writes(enum trace_kind k)
     return k == TRACE_WRITE || k == TRACE_ZERO || k == TRACE_DISCARD;
 }
 
-/* Must @rec wait for operations in flight? Overlapping writes wait, flushes
- * wait for writes, and the topology may ask for more. */
+/* Must @rec wait for operations in flight of its own guest? Overlapping
+ * writes wait, flushes wait for writes, and the topology may ask for more. */
 static bool op_conflicts(const struct world *w, const struct trace_rec *rec)
 {
     for (unsigned i = 0; i < w->n_inflight; i++) {
         const struct trace_rec *o = w->inflight[i]->rec;
+        if (o->guest != rec->guest) {
+            continue; /* another host's guest, on a disk of its own */
+        }
         if (w->topo_ops->conflict && w->topo_ops->conflict(rec, o)) {
             return true;
         }

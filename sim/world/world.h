@@ -158,8 +158,8 @@ struct world_result {
     json_t *jobs;                /* want_checks: the block jobs that ran (id, type,
                                   * status, progress, error, events), or NULL when
                                   * none did (world_result_fini frees it) */
-    json_t *replication;         /* colo: stages, operations, checkpoints, failovers,
-                                  * or NULL (world_result_fini frees it) */
+    json_t *replication;         /* want_checks, colo: stages, operations, checkpoints,
+                                  * failovers, or NULL (world_result_fini frees it) */
     uint64_t job_refusals;       /* job verbs the stack refused (QEMU's error replies) */
     char job_refusal[256];       /* the first of them */
     json_t *checks;              /* want_checks: each checker's own report section,
