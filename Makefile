@@ -149,6 +149,7 @@ cli-tests: $(BIN)
 QEMU_XCHECK_CASES ?= 48
 QEMU_QUORUM_CASES ?= 120
 QEMU_JOBS_CASES ?= 24
+QEMU_COLO_CASES ?= 32
 qemu-xcheck: $(BIN)
 	python3 tests/qemu_bitmaps.py $(BIN) $(QEMU_XCHECK_CASES)
 	python3 tests/qemu_quorum.py $(BIN) $(QEMU_QUORUM_CASES)
@@ -156,6 +157,8 @@ qemu-xcheck: $(BIN)
 	python3 tests/qemu_jobs.py $(BIN) $(QEMU_JOBS_CASES)
 	python3 tests/qemu_jobs.py $(BIN) $(QEMU_JOBS_CASES) --mutant backup-cbw-late
 	python3 tests/qemu_jobs.py $(BIN) $(QEMU_JOBS_CASES) --mutant mirror-cancel-forced
+	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES)
+	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES) --mutant repl-failover-active-only
 
 # blocksim's NBD server and client against libnbd tools, qemu-io/qemu-img,
 # qemu-nbd and nbdkit over Unix sockets.

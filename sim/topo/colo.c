@@ -972,6 +972,12 @@ static void colo_end(struct world *w)
                         json_integer((json_int_t)c->checkpoints_refused));
     json_object_set_new(o, "failovers", json_integer((json_int_t)c->failovers));
     json_object_set_new(o, "in_sync", json_boolean(c->pair));
+    if (c->sec) { /* what the overlays hold at the end */
+        json_object_set_new(o, "active_clusters",
+                            json_integer((json_int_t)overlay_clusters_allocated(c->sec->active)));
+        json_object_set_new(o, "hidden_clusters",
+                            json_integer((json_int_t)overlay_clusters_allocated(c->sec->hidden)));
+    }
     json_object_set(o, "history", c->history);
     json_decref(w->r->replication);
     w->r->replication = o;
@@ -988,6 +994,41 @@ static void colo_fini(struct world *w)
     json_decref(c->history);
     mem_free(w->tst, sizeof(struct colo_state));
     w->tst = NULL;
+}
+
+/* What an overlay holds of its own: its clusters' data, zeroes elsewhere. */
+static int layer_read(struct node *ovl, uint64_t off, uint8_t *buf, uint64_t len)
+{
+    memset(buf, 0, len);
+    for (uint64_t at = off; at < off + len;) {
+        uint64_t pnum = 0;
+        int bs = node_block_status(ovl, at, off + len - at, &pnum);
+        pnum = pnum ? min_u64(pnum, off + len - at) : off + len - at;
+        if (bs < 0) {
+            return bs;
+        }
+        if (bs & NODE_BS_DATA) {
+            TRY(node_pread_sync(ovl, at, buf + (at - off), pnum));
+        }
+        at += pnum;
+    }
+    return 0;
+}
+
+/* --export secondary-guest (what the secondary guest reads), hidden-layer
+ * and active-layer (what each overlay holds of its own). */
+static int colo_export_read(struct world *w, const char *name, uint64_t off, uint8_t *buf,
+                            uint64_t len)
+{
+    struct colo_sec *sec = cs(w)->sec;
+    if (!sec) {
+        return -EHOSTDOWN;
+    }
+    if (strcmp(name, "secondary-guest") == 0) {
+        return world__node_read(w, sec->root, off, buf, len);
+    }
+    return layer_read(strcmp(name, "hidden-layer") == 0 ? sec->hidden : sec->active, off, buf,
+                      len);
 }
 
 static uint64_t colo_faults(const struct world *w, uint64_t counts[FAULT__COUNT])
@@ -1021,6 +1062,8 @@ const struct topo_ops topo_colo = {
     .controls = 1u << TRACE_REPLICATION | 1u << TRACE_COLO,
     .control = colo_control,
     .faults = colo_faults,
+    .export_names = "secondary-guest,hidden-layer,active-layer",
+    .export_read = colo_export_read,
     .end = colo_end,
     .fini = colo_fini,
 };

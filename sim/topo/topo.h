@@ -74,6 +74,12 @@ struct topo_ops {
     const char *image_format;
     /* The guest's disk was loaded from @image (optional). */
     void (*image_loaded)(struct world *w, const uint8_t *image, uint64_t len);
+    /* Views it exports besides its disks and `guest` (--export NAME): their
+     * names, comma-separated, and a synchronous read of one: 0, or a
+     * negative errno (optional both). */
+    const char *export_names;
+    int (*export_read)(struct world *w, const char *name, uint64_t off, uint8_t *buf,
+                       uint64_t len);
     /* Faults its own devices fired (the network), added to @counts. */
     uint64_t (*faults)(const struct world *w, uint64_t counts[FAULT__COUNT]);
     /* After the run: figures into the result; then free the state

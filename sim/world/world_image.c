@@ -182,17 +182,37 @@ int world__disk_index(const struct world *w, const char *name)
     return -1;
 }
 
+/* Is @name one of the topology's own views (topo_ops.export_names)? */
+static bool topo_export(const struct world *w, const char *name)
+{
+    const char *list = w->topo_ops->export_names;
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] != 0)) {
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int world__exports_check(const struct world *w, struct err *e)
 {
     for (unsigned k = 0; k < w->o.n_exports; k++) {
         const char *name = w->o.exports[k].name;
-        if (strcmp(name, "guest") == 0 || world__disk_index(w, name) >= 0) {
+        if (strcmp(name, "guest") == 0 || world__disk_index(w, name) >= 0 ||
+            topo_export(w, name)) {
             continue;
         }
-        char names[WORLD_DISKS_MAX * 24] = "guest";
+        char names[WORLD_DISKS_MAX * 24 + 128] = "guest";
         for (unsigned i = 0; i < w->n_disks; i++) {
             size_t at = strlen(names);
             snprintf(names + at, sizeof(names) - at, ", %s", w->dcfg[i].name);
+        }
+        for (const char *p = w->topo_ops->export_names; p && *p;) {
+            size_t n = strcspn(p, ",");
+            size_t at = strlen(names);
+            snprintf(names + at, sizeof(names) - at, ", %.*s", (int)n, p);
+            p += n + (p[n] != '\0');
         }
         return err_set(e, 0, 0, "--export %s: no such disk in the %s topology (%s)", name,
                        w->topo_ops->name, names);
@@ -212,11 +232,10 @@ static void guest_read_done(void *opaque, int ret)
     g->done = true;
 }
 
-/* Read @len bytes at @off of what the guest sees, through the live stack. */
-static int export_guest_read(struct world *w, uint64_t off, uint8_t *buf, uint64_t len)
+int world__node_read(struct world *w, struct node *n, uint64_t off, uint8_t *buf, uint64_t len)
 {
     struct guest_read g = { 0, false };
-    node_submit(w->live->root, NODE_OP_READ, off, len, buf, 0, guest_read_done, &g);
+    node_submit(n, NODE_OP_READ, off, len, buf, 0, guest_read_done, &g);
     for (uint64_t i = 0; i < WORLD_EVENTS_MAX && !g.done && evq_step(&w->q, UINT64_MAX); i++) {
     }
     return g.done ? g.ret : -EIO;
@@ -236,12 +255,13 @@ static bool all_zero(const uint8_t *p, size_t n)
 static int export_one(struct world *w, const struct world_export *x, char *why, size_t size)
 {
     int d = world__disk_index(w, x->name);
-    bool guest = d < 0;
+    bool view = topo_export(w, x->name);
+    bool guest = d < 0 && !view;
     if (guest && !w->live) {
         snprintf(why, size, "--export guest: the host is down at the end of the run");
         return -EHOSTDOWN;
     }
-    uint64_t total = guest ? w->size : w->dcfg[d].size;
+    uint64_t total = d < 0 ? w->size : w->dcfg[d].size;
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", x->path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -253,8 +273,10 @@ static int export_one(struct world *w, const struct world_export *x, char *why, 
     int ret = 0;
     for (uint64_t off = 0; off < total && ret == 0; off += EXPORT_CHUNK) {
         uint64_t n = min_u64(EXPORT_CHUNK, total - off);
-        if (guest) {
-            ret = export_guest_read(w, off, buf, n);
+        if (view) {
+            ret = w->topo_ops->export_read(w, x->name, off, buf, n);
+        } else if (guest) {
+            ret = world__node_read(w, w->live->root, off, buf, n);
         } else {
             disk_peek_durable(w->disks[d], off, buf, n);
         }

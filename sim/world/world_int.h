@@ -284,6 +284,9 @@ int world__image_disk_rec(struct world *w, unsigned i, const struct trace_rec *r
 /* Read the images into their disks and tell the checker what they hold. */
 int world__images_load(struct world *w, struct err *e);
 int world__exports_check(const struct world *w, struct err *e);
+/* Read @len bytes at @off through node @n, running the world's events
+ * until the read is done (after the run: exports). */
+int world__node_read(struct world *w, struct node *n, uint64_t off, uint8_t *buf, uint64_t len);
 void world__exports_write(struct world *w);
 void world__images_fini(struct world *w);
 
