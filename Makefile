@@ -159,6 +159,7 @@ qemu-xcheck: $(BIN)
 	python3 tests/qemu_jobs.py $(BIN) $(QEMU_JOBS_CASES) --mutant mirror-cancel-forced
 	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES)
 	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES) --mutant repl-failover-active-only
+	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES) --mutant repl-primary-returns-error
 
 # blocksim's NBD server and client against libnbd tools, qemu-io/qemu-img,
 # qemu-nbd and nbdkit over Unix sockets.

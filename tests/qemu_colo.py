@@ -4,7 +4,8 @@ COLO block replication against two real QEMUs.
 
 Each case is a random script of pattern writes by the primary's guest and
 by the secondary's guest, checkpoints, and at the end a failover, a
-non-failover stop, or nothing:
+non-failover stop, the secondary's death (its QEMU killed, then more
+primary writes), or nothing:
 
   - in QEMU: two `qemu-system-x86_64 -M none` joined by NBD over a Unix
     socket, laid out as docs/block-replication.txt lays them out (the
@@ -66,8 +67,11 @@ def make_case(seed):
         length = rng.choice([512, 4096, 16384, 65536, 131072])
         off = rng.randrange((SIZE - length) // 512 + 1) * 512
         steps.append((kind, off, length, rng.randrange(1, 255)))
-    end = rng.choice(["failover", "failover", "none", "stop"])
-    return dict(steps=steps, end=end)
+    end = rng.choice(["failover", "failover", "none", "stop", "lost"])
+    # lost: the secondary's QEMU is killed, then the primary's guest writes on
+    after = [(rng.randrange(SIZE // 4096) * 4096, 4096, rng.randrange(1, 255))
+             for _ in range(rng.randint(1, 3))]
+    return dict(steps=steps, end=end, after=after)
 
 
 def start_qemu(d, name, drives):
@@ -129,7 +133,15 @@ def run_qemu(d, case):
                 "command-line": 'qemu-io %s "write -P 0x%02x %d %d"' % (dev, st[3], st[1],
                                                                          st[2])})
         stop = None
-        if case["end"] != "none":
+        if case["end"] == "lost":
+            ps.kill()
+            ps.wait()
+            for off, n, pat in case["after"]:
+                r = qp.cmd("human-monitor-command", **{
+                    "command-line": 'qemu-io guest "write -P 0x%02x %d %d"' % (pat, off, n)})
+                assert "error" not in r.get("return", ""), r  # the guest never sees it
+            return dict(primary=read(pri), errors=(status(qp),), lost=True)
+        if case["end"] not in ("none", "lost"):
             r = qs.cmd("xen-set-replication", enable=False, primary=False,
                        failover=case["end"] == "failover")
             stop = r.get("error", {}).get("desc", "ok")
@@ -189,19 +201,26 @@ def run_blocksim(blocksim, d, case, mutant):
             lines.append("write %d %d pattern=0x%02x%s" % (st[1], st[2], st[3],
                                                           " guest=secondary"
                                                           if st[0] == "s" else ""))
-    if case["end"] != "none":
+    if case["end"] == "lost":
+        lines.append("crash host=secondary")
+        for off, n, pat in case["after"]:
+            lines.append("write %d %d pattern=0x%02x" % (off, n, pat))
+        lines.append("replication get-error host=primary")
+    elif case["end"] != "none":
         lines.append("replication stop%s host=secondary" %
                      (" failover" if case["end"] == "failover" else ""))
-    lines.append("replication get-error host=primary")
-    lines.append("replication get-error host=secondary")
+    if case["end"] != "lost":
+        lines.append("replication get-error host=primary")
+        lines.append("replication get-error host=secondary")
     trace = os.path.join(d, "case.trace")
     with open(trace, "w") as f:
         f.write("\n".join(lines) + "\n")
     out = {}
     cmd = [blocksim, "replay", "--json", "--no-wall", trace]
     # The disks, what each overlay holds of its own, the secondary guest's view.
-    for name in ("primary-disk", "secondary-disk", "hidden-layer", "active-layer",
-                 "secondary-guest"):
+    names = ("primary-disk",) if case["end"] == "lost" else (
+        "primary-disk", "secondary-disk", "hidden-layer", "active-layer", "secondary-guest")
+    for name in names:
         out[name] = os.path.join(d, "b-%s.raw" % name)
         cmd += ["--export", "%s=%s" % (name, out[name])]
     if mutant:
@@ -211,6 +230,9 @@ def run_blocksim(blocksim, d, case, mutant):
         raise SystemExit("blocksim refused the trace: " + r.stderr)
     rep = json.loads(r.stdout)
     hist = [h for h in rep["replication"]["history"] if h["op"] == "get-error"]
+    if case["end"] == "lost":
+        return dict(primary=read(out["primary-disk"]), errors=(hist[-1]["result"] != "ok",),
+                    lost=True, verdict=rep["verdict"], werr=rep["errors"]["write"])
     stops = [h["result"] for h in rep["replication"]["history"] if h["op"] == "stop"]
     errors = tuple(h["result"] != "ok" for h in hist[-2:])
     repl = rep["replication"]
@@ -223,6 +245,15 @@ def run_blocksim(blocksim, d, case, mutant):
 
 def compare(q, b, failover):
     problems = []
+    if q.get("lost"):  # the primary goes on: its disk, its get-error, no guest error
+        if q["primary"] != b["primary"]:
+            i = first_diff(q["primary"], b["primary"])
+            problems.append("primary differs from byte %d after the secondary died" % i)
+        if q["errors"] != b["errors"] or b["werr"]:
+            problems.append("after the secondary died: get-error QEMU %s, blocksim %s; "
+                            "blocksim guest write errors %d" % (q["errors"], b["errors"],
+                                                                b["werr"]))
+        return problems
     for what in ("primary", "secondary") + (() if failover else ("view",)):
         if q[what] != b[what]:
             i = first_diff(q[what], b[what])
@@ -267,7 +298,7 @@ def main():
                 continue
             b = run_blocksim(blocksim, d, case, mutant)
         problems = compare(q, b, case["end"] == "failover")
-        checks += 8 if case["end"] != "failover" else 7
+        checks += {"failover": 7, "lost": 2}.get(case["end"], 8)
         if case["end"] == "stop":
             # The documented difference: QEMU's layers keep their data and
             # its secondary reports an error; blocksim emptied both.
