@@ -353,7 +353,8 @@ static void job_start_backup(struct node *n)
 {
     struct repl_state *s = rs(n);
     struct backup_opts bo = {
-        .source = s->o.secondary, .target = s->o.hidden, .front = s->o.export_front,
+        .source = s->o.secondary, .front = s->o.export_front,
+        .target = s->o.backup_target ? s->o.backup_target : s->o.hidden,
         .sync = BACKUP_SYNC_NONE, .cluster = s->o.backup_cluster,
         .on_source_error = JOB_ON_ERR_REPORT, .on_target_error = JOB_ON_ERR_REPORT,
         .job = { .auto_finalize = true, .auto_dismiss = true },

@@ -51,6 +51,8 @@ struct drv_replication_opts {
     struct node *file;      /* primary: the NBD client; secondary: the active disk */
     /* Secondary only. */
     struct node *hidden;    /* the active disk's backing (an overlay) */
+    struct node *backup_target; /* where the backup's copies go: hidden, or a
+                                 * pass-through above it (NULL: hidden) */
     struct node *secondary; /* the hidden disk's backing: the secondary disk */
     struct node **export_front; /* where the NBD server's writes enter: the
                                  * backup's filter while it runs */

@@ -67,9 +67,10 @@ bool check_colo_compare(struct check_colo *c, const char *property, const char *
                         bool (*explained)(void *opaque, uint64_t sector), void *opaque,
                         uint64_t now_ns);
 
-/* A checkpoint completed: C becomes what @n sectors at @first hold (call it
- * over the whole disk, in order), S empties. */
-void check_colo_checkpoint_begin(struct check_colo *c);
+/* A checkpoint completed: S empties, and C (all of it when @whole) becomes
+ * what check_colo_checkpoint_data tells next: @n sectors at @first hold
+ * @data (C keeps its other sectors). */
+void check_colo_checkpoint_begin(struct check_colo *c, bool whole);
 void check_colo_checkpoint_data(struct check_colo *c, const uint8_t *data, uint64_t first,
                                 uint64_t n);
 /* A failover completed: the secondary disk is the view; C becomes it. */

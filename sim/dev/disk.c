@@ -150,6 +150,9 @@ void disk_free(struct disk *d)
     u64map_fini(&d->chunks);
     u64map_fini(&d->taint);
     u64map_fini(&d->latent);
+    if (d->track) {
+        u64map_fini(&d->changed);
+    }
     mem_free(d, sizeof(*d));
 }
 
@@ -240,6 +243,9 @@ static void store_write(struct disk *d, uint64_t offset, const uint8_t *src, uin
         uint64_t in = offset % DISK_CHUNK;
         uint64_t n = min_u64(len, DISK_CHUNK - in);
         uint8_t *c = chunk_get(d, index);
+        if (d->track) {
+            *u64map_put(&d->changed, index, NULL) = 1;
+        }
         if (!src && n == DISK_CHUNK) {
             if (c) {
                 chunk_release(d, c);
@@ -849,3 +855,21 @@ const struct planted_bug disk_bugs[] = {
 };
 
 const size_t disk_bugs_count = ARRAY_LEN(disk_bugs);
+
+void disk_track(struct disk *d)
+{
+    if (!d->track) {
+        d->track = true;
+        u64map_init(&d->changed);
+    }
+}
+
+uint64_t *disk_changed_take(struct disk *d, size_t *n)
+{
+    ASSERT(d->track);
+    *n = d->changed.n;
+    uint64_t *keys = u64map_keys(&d->changed);
+    u64map_fini(&d->changed);
+    u64map_init(&d->changed);
+    return keys;
+}

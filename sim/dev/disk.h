@@ -117,6 +117,9 @@ struct disk {
     uint64_t cap_free;
     struct u64map taint;     /* sector -> enum disk_taint */
     struct u64map latent;    /* sector -> 1: unreadable until rewritten */
+    bool track;              /* record changed chunks (disk_track) */
+    struct u64map changed;   /* chunk index -> 1: contents changed since the last
+                              * disk_changed_take */
     struct disk_log_entry *log; /* ring */
     uint64_t log_head;       /* index of oldest entry */
     uint64_t log_n;
@@ -191,6 +194,13 @@ int disk_crash_mode_parse(const char *s, enum disk_crash_mode *out) WUR;
 const char *disk_taint_name(enum disk_taint t);
 
 void disk_check(const struct disk *d);
+
+/* From now on, remember which DISK_CHUNK-sized chunks change (any write,
+ * write-zeroes, discard, crash undo or redo, poke). */
+void disk_track(struct disk *d);
+/* The chunks changed since tracking began or the last take, in ascending
+ * order (mem_free it, *n entries); the record starts afresh. */
+uint64_t *disk_changed_take(struct disk *d, size_t *n);
 
 /* This module's planted bugs (sim/trace/mutant gathers them). */
 extern const struct planted_bug disk_bugs[];

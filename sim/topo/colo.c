@@ -50,6 +50,7 @@
 #define CO_SECONDARY 1u /* the secondary's host index */
 #define CO_EXPORT "colo-disk"
 #define CO_CHUNK (1u << 20)
+#define CO_HIDDEN_SCAN (16u << 20)
 
 enum { D_PRIMARY, D_SECONDARY, D_HIDDEN, D_ACTIVE, D__COUNT };
 
@@ -83,6 +84,7 @@ struct colo_state {
                                * data live on in the hidden disk, in C) */
     bool pair;                /* the secondary replicates the primary, in sync */
     bool lost;                /* the secondary went down while the pair lasted */
+    bool full_scan;           /* the next look at the disks reads them whole */
     uint64_t lost_writes;     /* primary writes issued since and acknowledged */
     bool failed_over;
     uint64_t checkpoints, checkpoints_refused, failovers, view_unjudged_faults;
@@ -259,6 +261,24 @@ static void sec_job_event(void *opaque, const struct job_event *ev)
     world__observe(sec->w, TRACE_JOB, ev->kind, (int32_t)ev->status, ev->offset, ev->len);
 }
 
+/* I3 as it happens: every copy the backup writes into the hidden disk
+ * carries C, the contents at the last checkpoint. */
+static void copy_seen(void *opaque, unsigned id, const struct req *req, int ret,
+                      const uint8_t *buf)
+{
+    struct world *w = opaque;
+    struct colo_state *c = cs(w);
+    (void)id;
+    if (req->op != NODE_OP_WRITE || ret < 0 || !c->ck.synced || overlays_faulted(w) ||
+        c->ck.failed) {
+        return;
+    }
+    c->ck.hidden_checked += req->len / 512;
+    (void)check_colo_compare(&c->ck, "colo-hidden", "a copy into the hidden disk", buf,
+                             req->offset / 512, req->len / 512, false, sec_explained, w,
+                             w->q.now_ns);
+}
+
 static int sec_nodes(struct world *w, struct colo_sec *sec, struct err *e)
 {
     struct node *file[D__COUNT];
@@ -270,6 +290,9 @@ static int sec_nodes(struct world *w, struct colo_sec *sec, struct err *e)
     sec->disk = file[D_SECONDARY];
     struct drv_overlay_opts ho = { file[D_HIDDEN], sec->disk, w->size, cluster };
     TRY(node_new(&sec->g, &drv_overlay, "hidden", &ho, e, &sec->hidden));
+    struct tap_opts to = { sec->hidden, 0, copy_seen, w, NULL };
+    struct node *copies;
+    TRY(node_new(&sec->g, &drv_tap, "hidden-copies", &to, e, &copies));
     struct drv_overlay_opts ao = { file[D_ACTIVE], sec->hidden, w->size, cluster };
     TRY(node_new(&sec->g, &drv_overlay, "active", &ao, e, &sec->active));
     sec->export_front = sec->disk;
@@ -282,7 +305,8 @@ static int sec_nodes(struct world *w, struct colo_sec *sec, struct err *e)
     sec->jobs.mutants = w->o.node_mutants;
     struct drv_replication_opts ro = {
         .mode = REPL_MODE_SECONDARY, .variant = (enum repl_variant)cs(w)->cfg.variant,
-        .file = sec->active, .hidden = sec->hidden, .secondary = sec->disk,
+        .file = sec->active, .hidden = sec->hidden, .backup_target = copies,
+        .secondary = sec->disk,
         .export_front = &sec->export_front, .jobs = &sec->jobs,
         .backup_cluster = cs(w)->cfg.backup_cluster,
     };
@@ -361,6 +385,7 @@ static void colo_host_kill(struct world *w, unsigned h)
     cs(w)->lost |= cs(w)->pair && cs(w)->prepl != NULL;
     cs(w)->pair = false;
     cs(w)->ck.synced = false; /* its disks resolve their caches: the view is unknown */
+    cs(w)->full_scan = true;
     sec_nbd_stop(w, sec);
     job_list_fini(&sec->jobs); /* its jobs die with it */
     graph_kill(&sec->g, sec_idle, sec);
@@ -483,6 +508,8 @@ static void colo_start(struct world *w)
     struct colo_state *c = cs(w);
     check_colo_init(&c->ck, w->seed, w->size / 512);
     u64map_init(&c->stale);
+    disk_track(w->disks[D_PRIMARY]); /* both start zeroed: C is known */
+    disk_track(w->disks[D_SECONDARY]);
     u64map_init(&c->carried[0]);
     u64map_init(&c->carried[1]);
     c->history = json_array();
@@ -509,11 +536,18 @@ static void history_add(struct world *w, const struct trace_rec *rec, const char
     json_array_append_new(cs(w)->history, o);
 }
 
-/* I3: every cluster the hidden disk holds is C. */
-static void hidden_check(struct world *w, unsigned line)
+/* I3 afterwards: every cluster the hidden disk holds is still C (each
+ * copy was checked as it was written: copy_seen). At a failover always; at
+ * a checkpoint while it holds at most CO_HIDDEN_SCAN bytes (the scan costs
+ * what the hidden disk holds, at every checkpoint). */
+static void hidden_check(struct world *w, unsigned line, bool always)
 {
     struct colo_state *c = cs(w);
     if (!c->ck.synced || overlays_faulted(w) || !c->sec) {
+        return;
+    }
+    uint64_t cluster = c->cfg.has_cluster ? c->cfg.cluster : OVERLAY_CLUSTER_DEFAULT;
+    if (!always && overlay_clusters_allocated(c->sec->hidden) * cluster > CO_HIDDEN_SCAN) {
         return;
     }
     struct node *hidden = c->sec->hidden;
@@ -537,13 +571,69 @@ static void hidden_check(struct world *w, unsigned line)
     mem_free(buf, CO_CHUNK);
 }
 
-/* I2 and I5: the secondary disk equals the primary disk. */
-static void pair_check(struct world *w, unsigned line)
+/* The parts of the disks a checkpoint or failover must look at: where
+ * primary-disk or secondary-disk changed since the last look (elsewhere
+ * both still hold C), or everything after the view was lost. Runs of
+ * changed DISK_CHUNK chunks, at most CO_CHUNK long. */
+struct runs {
+    uint64_t (*r)[2]; /* offset, length */
+    size_t n;
+};
+
+static void runs_add(struct runs *x, size_t *cap, uint64_t off, uint64_t len)
+{
+    if (x->n && x->r[x->n - 1][0] + x->r[x->n - 1][1] == off &&
+        x->r[x->n - 1][1] + len <= CO_CHUNK) {
+        x->r[x->n - 1][1] += len;
+        return;
+    }
+    if (x->n == *cap) {
+        size_t ncap = *cap ? 2 * *cap : 64;
+        x->r = mem_realloc(x->r, *cap * sizeof(*x->r), ncap * sizeof(*x->r));
+        *cap = ncap;
+    }
+    x->r[x->n][0] = off;
+    x->r[x->n][1] = len;
+    x->n++;
+}
+
+static struct runs changed_runs(struct world *w, size_t *cap)
+{
+    struct runs x = { NULL, 0 };
+    *cap = 0;
+    size_t na;
+    size_t nb;
+    uint64_t *a = disk_changed_take(w->disks[D_PRIMARY], &na);
+    uint64_t *b = disk_changed_take(w->disks[D_SECONDARY], &nb);
+    bool full = cs(w)->full_scan;
+    cs(w)->full_scan = false;
+    for (uint64_t off = 0; full && off < w->size; off += CO_CHUNK) {
+        runs_add(&x, cap, off, min_u64(CO_CHUNK, w->size - off));
+    }
+    for (size_t i = 0, j = 0; !full && (i < na || j < nb);) { /* merge, unique */
+        uint64_t c = j == nb || (i < na && a[i] <= b[j]) ? a[i] : b[j];
+        i += i < na && a[i] == c;
+        j += j < nb && b[j] == c;
+        runs_add(&x, cap, c * DISK_CHUNK, DISK_CHUNK);
+    }
+    mem_free(a, na * sizeof(*a));
+    mem_free(b, nb * sizeof(*b));
+    return x;
+}
+
+static void runs_free(struct runs *x, size_t cap)
+{
+    mem_free(x->r, cap * sizeof(*x->r));
+}
+
+/* I2 and I5 over @x: the secondary disk equals the primary disk. */
+static void pair_check(struct world *w, const struct runs *x, unsigned line)
 {
     uint8_t *a = mem_alloc(CO_CHUNK);
     uint8_t *b = mem_alloc(CO_CHUNK);
-    for (uint64_t off = 0; off < w->size && !cs(w)->ck.failed; off += CO_CHUNK) {
-        uint64_t len = min_u64(CO_CHUNK, w->size - off);
+    for (size_t r = 0; r < x->n && !cs(w)->ck.failed; r++) {
+        uint64_t off = x->r[r][0];
+        uint64_t len = x->r[r][1];
         disk_peek(w->disks[D_PRIMARY], off, a, len);
         disk_peek(w->disks[D_SECONDARY], off, b, len);
         for (uint64_t k = 0; k < len / 512 && memcmp(a, b, len) != 0; k++) {
@@ -571,18 +661,31 @@ static void pair_check(struct world *w, unsigned line)
     mem_free(b, CO_CHUNK);
 }
 
-/* C becomes what the secondary disk holds; S empties. */
-static void model_take(struct world *w)
+/* C becomes what the secondary disk holds over @x (elsewhere it is C
+ * still); S empties. */
+static void model_take(struct world *w, const struct runs *x, bool whole)
 {
     struct check_colo *ck = &cs(w)->ck;
     uint8_t *buf = mem_alloc(CO_CHUNK);
-    check_colo_checkpoint_begin(ck);
-    for (uint64_t off = 0; off < w->size; off += CO_CHUNK) {
-        uint64_t len = min_u64(CO_CHUNK, w->size - off);
-        disk_peek(w->disks[D_SECONDARY], off, buf, len);
-        check_colo_checkpoint_data(ck, buf, off / 512, len / 512);
+    check_colo_checkpoint_begin(ck, whole);
+    for (size_t r = 0; r < x->n; r++) {
+        disk_peek(w->disks[D_SECONDARY], x->r[r][0], buf, x->r[r][1]);
+        check_colo_checkpoint_data(ck, buf, x->r[r][0] / 512, x->r[r][1] / 512);
     }
     mem_free(buf, CO_CHUNK);
+}
+
+/* The secondary's view is its disk again (a checkpoint, a stop). */
+static void view_reset(struct world *w, bool pair, unsigned line)
+{
+    size_t cap;
+    bool whole = cs(w)->full_scan;
+    struct runs x = changed_runs(w, &cap);
+    if (pair) {
+        pair_check(w, &x, line);
+    }
+    model_take(w, &x, whole);
+    runs_free(&x, cap);
 }
 
 /* A secondary checkpoint succeeded (colo checkpoint or replication
@@ -601,28 +704,41 @@ static void after_checkpoint(struct world *w, const struct trace_rec *rec)
         check_colo_fail(&c->ck, "colo-checkpoint", 0, 0, 0, w->q.now_ns, msg);
         c->ck.first.line = line;
     }
-    if (c->pair && w->live && !c->ck.failed) {
-        pair_check(w, line);
-    }
-    model_take(w);
+    view_reset(w, c->pair && w->live && !c->ck.failed, line);
     c->checkpoints++;
 }
 
-/* I4: after a successful failover the secondary disk is C + S. */
+/* I4 over [off, off + len): the secondary disk is C + S there. */
+static bool failover_compare(struct world *w, uint8_t *buf, uint64_t off, uint64_t len)
+{
+    disk_peek(w->disks[D_SECONDARY], off, buf, len);
+    return check_colo_compare(&cs(w)->ck, "colo-failover", "the secondary disk after failover",
+                              buf, off / 512, len / 512, true, sec_explained, w, w->q.now_ns);
+}
+
+/* I4: after a successful failover the secondary disk is C + S: where it
+ * changed since the last checkpoint and where S wrote (elsewhere it is C,
+ * and so is the view). */
 static void after_failover(struct world *w, const struct trace_rec *rec)
 {
     struct colo_state *c = cs(w);
     uint8_t *buf = mem_alloc(CO_CHUNK);
-    for (uint64_t off = 0; off < w->size && !c->ck.failed; off += CO_CHUNK) {
-        uint64_t len = min_u64(CO_CHUNK, w->size - off);
-        disk_peek(w->disks[D_SECONDARY], off, buf, len);
-        if (!overlays_faulted(w) &&
-            !check_colo_compare(&c->ck, "colo-failover", "the secondary disk after failover",
-                                buf, off / 512, len / 512, true, sec_explained, w,
-                                w->q.now_ns)) {
-            c->ck.first.line = rec ? rec->line : 0;
-        }
+    size_t cap;
+    struct runs x = changed_runs(w, &cap);
+    bool stop = overlays_faulted(w); /* their damage cannot be named by sector */
+    for (size_t r = 0; r < x.n && !stop; r++) {
+        stop = !failover_compare(w, buf, x.r[r][0], x.r[r][1]);
     }
+    uint64_t *keys = u64map_keys(&c->ck.s);
+    size_t n = c->ck.s.n;
+    for (size_t i = 0; i < n && !stop; i++) {
+        stop = !failover_compare(w, buf, keys[i] * 512, 512);
+    }
+    mem_free(keys, n * sizeof(*keys));
+    if (c->ck.failed) {
+        c->ck.first.line = rec ? rec->line : 0;
+    }
+    runs_free(&x, cap);
     mem_free(buf, CO_CHUNK);
     check_colo_failover(&c->ck);
     c->pair = false;
@@ -699,7 +815,7 @@ static void repl_step_done(struct colo_op *op, bool sec, int ret, const struct e
             after_failover(w, op->rec);
         } else if (op->op == TRACE_REPL_STOP && !op->failover) {
             c->pair = false;
-            model_take(w); /* S discarded: the view is the secondary disk */
+            view_reset(w, false, op->rec->line); /* S discarded: the view is the disk */
         }
     }
     if (!sec && op->op == TRACE_REPL_STOP) {
@@ -864,7 +980,7 @@ static void cp_flushed(void *opaque, int ret)
         cp_refused(op, "replication is not running on the secondary");
         return;
     }
-    hidden_check(w, op->rec->line);
+    hidden_check(w, op->rec->line, false);
     replication_do_checkpoint(c->sec->repl, cp_done, op);
 }
 
@@ -909,7 +1025,7 @@ static void colo_record(struct world *w, const struct trace_rec *rec)
             return;
         }
         sec_nbd_stop(w, c->sec); /* the primary is gone: nothing more may arrive */
-        hidden_check(w, op->rec->line);
+        hidden_check(w, op->rec->line, true);
         replication_stop(c->sec->repl, true, fo_done, op);
         return;
     default: /* primary-alone: stop forwarding, drop children.1 */
