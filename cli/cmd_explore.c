@@ -21,7 +21,7 @@ static void explore_usage(FILE *out)
     fprintf(out,
             "usage: blocksim explore TRACE [--max-states N] [--tear-samples N] [--seed S]\n"
             "                        [--time SECONDS] [--point K] [--json] [--quiet]\n"
-            "                        [--mutant NAME]\n"
+            "                        [--mutant NAME] [--host NAME]\n"
             "       blocksim explore --exhaustive [--ops N] [--mutant NAME]\n"
             "Crash the host at every crash point of a workload (as the disks receive\n"
             "each flush, the stack's own included, and at its end) into many states:\n"
@@ -38,6 +38,8 @@ static void explore_usage(FILE *out)
             "  --seed S           sampling seed (default 1)\n"
             "  --time SECONDS     stop after this long (the report says so; not a failure)\n"
             "  --point K          explore only crash point K (as a failure's reproduce line)\n"
+            "  --host NAME        crash only host NAME (e.g. colo's secondary, inside its\n"
+            "                     checkpoints and failover); default: every host\n"
             "  --out DIR          where a failing state's repro trace goes (default\n"
             "                     ./blocksim-failures, made when needed; checked first)\n"
             "  --json             print the result as JSON\n"
@@ -85,6 +87,14 @@ static int explore_opt(struct explore_args *a, int c, const char *val)
     case 'm':
         return cli_mutant_note("explore", val, &a->o.node_mutants, &a->o.disk_mutants,
                                a->mutants, sizeof(a->mutants));
+    case 'H':
+        if (strlen(val) == 0 || strlen(val) >= sizeof(a->o.host)) {
+            cli_error("explore", "--host: expected a host name of 1..%zu characters, got "
+                      "'%s'", sizeof(a->o.host) - 1, val);
+            return CLI_USAGE;
+        }
+        snprintf(a->o.host, sizeof(a->o.host), "%s", val);
+        return 0;
     default: return CLI_USAGE;
     }
 }
@@ -99,7 +109,8 @@ static int explore_parse(struct explore_args *a, int argc, char **argv)
         { "tear-samples", required_argument, NULL, 'e' },
         { "time", required_argument, NULL, 't' },       { "point", required_argument, NULL, 'p' },
         { "json", no_argument, NULL, 'j' },             { "quiet", no_argument, NULL, 'q' },
-        { "out", required_argument, NULL, 'o' },        { NULL, 0, NULL, 0 },
+        { "out", required_argument, NULL, 'o' },        { "host", required_argument, NULL, 'H' },
+        { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
     crashx_opts_default(&a->o);
@@ -155,8 +166,9 @@ static void explore_reproduce(const struct explore_args *a, const char *path,
         return;
     }
     snprintf(buf, size, "blocksim explore %s --point %" PRIu64 " --seed %" PRIu64
-             " --max-states %" PRIu64 " --tear-samples %" PRIu64 "%s", path, r->fail_point,
-             a->o.seed, a->o.max_states, a->o.tear_samples, a->mutants);
+             " --max-states %" PRIu64 " --tear-samples %" PRIu64 "%s%s%s", path, r->fail_point,
+             a->o.seed, a->o.max_states, a->o.tear_samples, a->o.host[0] ? " --host " : "",
+             a->o.host, a->mutants);
 }
 
 static void explore_print(const struct explore_args *a, const char *path,

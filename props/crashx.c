@@ -52,6 +52,7 @@ struct point {
     struct trace t;              /* a view: records borrowed from the workload */
     size_t cap;
     unsigned n_disks;
+    bool crashing[WORLD_DISKS_MAX]; /* the disks the crash takes down (its host's) */
     size_t n_entries[WORLD_DISKS_MAX];
     uint8_t fua[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
     uint32_t len[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
@@ -96,10 +97,11 @@ static struct trace_rec *point_add(struct point *pt, const struct trace_rec *src
 }
 
 /* Records [0, upto] of @w, then crash, restart and the read-back. */
-static void point_build(struct point *pt, const struct trace *w, size_t upto)
+static void point_build(struct point *pt, const struct trace *w, size_t upto,
+                        const char *host)
 {
     memset(pt, 0, sizeof(*pt));
-    uint64_t ranges[CRASHX_READS_MAX][2];
+    uint64_t ranges[CRASHX_READS_MAX][3]; /* offset, length, guest */
     unsigned n_ranges = 0;
     for (size_t i = 0; i <= upto; i++) {
         const struct trace_rec *r = &w->recs[i];
@@ -111,17 +113,19 @@ static void point_build(struct point *pt, const struct trace *w, size_t upto)
                       r->kind == TRACE_DISCARD;
         if (writes && n_ranges < CRASHX_READS_MAX) {
             ranges[n_ranges][0] = r->offset;
-            ranges[n_ranges++][1] = r->len;
+            ranges[n_ranges][1] = r->len;
+            ranges[n_ranges++][2] = r->guest;
         }
         pt->line = r->line;
     }
     pt->crash_rec = pt->t.n;
-    point_add(pt, NULL, TRACE_CRASH);
-    point_add(pt, NULL, TRACE_RESTART);
+    snprintf(point_add(pt, NULL, TRACE_CRASH)->host, TRACE_HOST_MAX, "%s", host);
+    snprintf(point_add(pt, NULL, TRACE_RESTART)->host, TRACE_HOST_MAX, "%s", host);
     for (unsigned i = 0; i < n_ranges; i++) {
         struct trace_rec *rd = point_add(pt, NULL, TRACE_READ);
         rd->offset = ranges[i][0];
         rd->len = ranges[i][1];
+        rd->guest = (uint8_t)ranges[i][2]; /* each guest reads back what it wrote */
     }
 }
 
@@ -135,6 +139,7 @@ static void dry_hook(void *opaque, unsigned disk, const struct disk *d)
     struct point *pt = opaque;
     ASSERT(disk < WORLD_DISKS_MAX);
     pt->n_disks = disk + 1;
+    pt->crashing[disk] = true;
     pt->n_entries[disk] = d->log_n < CRASHX_ENTRIES_MAX ? d->log_n : CRASHX_ENTRIES_MAX;
     for (size_t i = 0; i < pt->n_entries[disk]; i++) {
         const struct disk_log_entry *e = &d->log[(d->log_head + i) % d->log_cap];
@@ -208,11 +213,15 @@ static void repro_fill(struct explorer *x, bool planned, uint64_t tear_seed)
     struct trace_crash_plan *p = trace_crash_plan_new();
     p->at_flush = pt->at_flush;
     p->tear_seed = planned ? tear_seed : 0;
-    p->n_disks = planned ? pt->n_disks : 0;
-    for (unsigned d = 0; d < p->n_disks; d++) {
-        p->n[d] = (uint32_t)pt->n_entries[d];
-        p->fates[d] = mem_alloc(p->n[d] ? p->n[d] : 1);
-        memcpy(p->fates[d], x->keep[d], p->n[d]);
+    /* A record's fates name the disks its crash takes down, in disk order. */
+    for (unsigned d = 0; planned && d < pt->n_disks; d++) {
+        if (!pt->crashing[d]) {
+            continue;
+        }
+        unsigned k = p->n_disks++;
+        p->n[k] = (uint32_t)pt->n_entries[d];
+        p->fates[k] = mem_alloc(p->n[k] ? p->n[k] : 1);
+        memcpy(p->fates[k], x->keep[d], p->n[k]);
     }
     struct trace_rec *crash = &pt->t.recs[pt->crash_rec];
     ASSERT(crash->kind == TRACE_CRASH && crash->plan == NULL);
@@ -422,6 +431,7 @@ static int explore_point(struct explorer *x, struct point *pt, uint64_t index,
                             .crash_at_flush = pt->at_flush };
     struct world_result res;
     memset(pt->n_entries, 0, sizeof(pt->n_entries));
+    memset(pt->crashing, 0, sizeof(pt->crashing));
     int ret = world_run(&pt->t, &o, &res, e);
     if (ret == 0 && res.verdict == WORLD_FAIL) {
         char where[64];
@@ -528,7 +538,7 @@ static int explore_workload(const struct trace *w, const struct crashx_opts *o,
     uint64_t number = 0;
     for (size_t s = 0; s < n_segs && ret == 0 && !r->failed && !r->stopped; s++) {
         const struct segment *sg = &segs[s];
-        point_build(pt, w, sg->end - 1);
+        point_build(pt, w, sg->end - 1, o->host);
         x.crash_index = sg->crashes_before;
         uint64_t span = sg->flush_hi - sg->flush_lo;
         for (uint64_t k = 0; k <= span && ret == 0 && !r->failed && !must_stop(&x); k++) {

@@ -37,6 +37,9 @@ struct crashx_opts {
     double seconds;      /* wall budget; 0: none (the result says when it ran out) */
     uint64_t only_point; /* explore only crash point only_point - 1; 0: all */
     bool progress;       /* a progress line on stderr (a terminal) */
+    char host[TRACE_HOST_MAX]; /* the host crashed at each point ("": every host;
+                                * another host's crash may strike inside an operator
+                                * action of the guest's host, e.g. a COLO checkpoint) */
     const volatile sig_atomic_t *stop; /* set by a signal handler: stop soon */
 };
 

@@ -182,7 +182,7 @@ static void gen_colo_topology(struct gen_state *g)
         struct trace_rec *dr = emit(g, TRACE_DISK);
         dr->cfg = trace_cfg_new();
         snprintf(dr->cfg->name, sizeof(dr->cfg->name), "%s", disks[d]);
-        dr->cfg->cache = choice_range(g->c, 0, 1) ? 64u << 10 : 0;
+        dr->cfg->cache = choice_range(g->c, 0, 1) ? 1u << 20 : 0;
         dr->cfg->has_cache = true;
     }
 }

@@ -197,9 +197,11 @@ const struct prop registry_props[] = {
       .check = check_world, .proofs = { "repl-checkpoint-active-only" } },
     { .name = "colo-failover", .fuzz_id = 22,
       .summary = "COLO: after a failover the secondary disk holds the secondary guest's "
-                 "view (I4), and its guest goes on reading its writes",
-      .gen = { .max_ops = 40, .colo = GEN_COLO | GEN_COLO_FAILOVER },
-      .check = check_world, .proofs = { "repl-failover-active-only" } },
+                 "view (I4), and its guest goes on reading its writes, across crashes of "
+                 "its host (what the failover committed is durable)",
+      .gen = { .max_ops = 40, .colo = GEN_COLO | GEN_COLO_FAILOVER | GEN_COLO_LOSS },
+      .check = check_world,
+      .proofs = { "repl-failover-active-only", "mirror-no-target-flush" } },
     { .name = "colo-network", .fuzz_id = 23,
       .summary = "COLO: with the link lost for a while or for good, every primary write "
                  "reaches the secondary or get-error reports it before a checkpoint (I5)",

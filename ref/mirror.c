@@ -458,6 +458,11 @@ static void target_flushed(void *opaque, int ret)
     job_wait(j); /* in step: until the guest writes, complete or cancel */
 }
 
+static void flush_skipped(void *opaque)
+{
+    target_flushed(opaque, 0);
+}
+
 static void mirror_run(struct job *j)
 {
     struct mirror_job *m = mj(j);
@@ -489,6 +494,11 @@ static void mirror_run(struct job *j)
         return;
     }
     m->flushing = true;
+    if (node_mutant(m->filter, NODE_MUTANT_MIRROR_NO_TARGET_FLUSH)) {
+        /* planted bug: converged, nothing made durable */
+        env_post(&m->filter->graph->timer, 0, flush_skipped, m->filter);
+        return;
+    }
     node_flush(s->target, target_flushed, m->filter);
 }
 
@@ -656,6 +666,8 @@ const struct planted_bug mirror_bugs[] = {
       "mirror: a cancel in READY without force is forced (CANCELLED, not COMPLETED)" },
     { "mirror-lost-dirty", NODE_MUTANT_MIRROR_LOST_DIRTY,
       "mirror: a guest write does not mark the bitmap dirty" },
+    { "mirror-no-target-flush", NODE_MUTANT_MIRROR_NO_TARGET_FLUSH,
+      "mirror: completes (and commit fails over) without flushing the target" },
 };
 
 const size_t mirror_bugs_count = ARRAY_LEN(mirror_bugs);

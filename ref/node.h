@@ -97,6 +97,7 @@ enum node_role {
 #define NODE_MUTANT_REPL_FAILOVER_ACTIVE_ONLY NODE_MUTANT(26) /* hidden not committed */
 #define NODE_MUTANT_REPL_PRIMARY_RETURNS_ERROR NODE_MUTANT(27) /* error not kept */
 #define NODE_MUTANT_REPL_CHECKPOINT_NO_RESET NODE_MUTANT(28) /* copy bitmap not reset */
+#define NODE_MUTANT_MIRROR_NO_TARGET_FLUSH NODE_MUTANT(29) /* done without flushing */
 
 struct node;
 struct req;

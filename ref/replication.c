@@ -309,6 +309,9 @@ static void step_done(void *opaque, int ret)
 {
     struct node *n = opaque;
     struct repl_state *s = rs(n);
+    if (s->step == STEP_IDLE) {
+        return; /* ended by replication_kill: its host died */
+    }
     if (ret < 0) {
         s->ret = ret;
     }
@@ -673,6 +676,17 @@ static void link_ev(void *opaque)
         return;
     }
     job_moved(n);
+}
+
+void replication_kill(struct node *n)
+{
+    struct repl_state *s = rs(n);
+    s->backup = NULL; /* the job list goes with the host */
+    s->want_complete = false;
+    if (s->step != STEP_IDLE) {
+        err_set(&s->e, 0, 0, "the host went down");
+        op_end(n, BS_ECRASHED);
+    }
 }
 
 void replication_job_event(struct node *n, const struct job_event *ev)

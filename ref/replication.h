@@ -75,6 +75,9 @@ void replication_stop(struct node *n, bool failover, repl_cb *cb, void *opaque);
 enum repl_stage replication_stage(const struct node *n);
 /* The error field (0 or a negative errno). */
 int replication_error(const struct node *n);
+/* The host dies (call before its job list and graph go): the operation in
+ * progress ends with BS_ECRASHED, the jobs are forgotten. */
+void replication_kill(struct node *n);
 /* The host's job list's events (every job's; the node picks its own). */
 void replication_job_event(struct node *n, const struct job_event *ev);
 

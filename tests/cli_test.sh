@@ -167,6 +167,16 @@ for m in repl-checkpoint-active-only:colo-checkpoint repl-checkpoint-no-reset:co
         traces/native/colo.trace
     expect_out "violation   ${m#*:}" "mutant ${m%%:*} named ${m#*:}"
 done
+expect_status 0 "colo explore secondary" -- "$bin" explore traces/native/colo-explore.trace \
+    --host secondary --max-states 500 --tear-samples 20 --quiet
+expect_status 1 "colo explore catches no-flush" -- "$bin" explore \
+    traces/native/colo-explore.trace --host secondary --max-states 500 --tear-samples 20 \
+    --quiet --mutant mirror-no-target-flush --out "$tmp/cx"
+expect_out "reproduce: blocksim explore .* --host secondary --mutant mirror-no-target-flush" \
+    "explore repro names the host"
+expect_status 2 "explore bad host" -- "$bin" explore traces/native/colo-explore.trace \
+    --host ghost
+expect_err "no host 'ghost'" "explore names the bad host"
 expect_status 0 "colo json" -- "$bin" replay --json --no-wall traces/native/colo.trace
 expect_out '"failovers": 1' "json replication section"
 printf 'blocksim-trace v1\ntopology plain\ncolo checkpoint\n' >"$tmp/colo-bad.trace"

@@ -214,14 +214,13 @@ bool check_rw_read_done(struct check_rw *c, const uint8_t *buf, uint64_t sector,
 
 /* ---- as a checker of the guest's requests (checker.h) ---- */
 
-static uint64_t rw_io_submit(void *self, const struct checker_io *io)
+uint64_t check_rw_io_submit(struct check_rw *c, const struct checker_io *io)
 {
-    return io->op == NODE_OP_FLUSH ? check_rw_flush_submit(self) : 0;
+    return io->op == NODE_OP_FLUSH ? check_rw_flush_submit(c) : 0;
 }
 
-static void rw_io_done(void *self, const struct checker_io *io)
+void check_rw_io_done(struct check_rw *c, const struct checker_io *io)
 {
-    struct check_rw *c = self;
     bool ok = io->ret == 0;
     switch (io->op) {
     case NODE_OP_READ:
@@ -245,13 +244,28 @@ static void rw_io_done(void *self, const struct checker_io *io)
     }
 }
 
-static void rw_io_lost(void *self, const struct checker_io *io)
+void check_rw_io_lost(struct check_rw *c, const struct checker_io *io)
 {
     if (io->op == NODE_OP_WRITE || io->op == NODE_OP_WRITE_ZEROES) {
-        check_rw_write_lost(self, io->sector, io->n, io->tag);
+        check_rw_write_lost(c, io->sector, io->n, io->tag);
     } else if (io->op == NODE_OP_DISCARD) {
-        check_rw_discard_done(self, io->sector, io->n);
+        check_rw_discard_done(c, io->sector, io->n);
     }
+}
+
+static uint64_t rw_io_submit(void *self, const struct checker_io *io)
+{
+    return check_rw_io_submit(self, io);
+}
+
+static void rw_io_done(void *self, const struct checker_io *io)
+{
+    check_rw_io_done(self, io);
+}
+
+static void rw_io_lost(void *self, const struct checker_io *io)
+{
+    check_rw_io_lost(self, io);
 }
 
 static void rw_crash(void *self, unsigned host, bool guest, int mode)

@@ -90,4 +90,10 @@ struct checker {
 /* check_rw as a checker of the guest's requests. */
 extern const struct checker_ops check_rw_ops;
 
+/* Its hooks, for a checker that judges another guest with a check_rw of
+ * its own (colo's promoted secondary). */
+uint64_t check_rw_io_submit(struct check_rw *c, const struct checker_io *io);
+void check_rw_io_done(struct check_rw *c, const struct checker_io *io);
+void check_rw_io_lost(struct check_rw *c, const struct checker_io *io);
+
 #endif

@@ -85,6 +85,9 @@ struct colo_state {
     bool pair;                /* the secondary replicates the primary, in sync */
     bool lost;                /* the secondary went down while the pair lasted */
     bool full_scan;           /* the next look at the disks reads them whole */
+    bool promoted;            /* failed over: the secondary's guest is judged as any
+                               * guest on its disk (pc), across crashes too */
+    struct check_rw pc;
     uint64_t lost_writes;     /* primary writes issued since and acknowledged */
     bool failed_over;
     uint64_t checkpoints, checkpoints_refused, failovers, view_unjudged_faults;
@@ -113,6 +116,16 @@ static void colo_setup(struct world *w, const struct trace_cfg *c)
                             overlay ? overlay_file_size(w->size, cluster) : w->size);
         w->hosts[i == D_PRIMARY ? WORLD_GUEST_HOST : CO_SECONDARY].disk[i] = true;
     }
+}
+
+/* The secondary's replication stage (DONE once promoted and restarted;
+ * NONE while it is down). */
+static enum repl_stage sec_stage(const struct colo_state *c)
+{
+    if (!c->sec) {
+        return REPL_STAGE_NONE;
+    }
+    return c->sec->repl ? replication_stage(c->sec->repl) : REPL_STAGE_DONE;
 }
 
 static int colo_guest_disk(const struct world *w)
@@ -257,7 +270,9 @@ static void sec_accept(void *opaque, struct env_transport t)
 static void sec_job_event(void *opaque, const struct job_event *ev)
 {
     struct colo_sec *sec = opaque;
-    replication_job_event(sec->repl, ev);
+    if (sec->repl) {
+        replication_job_event(sec->repl, ev);
+    }
     world__observe(sec->w, TRACE_JOB, ev->kind, (int32_t)ev->status, ev->offset, ev->len);
 }
 
@@ -317,6 +332,19 @@ static int sec_nodes(struct world *w, struct colo_sec *sec, struct err *e)
     return node_new(&sec->g, &drv_quorum, "colo-quorum-secondary", &qo, e, &sec->root);
 }
 
+/* After a failover the secondary is a primary of its own: a restart opens
+ * its guest on the secondary disk alone (no replication, no NBD). */
+static int promoted_nodes(struct world *w, struct colo_sec *sec, struct err *e)
+{
+    struct drv_file_opts fo = { disk_storage(sec->h[D_SECONDARY]) };
+    job_list_init(&sec->jobs, world__timer(w), sec_job_event, sec);
+    TRY(node_new(&sec->g, &drv_file, disk_names[D_SECONDARY], &fo, e, &sec->disk));
+    struct drv_quorum_opts qo = { .n_children = 1, .threshold = 1,
+                                  .read_pattern = QUORUM_READ_FIFO };
+    qo.children[0] = sec->disk;
+    return node_new(&sec->g, &drv_quorum, "colo-quorum-secondary", &qo, e, &sec->root);
+}
+
 static void sec_free(struct colo_sec *sec)
 {
     if (sec->nbd) {
@@ -346,7 +374,8 @@ static int colo_host_open(struct world *w, unsigned h, struct err *e)
     for (unsigned i = D_SECONDARY; i < D__COUNT; i++) {
         sec->h[i] = disk_handle_new(w->disks[i]);
     }
-    if (sec_nodes(w, sec, e) < 0) {
+    int ret = cs(w)->promoted ? promoted_nodes(w, sec, e) : sec_nodes(w, sec, e);
+    if (ret < 0) {
         job_list_fini(&sec->jobs);
         sec_free(sec);
         return -EINVAL;
@@ -387,6 +416,9 @@ static void colo_host_kill(struct world *w, unsigned h)
     cs(w)->ck.synced = false; /* its disks resolve their caches: the view is unknown */
     cs(w)->full_scan = true;
     sec_nbd_stop(w, sec);
+    if (sec->repl) {
+        replication_kill(sec->repl); /* an operation in progress ends */
+    }
     job_list_fini(&sec->jobs); /* its jobs die with it */
     graph_kill(&sec->g, sec_idle, sec);
 }
@@ -423,8 +455,8 @@ static void ck_io_done(void *self, const struct checker_io *io)
     if (io->cookie && io->ret == 0) {
         cs(w)->lost_writes++;
     }
-    if (!io->guest || !io->rec || io->rec->guest == 0) {
-        return;
+    if (!io->guest || !io->rec || io->rec->guest == 0 || cs(w)->promoted) {
+        return; /* promoted: the checker "promoted" judges the secondary guest */
     }
     switch (io->op) {
     case NODE_OP_WRITE:
@@ -456,7 +488,8 @@ static void ck_io_done(void *self, const struct checker_io *io)
 static void ck_io_lost(void *self, const struct checker_io *io)
 {
     struct world *w = self;
-    if (io->rec && io->rec->guest && io->op != NODE_OP_READ && io->op != NODE_OP_FLUSH) {
+    if (io->rec && io->rec->guest && !cs(w)->promoted && io->op != NODE_OP_READ &&
+        io->op != NODE_OP_FLUSH) {
         check_colo_write(&cs(w)->ck, io->sector, io->n, io->tag, false);
     }
 }
@@ -473,7 +506,7 @@ static void ck_check(const void *self)
     check_colo_check(&c->ck);
     ASSERT(!c->pair || (c->sec != NULL && c->prepl != NULL));
     if (c->sec) {
-        ASSERT(c->sec->repl != NULL && c->sec->root != NULL);
+        ASSERT(c->sec->root != NULL && (c->sec->repl != NULL || c->promoted));
     }
 }
 
@@ -503,10 +536,109 @@ static const struct checker_ops colo_checker = {
     .fini = ck_fini,
 };
 
+/* "promoted": after a failover the secondary's guest on its disk, judged as
+ * the world judges its own guest (check_rw: what every sector may hold,
+ * across crashes of its host), from the disk's contents at the failover,
+ * all durable (the commit flushed them). */
+static bool promoted_taint(void *opaque, uint64_t sector)
+{
+    return disk_touched(opaque, D_SECONDARY, sector);
+}
+
+static bool pc_hears(const struct world *w, const struct checker_io *io)
+{
+    return cs(w)->promoted && io->guest && io->rec && io->rec->guest == 1;
+}
+
+static uint64_t pc_io_submit(void *self, const struct checker_io *io)
+{
+    return pc_hears(self, io) ? check_rw_io_submit(&cs(self)->pc, io) : 0;
+}
+
+static void pc_io_done(void *self, const struct checker_io *io)
+{
+    if (pc_hears(self, io)) {
+        check_rw_io_done(&cs(self)->pc, io);
+    }
+}
+
+static void pc_io_lost(void *self, const struct checker_io *io)
+{
+    if (pc_hears(self, io)) {
+        check_rw_io_lost(&cs(self)->pc, io);
+    }
+}
+
+static void pc_crash(void *self, unsigned host, bool guest, int mode)
+{
+    (void)guest;
+    (void)mode;
+    if (cs(self)->promoted && host == CO_SECONDARY) {
+        check_rw_crash(&cs(self)->pc);
+    }
+}
+
+static const struct violation *pc_violation(const void *self)
+{
+    return cs(self)->pc.failed ? &cs(self)->pc.first : NULL;
+}
+
+static void pc_check(const void *self)
+{
+    check_rw_check(&cs(self)->pc);
+}
+
+static json_t *pc_json(const void *self)
+{
+    json_t *o = check_rw_json(&cs(self)->pc);
+    json_object_set_new(o, "active", json_boolean(cs(self)->promoted));
+    return o;
+}
+
+static void pc_fini(void *self)
+{
+    check_rw_fini(&cs(self)->pc);
+}
+
+static const struct checker_ops promoted_checker = {
+    .name = "promoted",
+    .other_guests = true,
+    .io_submit = pc_io_submit,
+    .io_done = pc_io_done,
+    .io_lost = pc_io_lost,
+    .crash = pc_crash,
+    .violation = pc_violation,
+    .check = pc_check,
+    .json = pc_json,
+    .fini = pc_fini,
+};
+
+/* The failover succeeded: from here the secondary guest's disk is judged
+ * by "promoted", starting from what it holds now, all durable. */
+static void promote(struct world *w)
+{
+    struct colo_state *c = cs(w);
+    uint8_t *buf = mem_alloc(CO_CHUNK);
+    (void)model_disk_tick(&c->pc.model);
+    for (uint64_t off = 0; off < w->size; off += CO_CHUNK) {
+        uint64_t len = min_u64(CO_CHUNK, w->size - off);
+        disk_peek(w->disks[D_SECONDARY], off, buf, len);
+        for (uint64_t k = 0; k < len / 512; k++) {
+            uint64_t tag = content_identify(buf + k * 512, w->seed, off / 512 + k, NULL);
+            if (tag != CONTENT_TAG_ZERO) {
+                model_disk_write(&c->pc.model, off / 512 + k, 1, tag, MODEL_DURABLE);
+            }
+        }
+    }
+    mem_free(buf, CO_CHUNK);
+    c->promoted = true;
+}
+
 static void colo_start(struct world *w)
 {
     struct colo_state *c = cs(w);
     check_colo_init(&c->ck, w->seed, w->size / 512);
+    check_rw_init(&c->pc, w->seed, promoted_taint, w);
     u64map_init(&c->stale);
     disk_track(w->disks[D_PRIMARY]); /* both start zeroed: C is known */
     disk_track(w->disks[D_SECONDARY]);
@@ -514,6 +646,7 @@ static void colo_start(struct world *w)
     u64map_init(&c->carried[1]);
     c->history = json_array();
     world__checker_add(w, &colo_checker, w);
+    world__checker_add(w, &promoted_checker, w);
     c->net_transient = true;
     for (size_t i = 0; i < w->plan.n; i++) {
         c->net_transient &= fault_rule_transient(&w->plan.rules[i], CO_RECONNECT_NS / 2);
@@ -744,6 +877,7 @@ static void after_failover(struct world *w, const struct trace_rec *rec)
     c->pair = false;
     c->failed_over = true;
     c->failovers++;
+    promote(w);
 }
 
 /* ---- control records ---- */
@@ -759,7 +893,15 @@ struct colo_op {
     bool hosts[2];      /* still to act on: [0] secondary, [1] primary */
     bool initial;       /* the start before the first record */
     bool started[2];
+    uint64_t sec_downs; /* the secondary's incarnation when it began */
 };
+
+/* Did the secondary go down since @op began? Its operation then ended
+ * with its host (an injected crash inside it: crash exploration). */
+static bool sec_lost_during(const struct colo_op *op)
+{
+    return op->w->hosts[CO_SECONDARY].downs != op->sec_downs;
+}
 
 static const struct trace_rec initial_start = { .kind = TRACE_REPLICATION,
                                                 .sub = TRACE_REPL_START };
@@ -804,8 +946,8 @@ static void repl_step_done(struct colo_op *op, bool sec, int ret, const struct e
     world__observe(w, TRACE_REPLICATION, op->op, ret, sec, 0);
     op->started[sec ? 0 : 1] |= op->op == TRACE_REPL_START && ret == 0;
     struct colo_state *c = cs(w);
-    if (ret == 0 && sec && c->sec) {
-        enum repl_stage st = replication_stage(c->sec->repl);
+    if (ret == 0 && sec && c->sec && !sec_lost_during(op)) {
+        enum repl_stage st = sec_stage(c);
         if (op->op == TRACE_REPL_START) {
             sec_listen(w, c->sec);
         }
@@ -875,7 +1017,7 @@ static void repl_next(struct colo_op *op)
     struct colo_state *c = cs(w);
     if (op->hosts[0]) {
         op->hosts[0] = false;
-        if (c->sec) {
+        if (c->sec && c->sec->repl) {
             run_on(op, c->sec->repl, repl_sec_cb);
         } else {
             no_node(op, true);
@@ -907,8 +1049,10 @@ static struct colo_op *colo_op_new(struct world *w, const struct trace_rec *rec)
     op->failover = rec->failover;
     op->hosts[0] = !rec->host[0] || strcmp(rec->host, "secondary") == 0;
     op->hosts[1] = !rec->host[0] || strcmp(rec->host, "primary") == 0;
+    op->sec_downs = w->hosts[CO_SECONDARY].downs;
     return op;
 }
+
 
 /* colo checkpoint: drained already (the world drains both guests before a
  * topology's record); the primary flushes, the HA manager asks get-error,
@@ -921,9 +1065,10 @@ static void cp_done(void *opaque, int ret, const struct err *e)
     }
     struct world *w = op->w;
     history_add(w, op->rec, "checkpoint", "secondary", ret, e);
-    if (ret == 0) {
+    bool judged = !sec_lost_during(op); /* else it went down inside: nothing to judge */
+    if (judged && ret == 0) {
         after_checkpoint(w, op->rec);
-    } else if (disk_faults(w, D_SECONDARY) == 0 && !overlays_faulted(w)) {
+    } else if (judged && disk_faults(w, D_SECONDARY) == 0 && !overlays_faulted(w)) {
         char msg[300];
         snprintf(msg, sizeof(msg), "the secondary's checkpoint failed (%.200s) though no fault "
                  "touched its disks", e ? e->msg : "");
@@ -976,7 +1121,7 @@ static void cp_flushed(void *opaque, int ret)
                  "error: their forwarding failed unseen (I5)", c->lost_writes);
         world__violation_at(w, "colo-secondary-loss", msg, op->rec->line);
     }
-    if (!c->sec || replication_stage(c->sec->repl) != REPL_STAGE_RUNNING) {
+    if (sec_stage(c) != REPL_STAGE_RUNNING) {
         cp_refused(op, "replication is not running on the secondary");
         return;
     }
@@ -992,9 +1137,10 @@ static void fo_done(void *opaque, int ret, const struct err *e)
     }
     struct world *w = op->w;
     history_add(w, op->rec, "failover", "secondary", ret, e);
-    if (ret == 0) {
+    bool judged = !sec_lost_during(op); /* else it went down inside: nothing to judge */
+    if (judged && ret == 0) {
         after_failover(w, op->rec);
-    } else if (disk_faults(w, D_SECONDARY) == 0 && !overlays_faulted(w)) {
+    } else if (judged && disk_faults(w, D_SECONDARY) == 0 && !overlays_faulted(w)) {
         char msg[300];
         snprintf(msg, sizeof(msg), "failover failed (%.200s) though no fault touched the "
                  "secondary's disks", e ? e->msg : "");
@@ -1007,7 +1153,7 @@ static void colo_record(struct world *w, const struct trace_rec *rec)
 {
     struct colo_state *c = cs(w);
     struct colo_op *op = colo_op_new(w, rec);
-    bool running = c->sec && replication_stage(c->sec->repl) == REPL_STAGE_RUNNING;
+    bool running = sec_stage(c) == REPL_STAGE_RUNNING;
     switch ((enum trace_colo_op)rec->sub) {
     case TRACE_COLO_CHECKPOINT:
         if (!c->prepl || replication_stage(c->prepl) != REPL_STAGE_RUNNING) {
@@ -1083,12 +1229,13 @@ static void colo_end(struct world *w)
     json_object_set_new(o, "variant", json_string(trace_variant_name(c->cfg.variant)));
     json_object_set_new(o, "primary", stage_json(c->prepl));
     json_object_set_new(o, "secondary", stage_json(c->sec ? c->sec->repl : NULL));
+    json_object_set_new(o, "promoted", json_boolean(c->promoted));
     json_object_set_new(o, "checkpoints", json_integer((json_int_t)c->checkpoints));
     json_object_set_new(o, "checkpoints_refused",
                         json_integer((json_int_t)c->checkpoints_refused));
     json_object_set_new(o, "failovers", json_integer((json_int_t)c->failovers));
     json_object_set_new(o, "in_sync", json_boolean(c->pair));
-    if (c->sec) { /* what the overlays hold at the end */
+    if (c->sec && c->sec->active) { /* what the overlays hold at the end */
         json_object_set_new(o, "active_clusters",
                             json_integer((json_int_t)overlay_clusters_allocated(c->sec->active)));
         json_object_set_new(o, "hidden_clusters",
@@ -1142,6 +1289,9 @@ static int colo_export_read(struct world *w, const char *name, uint64_t off, uin
     }
     if (strcmp(name, "secondary-guest") == 0) {
         return world__node_read(w, sec->root, off, buf, len);
+    }
+    if (!sec->hidden) {
+        return -ENODEV; /* promoted and restarted: no overlays */
     }
     return layer_read(strcmp(name, "hidden-layer") == 0 ? sec->hidden : sec->active, off, buf,
                       len);

@@ -596,12 +596,32 @@ void world__control_end(struct control_op *c)
 
 /* ---- crashes injected at a device flush (crash exploration) ---- */
 
+/* The crash record an injected crash acts as: the trace's with at-flush=,
+ * else the next crash record (the explorer's point), else every host's. */
+static const struct trace_rec *at_flush_crash(const struct world *w)
+{
+    static const struct trace_rec every = { .kind = TRACE_CRASH };
+    if (w->at_flush_rec) {
+        return w->at_flush_rec;
+    }
+    for (size_t i = w->next; i < w->t->n; i++) {
+        if (w->t->recs[i].kind == TRACE_CRASH) {
+            return &w->t->recs[i];
+        }
+    }
+    return &every;
+}
+
 static void injected_crash_ev(void *opaque)
 {
     struct world *w = opaque;
-    static const struct trace_rec at_flush = { .kind = TRACE_CRASH };
-    const struct trace_rec *rec = w->at_flush_rec ? w->at_flush_rec : &at_flush;
-    if (!w->live || w->control_busy || w->r->verdict != WORLD_PASS) {
+    const struct trace_rec *rec = at_flush_crash(w);
+    unsigned mask = rec_hosts(w, rec, true);
+    /* The guest's host never crashes inside its own operator action; another
+     * host may (a COLO secondary inside a checkpoint or failover: the action
+     * hears of it and ends). */
+    bool guest = (mask & (1u << WORLD_GUEST_HOST)) != 0;
+    if (!mask || (guest && w->control_busy) || w->r->verdict != WORLD_PASS) {
         return;
     }
     do_crash(w, rec);

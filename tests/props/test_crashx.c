@@ -171,6 +171,41 @@ START_TEST(test_explore_finds_snapshot_late)
 }
 END_TEST
 
+/* The COLO secondary explored (host=secondary): crashes inside its
+ * checkpoints and failover and after it; the correct stack survives every
+ * state, a commit that does not flush the secondary disk does not, and the
+ * repro (its crash record names the secondary's disks' fates) fails alone. */
+START_TEST(test_explore_colo_secondary)
+{
+    struct trace t;
+    char *data;
+    size_t len;
+    struct err e = { .file = "colo-explore.trace" };
+    ck_assert_int_eq(trace_file_read("traces/native/colo-explore.trace", 1 << 20, &data, &len,
+                                     &e), 0);
+    ck_assert_int_eq(trace_parse(&t, data, len, &e), 0);
+    trace_file_free(data, len);
+    struct crashx_opts o;
+    crashx_opts_default(&o);
+    o.max_states = 2000;
+    o.tear_samples = 100;
+    snprintf(o.host, sizeof(o.host), "secondary");
+    struct crashx_result r;
+    ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
+    ck_assert_msg(!r.failed, "%s", r.message);
+    ck_assert_uint_gt(r.points, 10);
+    o.node_mutants = NODE_MUTANT_MIRROR_NO_TARGET_FLUSH;
+    ck_assert_int_eq(crashx_run(&t, &o, &r, &e), 0);
+    ck_assert(r.failed);
+    ck_assert_ptr_nonnull(strstr(r.message, "crash-consistency"));
+    ck_assert_ptr_nonnull(strstr(r.repro, "crash host=secondary plan="));
+    struct world_result res;
+    repro_fails_alone(r.repro, &res);
+    crashx_result_fini(&r);
+    trace_fini(&t);
+}
+END_TEST
+
 /* A time budget ends the run without a verdict against the stack. */
 START_TEST(test_time_budget_stops_cleanly)
 {
@@ -198,6 +233,7 @@ Suite *suite_crashx(void)
         test_exhaustive_finds_map_ordering_bug,
         test_segments_between_crash_records,
         test_time_budget_stops_cleanly,
+        test_explore_colo_secondary,
         test_explore_finds_snapshot_late,
         test_workload_states_and_fua,
     };

@@ -56,7 +56,10 @@ START_TEST(test_colo_pair_passes)
     /* start (both hosts), the checkpoint and the failover */
     ck_assert_uint_eq(json_array_size(json_object_get(rep, "history")), 4);
     const json_t *ck = json_object_get(r.checks, "colo");
-    ck_assert_int_eq(num(ck, "reads_judged"), 7);
+    ck_assert_int_eq(num(ck, "reads_judged"), 4); /* before the failover */
+    const json_t *pc = json_object_get(r.checks, "promoted"); /* after it: 3 reads */
+    ck_assert(json_is_true(json_object_get(pc, "active")));
+    ck_assert_int_eq(num(pc, "sectors_checked"), 128 + 8 + 8);
     ck_assert_int_eq(num(ck, "checkpoints_checked"), 1);
     ck_assert_int_eq(num(ck, "failovers_checked"), 1);
     ck_assert_int_gt(num(ck, "hidden_clusters_checked"), 0);
@@ -183,6 +186,40 @@ START_TEST(test_colo_liveness)
 }
 END_TEST
 
+/* A crash of the secondary at every device flush, inside the checkpoints
+ * and the failover too: the operation it strikes ends ("the host went
+ * down"), nothing false is reported, and after a completed failover the
+ * secondary guest keeps what the failover committed. */
+START_TEST(test_colo_secondary_crash_inside)
+{
+    unsigned inside = 0;
+    unsigned promoted = 0;
+    for (unsigned n = 1; n <= 40; n++) {
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "blocksim-trace v1\ntopology colo size=1M\ndisk secondary-disk cache=1M\n"
+                 "write 0 65536\nwrite 131072 4096 guest=secondary\ncolo checkpoint\n"
+                 "write 0 4096\nwrite 8192 4096 guest=secondary\ncolo checkpoint\n"
+                 "write 4096 4096\nwrite 12288 4096 guest=secondary\ncolo failover\n"
+                 "write 16384 4096 guest=secondary\n"
+                 "crash host=secondary at-flush=%u mode=subset\nrestart host=secondary\n"
+                 "read 0 65536\nread 8192 8192 guest=secondary\n", n);
+        struct world_result r;
+        tl_world_run_text(text, NULL, &r);
+        ck_assert_msg(r.verdict == WORLD_PASS, "at-flush=%u: %s: %s", n, r.first.property,
+                      r.first.msg);
+        json_t *h = json_object_get(r.replication, "history");
+        for (size_t i = 0; i < json_array_size(h); i++) {
+            inside += strcmp(str(json_array_get(h, i), "result"), "the host went down") == 0;
+        }
+        promoted += json_is_true(json_object_get(r.replication, "promoted"));
+        world_result_fini(&r);
+    }
+    ck_assert_uint_gt(inside, 0);   /* some crashes struck inside an operation */
+    ck_assert_uint_gt(promoted, 0); /* some after the failover */
+}
+END_TEST
+
 /* Bad scenarios: named, nothing run. */
 START_TEST(test_colo_bad_records)
 {
@@ -211,7 +248,7 @@ Suite *suite_colo(void)
     const TTest *tests[] = {
         test_colo_pair_passes, test_colo_planted_bugs_caught, test_colo_interval_passes,
         test_colo_seed_era_unsafe, test_colo_secondary_loss, test_colo_liveness,
-        test_colo_bad_records,
+        test_colo_bad_records, test_colo_secondary_crash_inside,
     };
     return tl_suite("colo", tests, ARRAY_LEN(tests));
 }
