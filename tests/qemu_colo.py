@@ -49,7 +49,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qemu_jobs import Qmp, QemuHang, first_diff  # noqa: E402
+from qemu_jobs import Qmp, QemuHang, first_diff, xcheck_args  # noqa: E402
 
 SIZE = 1024 * 1024
 CLUSTER = 65536
@@ -275,14 +275,7 @@ def compare(q, b, failover):
 
 
 def main():
-    args = sys.argv[1:]
-    mutant = None
-    if "--mutant" in args:
-        i = args.index("--mutant")
-        mutant = args[i + 1]
-        del args[i:i + 2]
-    blocksim = args[0]
-    cases = int(args[1]) if len(args) > 1 else 16
+    blocksim, cases, mutant = xcheck_args(16)
     if shutil.which(QEMU) is None:
         print("qemu colo cross-check: SKIP (%s not found)" % QEMU)
         return 0

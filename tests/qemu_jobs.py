@@ -353,15 +353,22 @@ def first_diff(a, b):
     return min(len(a), len(b))
 
 
-def main():
+def xcheck_args(default_cases):
+    """BLOCKSIM [CASES] [--mutant NAME] of a cross-check script."""
     args = sys.argv[1:]
     mutant = None
     if "--mutant" in args:
         i = args.index("--mutant")
         mutant = args[i + 1]
         del args[i:i + 2]
-    blocksim = args[0]
-    cases = int(args[1]) if len(args) > 1 else 12
+    if not args:
+        raise SystemExit("usage: %s BLOCKSIM [CASES] [--mutant NAME]" %
+                         os.path.basename(sys.argv[0]))
+    return args[0], int(args[1]) if len(args) > 1 else default_cases, mutant
+
+
+def main():
+    blocksim, cases, mutant = xcheck_args(12)
     if shutil.which(QEMU) is None:
         print("qemu jobs cross-check: SKIP (%s not found)" % QEMU)
         return 0

@@ -124,8 +124,7 @@ static void fail(struct check_bitmap *c, const char *property, const struct cb_w
     }
     c->failed = true;
     struct violation *v = &c->first;
-    memset(v, 0, sizeof(*v));
-    snprintf(v->property, sizeof(v->property), "%s", property);
+    check_violation_begin(v, property);
     v->line = at->line;
     v->time_ns = at->time_ns;
     v->op_index = at->op_index;

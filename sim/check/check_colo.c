@@ -82,8 +82,7 @@ void check_colo_fail(struct check_colo *c, const char *property, uint64_t sector
     }
     c->failed = true;
     struct violation *v = &c->first;
-    memset(v, 0, sizeof(*v));
-    snprintf(v->property, sizeof(v->property), "%s", property);
+    check_violation_begin(v, property);
     v->sector = sector;
     v->expected[0] = expected;
     v->n_expected = 1;

@@ -368,10 +368,9 @@ static bool fail(struct check_quorum *c, const char *what, const char *why,
     char kids[160];
     describe(c, ans, kids, sizeof(kids));
     struct violation *v = &c->first;
-    memset(v, 0, sizeof(*v));
-    snprintf(v->property, sizeof(v->property), "quorum");
-    snprintf(v->msg, sizeof(v->msg), "%s (children answered: %s; threshold %u): the quorum "
-             "%s", what, kids, c->threshold, why);
+    check_violation_begin(v, "quorum");
+    snprintf(v->msg, sizeof(v->msg), "%.60s (children answered: %.140s; threshold %u): the "
+             "quorum %.60s", what, kids, c->threshold, why);
     v->line = line;
     v->op_index = op_index;
     v->time_ns = now_ns;

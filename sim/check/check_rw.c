@@ -83,6 +83,12 @@ void check_rw_crash(struct check_rw *c)
     c->crashed = true;
 }
 
+void check_violation_begin(struct violation *v, const char *property)
+{
+    memset(v, 0, sizeof(*v));
+    snprintf(v->property, sizeof(v->property), "%s", property);
+}
+
 json_t *check_violation_json(const struct violation *v)
 {
     json_t *o = json_object();

@@ -81,6 +81,9 @@ void check_rw_crash(struct check_rw *c);
 bool check_rw_read_done(struct check_rw *c, const uint8_t *buf, uint64_t sector, uint64_t n,
                         uint64_t op_index, unsigned line, uint64_t now_ns);
 
+/* Start violation @v afresh: zeroed, of @property. */
+void check_violation_begin(struct violation *v, const char *property);
+
 /* A violation as a JSON object (property, message, where; for a wrong
  * value the sector, the values allowed and the one read). */
 json_t *check_violation_json(const struct violation *v);

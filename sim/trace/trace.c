@@ -165,6 +165,25 @@ void trace__cat_kv(char *buf, size_t size, const char *key, uint64_t v,
 
 /* ---- per-kind parsers and printers ---- */
 
+int trace__word_index(const char *w, const char *const *names, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (strcmp(w, names[i]) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+void trace__names_list(const char *const *names, unsigned n, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (unsigned i = 0; i < n; i++) {
+        trace__cat(buf, size, i == 0 ? "" : i + 1 == n ? " or " : ", ");
+        trace__cat(buf, size, names[i]);
+    }
+}
+
 int trace__want_fields(const struct fields *f, unsigned min, unsigned max, struct err *e)
 {
     if (f->n < min) {

@@ -35,34 +35,13 @@ const char *trace_variant_name(enum trace_repl_variant v)
     return variant_names[v];
 }
 
-/* @w among @n @names: its index, or -1. */
-static int name_index(const char *w, const char *const *names, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        if (strcmp(w, names[i]) == 0) {
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
-/* "a, b or c" of @n names into @buf. */
-static void names_list(const char *const *names, unsigned n, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    for (unsigned i = 0; i < n; i++) {
-        trace__cat(buf, size, i == 0 ? "" : i + 1 == n ? " or " : ", ");
-        trace__cat(buf, size, names[i]);
-    }
-}
-
 static int op_word(const struct fields *f, const char *const *names, unsigned n, int *out,
                    struct err *e)
 {
-    *out = name_index(f->w[1], names, n);
+    *out = trace__word_index(f->w[1], names, n);
     if (*out < 0) {
         char list[96];
-        names_list(names, n, list, sizeof(list));
+        trace__names_list(names, n, list, sizeof(list));
         return err_set(e, 0, f->first + 1, "unknown %s operation '%s' (expected %s)", f->w[0],
                        f->w[1], list);
     }
@@ -126,7 +105,7 @@ int trace__topology_colo_opt(struct trace_cfg *c, const struct fields *f, unsign
         return 0;
     }
     if (strncmp(w, "variant=", 8) == 0) {
-        int v = name_index(w + 8, variant_names, TRACE_VARIANT__COUNT);
+        int v = trace__word_index(w + 8, variant_names, TRACE_VARIANT__COUNT);
         if (v < 0) {
             return err_set(e, 0, f->first + i, "variant: expected modern, v12 or v4, got '%s'",
                            w + 8);
@@ -156,7 +135,7 @@ int trace__guest_option(struct trace_rec *r, const struct fields *f, unsigned i,
         return 0;
     }
     static const char *const guests[] = { "primary", "secondary" };
-    int g = name_index(w + 6, guests, 2);
+    int g = trace__word_index(w + 6, guests, 2);
     if (g < 0) {
         return err_set(e, 0, f->first + i, "guest: expected primary or secondary, got '%s'",
                        w + 6);

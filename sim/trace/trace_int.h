@@ -25,6 +25,10 @@ void trace__cat(char *buf, size_t size, const char *text);
 void trace__cat_kv(char *buf, size_t size, const char *key, uint64_t v,
                    void (*fmt)(char *, size_t, uint64_t));
 void trace__fmt_size(char *buf, size_t size, uint64_t bytes);
+/* @w among @n @names: its index, or -1. */
+int trace__word_index(const char *w, const char *const *names, unsigned n);
+/* "a, b or c" of @n @names into @buf. */
+void trace__names_list(const char *const *names, unsigned n, char *buf, size_t size);
 
 /* trace_job.c */
 int trace__parse_job(struct trace_rec *r, const struct fields *f, struct err *e);

@@ -49,34 +49,13 @@ const char *trace_job_state_name(enum trace_job_state s)
     return state_names[s];
 }
 
-/* @w among @n @names: its index, or -1. */
-static int word_index(const char *w, const char *const *names, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        if (strcmp(w, names[i]) == 0) {
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
-/* "a, b or c" */
-static void names_list(const char *const *names, unsigned n, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    for (unsigned i = 0; i < n; i++) {
-        trace__cat(buf, size, i == 0 ? "" : i + 1 == n ? " or " : ", ");
-        trace__cat(buf, size, names[i]);
-    }
-}
-
 static int enum_value(const struct fields *f, unsigned i, const char *key, const char *val,
                       const char *const *names, unsigned n, unsigned *out, struct err *e)
 {
-    int k = word_index(val, names, n);
+    int k = trace__word_index(val, names, n);
     if (k < 0) {
         char list[128];
-        names_list(names, n, list, sizeof(list));
+        trace__names_list(names, n, list, sizeof(list));
         return err_set(e, 0, f->first + i, "%s: expected %s, got '%s'", key, list, val);
     }
     *out = (unsigned)k;
@@ -255,10 +234,10 @@ static int job_create_options(struct trace_job *j, const struct fields *f, struc
 int trace__parse_job(struct trace_rec *r, const struct fields *f, struct err *e)
 {
     TRY(trace__want_fields(f, 3, TRACE_FIELDS_MAX, e));
-    int op = word_index(f->w[1], op_names, TRACE_JOB__COUNT);
+    int op = trace__word_index(f->w[1], op_names, TRACE_JOB__COUNT);
     if (op < 0) {
         char list[160];
-        names_list(op_names, TRACE_JOB__COUNT, list, sizeof(list));
+        trace__names_list(op_names, TRACE_JOB__COUNT, list, sizeof(list));
         return err_set(e, 0, f->first + 1, "unknown job operation '%s' (%s)", f->w[1], list);
     }
     struct trace_job *j = r->job = mem_alloc(sizeof(*j));
