@@ -295,6 +295,37 @@ START_TEST(test_repl_failover)
 }
 END_TEST
 
+/* A commit that fails (every write to the secondary disk fails from the
+ * failover on): FAILOVER_FAILED, get-error says so, and a write goes to the
+ * active disk where active or hidden hold the range, else to the
+ * secondary disk (which fails it). */
+START_TEST(test_repl_failover_failed)
+{
+    struct sec_fixture f;
+    sec_setup(&f, REPL_VARIANT_MODERN, 0);
+    put(&f.env, f.disk, 0, 16384, 0x11);
+    ck_assert_int_eq(run_op(&f.env, f.repl, OP_START).ret, 0);
+    put(&f.env, f.front, 0, 4096, 0x22);        /* hidden holds the first 64 KiB */
+    put(&f.env, f.repl, 73728, 4096, 0x33);     /* active holds a cluster of its own */
+    ck_assert_int_eq(fault_plan_parse_spec(&f.env.plan, "write-eio disk=secondary", NULL), 0);
+    struct op_result r = run_op(&f.env, f.repl, OP_FAILOVER);
+    ck_assert_int_eq(r.ret, -EIO);
+    ck_assert_ptr_nonnull(strstr(r.msg, "failover commit failed"));
+    ck_assert_int_eq(replication_stage(f.repl), REPL_STAGE_FAILOVER_FAILED);
+    struct err e = { .file = NULL };
+    ck_assert_int_eq(replication_get_error(f.repl, &e), -EIO);
+    ck_assert_str_eq(e.msg, "I/O error occurred");
+    uint8_t buf[4096];
+    memset(buf, 0x44, sizeof(buf));
+    ck_assert_int_eq(tl_node_io(&f.env.q, f.repl, NODE_OP_WRITE, 4096, 4096, buf, 0), 0);
+    expect(&f.env, f.repl, 4096, 4096, 0x44);   /* held by hidden: into active */
+    ck_assert_int_eq(tl_node_io(&f.env.q, f.repl, NODE_OP_WRITE, 131072, 4096, buf, 0),
+                     -EIO);                     /* held by neither: the secondary disk */
+    ck_assert_int_eq(run_op(&f.env, f.repl, OP_CHECKPOINT).ret, -EIO); /* no backup job */
+    sec_teardown(&f);
+}
+END_TEST
+
 /* Messages and refusals: stop before start; a checkpoint without its
  * backup job; a chain without its backing. */
 START_TEST(test_repl_refusals)
@@ -359,6 +390,7 @@ Suite *suite_replication(void)
     const TTest *tests[] = {
         test_repl_stage_table, test_repl_primary_keeps_errors, test_repl_secondary_checkpoint,
         test_repl_checkpoint_planted, test_repl_failover, test_repl_refusals, test_repl_v12,
+        test_repl_failover_failed,
     };
     return tl_suite("replication", tests, ARRAY_LEN(tests));
 }
