@@ -221,12 +221,15 @@ static void gen_topology(struct gen_state *g)
             dr->cfg->has_atomic = true;
         }
     }
-    if (o->jobs) { /* the jobs' target */
+    if (o->jobs) { /* the jobs' target: on the guest's host, or over NBD on its own */
         struct trace_rec *dr = emit(g, TRACE_DISK);
         dr->cfg = trace_cfg_new();
         snprintf(dr->cfg->name, sizeof(dr->cfg->name), "tgt");
         dr->cfg->size = GEN_SIZE;
         dr->cfg->has_size = true;
+        if (choice_range(g->c, 0, 2) == 2) {
+            snprintf(dr->cfg->host, sizeof(dr->cfg->host), "vault");
+        }
     }
 }
 

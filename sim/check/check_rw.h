@@ -47,6 +47,9 @@ struct check_rw {
                                * crash they may diverge, so a read does not narrow a
                                * sector's crash-possible values (the hazard of a
                                * quorum without resync) */
+    bool data_elsewhere;      /* the guest's disk sits on another host (a mirror moved
+                               * it there): the guest's host crashing loses no cache of
+                               * it (that host's crash calls check_rw_crash itself) */
     bool failed;
     struct violation first;
     uint64_t sectors_checked;

@@ -27,31 +27,22 @@
 #include "../../ref/drv_file.h"
 #include "../../ref/drv_nbd.h"
 #include "../../ref/drv_quorum.h"
-#include "../../ref/nbd_server.h"
 #include "../base/content.h"
 #include "../world/world_int.h"
 #include "dial.h"
+#include "serve.h"
 #include "tap.h"
 #include "topo.h"
 
 #define QW_RECONNECT_NS (15ull * 1000000000ull)
 #define QW_PRIMARY "primary"
 
-struct qserver {
-    struct world *w;
-    unsigned child;
-    struct graph g;
-    struct disk_handle *h;
-    struct nbd_server *nbd;
-    char host[NET_NAME_MAX];
-};
-
 struct quorum_state {
     struct trace_cfg cfg;           /* the topology record's options */
     struct check_quorum cq;         /* judges every quorum request */
     struct net *net;                /* when some children are NBD */
     bool net_transient;             /* every network rule heals within the delay */
-    struct qserver *srv[WORLD_DISKS_MAX]; /* NBD servers, NULL while down */
+    struct disk_server *srv[WORLD_DISKS_MAX]; /* NBD servers, NULL while down */
     uint64_t child_errors[WORLD_DISKS_MAX];
     /* Per child, the sectors where it may not hold what the guest was told
      * (a write of it failed, or its host lost power with the write cached):
@@ -477,59 +468,24 @@ static bool quorum_explained(const struct world *w, uint64_t sector)
 
 /* ---- building and tearing down ---- */
 
-static void server_accept(void *opaque, struct env_transport t)
-{
-    struct qserver *srv = opaque;
-    nbd_server_attach(srv->nbd, t);
-}
-
 static int quorum_host_open(struct world *w, unsigned h, struct err *e)
 {
     unsigned i = (unsigned)w->hosts[h].child;
     ASSERT(w->hosts[h].child >= 0 && !qs(w)->srv[i]);
-    struct qserver *srv = mem_alloc(sizeof(*srv));
-    qs(w)->srv[i] = srv;
-    srv->w = w;
-    srv->child = i;
-    snprintf(srv->host, sizeof(srv->host), "%s", w->hosts[h].name);
-    graph_init(&srv->g, world__timer(w), w->o.node_mutants);
-    srv->h = disk_handle_new(w->disks[i]);
-    struct drv_file_opts fo = { disk_storage(srv->h) };
-    struct node *file;
-    TRY(node_new(&srv->g, &drv_file, "export", &fo, e, &file));
-    struct nbd_server_opts so = { .export = file, .name = "child" };
-    srv->nbd = nbd_server_new(&so);
-    net_listen(qs(w)->net, srv->host, "nbd", server_accept, srv);
-    return 0;
+    return disk_server_open(w, qs(w)->net, w->hosts[h].name, "nbd", i, "child", e,
+                            &qs(w)->srv[i]);
 }
 
-static void server_free(struct qserver *srv)
-{
-    graph_fini(&srv->g);
-    disk_handle_free(srv->h);
-    mem_free(srv, sizeof(*srv));
-}
-
-static void server_idle(void *opaque)
-{
-    server_free(opaque);
-}
-
-/* The host goes down: listener and connections first, so that clients'
- * requests fail (after their reconnect delay), then its graph drains. */
+/* The host goes down: its server, then whatever its disk still caches may
+ * be lost with the power: the guest was told those writes succeeded. (A
+ * clean shutdown loses nothing, but marking it costs no exactness that
+ * matters.) */
 static void quorum_host_kill(struct world *w, unsigned h)
 {
     unsigned i = (unsigned)w->hosts[h].child;
-    struct qserver *srv = qs(w)->srv[i];
-    ASSERT(srv != NULL);
+    ASSERT(qs(w)->srv[i] != NULL);
+    disk_server_kill(qs(w)->srv[i]);
     qs(w)->srv[i] = NULL;
-    net_unlisten(qs(w)->net, srv->host, "nbd");
-    nbd_server_close(srv->nbd);
-    net_host_reset(qs(w)->net, srv->host);
-    graph_kill(&srv->g, server_idle, srv);
-    /* Whatever its disk still caches may be lost with the power: the guest
-     * was told those writes succeeded. (A clean shutdown loses nothing,
-     * but marking it costs no exactness that matters.) */
     const struct disk *d = w->disks[i];
     for (uint64_t k = 0; k < d->log_n; k++) {
         const struct disk_log_entry *e = &d->log[(d->log_head + k) % d->log_cap];

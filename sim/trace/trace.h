@@ -30,7 +30,10 @@
  *        [image=PATH] [host=H] [backing=guest] a NAME the topology does not
  *                                             have adds an extra disk (a job's
  *                                             target; size= or image= needed)
- *                                             on host H (the guest's host);
+ *                                             on host H (default: the guest's
+ *                                             host; another name: a new host
+ *                                             of its own that serves it over
+ *                                             NBD, one disk a host);
  *                                             backing=guest: it holds an overlay
  *                                             over the guest's disk (a
  *                                             fleecing target: size= is the

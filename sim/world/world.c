@@ -23,6 +23,7 @@
 #include "../../ref/qbm.h"
 #include "../base/content.h"
 #include "../trace/mutant.h"
+#include "../topo/dial.h"
 #include "world_int.h"
 
 /* ---- timer ops for the stack, with BUGGIFY ---- */
@@ -129,6 +130,9 @@ void world__stack_free(struct stack *s)
         if (s->h[i]) {
             disk_handle_free(s->h[i]);
         }
+    }
+    for (unsigned i = s->w->n_topo_disks; i < s->w->n_disks; i++) { /* extra disks' clients */
+        mem_free(s->dial[i], s->dial[i] ? sizeof(*s->dial[i]) : 0);
     }
     mem_free(s, sizeof(*s));
 }
@@ -379,7 +383,7 @@ static void hosts_down(struct world *w, const struct trace_rec *rec, unsigned ma
     for (unsigned h = 1; h < w->n_hosts; h++) {
         if (mask & (1u << h)) {
             host_ops_lost(w, h);
-            w->topo_ops->host_kill(w, h);
+            world__host_kill(w, h);
         }
     }
     enum disk_crash_mode mode = rec->has_mode ? rec->mode
@@ -409,6 +413,10 @@ static void hosts_down(struct world *w, const struct trace_rec *rec, unsigned ma
             }
             if (power_lost) {
                 world__checkers_crash(w, h, (int)mode);
+            }
+            if (power_lost && h != WORLD_GUEST_HOST && w->pivot_disk >= 0 &&
+                w->hosts[h].disk[w->pivot_disk]) {
+                check_rw_crash(&w->check); /* the guest's disk since a pivot lost its cache */
             }
         }
     }
@@ -441,6 +449,7 @@ static uint64_t faults_count(const struct world *w, uint64_t counts[FAULT__COUNT
     if (w->topo_ops->faults) {
         n += w->topo_ops->faults(w, counts);
     }
+    n += w->xnet ? fault_counts_add(counts, net_stats(w->xnet)->faults) : 0;
     return n + (w->r->bitmaps_on ? files_faults(&w->files, counts) : 0);
 }
 
@@ -536,7 +545,7 @@ static void do_restart(struct world *w, const struct trace_rec *rec)
     for (unsigned h = 1; h < w->n_hosts; h++) {
         if (mask & (1u << h)) {
             struct err e = { .file = NULL };
-            int ret = w->topo_ops->host_open(w, h, &e);
+            int ret = world__host_open(w, h, &e);
             ASSERT(ret == 0); /* a server's stack is a file node: it always opens */
             w->hosts[h].up = true;
             world__checkers_restart(w, h);
@@ -888,6 +897,7 @@ static void topology_disks(struct world *w, const struct trace_cfg *topo)
     memset(w->hosts, 0, sizeof(w->hosts));
     for (unsigned h = 0; h < WORLD_HOSTS_MAX; h++) {
         w->hosts[h].child = -1;
+        w->hosts[h].serves = -1;
     }
     snprintf(w->hosts[WORLD_GUEST_HOST].name, TRACE_HOST_MAX, "primary");
     w->n_hosts = 1;
@@ -1194,8 +1204,9 @@ static int world_setup(struct world *w, struct err *e)
     for (unsigned i = 0; i < w->o.n_checkers; i++) {
         world__checker_add(w, w->o.checkers[i].ops, w->o.checkers[i].self);
     }
+    world__xnet_start(w);
     for (unsigned h = 1; h < w->n_hosts; h++) {
-        TRY(w->topo_ops->host_open(w, h, e));
+        TRY(world__host_open(w, h, e));
         w->hosts[h].up = true;
     }
     TRY(stack_open(w, e));
@@ -1226,7 +1237,7 @@ static void world_fini(struct world *w)
     }
     for (unsigned h = 1; h < w->n_hosts; h++) {
         if (w->hosts[h].up) {
-            w->topo_ops->host_kill(w, h);
+            world__host_kill(w, h);
             w->hosts[h].up = false;
             w->hosts[h].downs++;
         }
@@ -1236,6 +1247,7 @@ static void world_fini(struct world *w)
      * and every dead stack frees itself. Bounded by the events pending. */
     for (uint64_t i = 0; i < WORLD_EVENTS_MAX && evq_step(&w->q, UINT64_MAX); i++) {
     }
+    world__xnet_end(w);
     world__checkers_fini(w); /* before the topology: its checkers live in its state */
     world__jobs_fini(w);
     if (w->topo_ops && w->topo_ops->fini) {

@@ -34,6 +34,7 @@
  * granule): a larger need is an input error, found before allocating. */
 #define WORLD_BITMAP_MEM_MAX (4ull << 30)
 #define WORLD_EVENTS_MAX (1ull << 40) /* loop bound: far beyond any real run */
+#define WORLD_RECONNECT_NS (15ull * 1000000000ull) /* NBD clients to other hosts */
 
 /* The guest's host runs the guest and its stack; other hosts (a quorum's
  * NBD servers s<i>) hold disks and serve them. Each crashes, restarts and
@@ -48,6 +49,7 @@ struct host {
     uint64_t downs;                /* times it went down (crash or shutdown) */
     bool disk[WORLD_DISKS_MAX];    /* the disks it holds */
     int child;                     /* quorum: the child it serves, else -1 */
+    int serves;                    /* a host of an extra disk's own: that disk, else -1 */
 };
 
 /* The guest host's stack. */
@@ -166,6 +168,8 @@ struct world {
     uint64_t fleece_size[WORLD_DISKS_MAX]; /* an extra disk with backing=guest: the
                                             * virtual size of its overlay, else 0 */
     bool committed;         /* an active commit ran: the overlay's base model is stale */
+    struct net *xnet;       /* the network to extra disks on hosts of their own, or NULL */
+    struct disk_server *xsrv[WORLD_DISKS_MAX]; /* their NBD servers while up */
 };
 
 
@@ -247,6 +251,13 @@ void world__bitmap_job_merged(struct world *w, const char *name, const uint8_t *
 
 /* world_job.c */
 int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err *e);
+/* Another host than the guest's comes up or goes down: the topology's, or
+ * one an extra disk sits on (served over NBD to the guest's host). */
+int world__host_open(struct world *w, unsigned h, struct err *e);
+void world__host_kill(struct world *w, unsigned h);
+/* The network to extra disks on hosts of their own (made when one is). */
+void world__xnet_start(struct world *w);
+void world__xnet_end(struct world *w);
 int world__jobs_open(struct world *w, struct stack *s, struct err *e);
 void world__jobs_kill(struct stack *s);
 int world__job_validate(const struct world *w, const struct trace_rec *r, bool guest_up,

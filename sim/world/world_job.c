@@ -17,13 +17,41 @@
 #include "../../ref/backup.h"
 #include "../../ref/drv_file.h"
 #include "../../ref/drv_overlay.h"
+#include "../../ref/drv_nbd.h"
 #include "../../ref/mirror.h"
 #include "../base/content.h"
+#include "../topo/dial.h"
+#include "../topo/serve.h"
 #include "world_int.h"
 
 #define WJ_EVENTS_MAX 256 /* a job's events kept for the report */
 
 /* ---- extra disks ---- */
+
+/* An extra disk on host @r's host= of its own: a new host that serves it
+ * over NBD to the guest's host (one disk a host; no fleecing overlay, which
+ * needs the guest's disk under it). */
+static int extra_host(struct world *w, const struct trace_rec *r, int *out, struct err *e)
+{
+    const struct trace_cfg *c = r->cfg;
+    for (unsigned h = 1; h < w->n_hosts; h++) {
+        if (strcmp(w->hosts[h].name, c->host) == 0) {
+            return err_set(e, r->line, 2, "disk %s: host %s already holds %s; an extra disk "
+                           "on a host of its own needs a new host name", c->name, c->host,
+                           w->hosts[h].serves >= 0 ? "an extra disk" : "a topology's disk");
+        }
+    }
+    if (c->backing[0]) {
+        return err_set(e, r->line, 2, "disk %s: backing=guest sits on the guest's host (%s), "
+                       "not on host %s", c->name, w->hosts[WORLD_GUEST_HOST].name, c->host);
+    }
+    if (w->n_hosts == WORLD_HOSTS_MAX) {
+        return err_set(e, r->line, 2, "disk %s: at most %u hosts", c->name, WORLD_HOSTS_MAX);
+    }
+    *out = (int)w->n_hosts++;
+    snprintf(w->hosts[*out].name, sizeof(w->hosts[*out].name), "%s", c->host);
+    return 0;
+}
 
 int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err *e)
 {
@@ -42,10 +70,9 @@ int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err
         return err_set(e, r->line, 2, "disk %s is not in the %s topology: give size= (or "
                        "image=) to add it as an extra disk", c->name, w->topo_ops->name);
     }
+    int h = WORLD_GUEST_HOST;
     if (c->host[0] && strcmp(c->host, w->hosts[WORLD_GUEST_HOST].name) != 0) {
-        return err_set(e, r->line, 2, "disk %s: host=%s, but extra disks sit on the guest's "
-                       "host (%s) in the %s topology", c->name, c->host,
-                       w->hosts[WORLD_GUEST_HOST].name, w->topo_ops->name);
+        TRY(extra_host(w, r, &h, e));
     }
     if (w->n_disks == WORLD_DISKS_MAX) {
         return err_set(e, r->line, 2, "disk %s: at most %u disks", c->name, WORLD_DISKS_MAX);
@@ -60,7 +87,10 @@ int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err
         size = overlay_file_size(size, OVERLAY_CLUSTER_DEFAULT);
     }
     disk_config_default(&w->dcfg[i], c->name, size);
-    w->hosts[WORLD_GUEST_HOST].disk[i] = true;
+    w->hosts[h].disk[i] = true;
+    if (h != WORLD_GUEST_HOST) {
+        w->hosts[h].serves = (int)i;
+    }
     return 0;
 }
 
@@ -78,10 +108,80 @@ static struct node *disk_node(const struct world *w, struct stack *s, unsigned i
     return n;
 }
 
+/* The host serving extra disk @i. */
+static unsigned disk_host(const struct world *w, unsigned i)
+{
+    for (unsigned h = 1; h < w->n_hosts; h++) {
+        if (w->hosts[h].serves == (int)i) {
+            return h;
+        }
+    }
+    UNREACHABLE();
+}
+
+/* Extra disk @i on a host of its own: an NBD client to it (the reconnect
+ * delay as the quorum's children have it). */
+static int remote_disk(struct world *w, struct stack *s, unsigned i, struct err *e)
+{
+    s->dial[i] = mem_alloc(sizeof(*s->dial[i]));
+    stack_dialer_init(s->dial[i], s, w->xnet, w->hosts[WORLD_GUEST_HOST].name,
+                      w->hosts[disk_host(w, i)].name, "nbd");
+    struct drv_nbd_opts no = { .dialer = stack_dialer(s->dial[i]),
+                               .export_name = w->dcfg[i].name, .size = w->dcfg[i].size,
+                               .reconnect_delay_ns = WORLD_RECONNECT_NS };
+    return node_new(&s->g, &drv_nbd, w->dcfg[i].name, &no, e, &s->extra[i]);
+}
+
+int world__host_open(struct world *w, unsigned h, struct err *e)
+{
+    int i = w->hosts[h].serves;
+    if (i < 0) {
+        return w->topo_ops->host_open(w, h, e);
+    }
+    return disk_server_open(w, w->xnet, w->hosts[h].name, "nbd", (unsigned)i,
+                            w->dcfg[i].name, e, &w->xsrv[i]);
+}
+
+void world__host_kill(struct world *w, unsigned h)
+{
+    int i = w->hosts[h].serves;
+    if (i < 0) {
+        w->topo_ops->host_kill(w, h);
+        return;
+    }
+    disk_server_kill(w->xsrv[i]);
+    w->xsrv[i] = NULL;
+}
+
+void world__xnet_start(struct world *w)
+{
+    for (unsigned h = 1; h < w->n_hosts && !w->xnet; h++) {
+        if (w->hosts[h].serves >= 0) {
+            struct net_config nc;
+            net_config_default(&nc);
+            w->xnet = net_new(&w->q, &w->plan, w->seed, &nc);
+        }
+    }
+}
+
+void world__xnet_end(struct world *w)
+{
+    if (w->xnet) {
+        w->r->net_segments += net_stats(w->xnet)->segments;
+        w->r->net_resets += net_stats(w->xnet)->resets;
+        net_free(w->xnet);
+        w->xnet = NULL;
+    }
+}
+
 /* File nodes on the extra disks, and the host's job list. */
 int world__jobs_open(struct world *w, struct stack *s, struct err *e)
 {
     for (unsigned i = w->n_topo_disks; i < w->n_disks; i++) {
+        if (!w->hosts[WORLD_GUEST_HOST].disk[i]) { /* on a host of its own */
+            TRY(remote_disk(w, s, i, e));
+            continue;
+        }
         struct drv_file_opts fo = { disk_storage(s->h[i]) };
         if (!w->fleece_size[i]) {
             TRY(node_new(&s->g, &drv_file, w->dcfg[i].name, &fo, e, &s->extra[i]));
@@ -360,6 +460,33 @@ static enum job_policy policy(enum trace_policy p, bool has)
 
 #define WJ_CHUNK (1u << 20) /* the checker reads disks a chunk at a time */
 
+/* What target node @tgt on disk @t holds at @at: through the node when the
+ * disk is on the guest's host, else the disk itself (behind NBD). */
+static void target_read(struct world *w, struct node *tgt, unsigned t, uint64_t at,
+                        uint8_t *buf, uint64_t n)
+{
+    if (!w->hosts[WORLD_GUEST_HOST].disk[t]) {
+        disk_peek(w->disks[t], at, buf, n);
+        return;
+    }
+    int ret = node_pread_sync(tgt, at, buf, n);
+    ASSERT(ret == 0); /* a file node or an overlay on a disk of the host */
+}
+
+/* What the guest's disk (source node @src, the guest's front) holds at @at:
+ * through the node, or the disk itself when a mirror moved the guest onto a
+ * disk of another host (behind NBD). */
+static void source_read(struct world *w, struct node *src, uint64_t at, uint8_t *buf,
+                        uint64_t n)
+{
+    if (w->check.data_elsewhere) {
+        disk_peek(w->disks[w->pivot_disk], at, buf, n);
+        return;
+    }
+    int ret = node_pread_sync(src, at, buf, n);
+    ASSERT(ret == 0); /* plain and overlay read their disks' contents synchronously */
+}
+
 /* Tell the checker what backup @id must copy from @src (drained, before
  * the job runs): its bytes, and for sync=top what the source layer
  * allocates (block status). */
@@ -374,8 +501,7 @@ static void backup_snapshot(struct world *w, const struct world_job *x, struct n
     uint8_t *in_set = sparse ? mem_alloc(WJ_CHUNK / CONTENT_SECTOR) : NULL;
     for (uint64_t at = 0; at < len; at += WJ_CHUNK) {
         uint64_t n = min_u64(WJ_CHUNK, len - at);
-        int ret = node_pread_sync(src, at, buf, n);
-        ASSERT(ret == 0); /* plain and overlay read their disks' contents synchronously */
+        source_read(w, src, at, buf, n);
         for (uint64_t off = at; top && off < at + n;) {
             uint64_t pnum = 0;
             int bs = node_block_status(src, off, at + n - off, &pnum);
@@ -612,6 +738,7 @@ static bool target_taint(void *opaque, uint64_t sector)
     return disk_taint_get(d, sector) != DISK_TAINT_NONE || w->topo_ops->explained(w, sector);
 }
 
+
 /* A mirror ended in step (COMPLETED, no error): its target equals its
  * source now, whether it pivoted (complete) or not (a soft cancel). */
 static void mirror_end(struct world *w, const struct world_job *x, const struct job_event *ev)
@@ -626,14 +753,14 @@ static void mirror_end(struct world *w, const struct world_job *x, const struct 
     bool pivoted = mirror_pivoted(j);
     for (uint64_t at = 0; at < len && !w->cj.failed; at += WJ_CHUNK) {
         uint64_t n = min_u64(WJ_CHUNK, len - at);
-        int r1 = node_pread_sync(x->source, at, src, n);
-        int r2 = node_pread_sync(tgt, at, dst, n);
-        ASSERT(r1 == 0 && r2 == 0);
+        source_read(w, x->source, at, src, n);
+        target_read(w, tgt, (unsigned)x->disk, at, dst, n);
         (void)check_job_mirror_verify(&w->cj, ev->id, at / CONTENT_SECTOR, src, dst, n, pivoted,
                                       target_taint, &ctx, x->line, w->q.now_ns);
     }
     if (pivoted) {
         w->pivot_disk = x->disk; /* the guest's disk from now on, across restarts too */
+        w->check.data_elsewhere = !w->hosts[WORLD_GUEST_HOST].disk[x->disk];
     }
     mem_free(src, WJ_CHUNK);
     mem_free(dst, WJ_CHUNK);
@@ -652,8 +779,7 @@ static void always_failed(struct world *w, const struct world_job *x)
     uint8_t *buf = mem_alloc(WJ_CHUNK);
     for (uint64_t at = 0; at < tgt->length; at += WJ_CHUNK) {
         uint64_t n = min_u64(WJ_CHUNK, tgt->length - at);
-        int ret = node_pread_sync(tgt, at, buf, n);
-        ASSERT(ret == 0);
+        target_read(w, tgt, (unsigned)x->disk, at, buf, n);
         check_job_backup_uncopied(&w->cj, x->id, at / CONTENT_SECTOR, buf, n, x->cluster, must,
                                   may);
     }
@@ -698,8 +824,7 @@ static void cj_job_event(void *self, const struct job_event *ev)
     struct target_ctx ctx = { w, t };
     for (uint64_t at = 0; at < tgt->length && !w->cj.failed; at += WJ_CHUNK) {
         uint64_t n = min_u64(WJ_CHUNK, tgt->length - at);
-        int ret = node_pread_sync(tgt, at, buf, n);
-        ASSERT(ret == 0);
+        target_read(w, tgt, t, at, buf, n);
         (void)check_job_backup_verify(&w->cj, ev->id, at / CONTENT_SECTOR, buf, n,
                                       target_taint, &ctx, x->line, w->q.now_ns);
     }

@@ -542,9 +542,56 @@ START_TEST(test_backup_bitmap_refusals)
 }
 END_TEST
 
+/* A job's target on a host of its own, reached over NBD: a backup keeps
+ * its point in time through a partition the client's reconnect hides (and
+ * a planted copy-after-write is caught); the target host's crash fails the
+ * job (reported, not a stack failure); a mirror moves the guest onto the
+ * remote disk, whose host's crashes then lose what its cache held. */
+START_TEST(test_jobs_remote_target)
+{
+    static const char backup[] =
+        "blocksim-trace v1\ntopology plain size=1M\ndisk tgt size=1M host=vault\n"
+        "fault partition host=vault after=5ms before=2s\n"
+        "write 0 65536\njob backup b1 target=tgt sync=full speed=1M\nwrite 4096 4096\n"
+        "write 300032 512\njob wait b1 concluded\nread 0 65536\n";
+    struct world_result r;
+    run_text(backup, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    ck_assert_str_eq(str(job0(&r), "status"), "null");
+    ck_assert(json_is_null(json_object_get(job0(&r), "error")));
+    ck_assert_uint_eq(r.n_hosts, 2);
+    ck_assert_str_eq(r.hosts[1].name, "vault");
+    world_result_fini(&r);
+    expect_caught(backup, NODE_MUTANT_BACKUP_CBW_LATE, "backup-point-in-time");
+    static const char lost[] =
+        "blocksim-trace v1\ntopology plain size=1M\ndisk tgt size=1M host=vault\n"
+        "write 0 65536\njob backup b1 target=tgt sync=full speed=256K\n"
+        "@100ms crash host=vault\nwrite 8192 4096\njob wait b1 concluded\n"
+        "restart host=vault\nread 0 65536\n";
+    run_text(lost, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    ck_assert_str_eq(str(job0(&r), "error"), "Input/output error");
+    world_result_fini(&r);
+    for (unsigned seed = 1; seed <= 12; seed++) {
+        char mirror[640];
+        snprintf(mirror, sizeof(mirror),
+                 "blocksim-trace v1\nseed %u\ntopology plain size=1M\n"
+                 "disk tgt size=1M host=vault cache=1M\nwrite 0 65536\n"
+                 "job mirror m1 target=tgt speed=2M\nwrite 4096 4096\njob wait m1 ready\n"
+                 "write 8192 4096\njob complete m1\njob wait m1 concluded\n"
+                 "write 12288 4096\nread 0 65536\ncrash host=primary\nrestart host=primary\n"
+                 "read 0 65536\ncrash host=vault\nrestart host=vault\nread 0 65536\n", seed);
+        run_text(mirror, NULL, &r);
+        ck_assert_msg(r.verdict == WORLD_PASS, "seed %u: %s", seed, r.first.msg);
+        world_result_fini(&r);
+    }
+}
+END_TEST
+
 Suite *suite_jobs(void)
 {
     const TTest *tests[] = {
+        test_jobs_remote_target,
         test_backup_full_point_in_time,
         test_backup_none_until_cancelled,
         test_backup_top_copies_allocated,

@@ -166,7 +166,10 @@ START_TEST(test_scenario_validation)
         { "blocksim-trace v1\ndisk nope\n", 2, "disk nope is not in the plain topology: give "
           "size= (or image=) to add it" },
         { "blocksim-trace v1\ntopology quorum\ndisk nope size=1M\n", 3, "no disk 'nope'" },
-        { "blocksim-trace v1\ndisk t size=1M host=s1\n", 2, "extra disks sit on the guest's" },
+        { "blocksim-trace v1\ndisk t size=1M host=v\ndisk u size=1M host=v\n", 3,
+          "host v already holds an extra disk" },
+        { "blocksim-trace v1\ndisk t size=1M host=v backing=guest\n", 2,
+          "backing=guest sits on the guest's host" },
         { "blocksim-trace v1\ndisk d0 host=primary\n", 2, "host= is for extra disks" },
         { "blocksim-trace v1\ndisk fl size=1M backing=d0\n", 2, "backing= takes 'guest'" },
         { "blocksim-trace v1\ndisk fl size=1M backing=guest\njob backup a target=fl sync=none\n"
