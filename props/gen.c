@@ -131,6 +131,8 @@ struct gen_state {
     bool failed_over;  /* colo: the secondary took over */
     bool sec_down;     /* colo: the secondary host is down */
     bool sec_lost;     /* colo: it went down once (its guest's I/O may fail since) */
+    bool fleece;       /* jobs: a fleecing target 'fl' exists (read over NBD) */
+    bool fleece_used;  /* ...and one backup took it (one a trace) */
 };
 
 static struct trace_rec *emit(struct gen_state *g, enum trace_kind kind)
@@ -230,6 +232,15 @@ static void gen_topology(struct gen_state *g)
         if (choice_range(g->c, 0, 2) == 2) {
             snprintf(dr->cfg->host, sizeof(dr->cfg->host), "vault");
         }
+    }
+    if ((o->jobs & GEN_JOB_BACKUP) && !o->jobs_bitmap && choice_range(g->c, 0, 3) == 3) {
+        struct trace_rec *fr = emit(g, TRACE_DISK); /* image fleecing, read over NBD */
+        fr->cfg = trace_cfg_new();
+        snprintf(fr->cfg->name, sizeof(fr->cfg->name), "fl");
+        fr->cfg->size = GEN_SIZE;
+        fr->cfg->has_size = true;
+        snprintf(fr->cfg->backing, sizeof(fr->cfg->backing), "guest");
+        g->fleece = true;
     }
 }
 
@@ -458,6 +469,14 @@ static void gen_backup(struct gen_state *g, struct trace_job *j)
 {
     static const uint64_t clusters[] = { 0, 4096, 128u << 10 };
     snprintf(j->target, sizeof(j->target), "tgt");
+    if (g->fleece && !g->fleece_used && choice_range(g->c, 0, 1)) {
+        snprintf(j->target, sizeof(j->target), "fl"); /* fleecing: sync=none, once */
+        j->sync = TRACE_SYNC_NONE;
+        j->has_sync = true;
+        g->fleece_used = true;
+        g->job_none = true;
+        return;
+    }
     j->sync = (enum trace_job_sync)choice_range(g->c, TRACE_SYNC_FULL, TRACE_SYNC_NONE);
     j->has_sync = true;
     j->cluster = clusters[choice_range(g->c, 0, 2)];
@@ -585,6 +604,9 @@ static void gen_op(struct gen_state *g)
     case G_DISCARD:
         gen_range(g, r);
         gen_guest(g, r);
+        if (op == G_READ && g->fleece && choice_range(g->c, 0, 2) == 2) {
+            snprintf(r->export, sizeof(r->export), "fl"); /* a backup tool reads it */
+        }
         break;
     case G_CRASH:
         r->has_mode = true;

@@ -301,6 +301,15 @@ static int range_option(struct trace_rec *r, const struct fields *f, unsigned i,
     if (guest != 0) {
         return guest < 0 ? guest : 0;
     }
+    if (strncmp(w, "export=", 7) == 0 && r->kind == TRACE_READ && !r->export[0]) {
+        size_t n = strlen(w + 7);
+        if (n == 0 || n >= sizeof(r->export)) {
+            return err_set(e, 0, f->first + i, "export: expected a disk name of 1..%zu "
+                           "characters, got '%s'", sizeof(r->export) - 1, w + 7);
+        }
+        memcpy(r->export, w + 7, n + 1);
+        return 0;
+    }
     if (strcmp(w, "fua") == 0 && fua_ok && !r->fua) {
         r->fua = true;
         return 0;
@@ -315,8 +324,8 @@ static int range_option(struct trace_rec *r, const struct fields *f, unsigned i,
         return 0;
     }
     return err_set(e, 0, f->first + i, "expected %sguest=primary|secondary, got '%s'",
-                   r->kind == TRACE_WRITE ? "fua, pattern=0xNN or " : fua_ok ? "fua or " : "",
-                   w);
+                   r->kind == TRACE_WRITE ? "fua, pattern=0xNN or " : fua_ok ? "fua or " :
+                   r->kind == TRACE_READ ? "export=DISK or " : "", w);
 }
 
 static int parse_range_op(struct trace_rec *r, const struct fields *f, struct err *e)
@@ -352,6 +361,10 @@ static void print_range_op(const struct trace_rec *r, char *buf, size_t size)
         cat(buf, size, pat);
     }
     cat(buf, size, r->guest ? " guest=secondary" : "");
+    if (r->export[0]) {
+        cat(buf, size, " export=");
+        cat(buf, size, r->export);
+    }
 }
 
 /* flush [guest=primary|secondary] */
@@ -1388,6 +1401,7 @@ bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b)
            a->fua == b->fua && a->has_mode == b->has_mode &&
            a->has_pattern == b->has_pattern && a->pattern == b->pattern &&
            strcmp(a->host, b->host) == 0 && a->guest == b->guest && a->sub == b->sub &&
+           strcmp(a->export, b->export) == 0 &&
            a->failover == b->failover &&
            (!a->has_mode || a->mode == b->mode) && a->expect == b->expect &&
            a->offset == b->offset && a->len == b->len && a->value == b->value &&

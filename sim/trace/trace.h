@@ -54,6 +54,9 @@
  *                                             else contents name the write;
  *                                             guest=secondary: colo's
  *                                             secondary guest issues it
+ *   [@TIME] read OFFSET LENGTH export=DISK     read fleecing target DISK (an
+ *                                             extra disk with backing=guest)
+ *                                             over NBD, as a backup tool would
  *   [@TIME] flush [guest=primary|secondary]
  *   [@TIME] crash [mode=prefix|subset|tear]   without @TIME: after earlier
  *            [at-flush=N] [plan=F/F..]        operations complete; with it:
@@ -300,6 +303,7 @@ struct trace_rec {
     char host[TRACE_HOST_MAX]; /* crash, restart, shutdown, replication: one host;
                                 * "": every host */
     uint8_t guest;        /* ops: 0 the guest (colo: the primary's), 1 colo's secondary */
+    char export[TRACE_HOST_MAX]; /* read: an extra disk's NBD export to read, or "" */
     uint8_t sub;          /* replication, colo: enum trace_repl_op / trace_colo_op */
     bool failover;        /* replication stop failover */
     enum disk_crash_mode mode;

@@ -185,8 +185,8 @@ static bool op_conflicts(const struct world *w, const struct trace_rec *rec)
 {
     for (unsigned i = 0; i < w->n_inflight; i++) {
         const struct trace_rec *o = w->inflight[i]->rec;
-        if (o->guest != rec->guest) {
-            continue; /* another host's guest, on a disk of its own */
+        if (o->guest != rec->guest || strcmp(o->export, rec->export) != 0) {
+            continue; /* another host's guest, or a backup tool reading an export */
         }
         if (w->topo_ops->conflict && w->topo_ops->conflict(rec, o)) {
             return true;
@@ -302,6 +302,8 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     struct node *front = w->live->front ? w->live->front : w->live->root;
     if (rec->guest) {
         front = w->topo_ops->guest_front(w, rec->guest);
+    } else if (rec->export[0]) { /* a backup tool reading a fleecing export */
+        front = w->live->xread[world__disk_index(w, rec->export)];
     }
     node_submit(front, node_ops[rec->kind], rec->offset, len, op->buf, flags, op_done, op);
 }
@@ -1108,6 +1110,8 @@ static int setup_validate(struct world *w, struct err *e)
                                FAULT_NET_RESET ? "host" : "disk", r->cfg->fault.disk, known);
             }
             fault_plan_add(&w->plan, &r->cfg->fault);
+        } else if (r->export[0]) {
+            TRY(world__export_rec_check(w, r, up[WORLD_GUEST_HOST], e));
         } else if (trace_kind_is_op(k) && r->guest && !w->topo_ops->guest_host) {
             return err_set(e, r->line, 1, "guest=secondary needs the colo topology");
         } else if (trace_kind_is_op(k)) {

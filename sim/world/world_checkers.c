@@ -30,7 +30,7 @@ static void poll(struct world *w, const struct checker *c)
 /* Does checker @c hear request @io? */
 static bool hears(const struct checker *c, const struct checker_io *io)
 {
-    return c->ops->other_guests || !io->rec || io->rec->guest == 0;
+    return c->ops->other_guests || !io->rec || (io->rec->guest == 0 && !io->rec->export[0]);
 }
 
 void world__checkers_submit(struct world *w, const struct checker_io *io,

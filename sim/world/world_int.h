@@ -65,6 +65,10 @@ struct stack {
                             * root (NULL: root) */
     struct node *extra[WORLD_DISKS_MAX]; /* file nodes on the extra disks */
     struct job_list jobs;  /* the host's block jobs */
+    /* Fleecing targets exported over NBD (backing=guest disks), and the NBD
+     * clients that read them (records `read ... export=DISK`). */
+    struct nbd_server *xserve[WORLD_DISKS_MAX];
+    struct node *xread[WORLD_DISKS_MAX];
 };
 
 #define WORLD_JOBS_MAX 16
@@ -168,7 +172,9 @@ struct world {
     uint64_t fleece_size[WORLD_DISKS_MAX]; /* an extra disk with backing=guest: the
                                             * virtual size of its overlay, else 0 */
     bool committed;         /* an active commit ran: the overlay's base model is stale */
-    struct net *xnet;       /* the network to extra disks on hosts of their own, or NULL */
+    struct net *xnet;       /* the network to extra disks on hosts of their own and to
+                             * fleecing exports, or NULL */
+    uint64_t fleece_reads;  /* export reads judged against a running backup */
     struct disk_server *xsrv[WORLD_DISKS_MAX]; /* their NBD servers while up */
 };
 
@@ -251,6 +257,10 @@ void world__bitmap_job_merged(struct world *w, const char *name, const uint8_t *
 
 /* world_job.c */
 int world__extra_disk_rec(struct world *w, const struct trace_rec *r, struct err *e);
+/* `read ... export=DISK`: DISK is a fleecing target, the range within it,
+ * the guest's host up. */
+int world__export_rec_check(const struct world *w, const struct trace_rec *r, bool up,
+                            struct err *e);
 /* Another host than the guest's comes up or goes down: the topology's, or
  * one an extra disk sits on (served over NBD to the guest's host). */
 int world__host_open(struct world *w, unsigned h, struct err *e);

@@ -19,6 +19,7 @@
 #include "../../ref/drv_overlay.h"
 #include "../../ref/drv_nbd.h"
 #include "../../ref/mirror.h"
+#include "../../ref/nbd_server.h"
 #include "../base/content.h"
 #include "../topo/dial.h"
 #include "../topo/serve.h"
@@ -108,6 +109,29 @@ static struct node *disk_node(const struct world *w, struct stack *s, unsigned i
     return n;
 }
 
+int world__export_rec_check(const struct world *w, const struct trace_rec *r, bool up,
+                            struct err *e)
+{
+    int d = world__disk_index(w, r->export);
+    if (d < 0 || !w->fleece_size[d]) {
+        return err_set(e, r->line, 4, "export=%s: not a fleecing target (an extra disk with "
+                       "backing=guest)", r->export);
+    }
+    if (r->guest) {
+        return err_set(e, r->line, 4, "export= is read by a backup tool, not a guest");
+    }
+    if (!up) {
+        return err_set(e, r->line, 1, "'read' of an export while the host is down (add "
+                       "'restart' first)");
+    }
+    if (r->offset + r->len > w->fleece_size[d]) {
+        return err_set(e, r->line, 2, "read at %" PRIu64 "+%" PRIu64 " goes beyond the "
+                       "%" PRIu64 "-byte export %s", r->offset, r->len, w->fleece_size[d],
+                       r->export);
+    }
+    return 0;
+}
+
 /* The host serving extra disk @i. */
 static unsigned disk_host(const struct world *w, unsigned i)
 {
@@ -155,8 +179,12 @@ void world__host_kill(struct world *w, unsigned h)
 
 void world__xnet_start(struct world *w)
 {
-    for (unsigned h = 1; h < w->n_hosts && !w->xnet; h++) {
-        if (w->hosts[h].serves >= 0) {
+    bool fleece = false;
+    for (unsigned i = 0; i < w->n_disks; i++) {
+        fleece |= w->fleece_size[i] > 0; /* its export */
+    }
+    for (unsigned h = 1; h < w->n_hosts + fleece && !w->xnet; h++) {
+        if (h == w->n_hosts || w->hosts[h].serves >= 0) {
             struct net_config nc;
             net_config_default(&nc);
             w->xnet = net_new(&w->q, &w->plan, w->seed, &nc);
@@ -172,6 +200,38 @@ void world__xnet_end(struct world *w)
         net_free(w->xnet);
         w->xnet = NULL;
     }
+}
+
+static void export_service(const struct world *w, unsigned i, char *buf, size_t size)
+{
+    snprintf(buf, size, "nbd-%s", w->dcfg[i].name);
+}
+
+static void export_accept(void *opaque, struct env_transport t)
+{
+    nbd_server_attach(opaque, t);
+}
+
+/* A fleecing target is exported over NBD, as QEMU's nbd-server-add exports
+ * it for a backup tool; `read ... export=DISK` reads it through an NBD
+ * client of the same host (over the simulated network). */
+static int fleece_export(struct world *w, struct stack *s, unsigned i, struct err *e)
+{
+    char svc[NET_NAME_MAX];
+    export_service(w, i, svc, sizeof(svc));
+    const char *host = w->hosts[WORLD_GUEST_HOST].name;
+    struct nbd_server_opts so = { .export = s->extra[i], .name = w->dcfg[i].name,
+                                  .read_only = true };
+    s->xserve[i] = nbd_server_new(&so);
+    net_listen(w->xnet, host, svc, export_accept, s->xserve[i]);
+    s->dial[i] = mem_alloc(sizeof(*s->dial[i]));
+    stack_dialer_init(s->dial[i], s, w->xnet, host, host, svc);
+    struct drv_nbd_opts no = { .dialer = stack_dialer(s->dial[i]),
+                               .export_name = w->dcfg[i].name, .size = w->fleece_size[i],
+                               .reconnect_delay_ns = WORLD_RECONNECT_NS };
+    char name[NODE_NAME_MAX];
+    snprintf(name, sizeof(name), "%.20s-reader", w->dcfg[i].name);
+    return node_new(&s->g, &drv_nbd, name, &no, e, &s->xread[i]);
 }
 
 /* File nodes on the extra disks, and the host's job list. */
@@ -195,6 +255,7 @@ int world__jobs_open(struct world *w, struct stack *s, struct err *e)
         struct drv_overlay_opts oo = { file, s->root, w->fleece_size[i],
                                        OVERLAY_CLUSTER_DEFAULT };
         TRY(node_new(&s->g, &drv_overlay, w->dcfg[i].name, &oo, e, &s->extra[i]));
+        TRY(fleece_export(w, s, i, e));
     }
     job_list_init(&s->jobs, world__timer(w), world__job_event, w);
     s->jobs.mutants = w->o.node_mutants;
@@ -208,6 +269,21 @@ int world__jobs_open(struct world *w, struct stack *s, struct err *e)
 void world__jobs_kill(struct stack *s)
 {
     job_list_fini(&s->jobs);
+    struct world *w = s->w;
+    bool any = false;
+    for (unsigned i = 0; i < WORLD_DISKS_MAX; i++) {
+        if (s->xserve[i]) { /* the exports go with the host */
+            char svc[NET_NAME_MAX];
+            export_service(w, i, svc, sizeof(svc));
+            net_unlisten(w->xnet, w->hosts[WORLD_GUEST_HOST].name, svc);
+            nbd_server_close(s->xserve[i]);
+            s->xserve[i] = NULL;
+            any = true;
+        }
+    }
+    if (any) {
+        net_host_reset(w->xnet, w->hosts[WORLD_GUEST_HOST].name);
+    }
 }
 
 /* ---- validation ---- */
@@ -831,10 +907,33 @@ static void cj_job_event(void *self, const struct job_event *ev)
     mem_free(buf, WJ_CHUNK);
 }
 
+/* A read of fleecing target @d's export while its backup runs: the
+ * source as it was when the job started (after the job, guest writes reach
+ * the source unguarded: nothing is promised). */
+static void fleece_read(struct world *w, const struct checker_io *io)
+{
+    int d = world__disk_index(w, io->rec->export);
+    for (unsigned k = 0; k < w->n_wjobs && io->ret == 0; k++) {
+        const struct world_job *x = &w->wjobs[k];
+        const struct job *j = w->live ? job_find(&w->live->jobs, x->id) : NULL;
+        if (x->disk != d || x->type != JOB_TYPE_BACKUP || !j || j->status == JOB_STATUS_CONCLUDED ||
+            j->status == JOB_STATUS_NULL || j->status == JOB_STATUS_ABORTING) {
+            continue;
+        }
+        struct target_ctx ctx = { w, (unsigned)d };
+        w->fleece_reads++;
+        (void)check_job_backup_verify(&w->cj, x->id, io->sector, io->data, io->n * 512,
+                                      target_taint, &ctx, io->rec->line, io->now_ns);
+    }
+}
+
 static void cj_io_done(void *self, const struct checker_io *io)
 {
     struct world *w = self;
-    if (io->guest && io->ret == 0 && io->op != NODE_OP_READ && io->op != NODE_OP_FLUSH) {
+    if (io->rec && io->rec->export[0]) {
+        fleece_read(w, io);
+    } else if (io->guest && io->ret == 0 && io->op != NODE_OP_READ && io->op != NODE_OP_FLUSH &&
+               (!io->rec || io->rec->guest == 0)) {
         check_job_guest_wrote(&w->cj, io->sector, io->n);
     }
 }
@@ -854,7 +953,9 @@ static void cj_check(const void *self)
 static json_t *cj_json(const void *self)
 {
     const struct world *w = self;
-    return check_job_json(&w->cj);
+    json_t *o = check_job_json(&w->cj);
+    json_object_set_new(o, "export_reads_judged", json_integer((json_int_t)w->fleece_reads));
+    return o;
 }
 
 static void cj_fini(void *self)
@@ -865,6 +966,7 @@ static void cj_fini(void *self)
 
 const struct checker_ops world__job_checker = {
     .name = "jobs",
+    .other_guests = true, /* the fleecing exports' reads (it ignores colo's) */
     .io_done = cj_io_done,
     .job_event = cj_job_event,
     .violation = cj_violation,

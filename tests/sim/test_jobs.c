@@ -588,9 +588,48 @@ START_TEST(test_jobs_remote_target)
 }
 END_TEST
 
+/* Image fleecing read over NBD while the guest writes (a backup tool on
+ * the export): every read is the source as it was when the job started; a
+ * planted copy-after-write is caught by such a read; bad export reads are
+ * refused before anything runs. */
+START_TEST(test_backup_fleecing_export)
+{
+    static const char text[] =
+        "blocksim-trace v1\ntopology plain size=1M\ndisk fl size=1M backing=guest\nqd 4\n"
+        "write 0 65536\njob backup f1 target=fl sync=none\nwrite 0 4096\n"
+        "read 0 65536 export=fl\nwrite 8192 4096\nread 0 16384 export=fl\n"
+        "write 65536 4096\nread 65536 4096 export=fl\njob cancel f1\n"
+        "job wait f1 concluded\nread 0 4096\n";
+    struct world_result r;
+    run_text(text, NULL, &r);
+    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    json_t *jobs = json_object_get(r.checks, "jobs");
+    ck_assert_int_eq(json_integer_value(json_object_get(jobs, "export_reads_judged")), 3);
+    ck_assert_uint_eq(r.ops[TRACE_READ], 4);
+    world_result_fini(&r);
+    expect_caught(text, NODE_MUTANT_BACKUP_CBW_LATE, "backup-point-in-time");
+    static const struct { const char *text; const char *msg; } bad[] = {
+        { "blocksim-trace v1\ndisk t size=1M\nread 0 512 export=t\n", "not a fleecing" },
+        { "blocksim-trace v1\ndisk fl size=64K backing=guest\nread 65536 512 export=fl\n",
+          "beyond the 65536-byte export fl" },
+        { "blocksim-trace v1\nread 0 512 export=fl\n", "not a fleecing" },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        struct trace t;
+        struct err e = { .file = "bad" };
+        ck_assert_int_eq(trace_parse(&t, bad[i].text, strlen(bad[i].text), &e), 0);
+        struct world_opts o = { 0 };
+        ck_assert_int_lt(world_run(&t, &o, &r, &e), 0);
+        ck_assert_msg(strstr(e.msg, bad[i].msg) != NULL, "case %zu: %s", i, e.msg);
+        trace_fini(&t);
+    }
+}
+END_TEST
+
 Suite *suite_jobs(void)
 {
     const TTest *tests[] = {
+        test_backup_fleecing_export,
         test_jobs_remote_target,
         test_backup_full_point_in_time,
         test_backup_none_until_cancelled,
