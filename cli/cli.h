@@ -42,6 +42,18 @@ int cmd_explore(int argc, char **argv);
 int cmd_nbd_serve(int argc, char **argv);
 int cmd_nbd_check(int argc, char **argv);
 int cmd_quorum(int argc, char **argv);
+int cmd_campaign(int argc, char **argv);
+
+/* Campaign results as JSON lines (cmd_campaign.c): open @path for appending
+ * (NULL, the error printed, when it cannot be); append @o (consumed) as one
+ * line, on disk before it returns (0, or -1); the digest of a trace's
+ * records (comments left out); a failure line of @command's. */
+struct json_t;
+FILE *cli_jsonl_open(const char *cmd, const char *path);
+int cli_jsonl_put(FILE *f, struct json_t *o);
+uint64_t cli_trace_digest(const char *text, size_t len);
+struct json_t *cli_failure_json(const char *command, const char *property, const char *message,
+                                const char *trace, size_t len);
 
 /* Load @path ("-": standard input) as @format ("auto" is resolved in place)
  * into @t; @fio (may be NULL) holds the fio importer's options. On error

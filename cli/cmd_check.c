@@ -2,6 +2,7 @@
  * cmd_check: `blocksim check` (property suites) and `blocksim shrink`
  * (shrink an existing failing trace).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -24,6 +25,8 @@ struct check_args {
     bool json;
     bool quiet;
     char mutants[128];
+    const char *jsonl;  /* --jsonl: results file, or NULL */
+    FILE *jf;
 };
 
 static void check_usage(FILE *out)
@@ -46,6 +49,9 @@ static void check_usage(FILE *out)
             "  --timeout S      fork mode: a trial running longer hangs (default 30)\n"
             "  --shrink-steps N candidate runs the shrinker may spend (default 5000)\n"
             "  --json           print results as JSON (seed, shard, repro, reproduce)\n"
+            "  --jsonl FILE     append results as JSON lines (a batch line a property, a\n"
+            "                   failure line with its shrunk trace), each on disk before\n"
+            "                   the next trial; `blocksim campaign merge` reads them\n"
             "  --quiet          no progress line on a terminal\n"
             "  --mutant NAME    plant a known bug (repeatable):\n");
     cli_mutants_usage(out);
@@ -100,6 +106,9 @@ static int check_opt(struct check_args *a, int c, const char *val)
     case 'j':
         a->json = true;
         return 0;
+    case 'J':
+        a->jsonl = val;
+        return 0;
     case 'q':
         a->quiet = true;
         return 0;
@@ -122,6 +131,7 @@ static int check_parse(struct check_args *a, int argc, char **argv)
         { "no-fork", no_argument, NULL, 'F' },   { "timeout", required_argument, NULL, 'T' },
         { "shrink-steps", required_argument, NULL, 'k' },
         { "json", no_argument, NULL, 'j' },      { "mutant", required_argument, NULL, 'm' },
+        { "jsonl", required_argument, NULL, 'J' },
         { "quiet", no_argument, NULL, 'q' },     { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -242,10 +252,53 @@ static void result_text(const struct prop *p, const struct check_args *a,
     printf("  reproduce: %s\n", cmd);
 }
 
+/* The run's lines in the results file: its batch, and its failure with the
+ * shrunk trace (a campaign's database is built from them alone). */
+static void check_jsonl(const struct prop *p, const struct check_args *a,
+                        const struct engine_result *r)
+{
+    json_t *shard = json_pack("[I, I]", (json_int_t)a->o.shard_index,
+                              (json_int_t)(a->o.shard_count ? a->o.shard_count : 1));
+    json_t *batch = json_pack("{s:s, s:s, s:s, s:I, s:O, s:I, s:I, s:f, s:b}", "type", "batch",
+                              "command", "check", "property", p->name, "seed",
+                              (json_int_t)a->o.seed, "shard", shard, "trials",
+                              (json_int_t)r->trials, "passed", (json_int_t)r->passed,
+                              "seconds", r->seconds, "interrupted", r->interrupted);
+    int ret = cli_jsonl_put(a->jf, batch);
+    if (r->failed && ret == 0) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        bool ok = f && engine_repro_print(p, &a->o, r, f) == 0;
+        ok = f && fclose(f) == 0 && ok;
+        char cmd[768];
+        check_reproduce(p, a, r, cmd, sizeof(cmd));
+        json_t *o = cli_failure_json("check", p->name, r->message, ok ? text : "",
+                                     ok ? len : 0);
+        json_object_set(o, "shard", shard);
+        json_object_set_new(o, "seed", json_integer((json_int_t)a->o.seed));
+        json_object_set_new(o, "trial", json_integer((json_int_t)r->fail_trial));
+        json_object_set_new(o, "repro", r->repro_path[0] ? json_string(r->repro_path)
+                                                         : json_null());
+        json_object_set_new(o, "mutants", json_string(a->mutants));
+        json_object_set_new(o, "reproduce", json_string(cmd));
+        ret = cli_jsonl_put(a->jf, o);
+        free(text);
+    }
+    json_decref(shard);
+    if (ret < 0) {
+        cli_error("check", "--jsonl %s: %s (the results above stand)", a->jsonl,
+                  strerror(errno));
+    }
+}
+
 static int check_one(const struct prop *p, const struct check_args *a, json_t *all)
 {
     struct engine_result r;
     engine_run(p, &a->o, &r);
+    if (a->jf) {
+        check_jsonl(p, a, &r);
+    }
     if (all) {
         json_array_append_new(all, result_json(p, a, &r));
     } else {
@@ -278,6 +331,9 @@ int cmd_check(int argc, char **argv)
         }
     }
     CLI_TRY(cli_out_dir_check("check", "--out", a.o.out_dir));
+    if (a.jsonl && !(a.jf = cli_jsonl_open("check", a.jsonl))) {
+        return CLI_USAGE;
+    }
     cli_catch_stop_signals();
     a.o.stop = &cli_stop;
     json_t *all = a.json ? json_array() : NULL;
@@ -296,6 +352,9 @@ int cmd_check(int argc, char **argv)
         json_dumpf(all, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(all);
+    }
+    if (a.jf) {
+        fclose(a.jf);
     }
     return status;
 }

@@ -43,6 +43,8 @@ static void explore_usage(FILE *out)
             "  --out DIR          where a failing state's repro trace goes (default\n"
             "                     ./blocksim-failures, made when needed; checked first)\n"
             "  --json             print the result as JSON\n"
+            "  --jsonl FILE       append the result as JSON lines (campaign merge reads\n"
+            "                     them): a batch line, and a failure line with its repro\n"
             "  --quiet            no progress line on a terminal\n"
             "  --mutant NAME      plant a known bug (see blocksim replay --help)\n\n"
             "A failing state is written as a native trace whose crash record names it\n"
@@ -59,6 +61,7 @@ struct explore_args {
     char repro_path[4200];
     char repro_error[256];
     char mutants[128];
+    const char *jsonl; /* --jsonl: results file, or NULL */
 };
 
 static int explore_opt(struct explore_args *a, int c, const char *val)
@@ -87,6 +90,9 @@ static int explore_opt(struct explore_args *a, int c, const char *val)
     case 'm':
         return cli_mutant_note("explore", val, &a->o.node_mutants, &a->o.disk_mutants,
                                a->mutants, sizeof(a->mutants));
+    case 'J':
+        a->jsonl = val;
+        return 0;
     case 'H':
         if (strlen(val) == 0 || strlen(val) >= sizeof(a->o.host)) {
             cli_error("explore", "--host: expected a host name of 1..%zu characters, got "
@@ -110,6 +116,7 @@ static int explore_parse(struct explore_args *a, int argc, char **argv)
         { "time", required_argument, NULL, 't' },       { "point", required_argument, NULL, 'p' },
         { "json", no_argument, NULL, 'j' },             { "quiet", no_argument, NULL, 'q' },
         { "out", required_argument, NULL, 'o' },        { "host", required_argument, NULL, 'H' },
+        { "jsonl", required_argument, NULL, 'J' },
         { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
@@ -131,6 +138,9 @@ static int explore_parse(struct explore_args *a, int argc, char **argv)
     }
     if (!a->exhaustive && optind != argc - 1) {
         cli_error("explore", "expected one TRACE (see --help)");
+        return CLI_USAGE;
+    }
+    if (a->jsonl && cli_out_file_check("explore", "--jsonl", a->jsonl) != 0) {
         return CLI_USAGE;
     }
     return cli_out_dir_check("explore", "--out", a->out_dir);
@@ -227,6 +237,43 @@ static void explore_print(const struct explore_args *a, const char *path,
     printf("  reproduce: %s\n", cmd);
 }
 
+/* The result as results lines: the states run as a batch (property
+ * "explore"), and the failure with its repro trace. */
+static int explore_jsonl(const struct explore_args *a, const char *path,
+                         const struct crashx_result *r)
+{
+    FILE *f = cli_jsonl_open("explore", a->jsonl);
+    if (!f) {
+        return -1;
+    }
+    uint64_t states = r->states[CRASHX_PREFIX] + r->states[CRASHX_SUBSET] +
+                      r->states[CRASHX_TEAR];
+    json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:b}", "type", "batch",
+                          "command", "explore", "property", "explore", "trace",
+                          path ? path : "exhaustive", "seed", (json_int_t)a->o.seed,
+                          "trials", (json_int_t)states,
+                          "passed", (json_int_t)(states - r->failed), "seconds", r->seconds,
+                          "interrupted", r->stopped);
+    int ret = cli_jsonl_put(f, b);
+    if (ret == 0 && r->failed && r->repro) {
+        char cmd[1024];
+        explore_reproduce(a, path, r, cmd, sizeof(cmd));
+        json_t *o = cli_failure_json("explore", "explore", r->message, r->repro,
+                                     strlen(r->repro));
+        const char *v = strstr(r->message, ": "); /* "crash <where>: <property>: ..." */
+        v = v ? v + 2 : r->message;
+        json_object_set_new(o, "kind", json_stringn(v, strcspn(v, ":")));
+        json_object_set_new(o, "seed", json_integer((json_int_t)a->o.seed));
+        json_object_set_new(o, "trial", json_integer((json_int_t)r->fail_point));
+        json_object_set_new(o, "repro", a->repro_path[0] ? json_string(a->repro_path)
+                                                          : json_null());
+        json_object_set_new(o, "mutants", json_string(a->mutants));
+        json_object_set_new(o, "reproduce", json_string(cmd));
+        ret = cli_jsonl_put(f, o);
+    }
+    return fclose(f) != 0 || ret < 0 ? -1 : 0;
+}
+
 int cmd_explore(int argc, char **argv)
 {
     struct explore_args a;
@@ -257,6 +304,10 @@ int cmd_explore(int argc, char **argv)
         explore_write_repro(&a, path, &r);
     }
     explore_print(&a, path, &r);
+    if (a.jsonl && explore_jsonl(&a, path, &r) < 0) {
+        cli_error("explore", "--jsonl %s: %s (the result above stands)", a.jsonl,
+                  strerror(errno));
+    }
     crashx_result_fini(&r);
     return r.failed ? CLI_FAIL : cli_stop ? 130 : CLI_OK;
 }

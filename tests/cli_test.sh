@@ -646,5 +646,45 @@ expect_status 0 "backup onto an extra disk without a cache" -- "$bin" replay "$t
 [ "$(od -An -tx1 -N1 "$tmp/xd.raw" | tr -d ' ')" = 77 ] && ok ||
     bad "the extra disk's settings apply: its durable contents hold the copy"
 
+# Campaigns: shards write results lines; merge builds the failure database
+# (one trace a distinct failure); replay says which still fail, and after a
+# fix (here: the planted bug's record dropped) which are fixed.
+mkdir -p "$tmp/camp"
+for i in 0 1; do
+    "$bin" check backup-point-in-time --trials 200 --no-fork --shard $i/2 --quiet \
+        --mutant backup-cbw-late --out "$tmp/camp/out" --jsonl "$tmp/camp/s$i.jsonl" \
+        >/dev/null 2>&1
+done
+expect_status 0 "campaign merge" -- "$bin" campaign merge "$tmp/camp" --db "$tmp/camp/db"
+expect_out "backup-point-in-time .* 2 failure(s)" "merge adds the shards up"
+expect_out "reproduce: blocksim replay $tmp/camp/db/backup-point-in-time-" "merge names repros"
+[ -s "$tmp/camp/db/index.json" ] && ok || bad "the database has its index"
+expect_status 1 "campaign replay: still failing" -- "$bin" campaign replay "$tmp/camp/db"
+expect_out "still fail, 0 fixed" "replay counts what still fails"
+for f in "$tmp"/camp/db/*.trace; do grep -v '^mutant ' "$f" >"$f.x" && mv "$f.x" "$f"; done
+expect_status 0 "campaign replay: fixed" -- "$bin" campaign replay "$tmp/camp/db"
+expect_out "0 of .* still fail" "replay says every failure is fixed"
+printf '{"type":"batch","property":"x"}\nnot json\n' >"$tmp/camp/bad.jsonl"
+expect_status 2 "campaign merge: a bad results line" -- "$bin" campaign merge \
+    "$tmp/camp/bad.jsonl" --db "$tmp/camp/db3"
+expect_err "bad.jsonl:2: not a blocksim results line" "the bad line named by file and line"
+expect_status 2 "campaign merge without --db" -- "$bin" campaign merge "$tmp/camp"
+expect_status 2 "check --jsonl unwritable" -- "$bin" check crash --jsonl /nonexistent/r.jsonl
+expect_err "--jsonl /nonexistent/r.jsonl" "the unwritable results file named"
+# A campaign killed mid-way keeps the failure it found: it is on disk first.
+"$bin" check backup-point-in-time crash --trials 0 --time 60 --no-fork --quiet \
+    --mutant backup-cbw-late --out "$tmp/camp/out" --jsonl "$tmp/camp/k.jsonl" \
+    >/dev/null 2>&1 &
+kpid=$!
+for _ in $(seq 1 100); do
+    grep -q '"type":"failure"' "$tmp/camp/k.jsonl" 2>/dev/null && break
+    sleep 0.1
+done
+kill -9 "$kpid" 2>/dev/null; wait "$kpid" 2>/dev/null
+grep -q '"type":"failure"' "$tmp/camp/k.jsonl" && ok || bad "a killed campaign lost its failure"
+expect_status 0 "merge a killed campaign's results" -- "$bin" campaign merge \
+    "$tmp/camp/k.jsonl" --db "$tmp/camp/db4"
+expect_out "1 distinct failure" "the killed campaign's failure is in the database"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
