@@ -74,7 +74,7 @@ TESTS := $(BUILD)/check_all
 BENCH := $(BUILD)/bench_replay
 LIBA := $(BUILD)/libblocksim.a
 
-.PHONY: all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
+.PHONY: slurm-check all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
         fuzz fuzz-replay tidy format clean bootstrap props-quick cfl-check afl-smoke
 
 all: $(BIN) $(TESTS)
@@ -122,7 +122,8 @@ run: bootstrap
 check: bootstrap
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory cfl-check afl-smoke
-	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay qemu-xcheck nbd-interop
+	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay qemu-xcheck nbd-interop \
+	    slurm-check
 	@$(MAKE) --no-print-directory CONFIG=asan fuzz-replay unit
 
 test: check
@@ -160,6 +161,12 @@ qemu-xcheck: $(BIN)
 	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES)
 	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES) --mutant repl-failover-active-only
 	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES) --mutant repl-primary-returns-error
+
+# A single-node Slurm cluster from Debian's packages, in a temporary
+# directory: a four-task campaign array and its merge job must find the
+# failures a local run of the same shards finds (tests/slurm_test.sh).
+slurm-check: $(BIN)
+	bash tests/slurm_test.sh $(BIN)
 
 # blocksim's NBD server and client against libnbd tools, qemu-io/qemu-img,
 # qemu-nbd and nbdkit over Unix sockets.
