@@ -74,7 +74,7 @@ TESTS := $(BUILD)/check_all
 BENCH := $(BUILD)/bench_replay
 LIBA := $(BUILD)/libblocksim.a
 
-.PHONY: slurm-check all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
+.PHONY: slurm-check install uninstall install-check all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
         fuzz fuzz-replay tidy format clean bootstrap props-quick cfl-check afl-smoke
 
 all: $(BIN) $(TESTS)
@@ -123,7 +123,7 @@ check: bootstrap
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory cfl-check afl-smoke
 	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay qemu-xcheck nbd-interop \
-	    slurm-check
+	    slurm-check install-check
 	@$(MAKE) --no-print-directory CONFIG=asan fuzz-replay unit
 
 test: check
@@ -161,6 +161,32 @@ qemu-xcheck: $(BIN)
 	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES)
 	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES) --mutant repl-failover-active-only
 	python3 tests/qemu_colo.py $(BIN) $(QEMU_COLO_CASES) --mutant repl-primary-returns-error
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the release binary, its man
+# page and bash completion (both made from the binary's own help texts, so
+# they never drift) and the bundled traces under share/blocksim.
+PREFIX ?= /usr/local
+INSTALL_DIRS := bin share/man/man1 share/bash-completion/completions share/blocksim
+install: bootstrap
+	@$(MAKE) --no-print-directory CONFIG=release build/release/blocksim
+	bash scripts/manpage.sh build/release/blocksim build/release/blocksim.1
+	bash scripts/completion.sh build/release/blocksim >build/release/blocksim.bash
+	for d in $(INSTALL_DIRS); do install -d "$(DESTDIR)$(PREFIX)/$$d"; done
+	install -m 755 build/release/blocksim "$(DESTDIR)$(PREFIX)/bin/blocksim"
+	install -m 644 build/release/blocksim.1 "$(DESTDIR)$(PREFIX)/share/man/man1/blocksim.1"
+	install -m 644 build/release/blocksim.bash \
+	    "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/blocksim"
+	cp -R traces "$(DESTDIR)$(PREFIX)/share/blocksim/"
+
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/bin/blocksim" "$(DESTDIR)$(PREFIX)/share/man/man1/blocksim.1" \
+	    "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/blocksim"
+	rm -rf "$(DESTDIR)$(PREFIX)/share/blocksim"
+
+# Install into a temporary DESTDIR, run the installed binary on an installed
+# trace, read its man page, complete a command, uninstall (part of make check).
+install-check:
+	bash tests/install_test.sh
 
 # A single-node Slurm cluster from Debian's packages, in a temporary
 # directory: a four-task campaign array and its merge job must find the

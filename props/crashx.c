@@ -71,6 +71,7 @@ struct explorer {
     uint64_t point_tears;
     struct crashx_result *r;
     struct point *pt;
+    uint64_t total;              /* crash points of the workload */
     struct u64map plans;         /* plans run at this point */
     struct u64map contents;      /* post-crash contents seen */
     uint8_t keep[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
@@ -182,11 +183,19 @@ static double wall_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Points and states, rate, failures, and time left (by the time budget,
+ * else by the crash points left at the pace so far). */
 static void progress_line(const struct explorer *x)
 {
     double secs = wall_now() - x->start;
-    fprintf(stderr, "\rexplore: %" PRIu64 " crash points, %" PRIu64 " states, %.0f states/s   ",
-            x->r->points, x->states, secs > 0 ? (double)x->states / secs : 0.0);
+    uint64_t done = x->r->points;
+    double left = x->o->seconds > 0 ? x->o->seconds - secs
+                  : done && x->total > done ? secs / (double)done * (double)(x->total - done)
+                                            : 0;
+    fprintf(stderr, "\rexplore: %" PRIu64 " of %" PRIu64 " crash points, %" PRIu64 " states, "
+            "%.0f states/s, %d failure(s), %.0f s left   ", done, x->total, x->states,
+            secs > 0 ? (double)x->states / secs : 0.0, x->r->failed ? 1 : 0,
+            left > 0 ? left : 0);
 }
 
 /* Out of time, or asked to stop? Then the result says so. */
@@ -527,7 +536,7 @@ static int explore_workload(const struct trace *w, const struct crashx_opts *o,
     for (size_t s = 0; s < n_segs && ret == 0; s++) {
         total += segs[s].flush_hi - segs[s].flush_lo + 1;
     }
-    struct explorer x = { .o = o, .r = r, .start = wall_now() };
+    struct explorer x = { .o = o, .r = r, .start = wall_now(), .total = total };
     u64map_init(&x.plans);
     u64map_init(&x.contents);
     r->workloads++;

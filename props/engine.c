@@ -445,12 +445,19 @@ static bool trial_seen(struct u64map *seen, const uint8_t *bytes, size_t len)
     return !created;
 }
 
-static void progress_line(const struct prop *p, const struct engine_result *r, double start)
+/* Trials, rate, failures, and time left (by the time budget, else by the
+ * trials left at the rate so far). */
+static void progress_line(const struct prop *p, const struct engine_opts *o,
+                          const struct engine_result *r, double start)
 {
     double secs = wall_now() - start;
+    double rate = secs > 0 ? (double)r->trials / secs : 0;
+    uint64_t mine = o->shard_count > 1 ? o->trials / o->shard_count : o->trials;
+    double left = o->seconds > 0 ? o->seconds - secs
+                  : rate > 0 && mine > r->trials ? (double)(mine - r->trials) / rate : 0;
     fprintf(stderr, "\r%s: %" PRIu64 " trials, %" PRIu64 " passed, %" PRIu64 " duplicate, "
-            "%.0f trials/s   ", p->name, r->trials, r->passed, r->dups,
-            secs > 0 ? (double)r->trials / secs : 0);
+            "%.0f trials/s, %d failure(s), %.0f s left   ", p->name, r->trials, r->passed,
+            r->dups, rate, r->failed ? 1 : 0, left > 0 ? left : 0);
 }
 
 /* Record trial @i's bytes into @c; false when it repeats an earlier one. */
@@ -525,11 +532,11 @@ void engine_run(const struct prop *p, const struct engine_opts *o, struct engine
         r->passed++;
         choices_fini(&c);
         if (o->progress && r->trials % 64 == 0) {
-            progress_line(p, r, start);
+            progress_line(p, o, r, start);
         }
     }
     if (o->progress) {
-        progress_line(p, r, start);
+        progress_line(p, o, r, start);
         fputc('\n', stderr);
     }
     u64map_fini(&seen);
