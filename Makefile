@@ -141,7 +141,7 @@ afl-smoke: bootstrap
 unit: $(TESTS)
 	$(TESTS)
 
-cli-tests: $(BIN)
+cli-tests: $(BIN) $(BUILD)/fuzz_canary_standalone
 	bash tests/cli_test.sh $(BIN)
 
 # Dirty bitmaps against QEMU's own (qcow2, qemu-io, qemu-nbd -B, nbdinfo);

@@ -194,7 +194,26 @@ static int merge_arg(struct merged *m, const char *arg)
     return ret;
 }
 
-/* Write each distinct failure's trace and index.json into @db. */
+/* Copy the file at @path (a fuzz input) into @f. */
+static int copy_into(FILE *f, const char *path)
+{
+    FILE *in = fopen(path, "rb");
+    if (!in) {
+        return -1;
+    }
+    char buf[65536];
+    size_t n;
+    int ret = 0;
+    while (ret == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0) {
+        ret = fwrite(buf, 1, n, f) == n ? 0 : -1;
+    }
+    ret = ferror(in) ? -1 : ret;
+    fclose(in);
+    return ret;
+}
+
+/* Write each distinct failure's trace (or fuzz input) and index.json into
+ * @db. */
 static int db_write(const struct merged *m, const char *db)
 {
     if (mkdir(db, 0777) != 0 && errno != EEXIST) {
@@ -207,13 +226,14 @@ static int db_write(const struct merged *m, const char *db)
     json_object_foreach(m->failures, sig, o) {
         char file[600];
         char path[4800];
-        snprintf(file, sizeof(file), "%s-%s.trace",
+        const char *input = json_string_value(json_object_get(o, "input"));
+        snprintf(file, sizeof(file), "%s-%s.%s",
                  json_string_value(json_object_get(o, "property")),
-                 json_string_value(json_object_get(o, "digest")));
+                 json_string_value(json_object_get(o, "digest")), input ? "input" : "trace");
         snprintf(path, sizeof(path), "%s/%s", db, file);
         FILE *f = fopen(path, "w");
         const char *text = json_string_value(json_object_get(o, "trace"));
-        if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        if (!f || (input ? copy_into(f, input) : fputs(text, f)) < 0 || fclose(f) != 0) {
             cli_error("campaign", "%s: %s", path, strerror(errno));
             json_decref(list);
             return CLI_USAGE;
@@ -222,8 +242,10 @@ static int db_write(const struct merged *m, const char *db)
         json_object_del(e, "trace");
         json_object_set_new(e, "file", json_string(file));
         char cmd[4900];
-        snprintf(cmd, sizeof(cmd), "blocksim replay %s", path);
-        json_object_set_new(e, "reproduce", json_string(cmd));
+        const char *target = json_string_value(json_object_get(o, "target"));
+        snprintf(cmd, sizeof(cmd), "%s %s", input ? (target ? target : "fuzz_TARGET_standalone")
+                                                  : "blocksim replay", path);
+        json_object_set_new(e, "reproduce", json_string(cmd)); /* a fuzz input: its target */
         json_array_append_new(list, e);
     }
     json_t *index = json_pack("{s:O, s:o}", "properties", m->props, "failures", list);
@@ -253,17 +275,20 @@ static void merge_print(const struct merged *m, const char *db)
     const char *sig;
     json_t *o;
     json_object_foreach(m->failures, sig, o) {
+        bool input = json_object_get(o, "input") != NULL;
+        const char *target = json_string_value(json_object_get(o, "target"));
         printf("failure %s (%s), %" JSON_INTEGER_FORMAT " time(s), first at seed %"
                JSON_INTEGER_FORMAT " trial %" JSON_INTEGER_FORMAT ":\n  %s\n  reproduce: "
-               "blocksim replay %s/%s-%s.trace\n",
+               "%s %s/%s-%s.%s\n",
                json_string_value(json_object_get(o, "property")),
                json_string_value(json_object_get(o, "kind")),
                json_integer_value(json_object_get(o, "occurrences")),
                json_integer_value(json_object_get(o, "seed")),
                json_integer_value(json_object_get(o, "trial")),
-               json_string_value(json_object_get(o, "violation")), db,
+               json_string_value(json_object_get(o, "violation")),
+               input ? (target ? target : "fuzz_TARGET_standalone") : "blocksim replay", db,
                json_string_value(json_object_get(o, "property")),
-               json_string_value(json_object_get(o, "digest")));
+               json_string_value(json_object_get(o, "digest")), input ? "input" : "trace");
     }
     printf("campaign: %zu propert%s, %zu distinct failure(s); database %s\n",
            json_object_size(m->props), json_object_size(m->props) == 1 ? "y" : "ies",
@@ -299,9 +324,18 @@ static int campaign_merge(int argc, char **argv)
 
 /* ---- replay ---- */
 
-/* Replay one stored failure: 1 still fails, 0 fixed, CLI_USAGE unreadable. */
+#define REPLAY_NAMED 3
+
+/* Replay one stored failure: 1 still fails, 0 fixed, CLI_USAGE unreadable;
+ * a fuzz input is replayed by its target (named, not run: REPLAY_NAMED). */
 static int replay_one(const char *db, const json_t *e)
 {
+    if (json_object_get(e, "input")) {
+        printf("%-9s %s/%s: replay it with its target: %s\n", "(fuzz)", db,
+               json_string_value(json_object_get(e, "file")),
+               json_string_value(json_object_get(e, "reproduce")));
+        return REPLAY_NAMED;
+    }
     char path[4800];
     snprintf(path, sizeof(path), "%s/%s", db, json_string_value(json_object_get(e, "file")));
     struct trace t;
@@ -339,18 +373,24 @@ static int campaign_replay(int argc, char **argv)
         return CLI_USAGE;
     }
     unsigned still = 0;
+    unsigned named = 0;
     int ret = 0;
     for (size_t i = 0; i < json_array_size(list) && ret >= 0 && ret != CLI_USAGE; i++) {
         ret = replay_one(argv[2], json_array_get(list, i));
         still += ret == 1;
+        named += ret == REPLAY_NAMED;
     }
     size_t n = json_array_size(list);
     json_decref(index);
     if (ret == CLI_USAGE) {
         return CLI_USAGE;
     }
-    printf("campaign: %u of %zu stored failure(s) still fail, %zu fixed\n", still, n,
-           n - still);
+    printf("campaign: %u of %zu stored failure(s) still fail, %zu fixed", still, n,
+           n - still - named);
+    if (named) {
+        printf(", %u fuzz input(s) to replay with their targets", named);
+    }
+    printf("\n");
     return still ? CLI_FAIL : CLI_OK;
 }
 

@@ -671,6 +671,18 @@ expect_err "bad.jsonl:2: not a blocksim results line" "the bad line named by fil
 expect_status 2 "campaign merge without --db" -- "$bin" campaign merge "$tmp/camp"
 expect_status 2 "check --jsonl unwritable" -- "$bin" check crash --jsonl /nonexistent/r.jsonl
 expect_err "--jsonl /nonexistent/r.jsonl" "the unwritable results file named"
+# The fuzz replayer's results: a crashing input (the canary's trigger) is a
+# failure line; merge stores the input, replay names its target.
+canary="$(dirname "$bin")/fuzz_canary_standalone"
+mkdir -p "$tmp/camp/cin" && printf 'BUG!' >"$tmp/camp/cin/a" && printf 'fine' >"$tmp/camp/cin/b"
+expect_status 1 "fuzz replayer with --jsonl" -- "$canary" --jsonl "$tmp/camp/fz.jsonl" \
+    "$tmp/camp/cin"
+expect_out "2 inputs replayed, some crashed" "the replayer goes on past a crash"
+expect_status 0 "merge the fuzz results" -- "$bin" campaign merge "$tmp/camp/fz.jsonl" \
+    --db "$tmp/camp/fdb"
+expect_out "reproduce: $canary $tmp/camp/fdb/fuzz_canary_standalone-" "the input's target named"
+expect_status 0 "replay names fuzz inputs" -- "$bin" campaign replay "$tmp/camp/fdb"
+expect_out "1 fuzz input(s) to replay with their targets" "fuzz inputs counted apart"
 # A campaign killed mid-way keeps the failure it found: it is on disk first.
 "$bin" check backup-point-in-time crash --trials 0 --time 60 --no-fork --quiet \
     --mutant backup-cbw-late --out "$tmp/camp/out" --jsonl "$tmp/camp/k.jsonl" \
