@@ -74,7 +74,7 @@ TESTS := $(BUILD)/check_all
 BENCH := $(BUILD)/bench_replay
 LIBA := $(BUILD)/libblocksim.a
 
-.PHONY: slurm-check install uninstall install-check all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
+.PHONY: slurm-check install uninstall install-check html-check all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
         fuzz fuzz-replay tidy format clean bootstrap props-quick cfl-check afl-smoke
 
 all: $(BIN) $(TESTS)
@@ -123,7 +123,7 @@ check: bootstrap
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory cfl-check afl-smoke
 	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay qemu-xcheck nbd-interop \
-	    slurm-check install-check
+	    slurm-check install-check html-check
 	@$(MAKE) --no-print-directory CONFIG=asan fuzz-replay unit
 
 test: check
@@ -182,6 +182,10 @@ uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/bin/blocksim" "$(DESTDIR)$(PREFIX)/share/man/man1/blocksim.1" \
 	    "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/blocksim"
 	rm -rf "$(DESTDIR)$(PREFIX)/share/blocksim"
+
+# A failing run's HTML page and the campaign index in headless chromium.
+html-check: $(BIN)
+	bash tests/html_test.sh $(BIN)
 
 # Install into a temporary DESTDIR, run the installed binary on an installed
 # trace, read its man page, complete a command, uninstall (part of make check).

@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <xxhash.h>
 
+#include "../sim/world/report_html.h"
 #include "../sim/world/world.h"
 #include "cli.h"
 
@@ -212,6 +213,68 @@ static int copy_into(FILE *f, const char *path)
     return ret;
 }
 
+/* The page that explains stored failure @file (a trace) next to it, as
+ * FILE.html: the trace replayed with its events logged. */
+static int failure_page(const char *db, const char *file, const char *text)
+{
+    struct trace t;
+    struct err e = { .file = file };
+    if (trace_parse(&t, text, strlen(text), &e) < 0) {
+        return -1;
+    }
+    struct html_log log;
+    html_log_init(&log);
+    struct world_opts o = { .on_event = html_log_event, .event_opaque = &log };
+    struct world_result r;
+    int ran = world_run(&t, &o, &r, &e);
+    char path[4800];
+    snprintf(path, sizeof(path), "%s/%s.html", db, file);
+    FILE *f = ran < 0 ? NULL : fopen(path, "w");
+    int ret = f && report_html_write(f, file, &t, &r, &log) == 0 ? 0 : -1;
+    ret = f && fclose(f) != 0 ? -1 : ret;
+    if (ran >= 0) {
+        world_result_fini(&r);
+    }
+    html_log_fini(&log);
+    trace_fini(&t);
+    return ret;
+}
+
+/* DB/index.html: every failure, linked to its page and its trace. */
+static int index_page(const char *db, const json_t *list)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/index.html", db);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        return -1;
+    }
+    fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+            "blocksim failure database</title><style>body{font:14px sans-serif;margin:20px}"
+            "td,th{padding:4px 10px;text-align:left;border-bottom:1px solid #dee2e6}"
+            "</style></head><body><h1>blocksim failure database</h1><table id=\"failures\">"
+            "<tr><th>property</th><th>violation</th><th>seen</th><th>first</th><th>page</th>"
+            "</tr>\n");
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *e = json_array_get(list, i);
+        const char *file = json_string_value(json_object_get(e, "file"));
+        bool trace = !json_object_get(e, "input");
+        fprintf(f, "<tr><td>%s</td><td>%s</td><td>%" JSON_INTEGER_FORMAT "</td><td>seed %"
+                JSON_INTEGER_FORMAT ", trial %" JSON_INTEGER_FORMAT "</td><td>",
+                json_string_value(json_object_get(e, "property")),
+                json_string_value(json_object_get(e, "kind")),
+                json_integer_value(json_object_get(e, "occurrences")),
+                json_integer_value(json_object_get(e, "seed")),
+                json_integer_value(json_object_get(e, "trial")));
+        if (trace) {
+            fprintf(f, "<a href=\"%s.html\">picture</a> ", file);
+        }
+        fprintf(f, "<a href=\"%s\">%s</a></td></tr>\n", file, trace ? "trace" : "input");
+    }
+    fprintf(f, "</table></body></html>\n");
+    return fclose(f) != 0 ? -1 : 0;
+}
+
 /* Write each distinct failure's trace (or fuzz input) and index.json into
  * @db. */
 static int db_write(const struct merged *m, const char *db)
@@ -246,7 +309,16 @@ static int db_write(const struct merged *m, const char *db)
         snprintf(cmd, sizeof(cmd), "%s %s", input ? (target ? target : "fuzz_TARGET_standalone")
                                                   : "blocksim replay", path);
         json_object_set_new(e, "reproduce", json_string(cmd)); /* a fuzz input: its target */
+        if (!input && failure_page(db, file, text) < 0) {
+            fprintf(stderr, "blocksim campaign: %s: no page (the trace does not replay)\n",
+                    file);
+        }
         json_array_append_new(list, e);
+    }
+    if (index_page(db, list) < 0) {
+        cli_error("campaign", "%s/index.html: cannot write", db);
+        json_decref(list);
+        return CLI_USAGE;
     }
     json_t *index = json_pack("{s:O, s:o}", "properties", m->props, "failures", list);
     char path[4200];

@@ -4,6 +4,7 @@
  * Method: load the file, pick the format (native, or fio when the first line
  * says so), parse into a trace, run it in a world, print the report.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "../props/registry.h"
 #include "../sim/trace/import_fio.h"
 #include "../sim/world/report.h"
+#include "../sim/world/report_html.h"
 #include "../sim/trace/trace.h"
 #include "../sim/world/world.h"
 #include "cli.h"
@@ -37,6 +39,7 @@ struct replay_args {
     struct world_export exports[WORLD_EXPORTS_MAX];
     char base_dir[4096];
     char extra_args[512]; /* --bitmap and --dirty-mark, for the repro command */
+    const char *html;     /* --html FILE, or NULL */
 };
 
 static void replay_usage(FILE *out)
@@ -70,6 +73,9 @@ static void replay_usage(FILE *out)
             "                  report lists each bitmap's dirty extents\n"
             "  --dirty-mark WHEN  complete (default: as a write completes, modern QEMU)\n"
             "                  or issue (as it is issued, the 2016 QBM series)\n"
+            "  --html FILE     write one self-contained HTML page that explains the run:\n"
+            "                  a timeline per host, the first violation with its writers\n"
+            "                  linked to their trace lines, a map of the disk\n"
             "  --export NAME=PATH  after the run, write disk NAME's durable contents (or,\n"
             "                  for NAME 'guest', what the guest reads) to the raw file\n"
             "                  PATH, sparse where zero (repeatable)\n"
@@ -158,7 +164,7 @@ static int opt_dirty_mark(struct replay_args *a, const char *val)
 
 enum { OPT_FORMAT = 256, OPT_SEED, OPT_FAULTS, OPT_SIZE, OPT_QD, OPT_JSON, OPT_QUIET,
        OPT_NO_WALL, OPT_MUTANT, OPT_BUGGIFY, OPT_BITMAP, OPT_DIRTY_MARK, OPT_STALL, OPT_ALIGN,
-       OPT_EXPORT, OPT_HELP = 'h' };
+       OPT_EXPORT, OPT_HTML, OPT_HELP = 'h' };
 
 static const struct option replay_options[] = {
     { "format", required_argument, NULL, OPT_FORMAT },
@@ -176,6 +182,7 @@ static const struct option replay_options[] = {
     { "stall", required_argument, NULL, OPT_STALL },
     { "align", required_argument, NULL, OPT_ALIGN },
     { "export", required_argument, NULL, OPT_EXPORT },
+    { "html", required_argument, NULL, OPT_HTML },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -234,6 +241,9 @@ static int replay_opt(struct replay_args *a, int c, char *val)
         return cli_align_parse("replay", val, &a->fio);
     case OPT_EXPORT:
         return opt_export(a, val);
+    case OPT_HTML:
+        a->html = val;
+        return cli_out_file_check("replay", "--html", val);
     case OPT_HELP:
         return -1;
     default:
@@ -345,6 +355,18 @@ static void repro_command(const struct replay_args *a, const char *format, uint6
     }
 }
 
+/* The run as one HTML page at @path (report_html). */
+static int html_write(const char *path, const char *title, const struct trace *t,
+                      const struct world_result *r, const struct html_log *log)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        return -1;
+    }
+    int ret = report_html_write(f, title, t, r, log);
+    return fclose(f) != 0 || ret < 0 ? -1 : 0;
+}
+
 static void replay_print(const struct replay_args *a, const struct world_result *r,
                          const struct report_info *info)
 {
@@ -376,9 +398,17 @@ int cmd_replay(int argc, char **argv)
     }
     struct world_result r;
     struct err e = { .file = a.path };
+    struct html_log log;
+    html_log_init(&log);
+    if (a.html) {
+        a.o.on_event = html_log_event;
+        a.o.event_opaque = &log;
+    }
     double start = wall_now();
     ret = world_run(&t, &a.o, &r, &e);
     double secs = wall_now() - start;
+    bool html_ok = ret < 0 || !a.html || html_write(a.html, a.path, &t, &r, &log) == 0;
+    html_log_fini(&log);
     trace_fini(&t);
     if (ret < 0) {
         return cli_input_error("replay", &e);
@@ -391,6 +421,10 @@ int cmd_replay(int argc, char **argv)
     int status = report_exit_status(&r);
     if (r.export_error[0]) {
         cli_error("replay", "%s", r.export_error);
+        return status == CLI_OK ? CLI_USAGE : status;
+    }
+    if (!html_ok) {
+        cli_error("replay", "--html %s: %s", a.html, strerror(errno));
         return status == CLI_OK ? CLI_USAGE : status;
     }
     return status;

@@ -10,7 +10,7 @@ set -eu
 packages="build-essential pkg-config check libsubunit-dev libjansson-dev
 libxxhash-dev zlib1g-dev clang libclang-rt-14-dev valgrind lcov qemu-utils
 libnbd-dev libnbd-bin python3-libnbd nbdkit python3 fio qemu-system-x86 afl++
-slurm-wlm munge help2man bash-completion"
+slurm-wlm munge help2man bash-completion chromium"
 
 missing=""
 for p in $packages; do

@@ -231,6 +231,39 @@ static struct checker_io op_io(const struct world *w, const struct guest_op *op,
     };
 }
 
+static uint64_t faults_count(const struct world *w, uint64_t counts[FAULT__COUNT]);
+
+void world__event(struct world *w, struct world_event *ev)
+{
+    if (!w->o.on_event) {
+        return;
+    }
+    ev->t_ns = w->q.now_ns;
+    uint64_t now[FAULT__COUNT] = { 0 };
+    (void)faults_count(w, now);
+    for (unsigned k = 0; k < FAULT__COUNT; k++) {
+        if (now[k] > w->ev_faults[k]) {
+            struct world_event f = { .kind = WORLD_EV_FAULT, .t_ns = w->q.now_ns,
+                                     .host = ev->host, .index = now[k] - w->ev_faults[k],
+                                     .text = fault_kind_name((enum fault_kind)k) };
+            w->ev_faults[k] = now[k];
+            w->o.on_event(w->o.event_opaque, &f);
+        }
+    }
+    w->o.on_event(w->o.event_opaque, ev);
+}
+
+/* Guest operation @op ended with @ret (or was lost with its host). */
+static void op_event(struct world *w, const struct guest_op *op, int ret)
+{
+    const struct trace_rec *r = op->rec;
+    struct world_event ev = { .kind = WORLD_EV_OP, .t_start_ns = op->t_submit,
+                              .host = op->host, .line = r->line, .rec = r->kind,
+                              .index = op->index, .offset = r->offset, .len = r->len,
+                              .ret = ret };
+    world__event(w, &ev);
+}
+
 static void op_free(struct guest_op *op)
 {
     mem_free(op->buf, op->buf ? op->rec->len : 0);
@@ -266,6 +299,7 @@ static void op_done(void *opaque, int ret)
     struct checker_io io = op_io(w, op, ret);
     world__checkers_done(w, &io, op->cookie);
     w->judging = NULL;
+    op_event(w, op, ret);
     op_free(op);
     world__pump(w);
 }
@@ -279,6 +313,7 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     op->index = w->next_op++;
     op->host = rec->guest ? w->topo_ops->guest_host(w, rec->guest) : WORLD_GUEST_HOST;
     op->epoch = world__host_epoch(w, op->host);
+    op->t_submit = w->q.now_ns;
     if (rec->kind == TRACE_READ || rec->kind == TRACE_WRITE) {
         op->buf = mem_alloc(rec->len);
     }
@@ -335,6 +370,7 @@ static void host_ops_lost(struct world *w, unsigned h)
         }
         struct checker_io io = op_io(w, op, BS_ECRASHED);
         world__checkers_lost(w, &io, op->cookie);
+        op_event(w, op, BS_ECRASHED);
         w->r->lost++;
         w->inflight[i] = w->inflight[--w->n_inflight];
     }
@@ -766,6 +802,18 @@ static bool pump_one(struct world *w, const struct trace_rec *rec)
     }
 }
 
+/* Control record @rec ran (on the host it names, or the guest's). */
+static void control_event(struct world *w, const struct trace_rec *rec)
+{
+    unsigned host = WORLD_GUEST_HOST;
+    for (unsigned h = 0; h < w->n_hosts && rec->host[0]; h++) {
+        host = strcmp(rec->host, w->hosts[h].name) == 0 ? h : host;
+    }
+    struct world_event ev = { .kind = WORLD_EV_CONTROL, .host = host, .line = rec->line,
+                              .rec = rec->kind, .text = rec->host[0] ? rec->host : "" };
+    world__event(w, &ev);
+}
+
 /* Does @rec act on the world (rather than being a guest request, a setting,
  * a comment or an expectation)? */
 static bool rec_is_control(const struct world *w, const struct trace_rec *rec)
@@ -823,6 +871,7 @@ void world__pump(struct world *w)
         }
         if (rec_is_control(w, rec)) {
             world__checkers_control(w, rec);
+            control_event(w, rec);
         }
         w->next++;
         w->waited = false;

@@ -61,6 +61,8 @@ struct world_export {
 
 #define WORLD_EXPORTS_MAX 8
 
+struct world_event;
+
 struct world_opts {
     uint64_t seed;         /* used when has_seed, else the trace's, else 1 */
     bool has_seed;
@@ -89,6 +91,9 @@ struct world_opts {
     bool dirty_mark_early; /* mark bitmaps when a write is issued (the seed's mode) */
     bool want_bitmaps;     /* fill world_result.bitmaps; world_result_fini frees them */
     bool want_checks;      /* fill world_result.checks and .jobs (likewise) */
+    /* Told of each event as it happens (NULL: nobody). */
+    void (*on_event)(void *opaque, const struct world_event *ev);
+    void *event_opaque;
     const char *base_dir;  /* relative image= paths start here (NULL: the cwd) */
     const struct world_export *exports;
     unsigned n_exports;
@@ -103,6 +108,28 @@ enum world_verdict { WORLD_PASS, WORLD_FAIL };
 #define WORLD_RESULT_HOSTS 9
 
 /* A host as the run left it. */
+/* What happened, as it happened, for a picture of the run
+ * (world_opts.on_event; sim/world/report_html). */
+enum world_ev_kind {
+    WORLD_EV_OP,      /* a guest operation ended (or was lost: ret BS_ECRASHED) */
+    WORLD_EV_CONTROL, /* a control record ran (crash, restart, job, colo...) */
+    WORLD_EV_JOB,     /* a block job's event (text: its name, then the job id) */
+    WORLD_EV_FAULT,   /* injected faults fired (text: the kind; index: how many) */
+};
+
+struct world_event {
+    enum world_ev_kind kind;
+    uint64_t t_ns;        /* when it ended or ran */
+    uint64_t t_start_ns;  /* an op: when it was submitted */
+    unsigned host;        /* the host it ran on (hosts[] of the result) */
+    unsigned line;        /* its trace line, 0 if none */
+    enum trace_kind rec;  /* the record's kind */
+    uint64_t index;       /* an op: its guest operation index; a fault: the count */
+    uint64_t offset, len; /* an op's range */
+    int ret;
+    const char *text;     /* valid during the call only */
+};
+
 struct world_host {
     char name[16];
     bool up;             /* at the end */

@@ -96,6 +96,7 @@ struct guest_op {
     const struct trace_rec *rec;
     uint64_t index;    /* guest operation index (content tag - 1) */
     unsigned host;     /* the host whose guest issued it */
+    uint64_t t_submit; /* virtual time it was submitted */
     uint64_t epoch;    /* host incarnation it was issued in (world__host_epoch) */
     uint64_t cookie[CHECKERS_MAX]; /* what each checker's io_submit returned */
     uint8_t *buf;
@@ -175,6 +176,7 @@ struct world {
     struct net *xnet;       /* the network to extra disks on hosts of their own and to
                              * fleecing exports, or NULL */
     uint64_t fleece_reads;  /* export reads judged against a running backup */
+    uint64_t ev_faults[FAULT__COUNT]; /* faults already told to on_event */
     struct disk_server *xsrv[WORLD_DISKS_MAX]; /* their NBD servers while up */
 };
 
@@ -188,6 +190,9 @@ struct control_op {
 };
 
 /* world.c */
+/* Tell world_opts.on_event of @ev (its time set here), and of any faults
+ * that fired since the last event. */
+void world__event(struct world *w, struct world_event *ev);
 /* Assert every invariant of the world: hosts, disks, the guest's stack. */
 void world_check(const struct world *w);
 void world__pump(struct world *w);

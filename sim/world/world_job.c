@@ -389,6 +389,15 @@ static void wj_event(struct world *w, struct world_job *x, json_t *ev)
 void world__job_event(void *opaque, const struct job_event *ev)
 {
     struct world *w = opaque;
+    if (w->o.on_event) {
+        char text[96];
+        snprintf(text, sizeof(text), "%s %s%s%s", ev->id, job_event_name(ev->kind),
+                 ev->kind == JOB_EV_STATUS_CHANGE ? " " : "",
+                 ev->kind == JOB_EV_STATUS_CHANGE ? job_status_name(ev->status) : "");
+        struct world_event we = { .kind = WORLD_EV_JOB, .line = w->job_line, .rec = TRACE_JOB,
+                                  .text = text };
+        world__event(w, &we);
+    }
     struct world_job *x = wj_find(w, ev->id);
     if (ev->kind == JOB_EV_STATUS_CHANGE && ev->status == JOB_STATUS_CREATED) {
         ASSERT(w->n_wjobs < WORLD_JOBS_MAX);
