@@ -447,10 +447,18 @@ static int campaign_replay(int argc, char **argv)
     unsigned still = 0;
     unsigned named = 0;
     int ret = 0;
+    bool progress = isatty(2) != 0;
     for (size_t i = 0; i < json_array_size(list) && ret >= 0 && ret != CLI_USAGE; i++) {
+        if (progress) { /* on a terminal: where it is, what it found */
+            fprintf(stderr, "\rcampaign replay: %zu of %zu, %u still failing   ", i,
+                    json_array_size(list), still);
+        }
         ret = replay_one(argv[2], json_array_get(list, i));
         still += ret == 1;
         named += ret == REPLAY_NAMED;
+    }
+    if (progress) {
+        fprintf(stderr, "\r%60s\r", "");
     }
     size_t n = json_array_size(list);
     json_decref(index);
