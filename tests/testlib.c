@@ -163,6 +163,12 @@ void tl_world_run_text(const char *text, const struct world_opts *o0, struct wor
     trace_fini(&t);
 }
 
+void tl_world_pass(const char *text, const struct world_opts *o, struct world_result *r)
+{
+    tl_world_run_text(text, o, r);
+    ck_assert_msg(r->verdict == WORLD_PASS, "%s: %s", r->first.property, r->first.msg);
+}
+
 void tl_expect_caught(const char *text, uint64_t bits, const char *property)
 {
     struct world_opts o = { .node_mutants = bits };

@@ -73,6 +73,9 @@ struct tl_bad_case {
  * the trace must parse and the world must accept it. */
 void tl_world_run_text(const char *text, const struct world_opts *o, struct world_result *r);
 
+/* The same, and the run must pass (the first violation says why not). */
+void tl_world_pass(const char *text, const struct world_opts *o, struct world_result *r);
+
 /* With planted bugs @bits, @text fails with @property. */
 void tl_expect_caught(const char *text, uint64_t bits, const char *property);
 

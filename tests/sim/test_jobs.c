@@ -72,8 +72,7 @@ static const char full_trace[] =
 START_TEST(test_backup_full_point_in_time)
 {
     struct world_result r;
-    run_text(full_trace, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    tl_world_pass(full_trace, NULL, &r);
     json_t *j = job0(&r);
     ck_assert_str_eq(str(j, "type"), "backup");
     ck_assert_str_eq(str(j, "status"), "null");
@@ -138,8 +137,7 @@ START_TEST(test_backup_top_copies_allocated)
         "write 4096 4096\n"
         "job wait j1 concluded\n";
     struct world_result r;
-    run_text(text, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    tl_world_pass(text, NULL, &r);
     ck_assert_int_eq(num(job0(&r), "len"), 2 * 65536); /* clusters 0 and 3 */
     ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 16 + 8);
     world_result_fini(&r);
@@ -164,8 +162,7 @@ START_TEST(test_job_refusals_crashes_and_target_errors)
         "job wait j1 concluded\n"
         "read 0 4096\n";
     struct world_result r;
-    run_text(refuse, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    tl_world_pass(refuse, NULL, &r);
     ck_assert_uint_eq(r.job_refusals, 3);
     ck_assert_str_eq(r.job_refusal, "line 4: job complete j1: Job 'j1' in state 'running' "
                                     "cannot accept command verb 'complete'");
@@ -356,8 +353,7 @@ START_TEST(test_active_commit)
         "read 0 65536\n"
         "read 200704 4096\n";
     struct world_result r;
-    run_text(text, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    tl_world_pass(text, NULL, &r);
     json_t *j = job0(&r);
     ck_assert_str_eq(str(j, "type"), "commit");
     char ev[512];
@@ -410,8 +406,7 @@ START_TEST(test_backup_incremental)
         "read 0 65536\n";
     struct world_result r;
     struct world_opts o = { .want_bitmaps = true };
-    run_text(text, &o, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    tl_world_pass(text, &o, &r);
     json_t *inc = json_array_get(r.jobs, 1);
     ck_assert_int_eq(num(inc, "len"), 2 * 65536); /* clusters 0 and 2: the bitmap's */
     ck_assert_int_eq(num(json_object_get(r.checks, "jobs"), "sectors_checked"), 2048 + 256);
@@ -434,8 +429,7 @@ START_TEST(test_backup_incremental)
         "job cancel inc\n"
         "job wait inc concluded\n";
     o = (struct world_opts){ .want_bitmaps = true };
-    run_text(cancel, &o, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    tl_world_pass(cancel, &o, &r);
     bitmap_extents(&r, "b0", ext, sizeof(ext));
     ck_assert_str_eq(ext, "0+65536 262144+65536 524288+65536"); /* all kept */
     world_result_fini(&r);
@@ -465,8 +459,7 @@ START_TEST(test_backup_bitmap_always)
         "job wait inc concluded\n";
     struct world_result r;
     struct world_opts o = { .want_bitmaps = true };
-    run_text(text, &o, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    tl_world_pass(text, &o, &r);
     char ext[256];
     bitmap_extents(&r, "b0", ext, sizeof(ext));
     ck_assert_msg(strstr(ext, "262144+65536") && strstr(ext, "524288+65536"), "%s", ext);
@@ -555,8 +548,7 @@ START_TEST(test_jobs_remote_target)
         "write 0 65536\njob backup b1 target=tgt sync=full speed=1M\nwrite 4096 4096\n"
         "write 300032 512\njob wait b1 concluded\nread 0 65536\n";
     struct world_result r;
-    run_text(backup, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    tl_world_pass(backup, NULL, &r);
     ck_assert_str_eq(str(job0(&r), "status"), "null");
     ck_assert(json_is_null(json_object_get(job0(&r), "error")));
     ck_assert_uint_eq(r.n_hosts, 2);
@@ -568,8 +560,7 @@ START_TEST(test_jobs_remote_target)
         "write 0 65536\njob backup b1 target=tgt sync=full speed=256K\n"
         "@100ms crash host=vault\nwrite 8192 4096\njob wait b1 concluded\n"
         "restart host=vault\nread 0 65536\n";
-    run_text(lost, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    tl_world_pass(lost, NULL, &r);
     ck_assert_str_eq(str(job0(&r), "error"), "Input/output error");
     world_result_fini(&r);
     for (unsigned seed = 1; seed <= 12; seed++) {
@@ -601,8 +592,7 @@ START_TEST(test_backup_fleecing_export)
         "write 65536 4096\nread 65536 4096 export=fl\njob cancel f1\n"
         "job wait f1 concluded\nread 0 4096\n";
     struct world_result r;
-    run_text(text, NULL, &r);
-    ck_assert_msg(r.verdict == WORLD_PASS, "%s", r.first.msg);
+    tl_world_pass(text, NULL, &r);
     json_t *jobs = json_object_get(r.checks, "jobs");
     ck_assert_int_eq(json_integer_value(json_object_get(jobs, "export_reads_judged")), 3);
     ck_assert_uint_eq(r.ops[TRACE_READ], 4);
