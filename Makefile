@@ -21,8 +21,8 @@ CONFIG ?= debug
 BUILD := build/$(CONFIG)
 CC := $(if $(filter fuzz,$(CONFIG)),clang,gcc)
 
-# Debian packages behind these: libjansson-dev, libxxhash-dev, zlib1g-dev, check.
-PKG_LIBS := jansson libxxhash zlib
+# Debian packages behind these: libjansson-dev, libxxhash-dev, zlib1g-dev, libnbd-dev, check.
+PKG_LIBS := jansson libxxhash zlib libnbd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
@@ -74,7 +74,7 @@ TESTS := $(BUILD)/check_all
 BENCH := $(BUILD)/bench_replay
 LIBA := $(BUILD)/libblocksim.a
 
-.PHONY: slurm-check install uninstall install-check html-check all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
+.PHONY: slurm-check install uninstall install-check html-check oracle-check all run check test unit cli-tests qemu-xcheck nbd-interop golden valgrind coverage bench fuzz-smoke \
         fuzz fuzz-replay tidy format clean bootstrap props-quick cfl-check afl-smoke
 
 all: $(BIN) $(TESTS)
@@ -123,7 +123,7 @@ check: bootstrap
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory cfl-check afl-smoke
 	@$(MAKE) --no-print-directory CONFIG=debug unit cli-tests fuzz-replay qemu-xcheck nbd-interop \
-	    slurm-check install-check html-check
+	    slurm-check install-check html-check oracle-check
 	@$(MAKE) --no-print-directory CONFIG=asan fuzz-replay unit
 
 test: check
@@ -182,6 +182,11 @@ uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/bin/blocksim" "$(DESTDIR)$(PREFIX)/share/man/man1/blocksim.1" \
 	    "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/blocksim"
 	rm -rf "$(DESTDIR)$(PREFIX)/share/blocksim"
+
+# blocksim oracle through libnbd against qemu-nbd (raw, qcow2), nbdkit
+# (memory, file) and blocksim's own nbd-serve; a lossy and a failing target.
+oracle-check: $(BIN)
+	bash tests/oracle_test.sh $(BIN)
 
 # A failing run's HTML page and the campaign index in headless chromium.
 html-check: $(BIN)

@@ -43,6 +43,7 @@ int cmd_nbd_serve(int argc, char **argv);
 int cmd_nbd_check(int argc, char **argv);
 int cmd_quorum(int argc, char **argv);
 int cmd_campaign(int argc, char **argv);
+int cmd_oracle(int argc, char **argv);
 
 /* Campaign results as JSON lines (cmd_campaign.c): open @path for appending
  * (NULL, the error printed, when it cannot be); append @o (consumed) as one

@@ -23,6 +23,7 @@ static const struct command commands[] = {
     { "explore", cmd_explore, "crash a workload into every state the disk allows, check each" },
     { "quorum", cmd_quorum, "run the reference quorum over image files (QEMU cross-check)" },
     { "nbd-serve", cmd_nbd_serve, "serve the reference stack over NBD on a real socket" },
+    { "oracle", cmd_oracle, "run a trace against a real NBD server or QEMU, judge every read" },
     { "campaign", cmd_campaign, "merge campaign results into a failure database, replay it" },
     { "nbd-check", cmd_nbd_check, "drive a real NBD server with blocksim's client, check reads" },
 };

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../../ref/base.h"
+#include "../base/content.h"
 
 #define MODEL_CANDS_MAX 4096u /* a sector rewritten this often unflushed is a bug */
 
@@ -309,5 +310,32 @@ void model_disk_check(const struct model_disk *m)
                 ASSERT(c[k].seq >= c[k - 1].seq);
             }
         }
+    }
+}
+
+/* The model tag of an image sector: zeroes, a pattern, or the image's own. */
+static uint64_t image_tag(const uint8_t *sector)
+{
+    uint64_t tag = content_identify(sector, 0, 0, NULL);
+    if (tag == CONTENT_TAG_ZERO || content_tag_is_pattern(tag)) {
+        return tag;
+    }
+    return CONTENT_TAG_IMAGE;
+}
+
+void model_disk_image(struct model_disk *m, const uint8_t *img, uint64_t len)
+{
+    model_disk_tick(m);
+    uint64_t sectors = len / CONTENT_SECTOR;
+    for (uint64_t s = 0; s < sectors;) {
+        uint64_t tag = image_tag(img + s * CONTENT_SECTOR);
+        uint64_t n = 1;
+        while (s + n < sectors && image_tag(img + (s + n) * CONTENT_SECTOR) == tag) {
+            n++;
+        }
+        if (tag != CONTENT_TAG_ZERO) {
+            model_disk_write(m, s, n, tag, MODEL_DURABLE);
+        }
+        s += n;
     }
 }

@@ -67,6 +67,10 @@ void model_disk_fini(struct model_disk *m);
 /* A new sequence number for a completion (or a flush's submission). */
 uint64_t model_disk_tick(struct model_disk *m);
 
+/* The disk starts from image @img (@len bytes): each sector holds its
+ * bytes, durably (zeroes, a pattern, or CONTENT_TAG_IMAGE). */
+void model_disk_image(struct model_disk *m, const uint8_t *img, uint64_t len);
+
 /* Record a completed write of @tag over sectors [first, first + n); @flags is
  * MODEL_MAYBE (failed or advisory) and/or MODEL_DURABLE (FUA). */
 void model_disk_write(struct model_disk *m, uint64_t first, uint64_t n, uint64_t tag,

@@ -101,32 +101,10 @@ int world__image_disk_rec(struct world *w, unsigned i, const struct trace_rec *r
     return 0;
 }
 
-/* The model tag of an image sector: zeroes, a pattern, or the image's own. */
-static uint64_t image_tag(const uint8_t *sector)
-{
-    uint64_t tag = content_identify(sector, 0, 0, NULL);
-    if (tag == CONTENT_TAG_ZERO || content_tag_is_pattern(tag)) {
-        return tag;
-    }
-    return CONTENT_TAG_IMAGE;
-}
-
 /* Every model of the guest's start learns the image, run by run. */
 void world__image_to_model(struct model_disk *m, const uint8_t *img, uint64_t len)
 {
-    model_disk_tick(m);
-    uint64_t sectors = len / CONTENT_SECTOR;
-    for (uint64_t s = 0; s < sectors;) {
-        uint64_t tag = image_tag(img + s * CONTENT_SECTOR);
-        uint64_t n = 1;
-        while (s + n < sectors && image_tag(img + (s + n) * CONTENT_SECTOR) == tag) {
-            n++;
-        }
-        if (tag != CONTENT_TAG_ZERO) {
-            model_disk_write(m, s, n, tag, MODEL_DURABLE);
-        }
-        s += n;
-    }
+    model_disk_image(m, img, len);
 }
 
 int world__images_load(struct world *w, struct err *e)
