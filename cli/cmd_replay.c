@@ -16,6 +16,7 @@
 #include "../ref/node.h"
 #include "../props/gen.h"
 #include "../props/registry.h"
+#include "../sim/trace/import_csv.h"
 #include "../sim/trace/import_fio.h"
 #include "../sim/world/report.h"
 #include "../sim/world/report_html.h"
@@ -48,8 +49,11 @@ static void replay_usage(FILE *out)
             "usage: blocksim replay TRACE [OPTIONS]     (TRACE '-': standard input)\n"
             "Replay TRACE through the simulated block stack under its faults (and any\n"
             "added here), check every read against the model, print a report.\n\n"
-            "  --format F      native, fio or auto (default: fio if the first line says\n"
-            "                  'fio version 2|3 iolog', else native)\n"
+            "  --format F      native, fio, msr, alibaba, tencent or auto (default: fio\n"
+            "                  if the first line says 'fio version 2|3 iolog', a CSV\n"
+            "                  format when the first line looks like one, else native)\n"
+            "  --volume ID     CSV traces holding several volumes: the one to replay\n"
+            "                  (MSR: HOST,DISK; Alibaba: device_id; Tencent: VolumeID)\n"
             "  --seed N        world seed (default: the trace's 'seed' record, else 1)\n"
             "  --faults SPEC   extra fault rules, 'RULE;RULE', e.g.\n"
             "                  'write-eio prob=1%%;read-corrupt disk=d0 nth=50'\n"
@@ -164,7 +168,7 @@ static int opt_dirty_mark(struct replay_args *a, const char *val)
 
 enum { OPT_FORMAT = 256, OPT_SEED, OPT_FAULTS, OPT_SIZE, OPT_QD, OPT_JSON, OPT_QUIET,
        OPT_NO_WALL, OPT_MUTANT, OPT_BUGGIFY, OPT_BITMAP, OPT_DIRTY_MARK, OPT_STALL, OPT_ALIGN,
-       OPT_EXPORT, OPT_HTML, OPT_HELP = 'h' };
+       OPT_EXPORT, OPT_HTML, OPT_VOLUME, OPT_HELP = 'h' };
 
 static const struct option replay_options[] = {
     { "format", required_argument, NULL, OPT_FORMAT },
@@ -183,6 +187,7 @@ static const struct option replay_options[] = {
     { "align", required_argument, NULL, OPT_ALIGN },
     { "export", required_argument, NULL, OPT_EXPORT },
     { "html", required_argument, NULL, OPT_HTML },
+    { "volume", required_argument, NULL, OPT_VOLUME },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -241,6 +246,9 @@ static int replay_opt(struct replay_args *a, int c, char *val)
         return cli_align_parse("replay", val, &a->fio);
     case OPT_EXPORT:
         return opt_export(a, val);
+    case OPT_VOLUME:
+        a->fio.volume = val;
+        return 0;
     case OPT_HTML:
         a->html = val;
         return cli_out_file_check("replay", "--html", val);
@@ -282,8 +290,11 @@ static int replay_parse_args(struct replay_args *a, int argc, char **argv)
         snprintf(a->base_dir, sizeof(a->base_dir), "%.*s", (int)(slash - a->path), a->path);
         a->o.base_dir = a->base_dir[0] ? a->base_dir : "/";
     }
-    if (strcmp(a->format, "auto") && strcmp(a->format, "native") && strcmp(a->format, "fio")) {
-        cli_error("replay", "--format: expected native, fio or auto, got '%s'", a->format);
+    enum import_csv_format csv;
+    if (strcmp(a->format, "auto") && strcmp(a->format, "native") && strcmp(a->format, "fio") &&
+        !import_csv_format_parse(a->format, &csv)) {
+        cli_error("replay", "--format: expected native, fio, msr, alibaba, tencent or auto, "
+                  "got '%s'", a->format);
         return CLI_USAGE;
     }
     return 0;
@@ -305,11 +316,19 @@ int trace_load(const char *cmd, const char *path, const char **format,
     struct err e = { .file = path };
     int ret = trace_file_read(path, TRACE_FILE_MAX, &data, &len, &e);
     if (ret == 0) {
+        enum import_csv_format csv;
         if (strcmp(*format, "auto") == 0) {
             *format = format_detect(data, len);
+            *format = strcmp(*format, "native") == 0 && import_csv_detect(data, len, &csv)
+                          ? import_csv_format_name(csv) : *format;
         }
-        ret = strcmp(*format, "fio") == 0 ? import_fio(data, len, fio, t, NULL, &e)
-                                          : trace_parse(t, data, len, &e);
+        if (import_csv_format_parse(*format, &csv)) {
+            struct import_csv_opts co = { fio && fio->align_round, fio ? fio->volume : NULL };
+            ret = import_csv(csv, data, len, &co, t, NULL, &e);
+        } else {
+            ret = strcmp(*format, "fio") == 0 ? import_fio(data, len, fio, t, NULL, &e)
+                                              : trace_parse(t, data, len, &e);
+        }
     }
     trace_file_free(data, len);
     if (ret < 0) {
@@ -434,7 +453,8 @@ int cmd_replay(int argc, char **argv)
 
 static void convert_usage(FILE *out)
 {
-    fprintf(out, "usage: blocksim convert IN OUT [--from auto|native|fio|scenario]\n"
+    fprintf(out, "usage: blocksim convert IN OUT [--from auto|native|fio|msr|alibaba|tencent|"
+            "scenario]\n"
             "                        [--align reject|round]\n"
             "Write IN ('-': standard input) as a native trace to OUT ('-' for standard\n"
             "output). --align as in blocksim replay --help. OUT is\n"
@@ -524,9 +544,11 @@ int cmd_convert(int argc, char **argv)
         cli_error("convert", "expected IN and OUT (see --help)");
         return CLI_USAGE;
     }
+    enum import_csv_format csv;
     if (strcmp(from, "auto") && strcmp(from, "native") && strcmp(from, "fio") &&
-        strcmp(from, "scenario")) {
-        cli_error("convert", "--from: expected native, fio, scenario or auto, got '%s'", from);
+        strcmp(from, "scenario") && !import_csv_format_parse(from, &csv)) {
+        cli_error("convert", "--from: expected native, fio, msr, alibaba, tencent, scenario or "
+                  "auto, got '%s'", from);
         return CLI_USAGE;
     }
     struct trace t;

@@ -1,12 +1,14 @@
 /*
- * fuzz_import: the importers (fio iolog v2/v3 for now; later ones join,
- * picked by the first byte). An accepted log must become a native trace
- * whose canonical text parses back to the same records; a rejected one must
- * name its line.
+ * fuzz_import: the importers, picked by the first byte: 1, 2, 3 the CSV
+ * readers (MSR, Alibaba, Tencent) on the bytes after it, anything else the
+ * fio iolog reader on all of them. An accepted log must become a native
+ * trace whose canonical text parses back to the same records; a rejected
+ * one must name its line.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../sim/trace/import_csv.h"
 #include "../sim/trace/import_fio.h"
 #include "fuzz.h"
 
@@ -15,7 +17,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t blocks = mem_blocks_live();
     struct trace t;
     struct err e = { .file = "fuzz" };
-    if (import_fio((const char *)data, size, NULL, &t, NULL, &e) < 0) {
+    int ret;
+    if (size > 0 && data[0] >= 1 && data[0] <= CSV__COUNT) {
+        struct import_csv_opts o = { .align_round = size > 1 && data[1] == '0' };
+        ret = import_csv((enum import_csv_format)(data[0] - 1), (const char *)data + 1,
+                         size - 1, &o, &t, NULL, &e);
+    } else {
+        ret = import_fio((const char *)data, size, NULL, &t, NULL, &e);
+    }
+    if (ret < 0) {
         ASSERT(e.line > 0);
         fuzz_leak_check(blocks);
         return 0;

@@ -25,6 +25,7 @@
 
 #include "../ref/bitmap.h"
 #include "../sim/base/rng.h"
+#include "../sim/trace/import_csv.h"
 #include "../sim/world/world.h"
 
 struct bench {
@@ -220,6 +221,52 @@ static void bench_bitmap(uint64_t scale)
     bitmap_free(b);
 }
 
+/* Line @i of a synthetic trace in CSV format @f. */
+static int csv_line(enum import_csv_format f, uint64_t i, char *buf, size_t size)
+{
+    uint64_t off = (i * 7919) % 262144;
+    bool w = i % 3 != 0;
+    switch (f) {
+    case CSV_MSR:
+        return snprintf(buf, size, "%" PRIu64 ",hm,0,%s,%" PRIu64 ",4096,10\n",
+                        (uint64_t)128166372000000000 + i * 10, w ? "Write" : "Read", off * 4096);
+    case CSV_ALIBABA:
+        return snprintf(buf, size, "7,%s,%" PRIu64 ",4096,%" PRIu64 "\n", w ? "W" : "R",
+                        off * 4096, (uint64_t)1577808000000626 + i);
+    default:
+        return snprintf(buf, size, "%" PRIu64 ",%" PRIu64 ",8,%s,7\n",
+                        (uint64_t)1538323200 + i / 1000, off * 8, w ? "1" : "0");
+    }
+}
+
+/* The CSV readers: records imported per second, from a buffer. */
+static void bench_csv(uint64_t scale)
+{
+    uint64_t n = 1000000 * scale;
+    for (unsigned f = 0; f < CSV__COUNT; f++) {
+        size_t cap = (size_t)n * 64;
+        char *buf = malloc(cap);
+        size_t len = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            len += (size_t)csv_line((enum import_csv_format)f, i, buf + len, cap - len);
+        }
+        struct trace t;
+        struct err e = { .file = "bench" };
+        double start = wall();
+        int ret = import_csv((enum import_csv_format)f, buf, len, NULL, &t, NULL, &e);
+        double secs = wall() - start;
+        char name[40];
+        snprintf(name, sizeof(name), "import %s", import_csv_format_name(f));
+        printf("%-28s %9zu records %6.3f s %10.0f records/s (goal 1M/s)%s%s\n", name,
+               ret == 0 ? t.n - 1 : 0, secs, ret == 0 ? (double)(t.n - 1) / secs : 0,
+               ret == 0 ? "" : "  FAILED: ", ret == 0 ? "" : e.msg);
+        if (ret == 0) {
+            trace_fini(&t);
+        }
+        free(buf);
+    }
+}
+
 int main(int argc, char **argv)
 {
     uint64_t scale = argc > 1 ? strtoull(argv[1], NULL, 10) : 1;
@@ -253,5 +300,6 @@ int main(int argc, char **argv)
         failed |= bench_run(&benches[i]);
     }
     bench_bitmap(scale);
+    bench_csv(scale);
     return failed;
 }

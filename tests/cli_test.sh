@@ -683,6 +683,30 @@ expect_status 0 "merge the fuzz results" -- "$bin" campaign merge "$tmp/camp/fz.
 expect_out "reproduce: $canary $tmp/camp/fdb/fuzz_canary_standalone-" "the input's target named"
 expect_status 0 "replay names fuzz inputs" -- "$bin" campaign replay "$tmp/camp/fdb"
 expect_out "1 fuzz input(s) to replay with their targets" "fuzz inputs counted apart"
+# The CSV block traces: each sample replays (detected by content), converts
+# to native; a malformed line names its line and field; a second volume
+# needs --volume; unaligned ranges need --align round.
+for f in msr alibaba tencent; do
+    expect_status 0 "replay the $f sample" -- "$bin" replay "traces/csv/$f-sample.csv"
+    expect_out "($f, plain topology)" "the $f format detected"
+    expect_status 0 "convert the $f sample" -- "$bin" convert "traces/csv/$f-sample.csv" \
+        "$tmp/$f.trace" --from "$f"
+    expect_status 0 "replay the converted $f sample" -- "$bin" replay --quiet "$tmp/$f.trace"
+done
+grep -q '^@' "$tmp/msr.trace" && ok || bad "the MSR timestamps became @TIME records"
+printf '128166372000000000,hm,0,Write,0,4096,1\n128166372000000001,hm,0,read,0,4096,1\n' \
+    >"$tmp/bad.csv"
+expect_status 2 "a malformed MSR line" -- "$bin" replay "$tmp/bad.csv" --format msr
+expect_err "bad.csv:2: field 4: operation 'read': expected Read or Write" "the bad field named"
+printf '1538323200,0,8,1,7\n1538323200,8,8,1,9\n' >"$tmp/two.csv"
+expect_status 2 "two Tencent volumes" -- "$bin" replay "$tmp/two.csv"
+expect_err "a second volume '9' (line 1 has '7'): choose one with --volume" "both volumes named"
+expect_status 0 "--volume picks one" -- "$bin" replay "$tmp/two.csv" --volume 9
+expect_out "operations  1 " "only that volume's records"
+printf '5,W,100,4096,1577808000000626\n' >"$tmp/un.csv"
+expect_status 2 "an unaligned Alibaba range" -- "$bin" replay "$tmp/un.csv"
+expect_err "field 3: offset 100 is not a multiple of 512" "the unaligned field named"
+expect_status 0 "--align round widens it" -- "$bin" replay "$tmp/un.csv" --align round
 # A campaign killed mid-way keeps the failure it found: it is on disk first.
 "$bin" check backup-point-in-time crash --trials 0 --time 60 --no-fork --quiet \
     --mutant backup-cbw-late --out "$tmp/camp/out" --jsonl "$tmp/camp/k.jsonl" \

@@ -34,6 +34,7 @@
 struct import_fio_opts {
     bool align_round; /* widen unaligned ranges to 512-byte boundaries
                        * (offset down, end up) instead of refusing them */
+    const char *volume; /* the CSV readers' (import_csv): the volume to keep */
 };
 
 struct import_fio_info {
