@@ -16,6 +16,7 @@
 #include "../ref/node.h"
 #include "../props/gen.h"
 #include "../props/registry.h"
+#include "../sim/trace/export_fio.h"
 #include "../sim/trace/import_csv.h"
 #include "../sim/trace/import_fio.h"
 #include "../sim/world/report.h"
@@ -455,6 +456,11 @@ static void convert_usage(FILE *out)
 {
     fprintf(out, "usage: blocksim convert IN OUT [--from auto|native|fio|msr|alibaba|tencent|"
             "scenario]\n"
+            "                        [--to native|fio] [--file NAME]\n"
+            "--to fio writes a fio version 3 iolog (real fio replays it with --read_iolog)\n"
+            "on file NAME (default blocksim.img): a flush becomes sync, a discard trim, a\n"
+            "write-zeroes a write; FUA and byte patterns are dropped; records fio cannot\n"
+            "perform (crash, restart, jobs...) are refused.\n"
             "                        [--align reject|round]\n"
             "Write IN ('-': standard input) as a native trace to OUT ('-' for standard\n"
             "output). --align as in blocksim replay --help. OUT is\n"
@@ -490,10 +496,20 @@ static int scenario_load(const char *path, struct trace *t)
     return 0;
 }
 
-static int convert_write(const struct trace *t, const char *out_path)
+/* @t to @f: native (canonical) or, with @fio_file, a fio v3 iolog. */
+static void convert_print(const struct trace *t, const char *fio_file, FILE *f)
+{
+    if (fio_file) {
+        (void)export_fio(t, fio_file, f); /* ferror(f) says */
+    } else {
+        trace_print_canonical(t, f);
+    }
+}
+
+static int convert_write(const struct trace *t, const char *out_path, const char *fio_file)
 {
     if (strcmp(out_path, "-") == 0) {
-        trace_print_canonical(t, stdout);
+        convert_print(t, fio_file, stdout);
         return fflush(stdout) == 0 ? CLI_OK : CLI_USAGE;
     }
     char tmp[4096];
@@ -503,7 +519,7 @@ static int convert_write(const struct trace *t, const char *out_path)
         cli_error("convert", "%s: cannot create: %s", tmp, strerror(errno));
         return CLI_USAGE;
     }
-    trace_print_canonical(t, f);
+    convert_print(t, fio_file, f);
     bool ok = !ferror(f);
     ok &= fclose(f) == 0;
     if (!ok || rename(tmp, out_path) != 0) {
@@ -518,11 +534,15 @@ int cmd_convert(int argc, char **argv)
 {
     static const struct option options[] = {
         { "from", required_argument, NULL, 'f' },
+        { "to", required_argument, NULL, 't' },
+        { "file", required_argument, NULL, 'F' },
         { "align", required_argument, NULL, 'a' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *from = "auto";
+    const char *to = "native";
+    const char *fio_file = "blocksim.img";
     struct import_fio_opts fio = { .align_round = false };
     int c;
     optind = 1;
@@ -533,6 +553,10 @@ int cmd_convert(int argc, char **argv)
         }
         if (c == 'a') {
             CLI_TRY(cli_align_parse("convert", optarg, &fio));
+            continue;
+        }
+        if (c == 't' || c == 'F') {
+            *(c == 't' ? &to : &fio_file) = optarg;
             continue;
         }
         if (c != 'f') {
@@ -551,13 +575,23 @@ int cmd_convert(int argc, char **argv)
                   "auto, got '%s'", from);
         return CLI_USAGE;
     }
+    if (strcmp(to, "native") && strcmp(to, "fio")) {
+        cli_error("convert", "--to: expected native or fio, got '%s'", to);
+        return CLI_USAGE;
+    }
     struct trace t;
     int ret = strcmp(from, "scenario") == 0 ? scenario_load(argv[optind], &t)
                                             : trace_load("convert", argv[optind], &from, &fio, &t);
     if (ret != 0) {
         return ret;
     }
-    ret = convert_write(&t, argv[optind + 1]);
+    struct err e = { .file = argv[optind] };
+    bool to_fio = strcmp(to, "fio") == 0;
+    if (to_fio && export_fio_check(&t, &e) < 0) {
+        trace_fini(&t);
+        return cli_input_error("convert", &e);
+    }
+    ret = convert_write(&t, argv[optind + 1], to_fio ? fio_file : NULL);
     trace_fini(&t);
     return ret;
 }

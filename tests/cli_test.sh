@@ -707,6 +707,32 @@ printf '5,W,100,4096,1577808000000626\n' >"$tmp/un.csv"
 expect_status 2 "an unaligned Alibaba range" -- "$bin" replay "$tmp/un.csv"
 expect_err "field 3: offset 100 is not a multiple of 512" "the unaligned field named"
 expect_status 0 "--align round widens it" -- "$bin" replay "$tmp/un.csv" --align round
+# Export to fio: real fio replays the iolog with the same operations in the
+# same order (its --debug=io queue lines); what fio cannot do is refused.
+expect_status 0 "convert --to fio" -- "$bin" convert traces/native/fio-export.trace \
+    "$tmp/x.iolog" --to fio --file "$tmp/fio.img"
+truncate -s 4M "$tmp/fio.img"
+fio --name=replay --read_iolog="$tmp/x.iolog" --ioengine=psync --replay_no_stall=1 \
+    --debug=io >"$tmp/fio.dbg" 2>&1 && ok || bad "fio replays the export"
+python3 - "$tmp/x.iolog" "$tmp/fio.dbg" <<'PY' && ok || bad "fio's operations differ"
+import re, sys
+want = []
+for line in open(sys.argv[1]).read().split("\n")[1:]:
+    f = line.split()
+    if len(f) >= 3 and f[2] in ("read", "write", "sync"):
+        want.append(f[2] if f[2] == "sync" else "%s %s %s" % (f[2], f[3], f[4]))
+got = []
+for line in open(sys.argv[2]):
+    m = re.search(r"queue: io_u \S+: off=(0x[0-9a-f]+),len=(0x[0-9a-f]+),ddir=(\d+)", line)
+    if m:
+        op = {0: "read", 1: "write", 3: "sync"}.get(int(m.group(3)), "other")
+        got.append(op if op == "sync" else "%s %d %d" % (op, int(m.group(1), 16),
+                                                          int(m.group(2), 16)))
+sys.exit(0 if want == got and len(want) == 200 else 1)
+PY
+expect_status 2 "convert --to fio refuses a crash" -- "$bin" convert \
+    traces/native/fua-crash.trace "$tmp/y.iolog" --to fio
+expect_err "has no fio iolog form" "the record fio cannot do named"
 # A campaign killed mid-way keeps the failure it found: it is on disk first.
 "$bin" check backup-point-in-time crash --trials 0 --time 60 --no-fork --quiet \
     --mutant backup-cbw-late --out "$tmp/camp/out" --jsonl "$tmp/camp/k.jsonl" \
