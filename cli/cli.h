@@ -61,6 +61,12 @@ struct json_t *cli_failure_json(const char *command, const char *property, const
  * prints it and returns CLI_USAGE. */
 struct trace;
 struct import_fio_opts;
+/* The formats trace_load reads (besides auto). */
+#define TRACE_FORMATS "native, fio, blkparse, msr, alibaba, tencent, dm-log-writes"
+/* Is @name (the value of @cmd's @option) a format trace_load reads, or
+ * with @scenario "scenario"? Else prints the error, returns CLI_USAGE. */
+int trace_format_check(const char *cmd, const char *option, const char *name,
+                       bool scenario);
 int trace_load(const char *cmd, const char *path, const char **format,
                const struct import_fio_opts *fio, struct trace *t);
 

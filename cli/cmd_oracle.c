@@ -27,6 +27,7 @@
 
 #include "../sim/base/content.h"
 #include "../sim/check/check_rw.h"
+#include "../sim/trace/import_fio.h"
 #include "../sim/trace/trace.h"
 #include "cli.h"
 
@@ -35,6 +36,8 @@
 struct oracle_args {
     const char *path;
     const char *target;
+    const char *format;
+    struct import_fio_opts fio; /* --align, --volume */
     uint64_t seed;
     bool has_seed;
     bool json;
@@ -53,6 +56,8 @@ static void oracle_usage(FILE *out)
             "                 socket=PATH), qemu-nbd:IMAGE[?format=raw|qcow2] or\n"
             "                 nbdkit:PLUGIN [ARGS] (the server starts for the run)\n"
             "  --seed N       content seed (default: the trace's, else 1)\n"
+            "  --format F, --volume ID, --align POLICY\n"
+            "                 how TRACE is read, as in blocksim replay --help\n"
             "  --json         print the result as JSON\n"
             "  --keep-going   go on after a divergence or a failed request\n\n"
             "Records a target cannot perform (crash, restart, shutdown, jobs, bitmaps,\n"
@@ -66,9 +71,12 @@ static int oracle_parse(struct oracle_args *a, int argc, char **argv)
     static const struct option options[] = {
         { "target", required_argument, NULL, 't' }, { "seed", required_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },         { "keep-going", no_argument, NULL, 'k' },
-        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+        { "format", required_argument, NULL, 'f' }, { "volume", required_argument, NULL, 'v' },
+        { "align", required_argument, NULL, 'a' },  { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
+    a->format = "auto";
     optind = 1;
     int c;
     while ((c = cli_getopt("oracle", argc, argv, options)) != -1) {
@@ -80,6 +88,12 @@ static int oracle_parse(struct oracle_args *a, int argc, char **argv)
             break;
         case 'j': a->json = true; break;
         case 'k': a->keep_going = true; break;
+        case 'f':
+            CLI_TRY(trace_format_check("oracle", "--format", optarg, false));
+            a->format = optarg;
+            break;
+        case 'v': a->fio.volume = optarg; break;
+        case 'a': CLI_TRY(cli_align_parse("oracle", optarg, &a->fio)); break;
         case 'h': oracle_usage(stdout); return -1;
         default: return CLI_USAGE;
         }
@@ -99,6 +113,7 @@ static int records_check(const struct trace *t, uint64_t size, uint64_t *seed)
         const struct trace_rec *r = &t->recs[i];
         switch (r->kind) {
         case TRACE_HEADER: case TRACE_BLANK: case TRACE_QD: case TRACE_EXPECT:
+        case TRACE_MARK:
             continue;
         case TRACE_SEED:
             *seed = r->value;
@@ -334,8 +349,7 @@ int cmd_oracle(int argc, char **argv)
         return ret < 0 ? CLI_OK : ret;
     }
     struct trace t;
-    const char *format = "auto";
-    CLI_TRY(trace_load("oracle", a.path, &format, NULL, &t));
+    CLI_TRY(trace_load("oracle", a.path, &a.format, &a.fio, &t));
     struct oracle_run o;
     memset(&o, 0, sizeof(o));
     o.h = nbd_create();

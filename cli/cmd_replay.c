@@ -17,7 +17,9 @@
 #include "../props/gen.h"
 #include "../props/registry.h"
 #include "../sim/trace/export_fio.h"
+#include "../sim/trace/import_blkparse.h"
 #include "../sim/trace/import_csv.h"
+#include "../sim/trace/import_dmlog.h"
 #include "../sim/trace/import_fio.h"
 #include "../sim/world/report.h"
 #include "../sim/world/report_html.h"
@@ -50,11 +52,12 @@ static void replay_usage(FILE *out)
             "usage: blocksim replay TRACE [OPTIONS]     (TRACE '-': standard input)\n"
             "Replay TRACE through the simulated block stack under its faults (and any\n"
             "added here), check every read against the model, print a report.\n\n"
-            "  --format F      native, fio, msr, alibaba, tencent or auto (default: fio\n"
-            "                  if the first line says 'fio version 2|3 iolog', a CSV\n"
-            "                  format when the first line looks like one, else native)\n"
-            "  --volume ID     CSV traces holding several volumes: the one to replay\n"
-            "                  (MSR: HOST,DISK; Alibaba: device_id; Tencent: VolumeID)\n"
+            "  --format F      native, fio, blkparse, msr, alibaba, tencent,\n"
+            "                  dm-log-writes or auto\n"
+            "                  (default: detected from the first line, else native)\n"
+            "  --volume ID     traces holding several devices: the one to replay\n"
+            "                  (blkparse: MAJ,MIN; MSR: HOST,DISK; Alibaba: device_id;\n"
+            "                  Tencent: VolumeID)\n"
             "  --seed N        world seed (default: the trace's 'seed' record, else 1)\n"
             "  --faults SPEC   extra fault rules, 'RULE;RULE', e.g.\n"
             "                  'write-eio prob=1%%;read-corrupt disk=d0 nth=50'\n"
@@ -291,21 +294,43 @@ static int replay_parse_args(struct replay_args *a, int argc, char **argv)
         snprintf(a->base_dir, sizeof(a->base_dir), "%.*s", (int)(slash - a->path), a->path);
         a->o.base_dir = a->base_dir[0] ? a->base_dir : "/";
     }
-    enum import_csv_format csv;
-    if (strcmp(a->format, "auto") && strcmp(a->format, "native") && strcmp(a->format, "fio") &&
-        !import_csv_format_parse(a->format, &csv)) {
-        cli_error("replay", "--format: expected native, fio, msr, alibaba, tencent or auto, "
-                  "got '%s'", a->format);
-        return CLI_USAGE;
-    }
-    return 0;
+    return trace_format_check("replay", "--format", a->format, false);
 }
 
+int trace_format_check(const char *cmd, const char *option, const char *name,
+                       bool scenario)
+{
+    enum import_csv_format csv;
+    static const char *const names[] = { "auto", "native", "fio", "blkparse", "dm-log-writes" };
+    for (unsigned i = 0; i < ARRAY_LEN(names); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return 0;
+        }
+    }
+    if (import_csv_format_parse(name, &csv) || (scenario && strcmp(name, "scenario") == 0)) {
+        return 0;
+    }
+    cli_error(cmd, "%s: expected %s%s or auto, got '%s'", option, TRACE_FORMATS,
+              scenario ? ", scenario" : "", name);
+    return CLI_USAGE;
+}
+
+/* The format of @data by its content (shared/spec/trace-formats.md
+ * "Auto-detection"): native when nothing else matches. */
 static const char *format_detect(const char *data, size_t len)
 {
     static const char fio[] = "fio version ";
-    return len >= sizeof(fio) - 1 && memcmp(data, fio, sizeof(fio) - 1) == 0 ? "fio"
-                                                                               : "native";
+    enum import_csv_format csv;
+    if (len >= sizeof(fio) - 1 && memcmp(data, fio, sizeof(fio) - 1) == 0) {
+        return "fio";
+    }
+    if (import_blkparse_detect(data, len)) {
+        return "blkparse";
+    }
+    if (import_dmlog_detect(data, len)) {
+        return "dm-log-writes";
+    }
+    return import_csv_detect(data, len, &csv) ? import_csv_format_name(csv) : "native";
 }
 
 /* Load @path as @format into @t; prints the error and returns CLI_USAGE. */
@@ -320,10 +345,14 @@ int trace_load(const char *cmd, const char *path, const char **format,
         enum import_csv_format csv;
         if (strcmp(*format, "auto") == 0) {
             *format = format_detect(data, len);
-            *format = strcmp(*format, "native") == 0 && import_csv_detect(data, len, &csv)
-                          ? import_csv_format_name(csv) : *format;
         }
-        if (import_csv_format_parse(*format, &csv)) {
+        if (strcmp(*format, "blkparse") == 0) {
+            ret = import_blkparse(data, len, fio ? fio->volume : NULL, t, &e);
+        } else if (strcmp(*format, "dm-log-writes") == 0) {
+            ret = fio && fio->volume
+                      ? err_set(&e, 0, 0, "--volume: a dm-log-writes log holds one device")
+                      : import_dmlog(data, len, fio && fio->align_round, t, NULL, &e);
+        } else if (import_csv_format_parse(*format, &csv)) {
             struct import_csv_opts co = { fio && fio->align_round, fio ? fio->volume : NULL };
             ret = import_csv(csv, data, len, &co, t, NULL, &e);
         } else {
@@ -454,16 +483,17 @@ int cmd_replay(int argc, char **argv)
 
 static void convert_usage(FILE *out)
 {
-    fprintf(out, "usage: blocksim convert IN OUT [--from auto|native|fio|msr|alibaba|tencent|"
-            "scenario]\n"
-            "                        [--to native|fio] [--file NAME]\n"
+    fprintf(out, "usage: blocksim convert IN OUT [--from auto|native|fio|blkparse|msr|alibaba|"
+            "tencent|\n"
+            "                        dm-log-writes|scenario]\n"
+            "                        [--to native|fio] [--file NAME] [--volume ID]\n"
             "--to fio writes a fio version 3 iolog (real fio replays it with --read_iolog)\n"
             "on file NAME (default blocksim.img): a flush becomes sync, a discard trim, a\n"
             "write-zeroes a write; FUA and byte patterns are dropped; records fio cannot\n"
             "perform (crash, restart, jobs...) are refused.\n"
             "                        [--align reject|round]\n"
             "Write IN ('-': standard input) as a native trace to OUT ('-' for standard\n"
-            "output). --align as in blocksim replay --help. OUT is\n"
+            "output). --align and --volume as in blocksim replay --help. OUT is\n"
             "replaced only once the whole trace was written. --from scenario reads a\n"
             "fuzz_scenario input or crash artifact (its first byte picks the property's\n"
             "generator, the rest are choices), so artifacts survive decoder changes\n"
@@ -537,6 +567,7 @@ int cmd_convert(int argc, char **argv)
         { "to", required_argument, NULL, 't' },
         { "file", required_argument, NULL, 'F' },
         { "align", required_argument, NULL, 'a' },
+        { "volume", required_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -555,6 +586,10 @@ int cmd_convert(int argc, char **argv)
             CLI_TRY(cli_align_parse("convert", optarg, &fio));
             continue;
         }
+        if (c == 'v') {
+            fio.volume = optarg;
+            continue;
+        }
         if (c == 't' || c == 'F') {
             *(c == 't' ? &to : &fio_file) = optarg;
             continue;
@@ -568,13 +603,7 @@ int cmd_convert(int argc, char **argv)
         cli_error("convert", "expected IN and OUT (see --help)");
         return CLI_USAGE;
     }
-    enum import_csv_format csv;
-    if (strcmp(from, "auto") && strcmp(from, "native") && strcmp(from, "fio") &&
-        strcmp(from, "scenario") && !import_csv_format_parse(from, &csv)) {
-        cli_error("convert", "--from: expected native, fio, msr, alibaba, tencent, scenario or "
-                  "auto, got '%s'", from);
-        return CLI_USAGE;
-    }
+    CLI_TRY(trace_format_check("convert", "--from", from, true));
     if (strcmp(to, "native") && strcmp(to, "fio")) {
         cli_error("convert", "--to: expected native or fio, got '%s'", to);
         return CLI_USAGE;

@@ -707,6 +707,114 @@ printf '5,W,100,4096,1577808000000626\n' >"$tmp/un.csv"
 expect_status 2 "an unaligned Alibaba range" -- "$bin" replay "$tmp/un.csv"
 expect_err "field 3: offset 100 is not a multiple of 512" "the unaligned field named"
 expect_status 0 "--align round widens it" -- "$bin" replay "$tmp/un.csv" --align round
+# blkparse text: the Q events become the operations (preflush, FUA,
+# discard, empty flushes; G/I/D/C/M/U skipped; the trailer ends it).
+expect_status 0 "replay the blkparse sample" -- "$bin" replay traces/blkparse/sample.txt
+expect_out "(blkparse, plain topology)" "blkparse detected by content"
+expect_status 0 "convert the blkparse sample" -- "$bin" convert traces/blkparse/sample.txt \
+    "$tmp/bp.trace"
+cat >"$tmp/bp.want" <<'TXT'
+blocksim-trace v1
+@0ns write 1048576 4096
+@4us write 1052672 4096
+@200us read 1048576 8192
+@300us flush
+@300us write 33554432 4096
+@500us write 33558528 4096 fua
+@700us discard 2097152 1048576
+@1ms read 33554432 8192
+@1100us read 2097152 4096
+@1200us flush
+TXT
+cmp -s "$tmp/bp.want" "$tmp/bp.trace" && ok || bad "the blkparse sample's operations"
+printf '  8,0 0 1 0.000000000 1 Q W 0 + 8 [a]\n  8,16 0 2 0.000000100 1 Q W 8 + 8 [a]\n' \
+    >"$tmp/two.bp"
+expect_status 2 "two blkparse devices" -- "$bin" replay "$tmp/two.bp"
+expect_err "two.bp:2: field 1: a second device 8,16 (line 1 has 8,0): choose one with --volume" \
+    "both devices named"
+expect_status 0 "--volume picks a device" -- "$bin" replay "$tmp/two.bp" --volume 8,16
+expect_out "operations  1 " "only that device's events"
+printf '  8,0 0 1 0.000000000 1 Q W 0 + 8 [a]\n  8,0 0 2 0.00000010 1 Q W 8 + 8 [a]\n' \
+    >"$tmp/bad.bp"
+expect_status 2 "a blkparse time without 9 digits" -- "$bin" replay "$tmp/bad.bp"
+expect_err "bad.bp:2: field 4: time '0.00000010': expected SECONDS.NNNNNNNNN" "its field named"
+printf '  8,0 0 1 0.000000000 1 Q W 0 + 8 [a]\n  8,0 0 2 0.000000100 1 Q WX 8 + 8 [a]\n' \
+    >"$tmp/bad.bp"
+expect_status 2 "unknown RWBS letters" -- "$bin" replay "$tmp/bad.bp" --format blkparse
+expect_err "bad.bp:2: field 7: RWBS 'WX': unknown letters" "the RWBS field named"
+printf '  8,0 0 1 0.000000000 1 C W 0 + [0]\n' >"$tmp/bad.bp"
+expect_status 2 "a + without a count" -- "$bin" replay "$tmp/bad.bp"
+expect_err "bad.bp:1: field 8: expected SECTOR + NSEC" "the tail named"
+expect_status 2 "no Q event of the device chosen" -- "$bin" replay "$tmp/two.bp" --volume 8,1
+expect_err "two.bp:2: no Q event of the device --volume names" "the empty result explained"
+expect_status 2 "--format checked" -- "$bin" oracle "$tmp/bad.bp" --format xyz --target nbd://x
+expect_err "blocksim oracle: --format: expected native, fio, blkparse, msr, alibaba, tencent, dm-log-writes or auto, got 'xyz'" "the formats listed"
+# dm-log-writes: the bundled sample is what tests/dmlog_gen.py writes; its
+# entries become flushes, FUA writes, pattern writes (uniform data), a
+# discard and marks; every mark is a crash point of explore's.
+python3 tests/dmlog_gen.py "$tmp/sample.log"
+cmp -s "$tmp/sample.log" traces/dm-log-writes/sample.log && ok ||
+    bad "traces/dm-log-writes/sample.log is not what tests/dmlog_gen.py writes"
+expect_status 0 "replay the dm-log-writes sample" -- "$bin" replay traces/dm-log-writes/sample.log
+expect_out "(dm-log-writes, plain topology)" "dm-log-writes detected by its magic"
+expect_status 0 "convert it" -- "$bin" convert traces/dm-log-writes/sample.log "$tmp/dm.trace"
+cat >"$tmp/dm.want" <<'TXT'
+blocksim-trace v1
+write 0 4096
+write 32768 4096
+mark mkfs
+write 1048576 8192
+write 1056768 4096 pattern=0x00
+flush
+flush
+write 65536 4096 fua
+mark commit-1
+discard 2097152 1048576
+write 1048576 4096 fua pattern=0x5a
+mark dm-log-writes-end
+TXT
+cmp -s "$tmp/dm.want" "$tmp/dm.trace" && ok || bad "the dm-log-writes sample's records"
+grep -v '^mark' "$tmp/dm.trace" >"$tmp/nomark.trace"
+expect_status 0 "explore without marks" -- "$bin" explore --quiet "$tmp/nomark.trace"
+expect_out "3 crash point(s)" "the flushes and the end"
+expect_status 0 "explore the log" -- "$bin" explore --quiet traces/dm-log-writes/sample.log
+expect_out "6 crash point(s)" "each mark adds a crash point"
+expect_status 1 "explore catches a volatile FUA after a mark" -- "$bin" explore --quiet \
+    traces/dm-log-writes/sample.log --mutant disk-fua-volatile --out "$tmp/xdm"
+expect_out "crash after mark commit-1 (record 9), prefix state" "the failing point named by its mark"
+for v in "version:super block: version 2, expected 1" \
+    "sectorsize:super block: sectorsize 1000, expected a power of two from 64 to 65536" \
+    "flags:entry 1 at byte 5120: flags: unknown bits" \
+    "datalen:entry 1 at byte 5120: data_len: nonzero on an entry that is not a mark" \
+    "markrange:entry 1 at byte 5120: nr_sectors: a mark has no range" \
+    "short:the log ends after 2 of the 3 entries its super block promises" \
+    "truncated:entry 0 at byte 512: data: the log ends inside it" \
+    "garbage:entry 1 at byte 5120: header: nonzero bytes after the mark text" \
+    "unaligned:entry 0 at byte 64: sector: the range is not 512-aligned" \
+    "magic:super block: not a dm-log-writes log"; do
+    python3 tests/dmlog_gen.py "$tmp/bad.dm" "${v%%:*}"
+    expect_status 2 "a dm-log-writes log with a bad ${v%%:*}" -- "$bin" replay "$tmp/bad.dm" \
+        --format dm-log-writes
+    expect_err "bad.dm: ${v#*:}" "the ${v%%:*} error named"
+done
+python3 tests/dmlog_gen.py "$tmp/un.dm" unaligned
+expect_status 0 "--align round widens a 64-byte sector range" -- "$bin" convert "$tmp/un.dm" \
+    "$tmp/round.trace" --align round
+grep -qx 'write 0 1024' "$tmp/round.trace" && ok || bad "bytes 64..576 widened to 0..1024"
+expect_status 2 "--volume refused for a log" -- "$bin" replay traces/dm-log-writes/sample.log \
+    --volume 1
+# A log QEMU's own blklogwrites driver writes (qemu-io) reads back as the
+# operations qemu-io performed (QEMU logs FUA as a write and a flush entry,
+# write-zeroes as zeroed data, and a flush on close).
+rm -f "$tmp/ql.img"; truncate -s 4M "$tmp/qd.img"; : >"$tmp/ql.img"
+qemu-io -f blklogwrites -c 'write -P 0xab 0 4k' -c flush -c 'write -z 16k 4k' \
+    -c 'discard 64k 64k' -c 'write -f -P 0x11 128k 4k' \
+    "json:{\"driver\":\"blklogwrites\",\"file\":{\"driver\":\"file\",\"filename\":\"$tmp/qd.img\"},\"log\":{\"driver\":\"file\",\"filename\":\"$tmp/ql.img\"},\"log-sector-size\":512}" \
+    >/dev/null && ok || bad "qemu-io writes a dm-log-writes log"
+expect_status 0 "convert QEMU's log" -- "$bin" convert "$tmp/ql.img" "$tmp/ql.trace"
+printf 'blocksim-trace v1\nwrite 0 4096 pattern=0xab\nflush\nwrite 16384 4096 pattern=0x00\ndiscard 65536 65536\nwrite 131072 4096 pattern=0x11\nflush\nflush\n' \
+    >"$tmp/ql.want"
+cmp -s "$tmp/ql.want" "$tmp/ql.trace" && ok || bad "QEMU's log read back as qemu-io's operations"
 # Export to fio: real fio replays the iolog with the same operations in the
 # same order (its --debug=io queue lines); what fio cannot do is refused.
 expect_status 0 "convert --to fio" -- "$bin" convert traces/native/fio-export.trace \
