@@ -61,7 +61,9 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
 # Fuzz targets: fuzz/fuzz_<name>.c. CONFIG=fuzz links them with libFuzzer;
 # every other configuration links them with fuzz/standalone.c, a replayer.
-FUZZ_TARGETS := trace import scenario qbm nbd_proto canary
+FUZZ_TARGETS := $(sort $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c)))
+# The targets that fuzz the code (the canary proves the harness catches).
+FUZZ_REAL := $(filter-out canary,$(FUZZ_TARGETS))
 FUZZ_SECONDS ?= 10
 # The smoke run is a gate: a fixed libFuzzer seed makes it repeatable.
 # `make fuzz` campaigns leave it unset, so each explores anew.
@@ -210,11 +212,16 @@ nbd-interop: $(BIN)
 
 # Every fuzz target's corpus (and the bundled traces) through the replayer.
 fuzz-replay: $(FUZZ_STANDALONE)
-	$(BUILD)/fuzz_trace_standalone fuzz/corpus/trace traces/native
-	$(BUILD)/fuzz_import_standalone fuzz/corpus/import traces/fio
-	$(BUILD)/fuzz_scenario_standalone fuzz/corpus/scenario
-	$(BUILD)/fuzz_qbm_standalone fuzz/corpus/qbm
-	$(BUILD)/fuzz_nbd_proto_standalone fuzz/corpus/nbd_proto
+	@for t in $(FUZZ_REAL); do \
+	    echo "fuzz-replay: $$t"; \
+	    $(BUILD)/fuzz_$${t}_standalone fuzz/corpus/$$t || exit 1; done
+	$(BUILD)/fuzz_trace_standalone traces/native
+	$(BUILD)/fuzz_import_fio_standalone traces/fio
+	$(BUILD)/fuzz_import_blkparse_standalone traces/blkparse
+	$(BUILD)/fuzz_import_dmlog_standalone traces/dm-log-writes
+	$(BUILD)/fuzz_import_msr_standalone traces/csv/msr-sample.csv
+	$(BUILD)/fuzz_import_alibaba_standalone traces/csv/alibaba-sample.csv
+	$(BUILD)/fuzz_import_tencent_standalone traces/csv/tencent-sample.csv
 
 props-quick: check
 
@@ -225,7 +232,7 @@ valgrind: bootstrap
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
 	    build/debug/blocksim replay --quiet $(DEFAULT_TRACE)
 	@$(MAKE) --no-print-directory CONFIG=debug $(FUZZ_STANDALONE)
-	for t in trace import scenario qbm nbd_proto; do \
+	for t in $(FUZZ_REAL); do \
 	    valgrind --error-exitcode=1 --leak-check=full -q \
 	        build/debug/fuzz_$${t}_standalone fuzz/corpus/$$t || exit 1; done
 
@@ -248,7 +255,7 @@ bench: bootstrap
 # scratch directory, never into fuzz/corpus); the canary must be caught.
 fuzz-smoke: bootstrap
 	@$(MAKE) --no-print-directory CONFIG=fuzz $(FUZZ_BINS)
-	@for t in $(filter-out canary,$(FUZZ_TARGETS)); do \
+	@for t in $(FUZZ_REAL); do \
 	    rm -rf build/fuzz/scratch-$$t && mkdir -p build/fuzz/scratch-$$t && \
 	    echo "fuzz-smoke: $$t for $(FUZZ_SECONDS)s" && \
 	    build/fuzz/fuzz_$$t $$([ -s fuzz/dict/$$t.dict ] && echo -dict=fuzz/dict/$$t.dict) \

@@ -14,7 +14,9 @@ set -eu
 : "${LIB_FUZZING_ENGINE:?LIB_FUZZING_ENGINE must be set}"
 CFLAGS=${CFLAGS:-}
 LINK=${CXX:-$CC}
-targets=${BLOCKSIM_FUZZ_TARGETS:-trace import scenario qbm nbd_proto}
+# Default: every fuzz/fuzz_NAME.c but the canary (it must fail).
+targets=${BLOCKSIM_FUZZ_TARGETS:-$(for f in fuzz/fuzz_*.c; do f=${f#fuzz/fuzz_}; \
+    [ "${f%.c}" = canary ] || echo "${f%.c}"; done)}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -57,6 +57,8 @@ struct point {
     uint8_t fua[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
     uint32_t len[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
     unsigned line;               /* workload line of the last record before it */
+    size_t last;                 /* index of that record */
+    const char *mark;            /* that record's mark text, if it is a mark */
     size_t crash_rec;            /* index of the crash record it appends */
     uint64_t at_flush;           /* crash at the disks' Nth flush; 0: at the end */
 };
@@ -118,6 +120,8 @@ static void point_build(struct point *pt, const struct trace *w, size_t upto,
             ranges[n_ranges++][2] = r->guest;
         }
         pt->line = r->line;
+        pt->last = i;
+        pt->mark = r->kind == TRACE_MARK ? r->mark : NULL;
     }
     pt->crash_rec = pt->t.n;
     snprintf(point_add(pt, NULL, TRACE_CRASH)->host, TRACE_HOST_MAX, "%s", host);
@@ -151,10 +155,15 @@ static void dry_hook(void *opaque, unsigned disk, const struct disk *d)
 
 static void point_where(const struct point *pt, char *buf, size_t size)
 {
+    /* Imported traces have no lines: their records are counted. */
+    const char *unit = pt->line ? "line" : "record";
+    unsigned long long where = pt->line ? pt->line : (unsigned long long)pt->last;
     if (pt->at_flush) {
         snprintf(buf, size, "at device flush #%" PRIu64, pt->at_flush);
+    } else if (pt->mark) {
+        snprintf(buf, size, "after mark %s (%s %llu)", pt->mark, unit, where);
     } else {
-        snprintf(buf, size, "after line %u", pt->line);
+        snprintf(buf, size, "after %s %llu", unit, where);
     }
 }
 
@@ -522,9 +531,35 @@ static int segments_find(const struct trace *w, const struct crashx_opts *o,
     return 0;
 }
 
+/* Marks (dm-log-writes' named points) among records [@start, @end). */
+static uint64_t marks_in(const struct trace *w, size_t start, size_t end)
+{
+    uint64_t n = 0;
+    for (size_t i = start; i < end; i++) {
+        n += w->recs[i].kind == TRACE_MARK;
+    }
+    return n;
+}
+
+/* Crash point @number of @pt, crashing at device flush @at_flush (0: after
+ * the point's records complete), unless o->only_point picks another. */
+static int explore_numbered(struct explorer *x, struct point *pt, uint64_t at_flush,
+                            uint64_t *number, struct err *e)
+{
+    int ret = 0;
+    pt->at_flush = at_flush;
+    if (!x->o->only_point || x->o->only_point == *number + 1) {
+        x->point_number = *number;
+        ret = explore_point(x, pt, *number, e);
+    }
+    x->r->fail_point = (*number)++;
+    return ret;
+}
+
 /* Crash points: as the disks receive each of their flushes (the stack's own
  * flushes included, so a crash can land inside a driver's flush sequence),
- * and at the end of each segment of the workload. */
+ * after each mark record (what replay-log's --end-mark replays), and at the
+ * end of each segment of the workload; numbered in that order a segment. */
 static int explore_workload(const struct trace *w, const struct crashx_opts *o,
                             struct crashx_result *r, struct err *e)
 {
@@ -534,7 +569,8 @@ static int explore_workload(const struct trace *w, const struct crashx_opts *o,
     int ret = segments_find(w, o, segs, &n_segs, e);
     uint64_t total = 0;
     for (size_t s = 0; s < n_segs && ret == 0; s++) {
-        total += segs[s].flush_hi - segs[s].flush_lo + 1;
+        total += segs[s].flush_hi - segs[s].flush_lo + 1 +
+                 marks_in(w, segs[s].start, segs[s].end);
     }
     struct explorer x = { .o = o, .r = r, .start = wall_now(), .total = total };
     u64map_init(&x.plans);
@@ -545,21 +581,29 @@ static int explore_workload(const struct trace *w, const struct crashx_opts *o,
     x.point_tears = max_u64(4, o->tear_samples / (total + 1));
     struct point *pt = mem_alloc(sizeof(*pt));
     uint64_t number = 0;
+#define GOING (ret == 0 && !r->failed && !must_stop(&x))
     for (size_t s = 0; s < n_segs && ret == 0 && !r->failed && !r->stopped; s++) {
         const struct segment *sg = &segs[s];
-        point_build(pt, w, sg->end - 1, o->host);
         x.crash_index = sg->crashes_before;
-        uint64_t span = sg->flush_hi - sg->flush_lo;
-        for (uint64_t k = 0; k <= span && ret == 0 && !r->failed && !must_stop(&x); k++) {
-            pt->at_flush = k == span ? 0 : sg->flush_lo + k + 1; /* the end last */
-            if (!o->only_point || o->only_point == number + 1) {
-                x.point_number = number;
-                ret = explore_point(&x, pt, number, e);
-            }
-            r->fail_point = number++;
+        point_build(pt, w, sg->end - 1, o->host);
+        for (uint64_t k = sg->flush_lo + 1; k <= sg->flush_hi && GOING; k++) {
+            ret = explore_numbered(&x, pt, k, &number, e);
         }
         point_free(pt);
+        for (size_t m = sg->start; m < sg->end && GOING; m++) {
+            if (w->recs[m].kind == TRACE_MARK) {
+                point_build(pt, w, m, o->host);
+                ret = explore_numbered(&x, pt, 0, &number, e);
+                point_free(pt);
+            }
+        }
+        if (GOING) {
+            point_build(pt, w, sg->end - 1, o->host);
+            ret = explore_numbered(&x, pt, 0, &number, e); /* the end last */
+            point_free(pt);
+        }
     }
+#undef GOING
     if (o->progress) {
         progress_line(&x);
     }

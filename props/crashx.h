@@ -2,9 +2,9 @@
  * crashx: crash-state exploration of a workload.
  *
  * Role: where `check` samples one crash state per crash, crashx enumerates
- *   them: at every crash point of a workload (just before each flush, just
- *   after each FUA write, and at its end) it crashes the host into many
- *   states, reopens
+ *   them: at every crash point of a workload (as the disks receive each
+ *   flush, after each mark record, and at its end) it crashes the host
+ *   into many states, reopens
  *   the stack on each and reads back everything written.
  * Model: CrashMonkey (all earlier epochs plus subsets of the last epoch's
  *   writes) and dm-log-writes replay (every prefix of the log), plus
@@ -65,9 +65,9 @@ void crashx_opts_default(struct crashx_opts *o);
 /* Explore @workload. Its own crash and restart records stay where they are
  * and split it into segments; each segment (the operations between a
  * restart and the next crash) is explored in turn: crash points at every
- * device flush inside it and at its end. Points are numbered from 0 in that
- * order (o->only_point picks one). Returns 0 (r->failed tells) or BS_EPARSE
- * with @e. */
+ * device flush inside it, after each of its marks and at its end. Points
+ * are numbered from 0 in that order (o->only_point picks one). Returns 0
+ * (r->failed tells) or BS_EPARSE with @e. */
 int crashx_run(const struct trace *workload, const struct crashx_opts *o,
                struct crashx_result *r, struct err *e) WUR;
 

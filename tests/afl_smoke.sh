@@ -39,9 +39,10 @@ run() { # TARGET SECONDS [UNTIL_CRASH [DICT]]
     execs=$(sed -n 's/^execs_done *: //p' "$out/default/fuzzer_stats" 2>/dev/null)
     echo "${saved:-none} ${execs:-0}"
 }
-build "$tmp/bin" "trace import scenario qbm nbd_proto canary"
+targets=$(for f in fuzz/fuzz_*.c; do f=${f#fuzz/fuzz_}; [ "${f%.c}" = canary ] || echo "${f%.c}"; done)
+build "$tmp/bin" "$targets canary"
 fail=0
-for t in trace import scenario qbm nbd_proto; do
+for t in $targets; do
     read -r saved execs <<<"$(run "$t" "$secs")"
     if [ "$saved" != 0 ]; then
         echo "FAIL: afl: $t: crashes saved: $saved"; tail -5 "$tmp/$t.log"; fail=1

@@ -19,6 +19,7 @@ Suite *suite_model_disk(void);
 Suite *suite_checkers(void);
 Suite *suite_trace(void);
 Suite *suite_import_fio(void);
+Suite *suite_import_recorded(void);
 Suite *suite_world(void);
 Suite *suite_report(void);
 Suite *suite_engine(void);
@@ -37,7 +38,8 @@ Suite *suite_colo(void);
 static Suite *(*const suites[])(void) = {
     suite_base,    suite_node,       suite_drv_file, suite_drv_overlay, suite_rng,
     suite_evq,     suite_u64map,     suite_fault,    suite_disk,        suite_content,
-    suite_model_disk, suite_checkers, suite_trace, suite_import_fio, suite_world,
+    suite_model_disk, suite_checkers, suite_trace, suite_import_fio, suite_import_recorded,
+    suite_world,
     suite_report, suite_engine, suite_crashx, suite_bitmap, suite_dirty,
     suite_qbm, suite_net, suite_nbd, suite_quorum, suite_job, suite_jobs, suite_replication,
     suite_colo,

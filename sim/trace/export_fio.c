@@ -11,7 +11,7 @@ int export_fio_check(const struct trace *t, struct err *e)
         const struct trace_rec *r = &t->recs[i];
         switch (r->kind) {
         case TRACE_HEADER: case TRACE_BLANK: case TRACE_SEED: case TRACE_QD:
-        case TRACE_EXPECT: case TRACE_DISK: case TRACE_MUTANT:
+        case TRACE_EXPECT: case TRACE_DISK: case TRACE_MUTANT: case TRACE_MARK:
             continue;
         case TRACE_TOPOLOGY:
             if (r->cfg->topology == TRACE_TOPO_PLAIN) {

@@ -64,6 +64,7 @@ static void rec_fini(struct trace_rec *r)
     mem_free(r->cfg, r->cfg ? sizeof(*r->cfg) : 0);
     mem_free(r->bm, r->bm ? sizeof(*r->bm) : 0);
     mem_free(r->job, r->job ? sizeof(*r->job) : 0);
+    mem_strfree(r->mark);
 }
 
 void trace_fini(struct trace *t)
@@ -522,6 +523,23 @@ static int parse_host_op(struct trace_rec *r, const struct fields *f, struct err
         return err_set(e, 0, f->first + 1, "expected host=NAME, got '%s'", f->w[1]);
     }
     return f->n == 2 ? trace__host_option(r, f, 1, e) : 0;
+}
+
+static int parse_mark(struct trace_rec *r, const struct fields *f, struct err *e)
+{
+    TRY(want_fields(f, 2, 2, e));
+    size_t n = strlen(f->w[1]);
+    if (n > TRACE_MARK_MAX || f->w[1][strspn(f->w[1], TRACE_MARK_CHARS)] != '\0') {
+        return err_set(e, 0, f->first + 1, "a mark's text is 1..%d of [A-Za-z0-9._:/+=-], "
+                       "got '%s'", TRACE_MARK_MAX, f->w[1]);
+    }
+    r->mark = mem_strdup(f->w[1]);
+    return 0;
+}
+
+static void print_mark(const struct trace_rec *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "mark %s", r->mark);
 }
 
 static void print_host_op(const struct trace_rec *r, char *buf, size_t size)
@@ -1058,6 +1076,7 @@ static const struct kind_info kinds[TRACE__COUNT] = {
     [TRACE_REPLICATION] = { "replication", trace__parse_replication,
                             trace__print_replication, false },
     [TRACE_COLO] = { "colo", trace__parse_colo, trace__print_colo, false },
+    [TRACE_MARK] = { "mark", parse_mark, print_mark, false },
 };
 
 static const struct kind_info *kind_info(enum trace_kind kind)
@@ -1406,7 +1425,8 @@ bool trace_rec_equal(const struct trace_rec *a, const struct trace_rec *b)
            (!a->has_mode || a->mode == b->mode) && a->expect == b->expect &&
            a->offset == b->offset && a->len == b->len && a->value == b->value &&
            cfg_equal(a->cfg, b->cfg) && bm_equal(a->bm, b->bm) && plan_equal(a->plan, b->plan) &&
-           trace__job_equal(a->job, b->job);
+           trace__job_equal(a->job, b->job) &&
+           strcmp(a->mark ? a->mark : "", b->mark ? b->mark : "") == 0;
 }
 
 char *trace_print_string(const struct trace *t, bool canonical, size_t *len)

@@ -100,6 +100,11 @@
  *                                             on one host (default: every
  *                                             host, secondary first)
  *   colo checkpoint|failover|primary-alone    colo: COLO's own steps
+ *   mark TEXT                                 a named point (dm-log-writes'
+ *                                             marks): explore adds a crash
+ *                                             point after the operations
+ *                                             before it; TEXT: 1..63 of
+ *                                             [A-Za-z0-9._:/+=-]
  *   [@TIME] shutdown                          clean close: flush, store
  *                                             bitmaps, host down
  *   expect verdict pass|fail | expect digest HEX | expect content HEX
@@ -147,6 +152,7 @@ enum trace_kind {
     TRACE_JOB,
     TRACE_REPLICATION,
     TRACE_COLO,
+    TRACE_MARK,
     TRACE__COUNT,
 };
 
@@ -169,6 +175,8 @@ const char *trace_topology_name(enum trace_topology t);
 enum trace_expect { TRACE_EXPECT_VERDICT, TRACE_EXPECT_DIGEST, TRACE_EXPECT_CONTENT };
 
 #define TRACE_HOST_MAX 16
+#define TRACE_MARK_MAX 63 /* a mark's text, without the NUL */
+#define TRACE_MARK_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/+=-"
 
 /* Settings of a topology or disk record; a field is used when its has_ bit is set. */
 struct trace_cfg {
@@ -316,6 +324,7 @@ struct trace_rec {
     struct trace_bitmap *bm; /* bitmap; else NULL */
     struct trace_crash_plan *plan; /* crash with at-flush, plan or tear-seed; else NULL */
     struct trace_job *job;         /* job; else NULL */
+    char *mark;           /* mark: its text (owned); else NULL */
     char *text;           /* source text when not canonical; else NULL */
 };
 
