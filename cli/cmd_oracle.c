@@ -4,23 +4,33 @@
  *   client library), every read judged by the same model as `replay`.
  *
  * Method: the target's contents are read first (they are the image the
- *   model starts from); then each operation runs synchronously, in trace
- *   order (queue depth 1), and its outcome feeds check_rw as a replay's
- *   guest request would. The first wrong read is a divergence: the sector,
- *   the write the model expected (with its trace line), what came back
- *   (an identified write with its line, zeroes, or unknown bytes shown as a
- *   hex excerpt). A failed request is reported as such, not as a
- *   divergence. Records the target cannot perform are refused up front.
- * Targets: an NBD URI (nbd://, nbd+unix://...), `qemu-nbd:IMAGE[?format=F]`
- *   and `nbdkit:ARGS` (the server is started for the run, its life tied to
- *   the handle by systemd socket activation).
+ *   model starts from); then the operations run through libnbd's
+ *   asynchronous calls, up to the queue depth in flight, a request waiting
+ *   for the ones in flight that overlap it (so every read has one right
+ *   answer); each completion feeds check_rw as a replay's guest request
+ *   would. The first wrong read is a divergence: the sector, the write the
+ *   model expected (with its trace line), what came back (an identified
+ *   write with its line, zeroes, or unknown bytes shown as a hex excerpt).
+ *   A failed request is reported as such, not as a divergence. Crash and
+ *   restart records kill (SIGKILL) and restart a server the oracle
+ *   started; the checker then applies the crash model. --bitmap reads
+ *   qemu:dirty-bitmap:NAME at the start and the end and compares it, per
+ *   granule, with what the trace wrote. Records the target cannot perform
+ *   are refused up front.
+ * Targets: an NBD URI (nbd://, nbd+unix://...), `qemu-nbd:IMAGE[?format=F]
+ *   [&cache=C]` and `nbdkit:ARGS` (the server is started for the run, its
+ *   life tied to the handle by systemd socket activation).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <jansson.h>
 #include <libnbd.h>
@@ -32,6 +42,7 @@
 #include "cli.h"
 
 #define ORACLE_IMAGE_MAX (1ull << 30)
+#define ORACLE_QD_MAX 256
 
 struct oracle_args {
     const char *path;
@@ -42,28 +53,42 @@ struct oracle_args {
     bool has_seed;
     bool json;
     bool keep_going;
+    unsigned qd;        /* --qd; 0: the trace's qd records, else 1 */
+    const char *bitmap; /* --bitmap NAME */
 };
 
 static void oracle_usage(FILE *out)
 {
     fprintf(out,
-            "usage: blocksim oracle TRACE --target URI [--seed N] [--json] [--keep-going]\n"
+            "usage: blocksim oracle TRACE --target URI [--qd N] [--bitmap NAME] [--seed N]\n"
+            "                       [--json] [--keep-going]\n"
             "Replay TRACE's guest operations (reads, writes, FUA, flush, discard,\n"
             "write-zeroes, pattern writes) against a real implementation through libnbd,\n"
             "and judge every read with the model `blocksim replay` uses. The target's\n"
             "contents at the start are what the model starts from (targets up to 1G).\n\n"
             "  --target URI   an NBD URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?\n"
-            "                 socket=PATH), qemu-nbd:IMAGE[?format=raw|qcow2] or\n"
-            "                 nbdkit:PLUGIN [ARGS] (the server starts for the run)\n"
+            "                 socket=PATH), qemu-nbd:IMAGE[?format=raw|qcow2][&cache=C]\n"
+            "                 or nbdkit:PLUGIN [ARGS] (the server starts for the run;\n"
+            "                 crash and restart records kill it with SIGKILL and start\n"
+            "                 it again over the same image)\n"
+            "  --qd N         requests in flight (1..256; default: the trace's qd\n"
+            "                 records, else 1); a request waits for the ones in flight\n"
+            "                 that overlap it (reads may overlap reads)\n"
+            "  --bitmap NAME  at the end, read the target's dirty bitmap NAME\n"
+            "                 (qemu:dirty-bitmap:NAME) and compare it with what the\n"
+            "                 trace wrote; the trace must add NAME (its granularity);\n"
+            "                 bits set at the start must stay set. qemu-nbd targets\n"
+            "                 (qcow2) get the bitmap added and exported for the run\n"
             "  --seed N       content seed (default: the trace's, else 1)\n"
             "  --format F, --volume ID, --align POLICY\n"
             "                 how TRACE is read, as in blocksim replay --help\n"
             "  --json         print the result as JSON\n"
             "  --keep-going   go on after a divergence or a failed request\n\n"
-            "Records a target cannot perform (crash, restart, shutdown, jobs, bitmaps,\n"
-            "topology actions, another topology than plain) are refused before anything\n"
-            "runs. Exit status: 0 every read agreed, 1 a divergence or a failed request,\n"
-            "2 usage, input or connection error.\n");
+            "Records a target cannot perform (crash and restart of a target the oracle\n"
+            "did not start, shutdown, jobs, bitmaps other than --bitmap's add, another\n"
+            "topology than plain) are refused before anything runs. Exit status: 0\n"
+            "every read agreed, 1 a divergence, a failed request, a broken connection\n"
+            "or a bitmap difference, 2 usage, input or connection error.\n");
 }
 
 static int oracle_parse(struct oracle_args *a, int argc, char **argv)
@@ -73,6 +98,7 @@ static int oracle_parse(struct oracle_args *a, int argc, char **argv)
         { "json", no_argument, NULL, 'j' },         { "keep-going", no_argument, NULL, 'k' },
         { "format", required_argument, NULL, 'f' }, { "volume", required_argument, NULL, 'v' },
         { "align", required_argument, NULL, 'a' },  { "help", no_argument, NULL, 'h' },
+        { "qd", required_argument, NULL, 'q' },     { "bitmap", required_argument, NULL, 'b' },
         { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
@@ -93,6 +119,13 @@ static int oracle_parse(struct oracle_args *a, int argc, char **argv)
             a->format = optarg;
             break;
         case 'v': a->fio.volume = optarg; break;
+        case 'q': {
+            uint64_t v;
+            CLI_TRY(cli_parse_range("oracle", "--qd", optarg, &v, 1, ORACLE_QD_MAX));
+            a->qd = (unsigned)v;
+            break;
+        }
+        case 'b': a->bitmap = optarg; break;
         case 'a': CLI_TRY(cli_align_parse("oracle", optarg, &a->fio)); break;
         case 'h': oracle_usage(stdout); return -1;
         default: return CLI_USAGE;
@@ -106,14 +139,78 @@ static int oracle_parse(struct oracle_args *a, int argc, char **argv)
     return 0;
 }
 
-/* Every record is one the target can perform: ops, settings, comments. */
-static int records_check(const struct trace *t, uint64_t size, uint64_t *seed)
+/* --bitmap: the trace's `bitmap add NAME` (before its first operation)
+ * gives the granularity; 0 with the error printed when it has none. */
+static uint64_t bitmap_gran(const struct trace *t, const char *name)
+{
+    for (size_t i = 0; i < t->n && !trace_kind_is_op(t->recs[i].kind); i++) {
+        const struct trace_bitmap *b = t->recs[i].bm;
+        if (t->recs[i].kind == TRACE_BITMAP && b->op == TRACE_BM_ADD &&
+            strcmp(b->name, name) == 0) {
+            return b->gran ? b->gran : 65536;
+        }
+    }
+    cli_error("oracle", "--bitmap %s: the trace adds no bitmap %s before its first operation "
+              "(its 'bitmap add' gives the granularity)", name, name);
+    return 0;
+}
+
+/* A crash or restart record @i: the adapters that start their server
+ * perform them (kill -9 of qemu-nbd or nbdkit, then the same command
+ * again, over the same image) in their plain form:
+ * a crash after the operations before it, then a restart before the next
+ * operation. Else prints why not and returns CLI_USAGE. */
+static int crash_check(const struct trace *t, size_t i, const struct oracle_args *a)
+{
+    const struct trace_rec *r = &t->recs[i];
+    const char *why = NULL;
+    bool down = false; /* a crash without its restart yet, before @i */
+    for (size_t k = 0; k < i; k++) {
+        down = t->recs[k].kind == TRACE_CRASH ? true
+               : t->recs[k].kind == TRACE_RESTART ? false : down;
+    }
+    size_t next = i + 1;
+    while (next < t->n && !trace_kind_is_op(t->recs[next].kind) &&
+           t->recs[next].kind != TRACE_RESTART && t->recs[next].kind != TRACE_CRASH) {
+        next++;
+    }
+    if (strncmp(a->target, "qemu-nbd:", 9) != 0 && strncmp(a->target, "nbdkit:", 7) != 0) {
+        why = "only a server the oracle starts (qemu-nbd:, nbdkit:) can crash (kill -9, "
+              "and the same command again)";
+    } else if (a->bitmap) {
+        why = "not with --bitmap (a killed qemu-nbd leaves its bitmap inconsistent)";
+    } else if (r->has_at || r->host[0] || r->has_mode || r->plan) {
+        why = "the oracle crashes a target after the operations before it, without @TIME, "
+              "host=, mode=, at-flush= or plan=";
+    } else if (r->kind == TRACE_CRASH && (down || next == t->n ||
+                                         t->recs[next].kind != TRACE_RESTART)) {
+        why = "a crash must be followed by a restart before the next operation";
+    } else if (r->kind == TRACE_RESTART && !down) {
+        why = "a restart must follow a crash";
+    }
+    if (why) {
+        cli_error("oracle", "line %u: '%s': %s", r->line, trace_kind_name(r->kind), why);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+/* Every record is one the target can perform: ops, settings, comments,
+ * --bitmap's add, and crashes of a server the oracle starts. */
+static int records_check(const struct trace *t, const struct oracle_args *a, uint64_t size,
+                         uint64_t *seed)
 {
     for (size_t i = 0; i < t->n; i++) {
         const struct trace_rec *r = &t->recs[i];
         switch (r->kind) {
-        case TRACE_HEADER: case TRACE_BLANK: case TRACE_QD: case TRACE_EXPECT:
-        case TRACE_MARK:
+        case TRACE_HEADER: case TRACE_BLANK: case TRACE_EXPECT: case TRACE_MARK:
+            continue;
+        case TRACE_QD:
+            if (!a->qd && r->value > ORACLE_QD_MAX) {
+                cli_error("oracle", "line %u: qd %" PRIu64 ": the oracle keeps at most %d "
+                          "requests in flight", r->line, r->value, ORACLE_QD_MAX);
+                return CLI_USAGE;
+            }
             continue;
         case TRACE_SEED:
             *seed = r->value;
@@ -123,6 +220,15 @@ static int records_check(const struct trace *t, uint64_t size, uint64_t *seed)
                 continue;
             }
             break;
+        case TRACE_BITMAP:
+            if (a->bitmap && r->bm->op == TRACE_BM_ADD && strcmp(r->bm->name, a->bitmap) == 0) {
+                continue; /* bitmap_gran checked where it stands */
+            }
+            break;
+        case TRACE_CRASH:
+        case TRACE_RESTART:
+            CLI_TRY(crash_check(t, i, a));
+            continue;
         case TRACE_READ: case TRACE_WRITE: case TRACE_FLUSH: case TRACE_DISCARD:
         case TRACE_ZERO:
             if (r->guest || r->export[0]) {
@@ -145,19 +251,60 @@ static int records_check(const struct trace *t, uint64_t size, uint64_t *seed)
     return 0;
 }
 
-/* Connect @h to @target: an URI, or a server started for the run. */
-static int oracle_connect(struct nbd_handle *h, const char *target)
+/* Run @argv (a NULL-terminated list) and wait: 0 when it exited 0. */
+static int run_tool(char *const argv[])
+{
+    pid_t pid;
+    int status;
+    if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0 ||
+        waitpid(pid, &status, 0) != pid) {
+        return -1;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Connect @h to @target: an URI, or a server started for the run. With
+ * @bitmap (granularity @gran) a qemu-nbd target's image gets the bitmap
+ * added (qemu-img bitmap --add) and exported (-B). */
+static int oracle_connect(struct nbd_handle *h, const char *target, const char *bitmap,
+                          uint64_t gran)
 {
     char *args = NULL;
     int ret;
     if (strncmp(target, "qemu-nbd:", 9) == 0) {
         args = strdup(target + 9);
-        char *q = strstr(args, "?format=");
-        const char *fmt = q ? q + 8 : "raw";
+        const char *fmt = "raw";
+        const char *cache = "none";
+        char *q = strchr(args, '?');
+        for (char *kv = q ? strtok(q + 1, "&") : NULL; kv; kv = strtok(NULL, "&")) {
+            if (strncmp(kv, "format=", 7) == 0) {
+                fmt = kv + 7;
+            } else if (strncmp(kv, "cache=", 6) == 0) {
+                cache = kv + 6;
+            } else {
+                cli_error("oracle", "--target %s: '%s': qemu-nbd targets take format= and "
+                          "cache=", target, kv);
+                free(args);
+                return CLI_USAGE;
+            }
+        }
         if (q) {
             *q = '\0';
         }
-        char *argv[] = { "qemu-nbd", "-f", (char *)fmt, "--cache=none", args, NULL };
+        char cache_opt[64];
+        snprintf(cache_opt, sizeof(cache_opt), "--cache=%s", cache);
+        char g[32];
+        snprintf(g, sizeof(g), "%" PRIu64, gran);
+        char *add[] = { "qemu-img", "bitmap", "-f", (char *)fmt, "--add", "-g", g, args,
+                        (char *)bitmap, NULL };
+        if (bitmap && run_tool(add) < 0) {
+            cli_error("oracle", "--target %s: qemu-img bitmap --add %s failed (a qcow2 image "
+                      "without that bitmap is needed)", target, bitmap);
+            free(args);
+            return CLI_USAGE;
+        }
+        char *argv[] = { "qemu-nbd", "-f", (char *)fmt, cache_opt, args,
+                         bitmap ? "-B" : NULL, (char *)bitmap, NULL };
         ret = nbd_connect_systemd_socket_activation(h, argv);
     } else if (strncmp(target, "nbdkit:", 7) == 0) {
         args = strdup(target + 7);
@@ -179,15 +326,42 @@ static int oracle_connect(struct nbd_handle *h, const char *target)
     return 0;
 }
 
+struct oracle_run;
+
+/* One request in flight. */
+struct slot {
+    struct oracle_run *o;
+    const struct trace_rec *r;
+    uint64_t index;      /* guest operation index */
+    uint64_t tag;        /* write: its content tag */
+    uint64_t flush_seq;  /* flush: check_rw's submit sequence */
+    uint8_t *buf;
+    bool busy;
+};
+
 struct oracle_run {
     struct nbd_handle *h;
     struct check_rw c;
     uint8_t *image;
     uint64_t size;
+    uint64_t seed;
     unsigned *line_of;   /* guest operation index -> trace line */
-    uint64_t ops, reads, failed, diverged;
+    uint64_t ops, reads, failed, diverged, waited;
+    unsigned qd, inflight, inflight_max;
+    uint64_t crashes;
+    bool dead;           /* the connection broke: nothing more is submitted */
     char first[640];     /* the first problem, or "" */
     unsigned first_line;
+    struct slot slots[ORACLE_QD_MAX];
+    /* --bitmap: per granule, 0 clean, 1 dirty at the start, 2 must be
+     * dirty (acknowledged write or write-zeroes), 3 may be (a discard or a
+     * failed request); and the last trace line that touched it */
+    const char *bitmap;
+    uint64_t gran;
+    uint8_t *want;
+    unsigned *want_line;
+    uint64_t granules, bs_at;
+    uint8_t *got;
 };
 
 static bool never(void *opaque, uint64_t sector)
@@ -209,6 +383,22 @@ static void tag_words(const struct oracle_run *o, uint64_t tag, char *buf, size_
     }
 }
 
+static void problem(struct oracle_run *o, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Keep the first problem's words and line. */
+static void problem(struct oracle_run *o, unsigned line, const char *fmt, ...)
+{
+    if (o->first[0]) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->first, sizeof(o->first), fmt, ap);
+    va_end(ap);
+    o->first_line = line;
+}
+
 static void diverged(struct oracle_run *o, const struct trace_rec *r, const uint8_t *buf)
 {
     const struct violation *v = &o->c.first;
@@ -225,70 +415,193 @@ static void diverged(struct oracle_run *o, const struct trace_rec *r, const uint
         }
     }
     o->diverged++;
-    if (!o->first[0]) {
-        snprintf(o->first, sizeof(o->first), "line %u: read %" PRIu64 "+%" PRIu64 ": sector %"
-                 PRIu64 " (byte %" PRIu64 ") holds %s%s%s%s, expected %s", r->line, r->offset,
-                 r->len, v->sector, v->sector * 512, got, hex[0] ? " [" : "", hex,
-                 hex[0] ? " ...]" : "", want);
-        o->first_line = r->line;
-    }
+    problem(o, r->line, "line %u: read %" PRIu64 "+%" PRIu64 ": sector %" PRIu64 " (byte %"
+            PRIu64 ") holds %s%s%s%s, expected %s%s", r->line, r->offset, r->len, v->sector,
+            v->sector * 512, got, hex[0] ? " [" : "", hex, hex[0] ? " ...]" : "", want,
+            o->crashes ? " (durable before the server was killed: crash-consistency)" : "");
     o->c.failed = false; /* --keep-going: judge on */
 }
 
-/* One operation against the target, judged. */
-static void oracle_op(struct oracle_run *o, const struct trace_rec *r, uint64_t seed)
+/* --bitmap: what @r (@ok: acknowledged) means for the granules it touches. */
+static void bitmap_note(struct oracle_run *o, const struct trace_rec *r, bool ok)
 {
-    uint64_t index = o->ops++;
-    o->line_of[index] = r->line;
+    if (!o->want || r->kind == TRACE_READ || r->kind == TRACE_FLUSH || r->len == 0) {
+        return;
+    }
+    uint8_t mark = ok && r->kind != TRACE_DISCARD ? 2 : 3;
+    for (uint64_t g = r->offset / o->gran; g <= (r->offset + r->len - 1) / o->gran; g++) {
+        if (mark == 2 ? o->want[g] != 2 : !o->want_line[g]) {
+            o->want_line[g] = r->line; /* the first write that makes it dirty */
+        }
+        o->want[g] = o->want[g] == 2 ? 2 : mark;
+    }
+}
+
+/* Request @s ended with @err (0: success; else an errno, @why its words). */
+static void op_finish(struct slot *s, int err, const char *why)
+{
+    struct oracle_run *o = s->o;
+    const struct trace_rec *r = s->r;
     uint64_t first = r->offset / 512;
     uint64_t n = r->len / 512;
-    uint32_t fua = r->fua ? LIBNBD_CMD_FLAG_FUA : 0;
-    uint8_t *buf = r->kind == TRACE_READ || r->kind == TRACE_WRITE ? mem_alloc(r->len) : NULL;
-    int ret;
+    bool ok = err == 0;
     switch (r->kind) {
-    case TRACE_WRITE: {
-        uint64_t tag = r->has_pattern ? content_pattern_tag(r->pattern) : index + 1;
-        if (r->has_pattern) {
-            memset(buf, r->pattern, r->len);
-        } else {
-            content_fill(buf, seed, index + 1, first, n);
-        }
-        ret = nbd_pwrite(o->h, buf, r->len, r->offset, fua);
-        check_rw_write_done(&o->c, first, n, tag, ret == 0, r->fua);
-        break;
-    }
-    case TRACE_ZERO:
-        ret = nbd_zero(o->h, r->len, r->offset, fua);
-        check_rw_write_done(&o->c, first, n, CONTENT_TAG_ZERO, ret == 0, r->fua);
-        break;
-    case TRACE_DISCARD:
-        ret = nbd_trim(o->h, r->len, r->offset, 0);
-        check_rw_discard_done(&o->c, first, n);
-        break;
-    case TRACE_FLUSH: {
-        uint64_t seq = check_rw_flush_submit(&o->c);
-        ret = nbd_flush(o->h, 0);
-        check_rw_flush_done(&o->c, seq, ret == 0);
-        break;
-    }
+    case TRACE_WRITE: check_rw_write_done(&o->c, first, n, s->tag, ok, r->fua); break;
+    case TRACE_ZERO: check_rw_write_done(&o->c, first, n, CONTENT_TAG_ZERO, ok, r->fua); break;
+    case TRACE_DISCARD: check_rw_discard_done(&o->c, first, n); break;
+    case TRACE_FLUSH: check_rw_flush_done(&o->c, s->flush_seq, ok); break;
     default: /* read */
-        ret = nbd_pread(o->h, buf, r->len, r->offset, 0);
-        o->reads += ret == 0;
-        if (ret == 0 && !check_rw_read_done(&o->c, buf, first, n, index, r->line, 0)) {
-            diverged(o, r, buf);
+        o->reads += ok;
+        if (ok && !check_rw_read_done(&o->c, s->buf, first, n, s->index, r->line, 0)) {
+            diverged(o, r, s->buf);
         }
         break;
     }
-    if (ret < 0) {
+    bitmap_note(o, r, ok);
+    bool broke = err == ENOTCONN || err == ECONNRESET || err == EPIPE || err == ESHUTDOWN;
+    if (broke && !o->dead) { /* name the earliest request the break caught */
+        unsigned earliest = r->line;
+        for (unsigned i = 0; i < ORACLE_QD_MAX; i++) {
+            const struct slot *q = &o->slots[i];
+            earliest = q->busy && q->r->line < earliest ? q->r->line : earliest;
+        }
+        o->dead = true;
+        problem(o, earliest, "the connection broke (%s) with %u request(s) in flight, the "
+                "earliest from trace line %u", strerror(err), o->inflight, earliest);
+    }
+    if (!ok) {
         o->failed++;
-        if (!o->first[0]) {
-            snprintf(o->first, sizeof(o->first), "line %u: %s %" PRIu64 "+%" PRIu64 " failed: "
-                     "%.300s", r->line, trace_kind_name(r->kind), r->offset, r->len,
-                     nbd_get_error());
-            o->first_line = r->line;
+        problem(o, r->line, "line %u: %s %" PRIu64 "+%" PRIu64 " failed: %.300s", r->line,
+                trace_kind_name(r->kind), r->offset, r->len, why ? why : strerror(err));
+    }
+    mem_free(s->buf, s->buf ? r->len : 0);
+    s->buf = NULL;
+    s->busy = false;
+    o->inflight--;
+}
+
+/* libnbd's completion callback (it retires the command: returns 1). */
+static int op_done(void *user_data, int *error)
+{
+    struct slot *s = user_data;
+    op_finish(s, *error, NULL);
+    return 1;
+}
+
+/* Do @r's range and an in-flight request's overlap (two reads may)? */
+static bool overlaps(const struct oracle_run *o, const struct trace_rec *r)
+{
+    for (unsigned i = 0; i < o->qd && r->kind != TRACE_FLUSH; i++) {
+        const struct trace_rec *q = o->slots[i].r;
+        if (o->slots[i].busy && q->kind != TRACE_FLUSH &&
+            !(q->kind == TRACE_READ && r->kind == TRACE_READ) &&
+            r->offset < q->offset + q->len && q->offset < r->offset + r->len) {
+            return true;
         }
     }
-    mem_free(buf, buf ? r->len : 0);
+    return false;
+}
+
+/* Run libnbd until a request completes; false when the connection broke. */
+static bool oracle_poll(struct oracle_run *o)
+{
+    unsigned before = o->inflight;
+    while (!o->dead && o->inflight == before) {
+        if (nbd_poll(o->h, -1) < 0 || nbd_aio_is_dead(o->h) || nbd_aio_is_closed(o->h)) {
+            o->dead = true;
+            problem(o, 0, "the connection broke: %.300s", nbd_get_error());
+        }
+    }
+    return !o->dead;
+}
+
+/* Submit @r once the queue has room and nothing in flight overlaps it. A
+ * read overlapping a write in flight waits for it (as replay's guest does),
+ * so every read has one right answer. */
+static void oracle_op(struct oracle_run *o, const struct trace_rec *r)
+{
+    bool waited = false;
+    while (!o->dead && (o->inflight >= o->qd || overlaps(o, r))) {
+        waited |= o->inflight < o->qd;
+        oracle_poll(o);
+    }
+    if (o->dead) {
+        return;
+    }
+    o->waited += waited;
+    struct slot *s = o->slots;
+    while (s->busy) {
+        s++;
+    }
+    *s = (struct slot){ .o = o, .r = r, .index = o->ops++, .busy = true };
+    o->line_of[s->index] = r->line;
+    o->inflight++;
+    o->inflight_max = o->inflight > o->inflight_max ? o->inflight : o->inflight_max;
+    uint32_t fua = r->fua ? LIBNBD_CMD_FLAG_FUA : 0;
+    nbd_completion_callback cb = { .callback = op_done, .user_data = s };
+    int64_t cookie;
+    switch (r->kind) {
+    case TRACE_WRITE:
+        s->buf = mem_alloc(r->len);
+        s->tag = r->has_pattern ? content_pattern_tag(r->pattern) : s->index + 1;
+        if (r->has_pattern) {
+            memset(s->buf, r->pattern, r->len);
+        } else {
+            content_fill(s->buf, o->seed, s->index + 1, r->offset / 512, r->len / 512);
+        }
+        cookie = nbd_aio_pwrite(o->h, s->buf, r->len, r->offset, cb, fua);
+        break;
+    case TRACE_ZERO: cookie = nbd_aio_zero(o->h, r->len, r->offset, cb, fua); break;
+    case TRACE_DISCARD: cookie = nbd_aio_trim(o->h, r->len, r->offset, cb, 0); break;
+    case TRACE_FLUSH:
+        s->flush_seq = check_rw_flush_submit(&o->c);
+        cookie = nbd_aio_flush(o->h, cb, 0);
+        break;
+    default:
+        s->buf = mem_alloc(r->len);
+        cookie = nbd_aio_pread(o->h, s->buf, r->len, r->offset, cb, 0);
+        break;
+    }
+    if (cookie < 0) { /* refused before it was sent: the callback will not run */
+        int err = nbd_get_errno();
+        if (nbd_aio_is_dead(o->h) || nbd_aio_is_closed(o->h)) {
+            o->dead = true;
+            problem(o, r->line, "the connection broke (seen when line %u was sent): %.300s",
+                    r->line, nbd_get_error());
+        }
+        op_finish(s, err ? err : EIO, nbd_get_error());
+    }
+}
+
+/* Wait for every request in flight. */
+static void oracle_drain(struct oracle_run *o)
+{
+    while (o->inflight > 0 && oracle_poll(o)) {
+    }
+}
+
+/* A crash record: the server killed (-9) once what came before completed;
+ * what it had not flushed may be lost, as the crash model allows. */
+static int oracle_crash(struct oracle_run *o, const char *target)
+{
+    oracle_drain(o);
+    if (o->dead || nbd_kill_subprocess(o->h, SIGKILL) < 0) {
+        cli_error("oracle", "--target %s: cannot kill the server: %s", target,
+                  o->dead ? "the connection broke first" : nbd_get_error());
+        return CLI_USAGE;
+    }
+    nbd_close(o->h); /* reaps qemu-nbd */
+    o->h = NULL;
+    check_rw_crash(&o->c);
+    o->crashes++;
+    return 0;
+}
+
+/* A restart record: the same server command again. */
+static int oracle_restart(struct oracle_run *o, const char *target)
+{
+    o->h = nbd_create();
+    return o->h ? oracle_connect(o->h, target, NULL, 0) : CLI_USAGE;
 }
 
 /* The target's contents now: the model's starting image. */
@@ -313,16 +626,125 @@ static int oracle_image(struct oracle_run *o, const char *target)
     return 0;
 }
 
-static void oracle_print(const struct oracle_args *a, const struct oracle_run *o)
+/* ---- --bitmap: the target's dirty bitmap against the trace ---- */
+
+static int extent_cb(void *user_data, const char *context, uint64_t offset, uint32_t *entries,
+                     size_t n, int *error)
 {
-    bool ok = !o->failed && !o->diverged;
+    struct oracle_run *o = user_data;
+    (void)error;
+    if (strncmp(context, "qemu:dirty-bitmap:", 18) != 0) {
+        return 0;
+    }
+    uint64_t at = offset;
+    for (size_t i = 0; i + 1 < n && at < o->size; i += 2) {
+        uint64_t len = entries[i];
+        bool dirty = (entries[i + 1] & 1) && len > 0;
+        uint64_t last = dirty ? (at + len - 1) / o->gran : 0;
+        for (uint64_t g = at / o->gran; dirty && g <= last && g < o->granules; g++) {
+            o->got[g] = 1;
+        }
+        at += len;
+    }
+    o->bs_at = at > o->bs_at ? at : o->bs_at;
+    return 0;
+}
+
+/* The target's bitmap now into o->got (1 dirty, per granule). */
+static int bitmap_read(struct oracle_run *o)
+{
+    memset(o->got, 0, o->granules);
+    o->bs_at = 0;
+    while (o->bs_at < o->size) {
+        uint64_t from = o->bs_at;
+        nbd_extent_callback cb = { .callback = extent_cb, .user_data = o };
+        if (nbd_block_status(o->h, o->size - from, from, cb, 0) < 0) {
+            cli_error("oracle", "--bitmap %s: block status at byte %" PRIu64 ": %s", o->bitmap,
+                      from, nbd_get_error());
+            return CLI_USAGE;
+        }
+        if (o->bs_at <= from) {
+            cli_error("oracle", "--bitmap %s: block status at byte %" PRIu64 " described "
+                      "nothing of the bitmap", o->bitmap, from);
+            return CLI_USAGE;
+        }
+    }
+    return 0;
+}
+
+/* Connected: the bitmap is exported; bits set now must stay set. */
+static int bitmap_start(struct oracle_run *o, const char *name, uint64_t gran)
+{
+    char ctx[128];
+    snprintf(ctx, sizeof(ctx), "qemu:dirty-bitmap:%s", name);
+    if (nbd_can_meta_context(o->h, ctx) != 1) {
+        cli_error("oracle", "--bitmap %s: the target does not export %s (qemu-nbd -B %s)", name,
+                  ctx, name);
+        return CLI_USAGE;
+    }
+    o->bitmap = name;
+    o->gran = gran;
+    o->granules = (o->size + gran - 1) / gran;
+    o->want = mem_alloc(o->granules + 1);
+    o->got = mem_alloc(o->granules + 1);
+    o->want_line = mem_alloc((o->granules + 1) * sizeof(*o->want_line));
+    memset(o->want, 0, o->granules + 1);
+    memset(o->want_line, 0, (o->granules + 1) * sizeof(*o->want_line));
+    CLI_TRY(bitmap_read(o));
+    for (uint64_t g = 0; g < o->granules; g++) {
+        o->want[g] = o->got[g] ? 2 : 0;
+    }
+    return 0;
+}
+
+/* At the end: every granule the trace made dirty is, and no other is
+ * (granules a discard or a failed request touched may be either). */
+static int bitmap_compare(struct oracle_run *o, uint64_t *diffs)
+{
+    CLI_TRY(bitmap_read(o));
+    for (uint64_t g = 0; g < o->granules; g++) {
+        bool bad = (o->want[g] == 2 && !o->got[g]) || (o->want[g] == 0 && o->got[g]);
+        if (!bad) {
+            continue;
+        }
+        if (!(*diffs)++ && !o->first[0]) {
+            char who[64] = "it was dirty at the start";
+            if (o->want_line[g]) {
+                snprintf(who, sizeof(who), "trace line %u wrote there", o->want_line[g]);
+            }
+            problem(o, o->want_line[g], "bitmap %s: bytes %" PRIu64 "+%" PRIu64 " (granularity "
+                    "%" PRIu64 ") are %s, but %s", o->bitmap, g * o->gran, o->gran, o->gran,
+                    o->got[g] ? "dirty" : "clean",
+                    o->got[g] ? "nothing the trace did touched them" : who);
+        }
+    }
+    return 0;
+}
+
+static void bitmap_free(struct oracle_run *o)
+{
+    if (o->want) {
+        mem_free(o->want, o->granules + 1);
+        mem_free(o->got, o->granules + 1);
+        mem_free(o->want_line, (o->granules + 1) * sizeof(*o->want_line));
+    }
+}
+
+static void oracle_print(const struct oracle_args *a, const struct oracle_run *o,
+                         uint64_t bitmap_diffs)
+{
+    bool ok = !o->failed && !o->diverged && !bitmap_diffs;
     if (a->json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "verdict",
-                              ok ? "pass" : "fail", "trace", a->path, "target", a->target,
-                              "size", (json_int_t)o->size, "ops", (json_int_t)o->ops, "reads",
-                              (json_int_t)o->reads, "sectors_checked",
+        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                              "verdict", ok ? "pass" : "fail", "trace", a->path, "target",
+                              a->target, "size", (json_int_t)o->size, "ops", (json_int_t)o->ops,
+                              "reads", (json_int_t)o->reads, "sectors_checked",
                               (json_int_t)o->c.sectors_checked, "divergences",
-                              (json_int_t)o->diverged, "failed_requests", (json_int_t)o->failed);
+                              (json_int_t)o->diverged, "failed_requests", (json_int_t)o->failed,
+                              "in_flight_max", (json_int_t)o->inflight_max, "waited",
+                              (json_int_t)o->waited, "bitmap_differences",
+                              (json_int_t)bitmap_diffs);
+        json_object_set_new(j, "crashes", json_integer((json_int_t)o->crashes));
         if (!ok) {
             json_object_set_new(j, "first", json_string(o->first));
             json_object_set_new(j, "line", json_integer(o->first_line));
@@ -334,11 +756,49 @@ static void oracle_print(const struct oracle_args *a, const struct oracle_run *o
     }
     printf("oracle: %s against %s\n  verdict     %s\n  operations  %" PRIu64 ", %" PRIu64
            " reads judged (%" PRIu64 " sectors), %" PRIu64 " divergence(s), %" PRIu64
-           " failed request(s)\n", a->path, a->target, ok ? "AGREE" : "DISAGREE", o->ops,
-           o->reads, o->c.sectors_checked, o->diverged, o->failed);
+           " failed request(s)\n  queue       up to %u in flight, %" PRIu64 " waited for an "
+           "overlapping one\n", a->path, a->target, ok ? "AGREE" : "DISAGREE", o->ops, o->reads,
+           o->c.sectors_checked, o->diverged, o->failed, o->inflight_max, o->waited);
+    if (o->crashes) {
+        printf("  crashes     %" PRIu64 " (the server killed with SIGKILL and started again)\n",
+               o->crashes);
+    }
+    if (o->bitmap) {
+        printf("  bitmap      %s: %" PRIu64 " granule(s) of %" PRIu64 " bytes, %" PRIu64
+               " difference(s)\n", o->bitmap, o->granules, o->gran, bitmap_diffs);
+    }
     if (!ok) {
         printf("  first       %s\n", o->first);
     }
+}
+
+/* Every record of @t in order, then the requests still in flight. */
+static int oracle_records(struct oracle_run *o, const struct oracle_args *a,
+                          const struct trace *t)
+{
+    int ret = 0;
+    for (size_t i = 0; i < t->n && ret == 0 && !o->dead; i++) {
+        const struct trace_rec *r = &t->recs[i];
+        if (r->kind == TRACE_QD && !a->qd) {
+            o->qd = (unsigned)r->value;
+        }
+        if (r->kind == TRACE_CRASH) {
+            ret = oracle_crash(o, a->target);
+        }
+        if (r->kind == TRACE_RESTART) {
+            ret = oracle_restart(o, a->target);
+        }
+        if (trace_kind_is_op(r->kind)) {
+            oracle_op(o, r);
+        }
+        if (o->first[0] && !a->keep_going) {
+            break;
+        }
+    }
+    if (ret == 0) {
+        oracle_drain(o);
+    }
+    return ret;
 }
 
 int cmd_oracle(int argc, char **argv)
@@ -350,40 +810,51 @@ int cmd_oracle(int argc, char **argv)
     }
     struct trace t;
     CLI_TRY(trace_load("oracle", a.path, &a.format, &a.fio, &t));
-    struct oracle_run o;
-    memset(&o, 0, sizeof(o));
-    o.h = nbd_create();
-    uint64_t seed = 1;
-    ret = o.h ? oracle_connect(o.h, a.target) : CLI_USAGE;
-    int64_t size = ret == 0 ? nbd_get_size(o.h) : -1;
-    o.size = size > 0 ? (uint64_t)size : 0;
+    uint64_t gran = a.bitmap ? bitmap_gran(&t, a.bitmap) : 0;
+    if (a.bitmap && !gran) {
+        trace_fini(&t);
+        return CLI_USAGE;
+    }
+    struct oracle_run *o = mem_alloc(sizeof(*o));
+    memset(o, 0, sizeof(*o));
+    o->h = nbd_create();
+    o->seed = 1;
+    o->qd = a.qd ? a.qd : 1;
+    char ctx[128];
+    snprintf(ctx, sizeof(ctx), "qemu:dirty-bitmap:%s", a.bitmap ? a.bitmap : "");
+    ret = o->h && (!a.bitmap || nbd_add_meta_context(o->h, ctx) == 0) ? 0 : CLI_USAGE;
+    ret = ret == 0 ? oracle_connect(o->h, a.target, a.bitmap, gran) : ret;
+    int64_t size = ret == 0 ? nbd_get_size(o->h) : -1;
+    o->size = size > 0 ? (uint64_t)size : 0;
     ret = ret == 0 && size < 0 ? (cli_error("oracle", "--target: %s", nbd_get_error()),
                                   CLI_USAGE) : ret;
-    ret = ret == 0 ? records_check(&t, o.size, &seed) : ret;
-    seed = a.has_seed ? a.seed : seed;
-    check_rw_init(&o.c, seed, never, NULL);
-    ret = ret == 0 ? oracle_image(&o, a.target) : ret;
-    o.line_of = mem_alloc((t.n + 1) * sizeof(*o.line_of));
-    for (size_t i = 0; i < t.n && ret == 0; i++) {
-        const struct trace_rec *r = &t.recs[i];
-        if (trace_kind_is_op(r->kind)) {
-            oracle_op(&o, r, seed);
-        }
-        if (o.first[0] && !a.keep_going) {
-            break;
-        }
+    ret = ret == 0 ? records_check(&t, &a, o->size, &o->seed) : ret;
+    o->seed = a.has_seed ? a.seed : o->seed;
+    check_rw_init(&o->c, o->seed, never, NULL);
+    ret = ret == 0 ? oracle_image(o, a.target) : ret;
+    ret = ret == 0 && a.bitmap ? bitmap_start(o, a.bitmap, gran) : ret;
+    o->line_of = mem_alloc((t.n + 1) * sizeof(*o->line_of));
+    ret = ret == 0 ? oracle_records(o, &a, &t) : ret;
+    uint64_t diffs = 0;
+    if (ret == 0 && a.bitmap && !o->dead) {
+        ret = bitmap_compare(o, &diffs);
     }
     if (ret == 0) {
-        oracle_print(&a, &o);
-        ret = o.failed || o.diverged ? CLI_FAIL : CLI_OK;
+        oracle_print(&a, o, diffs);
+        ret = o->failed || o->diverged || diffs || o->dead ? CLI_FAIL : CLI_OK;
     }
-    if (o.h) {
-        nbd_shutdown(o.h, 0);
-        nbd_close(o.h);
+    if (o->h) {
+        nbd_shutdown(o->h, 0);
+        nbd_close(o->h);
     }
-    mem_free(o.line_of, (t.n + 1) * sizeof(*o.line_of));
-    mem_free(o.image, o.image ? (o.size ? o.size : 1) : 0);
-    check_rw_fini(&o.c);
+    for (unsigned i = 0; i < ORACLE_QD_MAX; i++) { /* a broken connection's leftovers */
+        mem_free(o->slots[i].buf, o->slots[i].buf ? o->slots[i].r->len : 0);
+    }
+    mem_free(o->line_of, (t.n + 1) * sizeof(*o->line_of));
+    mem_free(o->image, o->image ? (o->size ? o->size : 1) : 0);
+    bitmap_free(o);
+    check_rw_fini(&o->c);
+    mem_free(o, sizeof(*o));
     trace_fini(&t);
     return ret;
 }
