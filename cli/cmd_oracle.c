@@ -54,6 +54,7 @@ struct oracle_args {
     bool json;
     bool keep_going;
     unsigned qd;        /* --qd; 0: the trace's qd records, else 1 */
+    uint64_t below;     /* --writes-only-below; 0: none */
     const char *bitmap; /* --bitmap NAME */
 };
 
@@ -61,7 +62,7 @@ static void oracle_usage(FILE *out)
 {
     fprintf(out,
             "usage: blocksim oracle TRACE --target URI [--qd N] [--bitmap NAME] [--seed N]\n"
-            "                       [--json] [--keep-going]\n"
+            "                       [--writes-only-below S] [--json] [--keep-going]\n"
             "Replay TRACE's guest operations (reads, writes, FUA, flush, discard,\n"
             "write-zeroes, pattern writes) against a real implementation through libnbd,\n"
             "and judge every read with the model `blocksim replay` uses. The target's\n"
@@ -79,6 +80,10 @@ static void oracle_usage(FILE *out)
             "                 trace wrote; the trace must add NAME (its granularity);\n"
             "                 bits set at the start must stay set. qemu-nbd targets\n"
             "                 (qcow2) get the bitmap added and exported for the run\n"
+            "  --writes-only-below S\n"
+            "                 leave the target alone from byte S on: a trace whose\n"
+            "                 writes, write-zeroes or discards reach S is refused before\n"
+            "                 anything runs (reads there must see the original data)\n"
             "  --seed N       content seed (default: the trace's, else 1)\n"
             "  --format F, --volume ID, --align POLICY\n"
             "                 how TRACE is read, as in blocksim replay --help\n"
@@ -99,6 +104,7 @@ static int oracle_parse(struct oracle_args *a, int argc, char **argv)
         { "format", required_argument, NULL, 'f' }, { "volume", required_argument, NULL, 'v' },
         { "align", required_argument, NULL, 'a' },  { "help", no_argument, NULL, 'h' },
         { "qd", required_argument, NULL, 'q' },     { "bitmap", required_argument, NULL, 'b' },
+        { "writes-only-below", required_argument, NULL, 'w' },
         { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
@@ -126,6 +132,13 @@ static int oracle_parse(struct oracle_args *a, int argc, char **argv)
             break;
         }
         case 'b': a->bitmap = optarg; break;
+        case 'w':
+            CLI_TRY(cli_parse_num("oracle", "--writes-only-below", optarg, &a->below, true));
+            if (a->below == 0) {
+                cli_error("oracle", "--writes-only-below: expected a size above 0");
+                return CLI_USAGE;
+            }
+            break;
         case 'a': CLI_TRY(cli_align_parse("oracle", optarg, &a->fio)); break;
         case 'h': oracle_usage(stdout); return -1;
         default: return CLI_USAGE;
@@ -240,6 +253,13 @@ static int records_check(const struct trace *t, const struct oracle_args *a, uin
                           r->offset, r->len, size);
                 return CLI_USAGE;
             }
+            if (a->below && r->kind != TRACE_READ && r->kind != TRACE_FLUSH &&
+                r->offset + r->len > a->below) {
+                cli_error("oracle", "line %u: %s at %" PRIu64 "+%" PRIu64 " reaches byte %"
+                          PRIu64 " (--writes-only-below)", r->line, trace_kind_name(r->kind),
+                          r->offset, r->len, a->below);
+                return CLI_USAGE;
+            }
             continue;
         default:
             break;
@@ -351,6 +371,7 @@ struct oracle_run {
     uint64_t crashes;
     bool dead;           /* the connection broke: nothing more is submitted */
     char first[640];     /* the first problem, or "" */
+    struct violation first_v; /* the first divergence, as check_rw saw it */
     unsigned first_line;
     struct slot slots[ORACLE_QD_MAX];
     /* --bitmap: per granule, 0 clean, 1 dirty at the start, 2 must be
@@ -414,7 +435,9 @@ static void diverged(struct oracle_run *o, const struct trace_rec *r, const uint
             at += (size_t)snprintf(hex + at, sizeof(hex) - at, "%02x%s", p[k], k == 15 ? "" : " ");
         }
     }
-    o->diverged++;
+    if (!o->diverged++) {
+        o->first_v = *v;
+    }
     problem(o, r->line, "line %u: read %" PRIu64 "+%" PRIu64 ": sector %" PRIu64 " (byte %"
             PRIu64 ") holds %s%s%s%s, expected %s%s", r->line, r->offset, r->len, v->sector,
             v->sector * 512, got, hex[0] ? " [" : "", hex, hex[0] ? " ...]" : "", want,
@@ -745,6 +768,9 @@ static void oracle_print(const struct oracle_args *a, const struct oracle_run *o
                               (json_int_t)o->waited, "bitmap_differences",
                               (json_int_t)bitmap_diffs);
         json_object_set_new(j, "crashes", json_integer((json_int_t)o->crashes));
+        if (o->diverged) { /* as replay's report gives it */
+            json_object_set_new(j, "violation", check_violation_json(&o->first_v));
+        }
         if (!ok) {
             json_object_set_new(j, "first", json_string(o->first));
             json_object_set_new(j, "line", json_integer(o->first_line));

@@ -25,7 +25,9 @@
 
 #include "../ref/bitmap.h"
 #include "../sim/base/rng.h"
+#include "../sim/trace/import_blkparse.h"
 #include "../sim/trace/import_csv.h"
+#include "../sim/trace/import_dmlog.h"
 #include "../sim/world/world.h"
 
 struct bench {
@@ -267,6 +269,70 @@ static void bench_csv(uint64_t scale)
     }
 }
 
+static void bench_import_report(const char *name, int ret, const struct trace *t, double secs,
+                                const struct err *e)
+{
+    printf("%-28s %9zu records %6.3f s %10.0f records/s%s%s\n", name, ret == 0 ? t->n - 1 : 0,
+           secs, ret == 0 ? (double)(t->n - 1) / secs : 0, ret == 0 ? "" : "  FAILED: ",
+           ret == 0 ? "" : e->msg);
+}
+
+/* blkparse text and dm-log-writes logs: records imported per second. */
+static void bench_recorded(uint64_t scale)
+{
+    uint64_t n = 1000000 * scale;
+    size_t cap = (size_t)n * 80;
+    char *buf = malloc(cap);
+    size_t len = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(buf + len, cap - len, "  8,0 %u %" PRIu64 " %" PRIu64
+                                ".%09" PRIu64 " 4242 Q %s %" PRIu64 " + 8 [fio]\n",
+                                (unsigned)(i % 4), i + 1, i / 1000000, i % 1000000 * 1000,
+                                i % 3 ? "WS" : "R", (i * 7919) % (1u << 21) * 8);
+    }
+    struct trace t;
+    struct err e = { .file = "bench" };
+    double start = wall();
+    int ret = import_blkparse(buf, len, NULL, &t, &e);
+    bench_import_report("import blkparse", ret, &t, wall() - start, &e);
+    if (ret == 0) {
+        trace_fini(&t);
+    }
+    free(buf);
+    /* dm-log-writes, 4 KiB sectors of one write each (plus a mark every 1000) */
+    uint64_t entries = 100000 * scale;
+    const size_t ss = 4096;
+    cap = (size_t)(entries + 1) * 2 * ss;
+    unsigned char *log = calloc(1, cap);
+    uint64_t magic = DMLOG_MAGIC;
+    uint64_t version = 1;
+    uint32_t ss32 = (uint32_t)ss;
+    memcpy(log, &magic, 8); /* little-endian hosts only: a benchmark */
+    memcpy(log + 8, &version, 8);
+    memcpy(log + 16, &entries, 8);
+    memcpy(log + 24, &ss32, 4);
+    len = ss;
+    for (uint64_t i = 0; i < entries; i++) {
+        uint64_t head[4] = { (i * 7919) % (1u << 18), i % 1000 ? 1 : 0,
+                             i % 1000 ? (i % 16 ? 0 : DMLOG_FUA) : DMLOG_MARK, i % 1000 ? 0 : 1 };
+        memcpy(log + len, head, sizeof(head));
+        log[len + 32] = i % 1000 ? 0 : 'm';
+        len += ss;
+        if (head[1]) {
+            memset(log + len, (int)(i % 7), ss);
+            log[len + 100] = 1; /* not all one byte */
+            len += ss;
+        }
+    }
+    start = wall();
+    ret = import_dmlog((const char *)log, len, false, &t, NULL, &e);
+    bench_import_report("import dm-log-writes", ret, &t, wall() - start, &e);
+    if (ret == 0) {
+        trace_fini(&t);
+    }
+    free(log);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t scale = argc > 1 ? strtoull(argv[1], NULL, 10) : 1;
@@ -301,5 +367,6 @@ int main(int argc, char **argv)
     }
     bench_bitmap(scale);
     bench_csv(scale);
+    bench_recorded(scale);
     return failed;
 }

@@ -153,6 +153,15 @@ check 0 "nbdkit file survives kill -9" "AGREE" -- "$bin" oracle "$ctrace" \
     --target "nbdkit:file $tmp/cf.img"
 check 1 "nbdkit memory loses flushed writes" "expected write #0 (trace line 10) (durable before" -- \
     "$bin" oracle "$ctrace" --target "nbdkit:memory 4M"
+check 1 "the JSON report gives the violation as replay's" '"property": "crash-consistency"' -- \
+    "$bin" oracle "$ctrace" --target "nbdkit:memory 4M" --json
+check 2 "--writes-only-below guards the rest of the target" \
+    "line 7: write at 1093632+8192 reaches byte 1048576 (--writes-only-below)" -- \
+    "$bin" oracle "$trace" --target "nbdkit:memory 4M" --writes-only-below 1M
+printf 'blocksim-trace v1\nwrite 0 4096\nzero 8192 4096\nread 0 16384\nread 1048576 4096\n' \
+    >"$tmp/g.trace"
+check 0 "reads above the guard see the original data" "AGREE" -- \
+    "$bin" oracle "$tmp/g.trace" --target "nbdkit:memory 4M" --writes-only-below 64K
 printf 'blocksim-trace v1\nwrite 0 512\ncrash\nrestart\n' >"$tmp/c.trace"
 check 2 "a crash of a target it did not start" "line 3: 'crash': only a server the oracle starts" -- \
     "$bin" oracle "$tmp/c.trace" --target "nbd+unix:///?socket=$tmp/bs.sock"

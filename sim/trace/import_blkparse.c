@@ -73,8 +73,8 @@ static bool action_ok(const char *a)
 bool import_blkparse_detect(const char *data, size_t len)
 {
     char line[BP_LINE_MAX];
-    size_t n = strcspn(data, "\n");
-    n = n < len ? n : len;
+    const char *nl = memchr(data, '\n', len);
+    size_t n = nl ? (size_t)(nl - data) : len;
     if (n == 0 || n >= sizeof(line)) {
         return false;
     }
@@ -203,42 +203,31 @@ static int bp_line(struct bp_run *r, char *line, unsigned no, struct err *e)
     return bp_queue(r, w, n, r->last, e);
 }
 
+/* One line of the text (trace_line_fn): an event, a blank, or the trailer. */
+static int bp_each(void *ctx, char *line, size_t len, unsigned no, struct err *e)
+{
+    (void)len;
+    if (strncmp(line, "CPU", 3) == 0 && line[3] >= '0' && line[3] <= '9') {
+        return 1; /* the trailer */
+    }
+    return line[strspn(line, " \t\r")] ? bp_line(ctx, line, no, e) : 0;
+}
+
 int import_blkparse(const char *data, size_t len, const char *volume, struct trace *t,
                     struct err *e)
 {
     struct bp_run r = { .t = t, .volume = volume };
     trace_init(t);
     trace_append(t, TRACE_HEADER)->value = TRACE_VERSION;
-    unsigned no = 0;
-    for (size_t at = 0; at < len;) {
-        const char *nl = memchr(data + at, '\n', len - at);
-        size_t n = nl ? (size_t)(nl - (data + at)) : len - at;
-        char line[BP_LINE_MAX];
-        int ret = 0;
-        no++;
-        if (n >= sizeof(line) || memchr(data + at, '\0', n)) {
-            ret = err_set(e, 0, 0, "line too long or holding a NUL byte");
-        } else {
-            memcpy(line, data + at, n);
-            line[n] = '\0';
-            if (strncmp(line, "CPU", 3) == 0 && line[3] >= '0' && line[3] <= '9') {
-                break; /* the trailer */
-            }
-            ret = line[strspn(line, " \t\r")] ? bp_line(&r, line, no, e) : 0;
-        }
-        if (ret < 0) {
-            if (e) {
-                e->line = no;
-            }
-            trace_fini(t);
-            return BS_EPARSE;
-        }
-        at += n + (nl != NULL);
+    unsigned no;
+    int ret = trace_each_line(data, len, BP_LINE_MAX, bp_each, &r, &no, e);
+    if (ret == 0 && r.kept == 0) {
+        ret = err_set(e, no ? no : 1, 0, "no Q event%s", volume ? " of the device --volume "
+                      "names" : "");
     }
-    if (r.kept == 0) {
+    if (ret < 0) {
         trace_fini(t);
-        return err_set(e, no ? no : 1, 0, "no Q event%s", volume ? " of the device --volume "
-                       "names" : "");
+        return BS_EPARSE;
     }
     return 0;
 }

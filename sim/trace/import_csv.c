@@ -73,8 +73,8 @@ static bool digits(const char *s, size_t min, size_t max)
 bool import_csv_detect(const char *data, size_t len, enum import_csv_format *out)
 {
     char line[CSV_LINE_MAX];
-    size_t n = strcspn(data, "\n");
-    n = n < len ? n : len;
+    const char *nl = memchr(data, '\n', len);
+    size_t n = nl ? (size_t)(nl - data) : len;
     if (n == 0 || n >= sizeof(line)) {
         return false;
     }
@@ -216,6 +216,16 @@ static int csv_line(struct csv_run *r, char *line, unsigned no, struct err *e)
     return 0;
 }
 
+/* One line (trace_line_fn): a record; a CR before the newline is dropped. */
+static int csv_each(void *ctx, char *line, size_t len, unsigned no, struct err *e)
+{
+    if (len == 0) {
+        return 0;
+    }
+    line[len - (line[len - 1] == '\r')] = '\0';
+    return csv_line(ctx, line, no, e);
+}
+
 int import_csv(enum import_csv_format f, const char *data, size_t len,
                const struct import_csv_opts *o, struct trace *t,
                struct import_csv_info *info, struct err *e)
@@ -225,30 +235,11 @@ int import_csv(enum import_csv_format f, const char *data, size_t len,
     memset(r.info, 0, sizeof(*r.info));
     trace_init(t);
     trace_append(t, TRACE_HEADER)->value = TRACE_VERSION;
-    unsigned no = 0;
-    for (size_t at = 0; at < len;) {
-        const char *nl = memchr(data + at, '\n', len - at);
-        size_t n = nl ? (size_t)(nl - (data + at)) : len - at;
-        no++;
-        char line[CSV_LINE_MAX];
-        int ret = 0;
-        if (n >= sizeof(line)) {
-            ret = err_set(e, 0, 0, "line longer than %d bytes", CSV_LINE_MAX - 1);
-        } else if (memchr(data + at, '\0', n)) {
-            ret = err_set(e, 0, 0, "line contains a NUL byte");
-        } else if (n > 0) {
-            memcpy(line, data + at, n);
-            line[n - (data[at + n - 1] == '\r')] = '\0';
-            ret = csv_line(&r, line, no, e);
-        }
-        if (ret < 0) {
-            if (e) {
-                e->line = no;
-            }
-            trace_fini(t);
-            return BS_EPARSE;
-        }
-        at += n + (nl != NULL);
+    unsigned no;
+    int ret = trace_each_line(data, len, CSV_LINE_MAX, csv_each, &r, &no, e);
+    if (ret < 0) {
+        trace_fini(t);
+        return BS_EPARSE;
     }
     if (r.info->kept == 0) {
         trace_fini(t);

@@ -263,23 +263,17 @@ static int fio_header(struct fio_state *s, const char *line, size_t len, struct 
     return 0;
 }
 
+/* One line (trace_line_fn): the header first, then actions. */
+static int fio_each(void *ctx, char *text, size_t len, unsigned line, struct err *e)
+{
+    return line == 1 ? fio_header(ctx, text, len, e) : fio_parse_line(ctx, text, line, e);
+}
+
 static int fio_parse_all(struct fio_state *s, const char *data, size_t len, struct err *e)
 {
-    unsigned line = 0;
-    for (size_t at = 0; at < len;) {
-        const char *nl = memchr(data + at, '\n', len - at);
-        size_t n = nl ? (size_t)(nl - (data + at)) : len - at;
-        char text[FIO_LINE_MAX];
-        line++;
-        if (n >= sizeof(text) || memchr(data + at, '\0', n)) {
-            return err_set(e, line, 0, n >= sizeof(text) ? "line too long" : "NUL byte");
-        }
-        memcpy(text, data + at, n);
-        text[n] = '\0';
-        TRY(line == 1 ? fio_header(s, text, n, e) : fio_parse_line(s, text, line, e));
-        at += n + 1;
-    }
-    return line == 0 ? err_set(e, 1, 0, "empty file") : 0;
+    unsigned lines;
+    TRY(trace_each_line(data, len, FIO_LINE_MAX, fio_each, s, &lines, e));
+    return lines == 0 ? err_set(e, 1, 0, "empty file") : 0;
 }
 
 static void fio_emit(const struct fio_state *s, struct trace *t, struct import_fio_info *info)

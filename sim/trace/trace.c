@@ -1247,6 +1247,35 @@ int trace_parse(struct trace *t, const char *data, size_t len, struct err *e)
     return 0;
 }
 
+int trace_each_line(const char *data, size_t len, size_t max, trace_line_fn *fn, void *ctx,
+                    unsigned *lines, struct err *e)
+{
+    char *buf = mem_alloc(max);
+    unsigned no = 0;
+    int ret = 0;
+    for (size_t at = 0; at < len && ret == 0;) {
+        const char *nl = memchr(data + at, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - (data + at)) : len - at;
+        no++;
+        if (n >= max) {
+            ret = err_set(e, no, 0, "line longer than %zu bytes", max - 1);
+        } else if (memchr(data + at, '\0', n)) {
+            ret = err_set(e, no, 0, "line contains a NUL byte");
+        } else {
+            memcpy(buf, data + at, n);
+            buf[n] = '\0';
+            ret = fn(ctx, buf, n, no, e);
+            if (ret < 0 && e && e->line == 0) {
+                e->line = no;
+            }
+        }
+        at += n + (nl != NULL);
+    }
+    mem_free(buf, max);
+    *lines = no;
+    return ret < 0 ? BS_EPARSE : 0;
+}
+
 /* Read what is left of @fd (a pipe, a FIFO, a terminal) up to @max bytes. */
 static int read_stream(int fd, size_t max, char **data, size_t *len, struct err *e)
 {

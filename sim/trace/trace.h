@@ -346,6 +346,15 @@ int trace_parse(struct trace *t, const char *data, size_t len, struct err *e) WU
  * length. Returns 0 or a negative errno with @e filled. */
 int trace_file_read(const char *path, size_t max, char **data, size_t *len,
                     struct err *e) WUR;
+
+/* The importers' line loop: each line of @data (without its '\n') copied
+ * NUL-terminated into a buffer of @max bytes and passed to @fn with its
+ * 1-based number; a longer line or one holding a NUL byte is an error.
+ * @fn returns < 0 on an error (located at its line unless it named one), 0
+ * to go on, 1 to stop early. *@lines: the lines seen. */
+typedef int trace_line_fn(void *ctx, char *line, size_t len, unsigned no, struct err *e);
+int trace_each_line(const char *data, size_t len, size_t max, trace_line_fn *fn, void *ctx,
+                    unsigned *lines, struct err *e) WUR;
 void trace_file_free(char *data, size_t len);
 
 /* Print every record: the same bytes a parsed trace came from. */
