@@ -66,6 +66,26 @@ printf 'blocksim-trace v1\ntopology plain size=4M\nwrite 4096 4096\nwrite 0 4096
     >"$tmp/l.trace"
 check 1 "a target that loses writes diverges" "expected write #1 (trace line 4)" -- \
     "$bin" oracle "$tmp/l.trace" --target "nbdkit:sh $tmp/lossy.sh"
+# A target whose data changes behind the client's back: a byte of sector 8
+# flips on the way out; the divergence shows the unknown bytes.
+cat >"$tmp/flip.sh" <<SH
+#!/bin/bash
+f=$tmp/lossy.raw
+case "\$1" in
+    get_size) stat -c %s \$f ;;
+    can_write|can_flush) exit 0 ;;
+    pread) dd if=\$f skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none |
+           if [ "\$4" = 4096 ]; then python3 -c 'import sys; b = bytearray(sys.stdin.buffer.read()); b[0] ^= 0x40; sys.stdout.buffer.write(b)'; else cat; fi ;;
+    pwrite) dd of=\$f seek=\$4 conv=notrunc oflag=seek_bytes status=none ;;
+    flush) exit 0 ;;
+    *) exit 2 ;;
+esac
+SH
+chmod +x "$tmp/flip.sh"
+printf 'blocksim-trace v1\ntopology plain size=4M\nwrite 4096 4096\nflush\nread 4096 4096\n' \
+    >"$tmp/f.trace"
+check 1 "a target whose data changes behind its back" "sector 8 (byte 4096) holds garbage \[" -- \
+    "$bin" oracle "$tmp/f.trace" --target "nbdkit:sh $tmp/flip.sh"
 check 1 "failed requests are not divergences" "0 divergence(s), 1 failed request" -- \
     "$bin" oracle "$trace" \
     --target "nbdkit:--filter=error memory 4M error-pwrite-rate=20% error-pwrite=EIO"
