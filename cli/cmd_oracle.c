@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <libnbd.h>
@@ -53,6 +55,7 @@ struct oracle_args {
     bool has_seed;
     bool json;
     bool keep_going;
+    bool quiet;         /* no progress line */
     unsigned qd;        /* --qd; 0: the trace's qd records, else 1 */
     uint64_t below;     /* --writes-only-below; 0: none */
     const char *bitmap; /* --bitmap NAME */
@@ -62,7 +65,7 @@ static void oracle_usage(FILE *out)
 {
     fprintf(out,
             "usage: blocksim oracle TRACE --target URI [--qd N] [--bitmap NAME] [--seed N]\n"
-            "                       [--writes-only-below S] [--json] [--keep-going]\n"
+            "                       [--writes-only-below S] [--json] [--keep-going] [--quiet]\n"
             "Replay TRACE's guest operations (reads, writes, FUA, flush, discard,\n"
             "write-zeroes, pattern writes) against a real implementation through libnbd,\n"
             "and judge every read with the model `blocksim replay` uses. The target's\n"
@@ -88,7 +91,8 @@ static void oracle_usage(FILE *out)
             "  --format F, --volume ID, --align POLICY\n"
             "                 how TRACE is read, as in blocksim replay --help\n"
             "  --json         print the result as JSON\n"
-            "  --keep-going   go on after a divergence or a failed request\n\n"
+            "  --keep-going   go on after a divergence or a failed request\n"
+            "  --quiet        no progress line (shown on a terminal otherwise)\n\n"
             "Records a target cannot perform (crash and restart of a target the oracle\n"
             "did not start, shutdown, jobs, bitmaps other than --bitmap's add, another\n"
             "topology than plain) are refused before anything runs. Exit status: 0\n"
@@ -105,6 +109,7 @@ static int oracle_parse(struct oracle_args *a, int argc, char **argv)
         { "align", required_argument, NULL, 'a' },  { "help", no_argument, NULL, 'h' },
         { "qd", required_argument, NULL, 'q' },     { "bitmap", required_argument, NULL, 'b' },
         { "writes-only-below", required_argument, NULL, 'w' },
+        { "quiet", no_argument, NULL, 'Q' },
         { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
@@ -120,6 +125,7 @@ static int oracle_parse(struct oracle_args *a, int argc, char **argv)
             break;
         case 'j': a->json = true; break;
         case 'k': a->keep_going = true; break;
+        case 'Q': a->quiet = true; break;
         case 'f':
             CLI_TRY(trace_format_check("oracle", "--format", optarg, false));
             a->format = optarg;
@@ -798,12 +804,42 @@ static void oracle_print(const struct oracle_args *a, const struct oracle_run *o
     }
 }
 
+static double wall_now(void)
+{
+    /* The progress line only: never what the run does. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* On a terminal: operations done of @total, the rate, what was found, and
+ * the time left at that rate. */
+static void progress_line(const struct oracle_run *o, uint64_t total, double start)
+{
+    double secs = wall_now() - start;
+    double rate = secs > 0 ? (double)o->ops / secs : 0;
+    fprintf(stderr, "\roracle: %" PRIu64 " of %" PRIu64 " operations, %.0f ops/s, %" PRIu64
+            " divergence(s), %" PRIu64 " failed, %.0f s left   ", o->ops, total, rate,
+            o->diverged, o->failed, rate > 0 ? (double)(total - o->ops) / rate : 0.0);
+}
+
 /* Every record of @t in order, then the requests still in flight. */
 static int oracle_records(struct oracle_run *o, const struct oracle_args *a,
                           const struct trace *t)
 {
     int ret = 0;
+    bool progress = isatty(2) && !a->quiet && !a->json;
+    uint64_t total = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        total += trace_kind_is_op(t->recs[i].kind);
+    }
+    double start = wall_now();
+    double shown = start;
     for (size_t i = 0; i < t->n && ret == 0 && !o->dead; i++) {
+        if (progress && wall_now() - shown >= 0.25) {
+            progress_line(o, total, start);
+            shown = wall_now();
+        }
         const struct trace_rec *r = &t->recs[i];
         if (r->kind == TRACE_QD && !a->qd) {
             o->qd = (unsigned)r->value;
@@ -823,6 +859,9 @@ static int oracle_records(struct oracle_run *o, const struct oracle_args *a,
     }
     if (ret == 0) {
         oracle_drain(o);
+    }
+    if (progress && shown > start) {
+        fprintf(stderr, "\r%100s\r", "");
     }
     return ret;
 }
