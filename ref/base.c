@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -118,9 +119,75 @@ static void mem_account(int64_t blocks, int64_t bytes)
     ASSERT(mem_bytes >= 0);
 }
 
+/* A free-list cache of small blocks, per 16-byte size class: the simulator
+ * allocates and frees requests, events and 4 KiB buffers for every guest
+ * operation, and libc's malloc and free were an eighth of a replay. Off
+ * under ASan and when BLOCKSIM_NO_MEMCACHE or BLOCKSIM_UNDER_VALGRIND is
+ * set, so that those tools see every use after free; emptied at exit, so
+ * leak checkers see nothing left. A block joins the cache only when libc
+ * says it is as large as its class (whatever allocated it). */
+#define MEM_CACHE_MAX 4096u
+#define MEM_CACHE_STEP 16u
+#define MEM_CACHE_DEPTH 128u
+struct mem_cache_class {
+    void *head; /* blocks linked through their first word */
+    unsigned n;
+};
+static struct mem_cache_class mem_cache[MEM_CACHE_MAX / MEM_CACHE_STEP + 1]; /* tidy:global */
+static int mem_cache_on = -1; /* tidy:global: -1 until the first allocation decides */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_CACHE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEM_CACHE_ASAN 1
+#endif
+#endif
+
+static void mem_cache_release(void)
+{
+    for (size_t c = 0; c < sizeof(mem_cache) / sizeof(mem_cache[0]); c++) {
+        while (mem_cache[c].head) {
+            void *p = mem_cache[c].head;
+            memcpy(&mem_cache[c].head, p, sizeof(void *));
+            free(p);
+        }
+        mem_cache[c].n = 0;
+    }
+}
+
+static bool mem_cache_enabled(void)
+{
+    if (mem_cache_on < 0) {
+#ifdef MEM_CACHE_ASAN
+        mem_cache_on = 0;
+#else
+        mem_cache_on = !getenv("BLOCKSIM_NO_MEMCACHE") && !getenv("BLOCKSIM_UNDER_VALGRIND");
+        if (mem_cache_on) {
+            atexit(mem_cache_release);
+        }
+#endif
+    }
+    return mem_cache_on > 0;
+}
+
 void *mem_alloc(size_t size)
 {
-    void *p = calloc(1, size ? size : 1);
+    void *p;
+    if (size <= MEM_CACHE_MAX && mem_cache_enabled()) {
+        size_t c = (size + MEM_CACHE_STEP - 1) / MEM_CACHE_STEP;
+        c += c == 0;
+        if (mem_cache[c].head) {
+            p = mem_cache[c].head;
+            memcpy(&mem_cache[c].head, p, sizeof(void *));
+            mem_cache[c].n--;
+            memset(p, 0, size ? size : 1);
+        } else {
+            p = calloc(1, c * MEM_CACHE_STEP);
+        }
+    } else {
+        p = calloc(1, size ? size : 1);
+    }
     if (!p) {
         base_panic(__FILE__, __LINE__, "out of memory");
     }
@@ -150,8 +217,18 @@ void mem_free(void *p, size_t size)
     if (!p) {
         return;
     }
-    free(p);
     mem_account(-1, -(int64_t)size);
+    if (size <= MEM_CACHE_MAX && mem_cache_on > 0) {
+        size_t c = (size + MEM_CACHE_STEP - 1) / MEM_CACHE_STEP;
+        c += c == 0;
+        if (mem_cache[c].n < MEM_CACHE_DEPTH && malloc_usable_size(p) >= c * MEM_CACHE_STEP) {
+            memcpy(p, &mem_cache[c].head, sizeof(void *));
+            mem_cache[c].head = p;
+            mem_cache[c].n++;
+            return;
+        }
+    }
+    free(p);
 }
 
 void *mem_alloc_huge(size_t size)

@@ -185,7 +185,8 @@ static bool op_conflicts(const struct world *w, const struct trace_rec *rec)
 {
     for (unsigned i = 0; i < w->n_inflight; i++) {
         const struct trace_rec *o = w->inflight[i]->rec;
-        if (o->guest != rec->guest || strcmp(o->export, rec->export) != 0) {
+        if (o->guest != rec->guest || o->export[0] != rec->export[0] ||
+            (o->export[0] && strcmp(o->export, rec->export) != 0)) {
             continue; /* another host's guest, or a backup tool reading an export */
         }
         if (w->topo_ops->conflict && w->topo_ops->conflict(rec, o)) {
