@@ -229,11 +229,11 @@ valgrind: bootstrap
 	@$(MAKE) --no-print-directory CONFIG=debug all
 	CK_FORK=no BLOCKSIM_UNDER_VALGRIND=1 valgrind --error-exitcode=1 --leak-check=full \
 	    --errors-for-leak-kinds=all -q build/debug/check_all
-	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
-	    build/debug/blocksim replay --quiet $(DEFAULT_TRACE)
+	BLOCKSIM_NO_MEMCACHE=1 valgrind --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=all -q build/debug/blocksim replay --quiet $(DEFAULT_TRACE)
 	@$(MAKE) --no-print-directory CONFIG=debug $(FUZZ_STANDALONE)
 	for t in $(FUZZ_REAL); do \
-	    valgrind --error-exitcode=1 --leak-check=full -q \
+	    BLOCKSIM_NO_MEMCACHE=1 valgrind --error-exitcode=1 --leak-check=full -q \
 	        build/debug/fuzz_$${t}_standalone fuzz/corpus/$$t || exit 1; done
 
 coverage: bootstrap
@@ -248,8 +248,9 @@ coverage: bootstrap
 	@echo "coverage report: build/cov/html/index.html"
 
 bench: bootstrap
-	@$(MAKE) --no-print-directory CONFIG=release build/release/bench_replay
+	@$(MAKE) --no-print-directory CONFIG=release build/release/bench_replay build/release/blocksim
 	build/release/bench_replay
+	bash scripts/bench_qemu_io.sh build/release/blocksim
 
 # Each target fuzzes for FUZZ_SECONDS from its corpus (new inputs go to a
 # scratch directory, never into fuzz/corpus); the canary must be caught.

@@ -360,7 +360,7 @@ int main(int argc, char **argv)
           none, 1000 },
     };
     printf("blocksim bench: plain stack (last line: a COLO pair), qd 32, checker on, one "
-           "process per line\n");
+           "process per line; %ld cores online\n", sysconf(_SC_NPROCESSORS_ONLN));
     int failed = 0;
     for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++) {
         failed |= bench_run(&benches[i]);
