@@ -251,6 +251,10 @@ bench: bootstrap
 	@$(MAKE) --no-print-directory CONFIG=release build/release/bench_replay build/release/blocksim
 	build/release/bench_replay
 	bash scripts/bench_qemu_io.sh build/release/blocksim
+	@echo "check in fork mode (goal: 1k trials/s a core; one core here):"
+	build/release/blocksim check crash read-your-writes quorum-vote overlay --trials 3000
+	@echo "explore the default trace's workload (goal: under a minute):"
+	build/release/blocksim explore $(DEFAULT_TRACE) --quiet
 
 # Each target fuzzes for FUZZ_SECONDS from its corpus (new inputs go to a
 # scratch directory, never into fuzz/corpus); the canary must be caught.

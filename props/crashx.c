@@ -16,11 +16,15 @@
  */
 #include "crashx.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "../ref/base.h"
@@ -45,6 +49,7 @@ void crashx_opts_default(struct crashx_opts *o)
     o->max_states = 10000;
     o->tear_samples = 1000;
     o->seed = 1;
+    o->fork_min_records = 200;
 }
 
 /* One crash point: its scenario and what the dry run learned. */
@@ -77,6 +82,34 @@ struct explorer {
     struct u64map plans;         /* plans run at this point */
     struct u64map contents;      /* post-crash contents seen */
     uint8_t keep[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
+    /* Fork mode: the states of a point run as children forked at its
+     * crash, inside the dry run (see explore_point). */
+    bool branching;              /* inside crash_branch: run_plan forks */
+    bool branched;               /* the point was explored at its crash */
+    bool child_dry;              /* a child that goes on as the dry run does */
+    bool child;                  /* this process is such a child */
+    jmp_buf branch_jmp;          /* where a child goes back to crash_branch */
+    struct disk_crash_plan child_plans[WORLD_DISKS_MAX];
+    int child_fd;                /* a child's result goes here */
+    struct pending *pending;     /* children in flight, oldest first */
+    unsigned n_pending, max_pending;
+};
+
+/* A state running as a child: what its result needs to be judged. */
+struct pending {
+    pid_t pid;
+    int fd;
+    enum crashx_gen gen;
+    uint64_t tear_seed;
+    uint8_t keep[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX]; /* its plan (x->keep moved on) */
+};
+
+/* What a child tells its parent of its run. */
+struct state_result {
+    int verdict;
+    uint64_t content_hash;
+    char property[32];
+    char msg[480];
 };
 
 static struct trace_rec *point_add(struct point *pt, const struct trace_rec *src,
@@ -141,7 +174,8 @@ static void point_free(struct point *pt)
 
 static void dry_hook(void *opaque, unsigned disk, const struct disk *d)
 {
-    struct point *pt = opaque;
+    struct explorer *x = opaque;
+    struct point *pt = x->pt;
     ASSERT(disk < WORLD_DISKS_MAX);
     pt->n_disks = disk + 1;
     pt->crashing[disk] = true;
@@ -256,6 +290,143 @@ static void repro_fill(struct explorer *x, bool planned, uint64_t tear_seed)
     trace_crash_plan_free(p);
 }
 
+/* What a state's run came to: counted, its contents deduplicated, and a
+ * failure described with its repro. False once the property failed. */
+static bool plan_result(struct explorer *x, enum crashx_gen gen, uint64_t tear_seed,
+                        const struct state_result *res)
+{
+    x->r->states[gen]++;
+    x->states++;
+    if (x->o->progress && x->states % 64 == 0) {
+        progress_line(x);
+    }
+    bool created;
+    u64map_put(&x->contents, res->content_hash & (U64MAP_EMPTY - 1), &created);
+    x->r->distinct += created;
+    x->r->dups += !created;
+    if (res->verdict == WORLD_PASS) {
+        return true;
+    }
+    char plan[200];
+    plan_describe(x, plan, sizeof(plan));
+    x->r->failed = true;
+    char where[64];
+    point_where(x->pt, where, sizeof(where));
+    snprintf(x->r->message, sizeof(x->r->message), "crash %s, %s state %.120s: %s: %.250s",
+             where, gen_names[gen], plan, res->property, res->msg);
+    repro_fill(x, true, tear_seed);
+    return false;
+}
+
+static void result_from(struct state_result *out, const struct world_result *res)
+{
+    memset(out, 0, sizeof(*out));
+    out->verdict = res->verdict;
+    out->content_hash = res->content_hash;
+    snprintf(out->property, sizeof(out->property), "%s", res->first.property);
+    snprintf(out->msg, sizeof(out->msg), "%s", res->first.msg);
+}
+
+/* Fork mode: a child takes @plans back to the world's crash (it resolves
+ * the crash with them, runs on, and reports from explore_point); the
+ * parent keeps it as pending. False when no child could be made. */
+static bool plan_fork(struct explorer *x, const struct disk_crash_plan *plans,
+                      enum crashx_gen gen, uint64_t tear_seed)
+{
+    int fds[2];
+    if (pipe(fds) < 0) {
+        return false;
+    }
+    fflush(NULL); /* nothing buffered is written twice */
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        for (unsigned i = 0; i < x->n_pending; i++) {
+            close(x->pending[i].fd);
+        }
+        x->child = true;
+        x->child_fd = fds[1];
+        if (plans != x->child_plans) {
+            memcpy(x->child_plans, plans, x->pt->n_disks * sizeof(*plans));
+        }
+        longjmp(x->branch_jmp, 1);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return false;
+    }
+    struct pending *p = &x->pending[x->n_pending++];
+    p->pid = pid;
+    p->fd = fds[0];
+    p->gen = gen;
+    p->tear_seed = tear_seed;
+    for (unsigned d = 0; d < x->pt->n_disks; d++) {
+        memcpy(p->keep[d], x->keep[d], x->pt->n_entries[d]);
+    }
+    return true;
+}
+
+/* The oldest child's result (a child that died is a failed state, never a
+ * pass). */
+static void pending_take(struct explorer *x, struct state_result *out)
+{
+    struct pending *p = &x->pending[0];
+    size_t got = 0;
+    while (got < sizeof(*out)) {
+        ssize_t n = read(p->fd, (char *)out + got, sizeof(*out) - got);
+        if (n <= 0 && !(n < 0 && errno == EINTR)) {
+            break;
+        }
+        got += n > 0 ? (size_t)n : 0;
+    }
+    close(p->fd);
+    int status = 0;
+    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got != sizeof(*out) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        memset(out, 0, sizeof(*out));
+        out->verdict = WORLD_FAIL;
+        snprintf(out->property, sizeof(out->property), "process");
+        snprintf(out->msg, sizeof(out->msg), "the state's run died (%s %d)",
+                 WIFSIGNALED(status) ? "signal" : "exit status",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    }
+}
+
+/* Judge the oldest pending child, in the order the states were made (so
+ * the first failure and every count are those of running them one by
+ * one); after a failure the rest are only reaped. False once failed. */
+static bool pending_finish(struct explorer *x)
+{
+    struct state_result out;
+    pending_take(x, &out);
+    struct pending *p = &x->pending[0];
+    bool ok = true;
+    if (!x->r->failed) {
+        uint8_t saved[WORLD_DISKS_MAX][CRASHX_ENTRIES_MAX];
+        for (unsigned d = 0; d < x->pt->n_disks; d++) {
+            memcpy(saved[d], x->keep[d], x->pt->n_entries[d]);
+            memcpy(x->keep[d], p->keep[d], x->pt->n_entries[d]);
+        }
+        ok = plan_result(x, p->gen, p->tear_seed, &out);
+        for (unsigned d = 0; d < x->pt->n_disks; d++) {
+            memcpy(x->keep[d], saved[d], x->pt->n_entries[d]);
+        }
+    }
+    memmove(x->pending, x->pending + 1, (x->n_pending - 1) * sizeof(*x->pending));
+    x->n_pending--;
+    return ok && !x->r->failed;
+}
+
+/* Every pending child judged (or reaped, after a failure). */
+static void pending_drain(struct explorer *x)
+{
+    while (x->n_pending > 0) {
+        (void)pending_finish(x);
+    }
+}
+
 /* Run the plan in x->keep; false once the property failed or the run must
  * stop (r->failed and r->stopped tell which). */
 static bool run_plan(struct explorer *x, enum crashx_gen gen, uint64_t tear_seed)
@@ -279,6 +450,20 @@ static bool run_plan(struct explorer *x, enum crashx_gen gen, uint64_t tear_seed
     if (!created) {
         return true;
     }
+    if (x->branching) {
+        while (x->n_pending >= x->max_pending) {
+            if (!pending_finish(x)) {
+                return false;
+            }
+        }
+        if (plan_fork(x, plans, gen, tear_seed)) {
+            return true;
+        }
+        pending_drain(x); /* no child: this one runs here, after those */
+        if (x->r->failed) {
+            return false;
+        }
+    }
     struct world_opts o = { .node_mutants = x->o->node_mutants,
                             .disk_mutants = x->o->disk_mutants, .crash_plans = plans,
                             .crash_plan_at = x->crash_index,
@@ -287,26 +472,9 @@ static bool run_plan(struct explorer *x, enum crashx_gen gen, uint64_t tear_seed
     struct err e = { .file = "crashx" };
     int ret = world_run(&x->pt->t, &o, &res, &e);
     ASSERT(ret == 0); /* the dry run already validated this scenario */
-    x->r->states[gen]++;
-    x->states++;
-    if (x->o->progress && x->states % 64 == 0) {
-        progress_line(x);
-    }
-    u64map_put(&x->contents, res.content_hash & (U64MAP_EMPTY - 1), &created);
-    x->r->distinct += created;
-    x->r->dups += !created;
-    if (res.verdict == WORLD_PASS) {
-        return true;
-    }
-    char plan[200];
-    plan_describe(x, plan, sizeof(plan));
-    x->r->failed = true;
-    char where[64];
-    point_where(x->pt, where, sizeof(where));
-    snprintf(x->r->message, sizeof(x->r->message), "crash %s, %s state %.120s: %s: %.250s",
-             where, gen_names[gen], plan, res.first.property, res.first.msg);
-    repro_fill(x, true, tear_seed);
-    return false;
+    struct state_result out;
+    result_from(&out, &res);
+    return plan_result(x, gen, tear_seed, &out);
 }
 
 static void keep_fill(struct explorer *x, uint8_t fate)
@@ -437,33 +605,103 @@ static int workload_check(const struct trace *w, struct err *e)
     return ops ? 0 : err_set(e, 0, 0, "the workload has no operations");
 }
 
+/* The point's dry run failed (before or after its crash): reported with a
+ * repro whose crash resolves as the dry run's did. */
+static void dry_failed(struct explorer *x, const char *property, const char *msg)
+{
+    char where[64];
+    point_where(x->pt, where, sizeof(where));
+    x->r->failed = true;
+    snprintf(x->r->message, sizeof(x->r->message), "crash %s: %s: %.300s", where, property,
+             msg);
+    repro_fill(x, false, 0);
+}
+
+/* Every generator's states of the point (the disks' logs known). */
+static void run_generators(struct explorer *x, uint64_t index)
+{
+    u64map_fini(&x->plans);
+    u64map_init(&x->plans);
+    (void)(gen_prefix(x) && gen_subset(x, index) && gen_tear(x, index));
+}
+
+/* crash_branch: at the point's crash, in fork mode, every state runs as a
+ * child forked here; a child returns with its plans, the parent (once all
+ * ran) resolves the crash as the dry run does. */
+static const struct disk_crash_plan *branch(void *opaque)
+{
+    struct explorer *x = opaque;
+    if (setjmp(x->branch_jmp) != 0) {
+        return x->child_dry ? NULL : x->child_plans; /* a child, back from a fork */
+    }
+    /* First the dry run's own way on, as a child: its failure comes first,
+     * as when the states run from the start. */
+    x->branched = true;
+    x->child_dry = true;
+    bool forked = plan_fork(x, x->child_plans, CRASHX_PREFIX, 0);
+    x->child_dry = false;
+    if (!forked) {
+        x->branched = false; /* no children: the states run from the start */
+        return NULL;
+    }
+    struct state_result dry;
+    pending_take(x, &dry);
+    x->n_pending = 0;
+    if (dry.verdict != WORLD_PASS) {
+        dry_failed(x, dry.property, dry.msg);
+        return NULL;
+    }
+    x->r->points++;
+    x->branching = true;
+    run_generators(x, x->point_number);
+    pending_drain(x);
+    x->branching = false;
+    return NULL;
+}
+
+/* Is a child forked at the crash cheaper than a run from the start? Only
+ * when the run up to the crash is long: a fork costs about what a few
+ * hundred records do. (Either way the states and verdicts are the same.) */
+static bool fork_pays(const struct explorer *x, const struct point *pt)
+{
+    return !x->o->no_fork && pt->crash_rec >= x->o->fork_min_records;
+}
+
 /* Dry-run point @pt (learning the disks' logs at its crash), then run every
- * generator's states. */
+ * generator's states: in fork mode from the crash itself (each state a
+ * child that resolves it its own way and runs on), else each from the
+ * start. */
 static int explore_point(struct explorer *x, struct point *pt, uint64_t index,
                          struct err *e)
 {
     x->pt = pt;
+    x->branched = false;
     struct world_opts o = { .node_mutants = x->o->node_mutants,
                             .disk_mutants = x->o->disk_mutants, .crash_hook = dry_hook,
-                            .crash_hook_opaque = pt, .crash_plan_at = x->crash_index,
-                            .crash_at_flush = pt->at_flush };
+                            .crash_hook_opaque = x, .crash_plan_at = x->crash_index,
+                            .crash_at_flush = pt->at_flush,
+                            .crash_branch = fork_pays(x, pt) ? branch : NULL };
     struct world_result res;
     memset(pt->n_entries, 0, sizeof(pt->n_entries));
     memset(pt->crashing, 0, sizeof(pt->crashing));
     int ret = world_run(&pt->t, &o, &res, e);
-    if (ret == 0 && res.verdict == WORLD_FAIL) {
-        char where[64];
-        point_where(pt, where, sizeof(where));
-        x->r->failed = true;
-        snprintf(x->r->message, sizeof(x->r->message), "crash %s: %s: %.300s", where,
-                 res.first.property, res.first.msg);
-        repro_fill(x, false, 0);
+    if (x->child) { /* a state's run ends here: its result to the parent */
+        struct state_result out;
+        result_from(&out, &res);
+        bool ok = ret == 0;
+        for (size_t at = 0; ok && at < sizeof(out);) {
+            ssize_t n = write(x->child_fd, (const char *)&out + at, sizeof(out) - at);
+            ok = n > 0;
+            at += ok ? (size_t)n : 0;
+        }
+        _exit(ok ? 0 : 3);
     }
-    if (ret == 0 && !x->r->failed) {
+    if (!x->branched && ret == 0 && res.verdict == WORLD_FAIL) {
+        dry_failed(x, res.first.property, res.first.msg);
+    }
+    if (!x->branched && ret == 0 && !x->r->failed) {
         x->r->points++;
-        u64map_fini(&x->plans);
-        u64map_init(&x->plans);
-        (void)(gen_prefix(x) && gen_subset(x, index) && gen_tear(x, index));
+        run_generators(x, index); /* no fork mode, or the crash never came */
     }
     x->pt = NULL;
     return ret;
@@ -573,6 +811,9 @@ static int explore_workload(const struct trace *w, const struct crashx_opts *o,
                  marks_in(w, segs[s].start, segs[s].end);
     }
     struct explorer x = { .o = o, .r = r, .start = wall_now(), .total = total };
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    x.max_pending = cores < 1 ? 1 : cores > 8 ? 8 : (unsigned)cores; /* children at once */
+    x.pending = mem_alloc(x.max_pending * sizeof(*x.pending));
     u64map_init(&x.plans);
     u64map_init(&x.contents);
     r->workloads++;
@@ -609,6 +850,7 @@ static int explore_workload(const struct trace *w, const struct crashx_opts *o,
     }
     r->seconds += wall_now() - x.start;
     mem_free(pt, sizeof(*pt));
+    mem_free(x.pending, x.max_pending * sizeof(*x.pending));
     mem_free(segs, CRASHX_SEGMENTS_MAX * sizeof(*segs));
     u64map_fini(&x.plans);
     u64map_fini(&x.contents);

@@ -37,6 +37,12 @@ struct crashx_opts {
     double seconds;      /* wall budget; 0: none (the result says when it ran out) */
     uint64_t only_point; /* explore only crash point only_point - 1; 0: all */
     bool progress;       /* a progress line on stderr (a terminal) */
+    bool no_fork;        /* run each state from the start, never as a child forked
+                          * at its crash (by default a long workload's are; the
+                          * same states and verdicts either way) */
+    size_t fork_min_records; /* fork at crash points with this many records before
+                              * them, or more (default 200: a fork costs about what
+                              * a run of a few hundred does) */
     char host[TRACE_HOST_MAX]; /* the host crashed at each point ("": every host;
                                 * another host's crash may strike inside an operator
                                 * action of the guest's host, e.g. a COLO checkpoint) */

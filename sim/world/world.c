@@ -393,9 +393,6 @@ static void crash_disk(struct world *w, const struct trace_rec *rec, unsigned i,
     bool first = w->r->crashes == w->o.crash_plan_at; /* the one explored */
     const struct trace_crash_plan *own = rec->plan && rec->plan->n_disks ? rec->plan : NULL;
     struct disk_crash_report rep;
-    if (first && w->o.crash_hook) {
-        w->o.crash_hook(w->o.crash_hook_opaque, i, w->disks[i]);
-    }
     if (first && w->o.crash_plans) {
         disk_crash_planned(w->disks[i], &w->o.crash_plans[i], &rep);
     } else if (own) { /* the record names the exact outcome */
@@ -409,6 +406,25 @@ static void crash_disk(struct world *w, const struct trace_rec *rec, unsigned i,
         disk_crash(w->disks[i], mode, &rep);
     }
     world__observe(w, TRACE_CRASH, i, (int32_t)mode, rep.kept, rep.pending);
+}
+
+/* The crash the explorer explores: its hook sees every disk the crash
+ * takes down (hosts in @mask), then its branch may hand this process the
+ * plans to resolve it with. */
+static void crash_explored(struct world *w, unsigned mask)
+{
+    for (unsigned i = 0; i < w->n_disks && w->o.crash_hook; i++) {
+        for (unsigned h = 0; h < w->n_hosts; h++) {
+            if ((mask & (1u << h)) && w->hosts[h].disk[i]) {
+                w->o.crash_hook(w->o.crash_hook_opaque, i, w->disks[i]);
+            }
+        }
+    }
+    const struct disk_crash_plan *plans =
+        w->o.crash_branch ? w->o.crash_branch(w->o.crash_hook_opaque) : NULL;
+    if (plans) {
+        w->o.crash_plans = plans;
+    }
 }
 
 /* Hosts in @mask go down: their stacks die, and with @power_lost their
@@ -428,6 +444,9 @@ static void hosts_down(struct world *w, const struct trace_rec *rec, unsigned ma
     enum disk_crash_mode mode = rec->has_mode ? rec->mode
                                               : (enum disk_crash_mode)rng_below(
                                                     &w->crash_rng, DISK_CRASH__COUNT);
+    if (power_lost && w->r->crashes == w->o.crash_plan_at) { /* the one explored */
+        crash_explored(w, mask);
+    }
     unsigned k = 0;
     for (unsigned i = 0; i < w->n_disks; i++) {
         for (unsigned h = 0; h < w->n_hosts; h++) {

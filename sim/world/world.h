@@ -80,6 +80,11 @@ struct world_opts {
      * NULL) replace the crash generator there. */
     void (*crash_hook)(void *opaque, unsigned disk, const struct disk *d);
     void *crash_hook_opaque;
+    /* Then (crash_hook having seen every disk the crash takes down, before
+     * any resolves) crash_branch, with the same opaque, says how this
+     * process resolves it: NULL as crash_plans says (or the crash
+     * generator), else these plans (a child the explorer forked there). */
+    const struct disk_crash_plan *(*crash_branch)(void *opaque);
     const struct disk_crash_plan *crash_plans;
     uint64_t crash_plan_at;
     /* Crash the host as the disks receive their Nth flush (1-based; 0: off),

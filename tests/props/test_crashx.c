@@ -226,6 +226,64 @@ START_TEST(test_time_budget_stops_cleanly)
 }
 END_TEST
 
+/* Exploring by forking at each crash (every state a child that resolves
+ * the crash its own way) finds the same states, contents, verdicts and
+ * repro traces as running every state from the start, passing or failing. */
+START_TEST(test_fork_mode_agrees)
+{
+    static const struct {
+        const char *path;
+        uint64_t node_mutants;
+        unsigned disk_mutants;
+        const char *host;
+    } cases[] = {
+        { "traces/native/overlay-flush-race.trace", 0, 0, "" },
+        { "traces/native/overlay-flush-race.trace", NODE_MUTANT_OVERLAY_SNAPSHOT_LATE, 0, "" },
+        { "traces/native/fua-crash.trace", 0, DISK_MUTANT_FUA_VOLATILE, "" },
+        { "traces/native/colo-explore.trace", NODE_MUTANT_MIRROR_NO_TARGET_FLUSH, 0,
+          "secondary" },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        struct trace t;
+        char *data;
+        size_t len;
+        struct err e = { .file = cases[i].path };
+        ck_assert_int_eq(trace_file_read(cases[i].path, 1 << 20, &data, &len, &e), 0);
+        ck_assert_int_eq(trace_parse(&t, data, len, &e), 0);
+        trace_file_free(data, len);
+        struct crashx_result r[2];
+        for (int fork_mode = 0; fork_mode < 2; fork_mode++) {
+            struct crashx_opts o;
+            crashx_opts_default(&o);
+            o.max_states = 400;
+            o.tear_samples = 100;
+            o.node_mutants = cases[i].node_mutants;
+            o.disk_mutants = cases[i].disk_mutants;
+            snprintf(o.host, sizeof(o.host), "%s", cases[i].host);
+            o.no_fork = !fork_mode;
+            o.fork_min_records = 0; /* every point forks */
+            ck_assert_int_eq(crashx_run(&t, &o, &r[fork_mode], &e), 0);
+        }
+        ck_assert_int_eq(r[0].failed, r[1].failed);
+        ck_assert_str_eq(r[0].message, r[1].message);
+        ck_assert_uint_eq(r[0].points, r[1].points);
+        ck_assert_uint_eq(r[0].distinct, r[1].distinct);
+        ck_assert_uint_eq(r[0].dups, r[1].dups);
+        for (int g = 0; g < CRASHX__COUNT; g++) {
+            ck_assert_uint_eq(r[0].states[g], r[1].states[g]);
+        }
+        ck_assert(r[0].failed || r[0].states[CRASHX_PREFIX] > 0);
+        ck_assert_int_eq(r[0].failed, cases[i].node_mutants || cases[i].disk_mutants);
+        if (r[0].failed) {
+            ck_assert_str_eq(r[0].repro, r[1].repro);
+        }
+        crashx_result_fini(&r[0]);
+        crashx_result_fini(&r[1]);
+        trace_fini(&t);
+    }
+}
+END_TEST
+
 Suite *suite_crashx(void)
 {
     const TTest *tests[] = {
@@ -236,6 +294,7 @@ Suite *suite_crashx(void)
         test_explore_colo_secondary,
         test_explore_finds_snapshot_late,
         test_workload_states_and_fua,
+        test_fork_mode_agrees,
     };
     return tl_suite("crashx", tests, ARRAY_LEN(tests));
 }
