@@ -144,6 +144,7 @@ static int mem_cache_on = -1; /* tidy:global: -1 until the first allocation deci
 #endif
 #endif
 
+#ifndef MEM_CACHE_ASAN
 static void mem_cache_release(void)
 {
     for (size_t c = 0; c < sizeof(mem_cache) / sizeof(mem_cache[0]); c++) {
@@ -155,6 +156,7 @@ static void mem_cache_release(void)
         mem_cache[c].n = 0;
     }
 }
+#endif
 
 static bool mem_cache_enabled(void)
 {
