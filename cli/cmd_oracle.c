@@ -27,6 +27,7 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,20 +411,22 @@ static void tag_words(const struct oracle_run *o, uint64_t tag, char *buf, size_
     }
 }
 
-static void problem(struct oracle_run *o, unsigned line, const char *fmt, ...)
+static bool problem(struct oracle_run *o, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Keep the first problem's words and line. */
-static void problem(struct oracle_run *o, unsigned line, const char *fmt, ...)
+/* Keep the words of the problem at the earliest trace line seen (requests
+ * in flight together complete in any order); true when this one is kept. */
+static bool problem(struct oracle_run *o, unsigned line, const char *fmt, ...)
 {
-    if (o->first[0]) {
-        return;
+    if (o->first[0] && line >= o->first_line) {
+        return false;
     }
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(o->first, sizeof(o->first), fmt, ap);
     va_end(ap);
     o->first_line = line;
+    return true;
 }
 
 static void diverged(struct oracle_run *o, const struct trace_rec *r, const uint8_t *buf)
@@ -441,13 +444,13 @@ static void diverged(struct oracle_run *o, const struct trace_rec *r, const uint
             at += (size_t)snprintf(hex + at, sizeof(hex) - at, "%02x%s", p[k], k == 15 ? "" : " ");
         }
     }
-    if (!o->diverged++) {
-        o->first_v = *v;
-    }
-    problem(o, r->line, "line %u: read %" PRIu64 "+%" PRIu64 ": sector %" PRIu64 " (byte %"
+    o->diverged++;
+    if (problem(o, r->line, "line %u: read %" PRIu64 "+%" PRIu64 ": sector %" PRIu64 " (byte %"
             PRIu64 ") holds %s%s%s%s, expected %s%s", r->line, r->offset, r->len, v->sector,
             v->sector * 512, got, hex[0] ? " [" : "", hex, hex[0] ? " ...]" : "", want,
-            o->crashes ? " (durable before the server was killed: crash-consistency)" : "");
+            o->crashes ? " (durable before the server was killed: crash-consistency)" : "")) {
+        o->first_v = *v; /* the kept divergence, for --json */
+    }
     o->c.failed = false; /* --keep-going: judge on */
 }
 
@@ -464,6 +467,24 @@ static void bitmap_note(struct oracle_run *o, const struct trace_rec *r, bool ok
         }
         o->want[g] = o->want[g] == 2 ? 2 : mark;
     }
+}
+
+/* The connection broke (@why): nothing more is sent, and the problem is
+ * named by the earliest request in flight (the one being sent included). */
+static void broke(struct oracle_run *o, const char *why)
+{
+    if (o->dead) {
+        return;
+    }
+    unsigned earliest = UINT_MAX;
+    for (unsigned i = 0; i < ORACLE_QD_MAX; i++) {
+        const struct slot *q = &o->slots[i];
+        earliest = q->busy && q->r->line < earliest ? q->r->line : earliest;
+    }
+    earliest = earliest == UINT_MAX ? 0 : earliest;
+    o->dead = true;
+    problem(o, earliest, "the connection broke (%.200s) with %u request(s) in flight, the "
+            "earliest from trace line %u", why, o->inflight, earliest);
 }
 
 /* Request @s ended with @err (0: success; else an errno, @why its words). */
@@ -487,16 +508,8 @@ static void op_finish(struct slot *s, int err, const char *why)
         break;
     }
     bitmap_note(o, r, ok);
-    bool broke = err == ENOTCONN || err == ECONNRESET || err == EPIPE || err == ESHUTDOWN;
-    if (broke && !o->dead) { /* name the earliest request the break caught */
-        unsigned earliest = r->line;
-        for (unsigned i = 0; i < ORACLE_QD_MAX; i++) {
-            const struct slot *q = &o->slots[i];
-            earliest = q->busy && q->r->line < earliest ? q->r->line : earliest;
-        }
-        o->dead = true;
-        problem(o, earliest, "the connection broke (%s) with %u request(s) in flight, the "
-                "earliest from trace line %u", strerror(err), o->inflight, earliest);
+    if (err == ENOTCONN || err == ECONNRESET || err == EPIPE || err == ESHUTDOWN) {
+        broke(o, strerror(err));
     }
     if (!ok) {
         o->failed++;
@@ -537,8 +550,7 @@ static bool oracle_poll(struct oracle_run *o)
     unsigned before = o->inflight;
     while (!o->dead && o->inflight == before) {
         if (nbd_poll(o->h, -1) < 0 || nbd_aio_is_dead(o->h) || nbd_aio_is_closed(o->h)) {
-            o->dead = true;
-            problem(o, 0, "the connection broke: %.300s", nbd_get_error());
+            broke(o, nbd_get_error());
         }
     }
     return !o->dead;
@@ -594,9 +606,7 @@ static void oracle_op(struct oracle_run *o, const struct trace_rec *r)
     if (cookie < 0) { /* refused before it was sent: the callback will not run */
         int err = nbd_get_errno();
         if (nbd_aio_is_dead(o->h) || nbd_aio_is_closed(o->h)) {
-            o->dead = true;
-            problem(o, r->line, "the connection broke (seen when line %u was sent): %.300s",
-                    r->line, nbd_get_error());
+            broke(o, nbd_get_error());
         }
         op_finish(s, err ? err : EIO, nbd_get_error());
     }

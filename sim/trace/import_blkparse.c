@@ -73,13 +73,9 @@ static bool action_ok(const char *a)
 bool import_blkparse_detect(const char *data, size_t len)
 {
     char line[BP_LINE_MAX];
-    const char *nl = memchr(data, '\n', len);
-    size_t n = nl ? (size_t)(nl - data) : len;
-    if (n == 0 || n >= sizeof(line)) {
+    if (!trace_first_line(data, len, line, sizeof(line))) {
         return false;
     }
-    memcpy(line, data, n);
-    line[n] = '\0';
     char *w[BP_FIELDS_MAX];
     uint64_t t;
     unsigned f = split_blanks(line, w);

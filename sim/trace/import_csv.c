@@ -73,13 +73,9 @@ static bool digits(const char *s, size_t min, size_t max)
 bool import_csv_detect(const char *data, size_t len, enum import_csv_format *out)
 {
     char line[CSV_LINE_MAX];
-    const char *nl = memchr(data, '\n', len);
-    size_t n = nl ? (size_t)(nl - data) : len;
-    if (n == 0 || n >= sizeof(line)) {
+    if (!trace_first_line(data, len, line, sizeof(line))) {
         return false;
     }
-    memcpy(line, data, n);
-    line[n - (line[n - 1] == '\r')] = '\0';
     char *w[CSV_FIELDS_MAX];
     unsigned f = split(line, w);
     if (f == 7 && digits(w[0], 17, 18) && (!strcmp(w[3], "Read") || !strcmp(w[3], "Write"))) {

@@ -1247,6 +1247,19 @@ int trace_parse(struct trace *t, const char *data, size_t len, struct err *e)
     return 0;
 }
 
+bool trace_first_line(const char *data, size_t len, char *buf, size_t size)
+{
+    const char *nl = memchr(data, '\n', len);
+    size_t n = nl ? (size_t)(nl - data) : len;
+    n -= n > 0 && data[n - 1] == '\r';
+    if (n == 0 || n >= size) {
+        return false;
+    }
+    memcpy(buf, data, n);
+    buf[n] = '\0';
+    return true;
+}
+
 int trace_each_line(const char *data, size_t len, size_t max, trace_line_fn *fn, void *ctx,
                     unsigned *lines, struct err *e)
 {

@@ -352,6 +352,11 @@ int trace_file_read(const char *path, size_t max, char **data, size_t *len,
  * 1-based number; a longer line or one holding a NUL byte is an error.
  * @fn returns < 0 on an error (located at its line unless it named one), 0
  * to go on, 1 to stop early. *@lines: the lines seen. */
+/* The content detectors' first look: @data's first line (no '\n', no
+ * trailing '\r') NUL-terminated into @buf; false when it is empty or does
+ * not fit in @size bytes. */
+bool trace_first_line(const char *data, size_t len, char *buf, size_t size);
+
 typedef int trace_line_fn(void *ctx, char *line, size_t len, unsigned no, struct err *e);
 int trace_each_line(const char *data, size_t len, size_t max, trace_line_fn *fn, void *ctx,
                     unsigned *lines, struct err *e) WUR;
