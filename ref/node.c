@@ -166,6 +166,9 @@ static bool req_blocked_by(const struct req *req, const struct req *other)
 
 static bool req_blocked(const struct req *req)
 {
+    if (req->ser_len == 0 && req->node->n_serialising == 0) {
+        return false; /* only serialising ranges block: none here (the common case) */
+    }
     const struct req *other;
     TAILQ_FOREACH(other, &req->node->tracked, link) {
         if (other->seq > req->seq) {
@@ -236,6 +239,10 @@ static void req_done_ev(void *opaque)
     struct node *n = req->node;
     struct graph *g = n->graph;
     TAILQ_REMOVE(&n->tracked, req, link);
+    if (req->ser_len) {
+        ASSERT(n->n_serialising > 0);
+        n->n_serialising--;
+    }
     ASSERT(n->inflight > 0);
     ASSERT(g->inflight > 0);
     n->inflight--;
@@ -314,6 +321,7 @@ void node_submit(struct node *n, enum node_op op, uint64_t offset, uint64_t len,
         ASSERT(is_pow2(align));
         req->ser_offset = align_down(offset, align);
         req->ser_len = align_up(offset + len, align) - req->ser_offset;
+        n->n_serialising++;
     }
     if (req_blocked(req)) {
         TAILQ_INSERT_TAIL(&n->waiting, req, link);
@@ -349,6 +357,7 @@ void node_check(const struct node *n)
     ASSERT(n->n_children <= NODE_CHILDREN_MAX);
     ASSERT(n->length % NODE_SECTOR == 0);
     uint64_t count = 0;
+    uint64_t serialising = 0;
     uint64_t last = 0;
     const struct req *req;
     TAILQ_FOREACH(req, &n->tracked, link) {
@@ -357,11 +366,14 @@ void node_check(const struct node *n)
         }
         last = req->seq;
         count++;
+        serialising += req->ser_len > 0;
     }
     TAILQ_FOREACH(req, &n->waiting, link) {
         count++;
+        serialising += req->ser_len > 0;
     }
     ASSERT(count == n->inflight);
+    ASSERT(serialising == n->n_serialising);
     if (n->drv->check) {
         n->drv->check(n);
     }

@@ -150,6 +150,7 @@ struct node {
     struct node_child children[NODE_CHILDREN_MAX];
     size_t n_children;
     struct req_list tracked; /* dispatched, not completed; submission order */
+    unsigned n_serialising;  /* of tracked and waiting, those with a serialising range */
     struct req_list waiting; /* blocked by a serialising overlap */
     uint64_t inflight;
     struct dirty_set *dirty; /* named dirty bitmaps (dirty.h), or NULL */

@@ -74,6 +74,10 @@ static void quorum_setup(struct world *w, const struct trace_cfg *c)
         w->tst = mem_alloc(sizeof(struct quorum_state));
     }
     qs(w)->cfg = *c;
+    /* 0 means the default (trace.h), also for a record made in memory. */
+    c = &qs(w)->cfg;
+    qs(w)->cfg.children = c->children ? c->children : 3;
+    qs(w)->cfg.threshold = c->threshold ? c->threshold : c->children / 2 + 1;
     w->n_disks = c->children;
     w->n_hosts = 1;
     for (unsigned i = 0; i < c->children; i++) {
