@@ -815,6 +815,11 @@ expect_status 0 "convert QEMU's log" -- "$bin" convert "$tmp/ql.img" "$tmp/ql.tr
 printf 'blocksim-trace v1\nwrite 0 4096 pattern=0xab\nflush\nwrite 16384 4096 pattern=0x00\ndiscard 65536 65536\nwrite 131072 4096 pattern=0x11\nflush\nflush\n' \
     >"$tmp/ql.want"
 cmp -s "$tmp/ql.want" "$tmp/ql.trace" && ok || bad "QEMU's log read back as qemu-io's operations"
+# A quiet replay skips the content hash nobody sees, but an 'expect
+# content' record still gets it judged.
+printf 'blocksim-trace v1\nwrite 0 4096\nexpect content 0000000000000001\n' >"$tmp/ec.trace"
+expect_status 1 "a wrong expected content fails a quiet replay" -- "$bin" replay --quiet \
+    "$tmp/ec.trace"
 # Export to fio: real fio replays the iolog with the same operations in the
 # same order (its --debug=io queue lines); what fio cannot do is refused.
 expect_status 0 "convert --to fio" -- "$bin" convert traces/native/fio-export.trace \

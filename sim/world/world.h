@@ -96,6 +96,9 @@ struct world_opts {
     bool dirty_mark_early; /* mark bitmaps when a write is issued (the seed's mode) */
     bool want_bitmaps;     /* fill world_result.bitmaps; world_result_fini frees them */
     bool want_checks;      /* fill world_result.checks and .jobs (likewise) */
+    bool skip_content_hash; /* nobody reads world_result.content_hash (0 then) unless
+                             * an 'expect content' record does: the hash over every
+                             * byte stored is a tenth of a quiet replay */
     /* Told of each event as it happens (NULL: nobody). */
     void (*on_event)(void *opaque, const struct world_event *ev);
     void *event_opaque;
