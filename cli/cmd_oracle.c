@@ -377,6 +377,7 @@ struct oracle_run {
     unsigned qd, inflight, inflight_max;
     uint64_t crashes;
     bool dead;           /* the connection broke: nothing more is submitted */
+    bool keep_going;     /* --keep-going: a problem does not end the run */
     char first[640];     /* the first problem, or "" */
     struct violation first_v; /* the first divergence, as check_rw saw it */
     unsigned first_line;
@@ -566,8 +567,8 @@ static void oracle_op(struct oracle_run *o, const struct trace_rec *r)
         waited |= o->inflight < o->qd;
         oracle_poll(o);
     }
-    if (o->dead) {
-        return;
+    if (o->dead || (o->first[0] && !o->keep_going)) {
+        return; /* a request that completed while this one waited ended the run */
     }
     o->waited += waited;
     struct slot *s = o->slots;
@@ -895,6 +896,7 @@ int cmd_oracle(int argc, char **argv)
     o->h = nbd_create();
     o->seed = 1;
     o->qd = a.qd ? a.qd : 1;
+    o->keep_going = a.keep_going;
     char ctx[128];
     snprintf(ctx, sizeof(ctx), "qemu:dirty-bitmap:%s", a.bitmap ? a.bitmap : "");
     ret = o->h && (!a.bitmap || nbd_add_meta_context(o->h, ctx) == 0) ? 0 : CLI_USAGE;
