@@ -103,22 +103,20 @@ static struct model_sector *sector_put(struct model_disk *m, uint64_t s)
     return &m->chunks[pos].s[s % MODEL_CHUNK_SECTORS];
 }
 
-static bool cand_durable(const struct model_disk *m, const struct model_cand *c)
-{
-    if (c->flags & MODEL_MAYBE) {
-        return false;
-    }
-    return (c->flags & MODEL_DURABLE) || c->seq < m->durable_seq;
-}
-
+/*
+ * The durable base is the last definite candidate that completed before
+ * durable_seq (a definite MODEL_DURABLE one is always made the base where it
+ * appears: sector_push, model_disk_read). Sequence numbers never decrease
+ * along the list, so the candidates before durable_seq are a prefix and the
+ * walk stops at the first that is not: O(1) while nothing was flushed.
+ */
 static void sector_prune(const struct model_disk *m, struct model_sector *sec)
 {
     struct model_cand *c = cands(sec);
     uint32_t base = 0;
-    for (uint32_t i = sec->n; i > 0; i--) {
-        if (cand_durable(m, &c[i - 1])) {
-            base = i - 1;
-            break;
+    for (uint32_t i = 1; i < sec->n && c[i].seq < m->durable_seq; i++) {
+        if (!(c[i].flags & MODEL_MAYBE)) {
+            base = i;
         }
     }
     if (base > 0) {
@@ -131,8 +129,9 @@ static void sector_prune(const struct model_disk *m, struct model_sector *sec)
 static void sector_push(struct model_disk *m, struct model_sector *sec,
                         struct model_cand cand)
 {
-    if (cand.flags & MODEL_DURABLE && !(cand.flags & MODEL_MAYBE)) {
-        sec->n = 0; /* nothing before a durable definite value survives */
+    if (!(cand.flags & MODEL_MAYBE) && (cand.flags & MODEL_DURABLE || m->crash_free)) {
+        sec->n = 0; /* nothing before a durable definite value survives (nor
+                     * before a definite one, where no crash can come) */
     }
     if (sec->n == sec->cap) {
         ASSERT(sec->cap < MODEL_CANDS_MAX);
@@ -170,6 +169,7 @@ void model_disk_flush(struct model_disk *m, uint64_t submit_seq)
 
 void model_disk_crash(struct model_disk *m)
 {
+    ASSERT(!m->crash_free); /* its owner said no crash could come */
     for (uint64_t i = 0; i < m->n_chunks; i++) {
         for (unsigned j = 0; j < MODEL_CHUNK_SECTORS; j++) {
             struct model_sector *sec = &m->chunks[i].s[j];
@@ -258,6 +258,13 @@ bool model_disk_read(struct model_disk *m, uint64_t s, uint64_t tag, uint64_t *e
         if (crashed) {
             c->flags |= MODEL_DURABLE;
         }
+        if (c->flags & MODEL_DURABLE || m->crash_free) { /* on media now (or a FUA
+                                                           * that was MAYBE), or
+                                                           * no crash can come */
+            cands(sec)[0] = *c;
+            sec->n = 1;
+            return true;
+        }
         sector_prune(m, sec);
         return true;
     }
@@ -308,6 +315,8 @@ void model_disk_check(const struct model_disk *m)
             ASSERT(!(c[0].flags & MODEL_MAYBE));
             for (uint32_t k = 1; k < sec->n; k++) {
                 ASSERT(c[k].seq >= c[k - 1].seq);
+                /* a definite durable value is always the base */
+                ASSERT(!(c[k].flags & MODEL_DURABLE) || (c[k].flags & MODEL_MAYBE));
             }
         }
     }

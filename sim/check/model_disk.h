@@ -59,6 +59,9 @@ struct model_disk {
     uint64_t last_pos;        /* ... and its position, or UINT64_MAX */
     uint64_t seq;             /* bumped at every completion */
     uint64_t durable_seq;     /* completions below it are durable */
+    bool crash_free;          /* no crash can come in this run (its owner says so):
+                               * only the current set is kept, since older values
+                               * are seen only after a crash */
 };
 
 void model_disk_init(struct model_disk *m);

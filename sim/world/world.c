@@ -711,6 +711,21 @@ static void taint_seen(void *opaque, const struct disk *d, uint64_t first, uint6
     }
 }
 
+/* Can no power loss come in this run? Only 'crash' records and the options
+ * crash_at_flush and the explorer's hooks take power away (do_crash). */
+static bool crash_free(const struct world *w)
+{
+    if (w->o.crash_at_flush || w->o.crash_hook || w->o.crash_branch || w->o.crash_plans) {
+        return false;
+    }
+    for (size_t i = 0; i < w->t->n; i++) {
+        if (w->t->recs[i].kind == TRACE_CRASH) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void flush_seen(void *opaque)
 {
     struct world *w = opaque;
@@ -1253,7 +1268,9 @@ static int world_setup(struct world *w, struct err *e)
         w->disks[i]->taint_hook = taint_seen;
         w->disks[i]->taint_hook_opaque = w;
     }
+    w->crash_free = crash_free(w);
     check_rw_init(&w->check, w->seed, world_taint, w);
+    w->check.model.crash_free = w->crash_free;
     w->check.replicas = w->topo_ops->replicas;
     world__checker_add(w, &check_rw_ops, &w->check);
     if (w->topo_ops->start) {

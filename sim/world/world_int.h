@@ -136,6 +136,8 @@ struct world {
     unsigned n_inflight;
     unsigned cap_inflight;
     bool control_busy;
+    bool crash_free; /* no power loss can come in this run: models keep only
+                      * what a read may return now */
     uint64_t control_faults_at; /* faults fired when the running control action began */
     bool timer_armed;
     unsigned disk_rec_line[WORLD_DISKS_MAX]; /* the disk record that configured it */

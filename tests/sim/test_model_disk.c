@@ -1,6 +1,7 @@
 /* Tests of sim/model_disk: current and post-crash value sets. */
 #include "../../sim/check/check_rw.h"
 #include "../../sim/base/content.h"
+#include "../../sim/base/rng.h"
 #include "../../sim/check/model_disk.h"
 #include "../suites.h"
 #include "../testlib.h"
@@ -144,6 +145,178 @@ START_TEST(test_checker_replicas_after_crash)
 }
 END_TEST
 
+/*
+ * A reference model, written the slow and obvious way: every candidate of a
+ * sector is kept in completion order and the durable base is found afresh
+ * each time (the last definite one that is FUA, read back after a crash, or
+ * completed before the last flush's submission). The model must give the
+ * same current sets and read verdicts; its crash-free mode must too, on
+ * sequences without a crash.
+ */
+#define REF_SECTORS 3
+#define REF_MAX 512
+
+struct ref_sector {
+    struct model_cand c[REF_MAX];
+    unsigned n;
+};
+
+struct ref_model {
+    struct ref_sector s[REF_SECTORS];
+    uint64_t seq, durable_seq;
+};
+
+static void ref_prune(struct ref_model *r, struct ref_sector *sec)
+{
+    unsigned base = 0;
+    for (unsigned i = sec->n; i > 0; i--) {
+        const struct model_cand *c = &sec->c[i - 1];
+        if (!(c->flags & MODEL_MAYBE) &&
+            ((c->flags & MODEL_DURABLE) || c->seq < r->durable_seq)) {
+            base = i - 1;
+            break;
+        }
+    }
+    memmove(sec->c, sec->c + base, (sec->n - base) * sizeof(sec->c[0]));
+    sec->n -= base;
+}
+
+static unsigned ref_start(const struct ref_sector *sec)
+{
+    unsigned i = sec->n - 1;
+    while (sec->c[i].flags & MODEL_MAYBE) {
+        i--;
+    }
+    return i;
+}
+
+static unsigned ref_current(const struct ref_sector *sec, uint64_t *set)
+{
+    unsigned n = 0;
+    for (unsigned i = ref_start(sec); i < sec->n; i++) {
+        set[n++] = sec->c[i].tag;
+    }
+    return n;
+}
+
+static bool ref_read(struct ref_model *r, struct ref_sector *sec, uint64_t tag)
+{
+    for (unsigned i = sec->n; i > ref_start(sec); i--) {
+        struct model_cand *c = &sec->c[i - 1];
+        if (c->tag == tag) {
+            sec->n = i;
+            bool crashed = c->flags & MODEL_CRASHED;
+            c->flags &= ~(uint32_t)(MODEL_MAYBE | MODEL_CRASHED);
+            c->flags |= crashed ? MODEL_DURABLE : 0;
+            ref_prune(r, sec);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Same current set in @m as in @r for every sector? */
+static void same_sets(const struct model_disk *m, const struct ref_model *r)
+{
+    for (unsigned s = 0; s < REF_SECTORS; s++) {
+        uint64_t want[REF_MAX], got[REF_MAX];
+        unsigned nw = ref_current(&r->s[s], want);
+        unsigned ng = model_disk_current(m, s, got, REF_MAX);
+        ck_assert_uint_eq(ng, nw);
+        ck_assert(memcmp(got, want, nw * sizeof(want[0])) == 0);
+    }
+}
+
+START_TEST(test_model_against_reference)
+{
+    static const uint32_t flag_kinds[] = { 0, 0, 0, MODEL_MAYBE, MODEL_DURABLE,
+                                           MODEL_MAYBE | MODEL_DURABLE };
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        struct rng g;
+        rng_seed(&g, seed);
+        bool crashes = seed % 2 == 0; /* odd seeds: crash-free, a third model too */
+        static struct ref_model r;
+        memset(&r, 0, sizeof(r));
+        struct model_disk m, f;
+        model_disk_init(&m);
+        model_disk_init(&f);
+        f.crash_free = true;
+        for (unsigned s = 0; s < REF_SECTORS; s++) {
+            r.s[s].c[0] = (struct model_cand){ 0, 0, MODEL_DURABLE };
+            r.s[s].n = 1;
+            model_disk_write(&m, s, 1, 0, MODEL_DURABLE); /* every sector known */
+            model_disk_write(&f, s, 1, 0, MODEL_DURABLE);
+        }
+        uint64_t pending[8];
+        unsigned n_pending = 0;
+        for (unsigned step = 0; step < 200; step++) {
+            unsigned s = (unsigned)rng_below(&g, REF_SECTORS);
+            unsigned what = (unsigned)rng_below(&g, 10);
+            if (what < 4) { /* a write completes */
+                uint64_t tag = 1 + rng_below(&g, 6);
+                uint32_t flags = flag_kinds[rng_below(&g, ARRAY_LEN(flag_kinds))];
+                r.seq = model_disk_tick(&m);
+                model_disk_tick(&f);
+                struct ref_sector *sec = &r.s[s];
+                if ((flags & MODEL_DURABLE) && !(flags & MODEL_MAYBE)) {
+                    sec->n = 0;
+                }
+                ck_assert_uint_lt(sec->n, REF_MAX);
+                sec->c[sec->n++] = (struct model_cand){ tag, r.seq, flags };
+                ref_prune(&r, sec);
+                model_disk_write(&m, s, 1, tag, flags);
+                model_disk_write(&f, s, 1, tag, flags);
+            } else if (what == 4 && n_pending < ARRAY_LEN(pending)) { /* a flush is sent */
+                pending[n_pending++] = r.seq = model_disk_tick(&m);
+                model_disk_tick(&f);
+            } else if (what == 5 && n_pending > 0) { /* one completes */
+                unsigned k = (unsigned)rng_below(&g, n_pending);
+                uint64_t submit = pending[k];
+                pending[k] = pending[--n_pending];
+                r.seq = model_disk_tick(&m);
+                model_disk_tick(&f);
+                r.durable_seq = submit > r.durable_seq ? submit : r.durable_seq;
+                model_disk_flush(&m, submit);
+                model_disk_flush(&f, submit);
+            } else if (what == 6 && crashes) { /* power loss */
+                for (unsigned k = 0; k < REF_SECTORS; k++) {
+                    ref_prune(&r, &r.s[k]);
+                    for (unsigned i = 1; i < r.s[k].n; i++) {
+                        r.s[k].c[i].flags |= MODEL_MAYBE | MODEL_CRASHED;
+                    }
+                }
+                model_disk_crash(&m);
+                n_pending = 0;
+            } else { /* a read: a value of the current set, or any */
+                uint64_t set[REF_MAX];
+                unsigned n = ref_current(&r.s[s], set);
+                uint64_t tag = rng_below(&g, 3) ? set[rng_below(&g, n)] : rng_below(&g, 7);
+                uint64_t expect[REF_MAX];
+                unsigned n_expect;
+                bool want = ref_read(&r, &r.s[s], tag);
+                ck_assert_int_eq(model_disk_read(&m, s, tag, expect, REF_MAX, &n_expect), want);
+                ck_assert_uint_eq(n_expect, want ? 0 : n);
+                if (!crashes) {
+                    ck_assert_int_eq(model_disk_read(&f, s, tag, expect, REF_MAX, &n_expect),
+                                     want);
+                }
+            }
+            same_sets(&m, &r);
+            if (!crashes) {
+                same_sets(&f, &r);
+                /* and holds nothing else (the three sectors share chunk 0) */
+                uint64_t set[REF_MAX];
+                ck_assert_uint_eq(f.chunks[0].s[s].n, model_disk_current(&f, s, set, REF_MAX));
+            }
+            model_disk_check(&m);
+            model_disk_check(&f);
+        }
+        model_disk_fini(&m);
+        model_disk_fini(&f);
+    }
+}
+END_TEST
+
 Suite *suite_model_disk(void)
 {
     const TTest *tests[] = {
@@ -151,6 +324,7 @@ Suite *suite_model_disk(void)
         test_model_read_your_writes,
         test_model_crash_sets,
         test_model_assign,
+        test_model_against_reference,
     };
     return tl_suite("model_disk", tests, ARRAY_LEN(tests));
 }
