@@ -215,6 +215,44 @@ static bool ref_read(struct ref_model *r, struct ref_sector *sec, uint64_t tag)
     return false;
 }
 
+static void ref_write(struct ref_model *r, struct ref_sector *sec, uint64_t tag, uint32_t flags)
+{
+    if ((flags & MODEL_DURABLE) && !(flags & MODEL_MAYBE)) {
+        sec->n = 0;
+    }
+    ck_assert_uint_lt(sec->n, REF_MAX);
+    sec->c[sec->n++] = (struct model_cand){ tag, r->seq, flags };
+    ref_prune(r, sec);
+}
+
+static void ref_crash(struct ref_model *r)
+{
+    for (unsigned k = 0; k < REF_SECTORS; k++) {
+        ref_prune(r, &r->s[k]);
+        for (unsigned i = 1; i < r->s[k].n; i++) {
+            r->s[k].c[i].flags |= MODEL_MAYBE | MODEL_CRASHED;
+        }
+    }
+}
+
+/* A read of sector @s: a value of its current set, or any; @f (or NULL)
+ * must answer as @m does. */
+static void step_read(struct ref_model *r, struct model_disk *m, struct model_disk *f,
+                      unsigned s, struct rng *g)
+{
+    uint64_t set[REF_MAX];
+    unsigned n = ref_current(&r->s[s], set);
+    uint64_t tag = rng_below(g, 3) ? set[rng_below(g, n)] : rng_below(g, 7);
+    uint64_t expect[REF_MAX];
+    unsigned n_expect;
+    bool want = ref_read(r, &r->s[s], tag);
+    ck_assert_int_eq(model_disk_read(m, s, tag, expect, REF_MAX, &n_expect), want);
+    ck_assert_uint_eq(n_expect, want ? 0 : n);
+    if (f) {
+        ck_assert_int_eq(model_disk_read(f, s, tag, expect, REF_MAX, &n_expect), want);
+    }
+}
+
 /* Same current set in @m as in @r for every sector? */
 static void same_sets(const struct model_disk *m, const struct ref_model *r)
 {
@@ -257,13 +295,7 @@ START_TEST(test_model_against_reference)
                 uint32_t flags = flag_kinds[rng_below(&g, ARRAY_LEN(flag_kinds))];
                 r.seq = model_disk_tick(&m);
                 model_disk_tick(&f);
-                struct ref_sector *sec = &r.s[s];
-                if ((flags & MODEL_DURABLE) && !(flags & MODEL_MAYBE)) {
-                    sec->n = 0;
-                }
-                ck_assert_uint_lt(sec->n, REF_MAX);
-                sec->c[sec->n++] = (struct model_cand){ tag, r.seq, flags };
-                ref_prune(&r, sec);
+                ref_write(&r, &r.s[s], tag, flags);
                 model_disk_write(&m, s, 1, tag, flags);
                 model_disk_write(&f, s, 1, tag, flags);
             } else if (what == 4 && n_pending < ARRAY_LEN(pending)) { /* a flush is sent */
@@ -279,27 +311,11 @@ START_TEST(test_model_against_reference)
                 model_disk_flush(&m, submit);
                 model_disk_flush(&f, submit);
             } else if (what == 6 && crashes) { /* power loss */
-                for (unsigned k = 0; k < REF_SECTORS; k++) {
-                    ref_prune(&r, &r.s[k]);
-                    for (unsigned i = 1; i < r.s[k].n; i++) {
-                        r.s[k].c[i].flags |= MODEL_MAYBE | MODEL_CRASHED;
-                    }
-                }
+                ref_crash(&r);
                 model_disk_crash(&m);
                 n_pending = 0;
-            } else { /* a read: a value of the current set, or any */
-                uint64_t set[REF_MAX];
-                unsigned n = ref_current(&r.s[s], set);
-                uint64_t tag = rng_below(&g, 3) ? set[rng_below(&g, n)] : rng_below(&g, 7);
-                uint64_t expect[REF_MAX];
-                unsigned n_expect;
-                bool want = ref_read(&r, &r.s[s], tag);
-                ck_assert_int_eq(model_disk_read(&m, s, tag, expect, REF_MAX, &n_expect), want);
-                ck_assert_uint_eq(n_expect, want ? 0 : n);
-                if (!crashes) {
-                    ck_assert_int_eq(model_disk_read(&f, s, tag, expect, REF_MAX, &n_expect),
-                                     want);
-                }
+            } else {
+                step_read(&r, &m, crashes ? NULL : &f, s, &g);
             }
             same_sets(&m, &r);
             if (!crashes) {
