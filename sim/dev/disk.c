@@ -184,6 +184,7 @@ void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len
 
 void disk_peek_durable(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len)
 {
+    ASSERT(!d->cfg.no_log); /* its owner said nobody would ask */
     disk_peek(d, offset, buf, len);
     /* Undo the volatile cache, newest entry first: what a power loss that
      * kept nothing of it would leave. */
@@ -354,7 +355,7 @@ static void log_append(struct disk *d, uint64_t offset, const uint8_t *src, uint
 static void disk_apply(struct disk *d, uint64_t offset, const uint8_t *src, uint64_t len,
                        bool fua)
 {
-    if (d->cfg.cache_bytes > 0) {
+    if (d->cfg.cache_bytes > 0 && !d->cfg.no_log) {
         log_append(d, offset, src, len, fua);
     }
     store_write(d, offset, src, len);
@@ -741,6 +742,7 @@ static void crash_finish(struct disk *d, const struct disk_crash_report *rep,
 
 void disk_crash(struct disk *d, enum disk_crash_mode mode, struct disk_crash_report *out)
 {
+    ASSERT(!d->cfg.no_log); /* its owner said none would come */
     disk_check(d);
     struct disk_crash_report rep = { .mode = mode, .pending = d->log_n };
     crash_undo(d);
@@ -760,6 +762,7 @@ void disk_crash(struct disk *d, enum disk_crash_mode mode, struct disk_crash_rep
 void disk_crash_planned(struct disk *d, const struct disk_crash_plan *plan,
                         struct disk_crash_report *out)
 {
+    ASSERT(!d->cfg.no_log); /* its owner said none would come */
     disk_check(d);
     struct disk_crash_report rep = { .mode = DISK_CRASH_SUBSET, .pending = d->log_n };
     crash_undo(d);

@@ -66,6 +66,8 @@ struct disk_config {
     bool atomic_sector;   /* a crash never tears inside a sector */
     bool sync_read_faults; /* synchronous reads (a loader's read_sync) obey the read
                             * fault rules too; off: they see the media as it is */
+    bool no_log;          /* its owner promises no power loss, shutdown or durable
+                           * peek: the cache keeps no log of what it would lose */
 };
 
 struct disk_stats {

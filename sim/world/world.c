@@ -711,6 +711,16 @@ static void taint_seen(void *opaque, const struct disk *d, uint64_t first, uint6
     }
 }
 
+static bool trace_has(const struct trace *t, enum trace_kind kind)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->recs[i].kind == kind) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Can no power loss come in this run? Only 'crash' records and the options
  * crash_at_flush and the explorer's hooks take power away (do_crash). */
 static bool crash_free(const struct world *w)
@@ -718,12 +728,7 @@ static bool crash_free(const struct world *w)
     if (w->o.crash_at_flush || w->o.crash_hook || w->o.crash_branch || w->o.crash_plans) {
         return false;
     }
-    for (size_t i = 0; i < w->t->n; i++) {
-        if (w->t->recs[i].kind == TRACE_CRASH) {
-            return false;
-        }
-    }
-    return true;
+    return !trace_has(w->t, TRACE_CRASH);
 }
 
 static void flush_seen(void *opaque)
@@ -1261,14 +1266,15 @@ static int world_setup(struct world *w, struct err *e)
     }
     TRY(faults_opt_validate(w, trace_rules, e));
     TRY(world__exports_check(w, e));
+    w->crash_free = crash_free(w);
     for (unsigned i = 0; i < w->n_disks; i++) {
+        w->dcfg[i].no_log = w->crash_free && !w->o.n_exports && !trace_has(w->t, TRACE_SHUTDOWN);
         w->disks[i] = disk_new(&w->dcfg[i], &w->q, &w->plan, w->seed, i, w->o.disk_mutants);
         w->disks[i]->flush_hook = flush_seen;
         w->disks[i]->flush_hook_opaque = w;
         w->disks[i]->taint_hook = taint_seen;
         w->disks[i]->taint_hook_opaque = w;
     }
-    w->crash_free = crash_free(w);
     check_rw_init(&w->check, w->seed, world_taint, w);
     w->check.model.crash_free = w->crash_free;
     w->check.replicas = w->topo_ops->replicas;

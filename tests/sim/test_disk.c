@@ -247,6 +247,32 @@ START_TEST(test_misdirect_and_corrupt_taint)
 }
 END_TEST
 
+START_TEST(test_no_log)
+{
+    /* An owner that promises no power loss: the cache logs nothing, reads
+     * and flushes work as before. */
+    struct tl_env env;
+    tl_env_init(&env);
+    struct disk_config c;
+    disk_config_default(&c, "d0", 1 << 20);
+    c.no_log = true;
+    struct disk *d = disk_new(&c, &env.q, &env.plan, 1, 0, 0);
+    struct disk_handle *h = disk_handle_new(d);
+    uint8_t a[4096];
+    uint8_t r[4096];
+    tl_pattern(a, 4096, 1);
+    ck_assert_int_eq(tl_disk_write(&env.q, h, 4096, a, 4096, 0), 0);
+    ck_assert_uint_eq(d->log_n, 0);
+    ck_assert_int_eq(tl_disk_read(&env.q, h, 4096, r, 4096), 0);
+    tl_assert_mem_eq(r, a, 4096);
+    ck_assert_int_eq(tl_disk_flush(&env.q, h), 0);
+    ck_assert_uint_eq(d->stats.ops[1], 1);
+    disk_handle_free(h);
+    disk_free(d);
+    tl_env_fini(&env);
+}
+END_TEST
+
 START_TEST(test_sparse_memory_and_hash)
 {
     struct tl_env env;
@@ -281,6 +307,7 @@ Suite *suite_disk(void)
         test_fault_eio_enospc_latent,
         test_misdirect_and_corrupt_taint,
         test_sparse_memory_and_hash,
+        test_no_log,
     };
     return tl_suite("disk", tests, ARRAY_LEN(tests));
 }
