@@ -1,6 +1,7 @@
 /*
- * u64map: see u64map.h. Method: the slot of a key is rng_mix64(key) masked to
- * the capacity; collisions probe forward. Deletion shifts later members of
+ * u64map: see u64map.h. Method: the slot of a key is the mix of its high bits,
+ * its low bits kept (slot_home), masked to the capacity; collisions probe
+ * forward. Deletion shifts later members of
  * the probe run back, so lookups never need tombstones.
  */
 #include "u64map.h"
@@ -22,9 +23,16 @@ void u64map_fini(struct u64map *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* Keys that differ only in their low U64MAP_RUN_BITS bits (neighbouring
+ * sectors) get neighbouring slots, so a range costs a few cache lines, not
+ * a miss per key; the runs themselves spread by the mix. */
+#define U64MAP_RUN_BITS 3
+
 static size_t slot_home(const struct u64map *m, uint64_t key)
 {
-    return (size_t)rng_mix64(key) & (m->cap - 1);
+    uint64_t low = key & ((1u << U64MAP_RUN_BITS) - 1);
+    return (size_t)((rng_mix64(key >> U64MAP_RUN_BITS) << U64MAP_RUN_BITS) | low) &
+           (m->cap - 1);
 }
 
 uint64_t *u64map_get(const struct u64map *m, uint64_t key)

@@ -6,7 +6,11 @@
 
 #include <string.h>
 
-START_TEST(test_u64map_against_shadow)
+/* Keys k * spread: scattered, dense neighbours (which share runs of slots),
+ * and only the first key of each run. */
+static const uint64_t spreads[] = { 0x10001, 1, 8 };
+
+static void against_shadow(uint64_t spread, uint64_t seed)
 {
     enum { KEYS = 2048 };
     struct u64map m;
@@ -14,10 +18,10 @@ START_TEST(test_u64map_against_shadow)
     static uint64_t shadow[KEYS]; /* 0: absent, else value */
     memset(shadow, 0, sizeof(shadow));
     struct rng r;
-    rng_seed(&r, 5);
+    rng_seed(&r, seed);
     for (int step = 0; step < 40000; step++) {
         uint64_t k = rng_below(&r, KEYS);
-        uint64_t key = k * 0x10001; /* spread keys, include 0 */
+        uint64_t key = k * spread; /* include 0 */
         if (rng_below(&r, 3) == 0) {
             ck_assert_int_eq(u64map_del(&m, key), shadow[k] != 0);
             shadow[k] = 0;
@@ -32,7 +36,7 @@ START_TEST(test_u64map_against_shadow)
     }
     size_t count = 0;
     for (uint64_t k = 0; k < KEYS; k++) {
-        uint64_t *v = u64map_get(&m, k * 0x10001);
+        uint64_t *v = u64map_get(&m, k * spread);
         ck_assert_int_eq(v != NULL, shadow[k] != 0);
         if (v) {
             ck_assert_uint_eq(*v, shadow[k]);
@@ -47,6 +51,13 @@ START_TEST(test_u64map_against_shadow)
     mem_free(keys, m.n * sizeof(*keys));
     u64map_check(&m);
     u64map_fini(&m);
+}
+
+START_TEST(test_u64map_against_shadow)
+{
+    for (uint64_t i = 0; i < ARRAY_LEN(spreads); i++) {
+        against_shadow(spreads[i], 5 + i);
+    }
 }
 END_TEST
 
