@@ -173,7 +173,7 @@ static bool mem_cache_enabled(void)
     return mem_cache_on > 0;
 }
 
-void *mem_alloc(size_t size)
+static void *mem_get(size_t size, bool zero)
 {
     void *p;
     if (size <= MEM_CACHE_MAX && mem_cache_enabled()) {
@@ -183,18 +183,30 @@ void *mem_alloc(size_t size)
             p = mem_cache[c].head;
             memcpy(&mem_cache[c].head, p, sizeof(void *));
             mem_cache[c].n--;
-            memset(p, 0, size ? size : 1);
+            if (zero) {
+                memset(p, 0, size ? size : 1);
+            }
         } else {
-            p = calloc(1, c * MEM_CACHE_STEP);
+            p = zero ? calloc(1, c * MEM_CACHE_STEP) : malloc(c * MEM_CACHE_STEP);
         }
     } else {
-        p = calloc(1, size ? size : 1);
+        p = zero ? calloc(1, size ? size : 1) : malloc(size ? size : 1);
     }
     if (!p) {
         base_panic(__FILE__, __LINE__, "out of memory");
     }
     mem_account(1, (int64_t)size);
     return p;
+}
+
+void *mem_alloc(size_t size)
+{
+    return mem_get(size, true);
+}
+
+void *mem_alloc_raw(size_t size)
+{
+    return mem_get(size, false);
 }
 
 void *mem_realloc(void *p, size_t old_size, size_t new_size)

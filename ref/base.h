@@ -96,6 +96,8 @@ _Noreturn void base_panic(const char *file, int line, const char *msg);
 
 /* Counted allocation; aborts on exhaustion. mem_alloc zeroes the block. */
 void *mem_alloc(size_t size);
+/* The same, not zeroed: for a buffer its user fills whole before reading. */
+void *mem_alloc_raw(size_t size);
 void *mem_realloc(void *p, size_t old_size, size_t new_size);
 void mem_free(void *p, size_t size);
 char *mem_strdup(const char *s);

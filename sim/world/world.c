@@ -315,8 +315,12 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     op->host = rec->guest ? w->topo_ops->guest_host(w, rec->guest) : WORLD_GUEST_HOST;
     op->epoch = world__host_epoch(w, op->host);
     op->t_submit = w->q.now_ns;
-    if (rec->kind == TRACE_READ || rec->kind == TRACE_WRITE) {
+    /* A write's buffer is filled whole below; a read's starts zeroed, so a
+     * stack that fails to fill it shows zeroes, never a stale buffer's data. */
+    if (rec->kind == TRACE_READ) {
         op->buf = mem_alloc(rec->len);
+    } else if (rec->kind == TRACE_WRITE) {
+        op->buf = mem_alloc_raw(rec->len);
     }
     if (rec->kind == TRACE_WRITE && rec->has_pattern) {
         memset(op->buf, rec->pattern, rec->len);
