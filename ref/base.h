@@ -102,8 +102,8 @@ void *mem_realloc(void *p, size_t old_size, size_t new_size);
 void mem_free(void *p, size_t size);
 char *mem_strdup(const char *s);
 
-/* A block of @size bytes aligned to 2 MiB, not zeroed, that the kernel may
- * back with huge pages (bulk stores: a simulated disk's contents). */
+/* A block of @size bytes aligned to 2 MiB, not zeroed (bulk stores: a
+ * simulated disk's contents). */
 void *mem_alloc_huge(size_t size); /* free it with mem_free */
 void mem_strfree(char *s);
 int64_t mem_blocks_live(void);

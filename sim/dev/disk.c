@@ -198,8 +198,9 @@ void disk_peek_durable(const struct disk *d, uint64_t offset, uint8_t *buf, uint
     }
 }
 
-/* A zeroed chunk: from the free list, else carved from the newest slab. */
-static uint8_t *chunk_new(struct disk *d)
+/* A chunk from the free list, else carved from the newest slab; zeroed
+ * unless @whole (its caller writes all of it). */
+static uint8_t *chunk_new(struct disk *d, bool whole)
 {
     uint8_t *c;
     if (d->n_free > 0) {
@@ -220,7 +221,9 @@ static uint8_t *chunk_new(struct disk *d)
         }
         c = d->slabs[d->n_slabs - 1] + d->slab_used++ * DISK_CHUNK;
     }
-    memset(c, 0, DISK_CHUNK);
+    if (!whole) {
+        memset(c, 0, DISK_CHUNK);
+    }
     return c;
 }
 
@@ -258,7 +261,7 @@ static void store_write(struct disk *d, uint64_t offset, const uint8_t *src, uin
             }
         } else {
             if (!c) {
-                c = chunk_new(d);
+                c = chunk_new(d, n == DISK_CHUNK);
                 *u64map_put(&d->chunks, index, NULL) = (uint64_t)(uintptr_t)c;
             }
             memcpy(c + in, src, n);
