@@ -92,11 +92,25 @@ struct colo_state {
     bool failed_over;
     uint64_t checkpoints, checkpoints_refused, failovers, view_unjudged_faults;
     json_t *history;          /* replication operations and their results */
+    uint8_t *scratch[2];      /* the checkers' read buffers, scratch_len each */
+    uint64_t scratch_len;
 };
 
 static struct colo_state *cs(const struct world *w)
 {
     return w->tst;
+}
+
+/* Read buffer @i (0 or 1) for the disk scans: made once, not zeroed (each
+ * scan fills what it looks at), as long as a scan reads at a time. */
+static uint8_t *scratch(struct world *w, unsigned i)
+{
+    struct colo_state *c = cs(w);
+    if (!c->scratch[i]) {
+        c->scratch_len = min_u64(CO_CHUNK, w->size);
+        c->scratch[i] = mem_alloc_raw(c->scratch_len);
+    }
+    return c->scratch[i];
 }
 
 static void colo_setup(struct world *w, const struct trace_cfg *c)
@@ -618,7 +632,7 @@ static const struct checker_ops promoted_checker = {
 static void promote(struct world *w)
 {
     struct colo_state *c = cs(w);
-    uint8_t *buf = mem_alloc(CO_CHUNK);
+    uint8_t *buf = scratch(w, 0);
     (void)model_disk_tick(&c->pc.model);
     for (uint64_t off = 0; off < w->size; off += CO_CHUNK) {
         uint64_t len = min_u64(CO_CHUNK, w->size - off);
@@ -630,7 +644,6 @@ static void promote(struct world *w)
             }
         }
     }
-    mem_free(buf, CO_CHUNK);
     c->promoted = true;
 }
 
@@ -685,7 +698,7 @@ static void hidden_check(struct world *w, unsigned line, bool always)
         return;
     }
     struct node *hidden = c->sec->hidden;
-    uint8_t *buf = mem_alloc(CO_CHUNK);
+    uint8_t *buf = scratch(w, 0);
     for (uint64_t off = 0; off < w->size && !c->ck.failed;) {
         uint64_t pnum = 0;
         uint64_t len = min_u64(CO_CHUNK, w->size - off);
@@ -702,7 +715,6 @@ static void hidden_check(struct world *w, unsigned line, bool always)
         }
         off += pnum;
     }
-    mem_free(buf, CO_CHUNK);
 }
 
 /* The parts of the disks a checkpoint or failover must look at: where
@@ -763,14 +775,15 @@ static void runs_free(struct runs *x, size_t cap)
 /* I2 and I5 over @x: the secondary disk equals the primary disk. */
 static void pair_check(struct world *w, const struct runs *x, unsigned line)
 {
-    uint8_t *a = mem_alloc(CO_CHUNK);
-    uint8_t *b = mem_alloc(CO_CHUNK);
+    uint8_t *a = scratch(w, 0);
+    uint8_t *b = scratch(w, 1);
     for (size_t r = 0; r < x->n && !cs(w)->ck.failed; r++) {
         uint64_t off = x->r[r][0];
         uint64_t len = x->r[r][1];
         disk_peek(w->disks[D_PRIMARY], off, a, len);
         disk_peek(w->disks[D_SECONDARY], off, b, len);
-        for (uint64_t k = 0; k < len / 512 && memcmp(a, b, len) != 0; k++) {
+        bool differ = memcmp(a, b, len) != 0;
+        for (uint64_t k = 0; k < len / 512 && differ; k++) {
             uint64_t sec = off / 512 + k;
             if (memcmp(a + k * 512, b + k * 512, 512) == 0 || pair_explained(w, sec)) {
                 continue;
@@ -791,8 +804,6 @@ static void pair_check(struct world *w, const struct runs *x, unsigned line)
             break;
         }
     }
-    mem_free(a, CO_CHUNK);
-    mem_free(b, CO_CHUNK);
 }
 
 /* C becomes what the secondary disk holds over @x (elsewhere it is C
@@ -800,13 +811,12 @@ static void pair_check(struct world *w, const struct runs *x, unsigned line)
 static void model_take(struct world *w, const struct runs *x, bool whole)
 {
     struct check_colo *ck = &cs(w)->ck;
-    uint8_t *buf = mem_alloc(CO_CHUNK);
+    uint8_t *buf = scratch(w, 0);
     check_colo_checkpoint_begin(ck, whole);
     for (size_t r = 0; r < x->n; r++) {
         disk_peek(w->disks[D_SECONDARY], x->r[r][0], buf, x->r[r][1]);
         check_colo_checkpoint_data(ck, buf, x->r[r][0] / 512, x->r[r][1] / 512);
     }
-    mem_free(buf, CO_CHUNK);
 }
 
 /* The secondary's view is its disk again (a checkpoint, a stop). */
@@ -856,7 +866,7 @@ static bool failover_compare(struct world *w, uint8_t *buf, uint64_t off, uint64
 static void after_failover(struct world *w, const struct trace_rec *rec)
 {
     struct colo_state *c = cs(w);
-    uint8_t *buf = mem_alloc(CO_CHUNK);
+    uint8_t *buf = scratch(w, 0);
     size_t cap;
     struct runs x = changed_runs(w, &cap);
     bool stop = overlays_faulted(w); /* their damage cannot be named by sector */
@@ -873,7 +883,6 @@ static void after_failover(struct world *w, const struct trace_rec *rec)
         c->ck.first.line = rec ? rec->line : 0;
     }
     runs_free(&x, cap);
-    mem_free(buf, CO_CHUNK);
     check_colo_failover(&c->ck);
     c->pair = false;
     c->failed_over = true;
@@ -1256,6 +1265,9 @@ static void colo_fini(struct world *w)
     u64map_fini(&c->carried[0]);
     u64map_fini(&c->carried[1]);
     json_decref(c->history);
+    for (unsigned i = 0; i < 2; i++) {
+        mem_free(c->scratch[i], c->scratch[i] ? c->scratch_len : 0);
+    }
     mem_free(w->tst, sizeof(struct colo_state));
     w->tst = NULL;
 }
