@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../props/engine.h"
+#include "../props/pool.h"
 #include "../props/registry.h"
 #include "../sim/trace/trace.h"
 #include "cli.h"
@@ -47,6 +48,9 @@ static void check_usage(FILE *out)
             "                   any trial runs. Nothing is written when every trial passes.\n"
             "  --no-fork        run trials in this process (faster; a crash ends the run)\n"
             "  --timeout S      fork mode: a trial running longer hangs (default 30)\n"
+            "  --jobs N         fork mode: trials run at once by long-lived workers\n"
+            "                   (default: one a core, at most 16); the counts, the failing\n"
+            "                   trial and its repro are those of running them one by one\n"
             "  --shrink-steps N candidate runs the shrinker may spend (default 5000)\n"
             "  --json           print results as JSON (seed, shard, repro, reproduce)\n"
             "  --jsonl FILE     append results as JSON lines (a batch line a property, a\n"
@@ -103,6 +107,10 @@ static int check_opt(struct check_args *a, int c, const char *val)
         return 0;
     case 'k':
         return cli_parse_num("check", "--shrink-steps", val, &a->o.shrink_steps, false);
+    case 'w':
+        CLI_TRY(cli_parse_range("check", "--jobs", val, &v, 1, POOL_MAX));
+        a->o.workers = (unsigned)v;
+        return 0;
     case 'j':
         a->json = true;
         return 0;
@@ -130,6 +138,7 @@ static int check_parse(struct check_args *a, int argc, char **argv)
         { "shard", required_argument, NULL, 'S' }, { "out", required_argument, NULL, 'o' },
         { "no-fork", no_argument, NULL, 'F' },   { "timeout", required_argument, NULL, 'T' },
         { "shrink-steps", required_argument, NULL, 'k' },
+        { "jobs", required_argument, NULL, 'w' },
         { "json", no_argument, NULL, 'j' },      { "mutant", required_argument, NULL, 'm' },
         { "jsonl", required_argument, NULL, 'J' },
         { "quiet", no_argument, NULL, 'q' },     { "help", no_argument, NULL, 'h' },

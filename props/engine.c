@@ -3,10 +3,12 @@
  *
  * Method: trial i records a choice sequence from the stream
  * ("trial", seed, i), skips it if its bytes were seen before, and runs the
- * property on the decoded scenario, in process or in a forked child with a
- * timeout (in process, the bytes are written to a trail file in OUT first,
- * so even a crash of the engine leaves a reproducer; it is removed when the
- * run ends). The first failure is shrunk: passes
+ * property on the decoded scenario, in process or, in fork mode, in one of
+ * a pool of long-lived forked workers (props/pool) that run trials side by
+ * side under a timeout, their results counted in trial order (in process,
+ * the bytes are written to a trail file in OUT first, so even a crash of the
+ * engine leaves a reproducer; it is removed when the run ends). The first
+ * failure is shrunk (in fork mode by one worker): passes
  * delete the operation spans the decoder recorded, delete byte chunks of
  * 8, 4, 2 and 1, zero bytes and lower bytes by halving, until a round finds
  * nothing or the budget ends; then lowers repeated byte values together and
@@ -30,6 +32,7 @@
 
 #include "../ref/base.h"
 #include "../sim/base/u64map.h"
+#include "pool.h"
 #include "registry.h"
 
 #define ENGINE_MAX_BYTES 65536
@@ -101,20 +104,10 @@ static bool trial_forked(const struct prop *p, const struct engine_opts *o,
         snprintf(msg, size, "fork failed: %s", strerror(errno));
         return true;
     }
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        if (sig == SIGALRM) {
-            snprintf(msg, size, "trial hung (over %u s)", o->timeout_s);
-        } else {
-            snprintf(msg, size, "trial crashed: signal %d (%s)", sig, strsignal(sig));
-        }
-        return true;
+    if (WIFSIGNALED(status) || msg[0] == '\0') {
+        pool_child_verdict(status, o->timeout_s, msg, size);
     }
-    if (WEXITSTATUS(status) != 0 && msg[0] == '\0') {
-        /* Died without saying why (under valgrind an abort ends this way). */
-        snprintf(msg, size, "trial exited with status %d", WEXITSTATUS(status));
-    }
-    return WEXITSTATUS(status) != 0;
+    return WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
 }
 
 static bool stopped(const struct engine_opts *o)
@@ -134,6 +127,20 @@ bool engine_trial_fails(const struct prop *p, const struct engine_opts *o,
 
 /* ---- shrinking ---- */
 
+/* A worker of the pool runs trials as this process would. */
+struct pool_ctx {
+    const struct prop *p;
+    const struct engine_opts *o;
+};
+
+static bool pool_trial(const void *ctx, const uint8_t *bytes, size_t len, char *msg,
+                       size_t size)
+{
+    const struct pool_ctx *x = ctx;
+    return trial_in_process(x->p, x->o, bytes, len, msg, size);
+}
+
+
 struct shrinker {
     const struct prop *p;
     const struct engine_opts *o;
@@ -141,6 +148,7 @@ struct shrinker {
     uint8_t *best;
     size_t len;
     double deadline;
+    struct pool *pool; /* fork mode: one worker runs the candidates */
 };
 
 static bool shortlex_less(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
@@ -169,7 +177,16 @@ static bool shrink_try(struct shrinker *s, const uint8_t *cand, size_t len)
     }
     s->r->shrink_steps++;
     char msg[320];
-    if (!engine_trial_fails(s->p, s->o, cand, len, msg, sizeof(msg))) {
+    bool fail;
+    if (s->pool) {
+        uint64_t tag;
+        pool_submit(s->pool, s->r->shrink_steps, cand, len);
+        pool_wait(s->pool, &tag, &fail, msg, sizeof(msg));
+        fail &= !stopped(s->o); /* a candidate the user interrupted proves nothing */
+    } else {
+        fail = engine_trial_fails(s->p, s->o, cand, len, msg, sizeof(msg));
+    }
+    if (!fail) {
         return false;
     }
     memcpy(s->best, cand, len);
@@ -305,7 +322,9 @@ void engine_shrink(const struct prop *p, const struct engine_opts *o, uint8_t *b
     ASSERT(*len <= ENGINE_MAX_BYTES);
     unsigned idle[ARRAY_LEN(passes)] = { 0 };
     size_t len_before = *len;
-    struct shrinker s = { p, o, r, bytes, *len, wall_now() + o->shrink_seconds };
+    struct pool_ctx ctx = { p, o };
+    struct shrinker s = { p, o, r, bytes, *len, wall_now() + o->shrink_seconds,
+                          o->fork ? pool_new(pool_trial, &ctx, 1, o->timeout_s) : NULL };
     uint8_t *scratch = mem_alloc(ENGINE_MAX_BYTES);
     for (unsigned round = 0; round < 1000 && budget_left(&s); round++) {
         bool progress = false;
@@ -323,6 +342,9 @@ void engine_shrink(const struct prop *p, const struct engine_opts *o, uint8_t *b
         }
     }
     mem_free(scratch, ENGINE_MAX_BYTES);
+    if (s.pool) {
+        pool_free(s.pool);
+    }
     ASSERT(s.len <= len_before); /* a shrink never grows the scenario */
     *len = s.len;
 }
@@ -489,6 +511,123 @@ static void engine_fail(const struct prop *p, const struct engine_opts *o,
     }
 }
 
+/* ---- fork mode: a pool of workers ---- */
+/* A trial sent to the pool, waiting to be counted in trial order. */
+struct pending {
+    uint64_t i;
+    struct choices c;
+    bool done;
+    bool fail;
+    char msg[POOL_MSG];
+};
+
+#define PENDING_PER_WORKER 8
+
+struct pooled {
+    const struct prop *p;
+    const struct engine_opts *o;
+    struct engine_result *r;
+    struct pool *pl;
+    struct pending *q; /* a ring of cap, from head, count long */
+    unsigned cap, head, count;
+    double start;
+};
+
+/* Count the finished trials at the head of the ring, in trial order; true
+ * when the run ends there (a failure, or a stop). */
+static bool pooled_commit(struct pooled *x)
+{
+    while (x->count > 0 && x->q[x->head].done) {
+        struct pending *pd = &x->q[x->head];
+        if (stopped(x->o)) { /* the trials cut short prove nothing */
+            x->r->interrupted = true;
+            return true;
+        }
+        x->r->trials++;
+        if (pd->fail) {
+            x->r->fail_trial = pd->i;
+            snprintf(x->r->message, sizeof(x->r->message), "%s", pd->msg);
+            return true;
+        }
+        x->r->passed++;
+        choices_fini(&pd->c);
+        x->head = (x->head + 1) % x->cap;
+        x->count--;
+        if (x->o->progress && x->r->trials % 64 == 0) {
+            progress_line(x->p, x->o, x->r, x->start);
+        }
+    }
+    return false;
+}
+
+/* Trials run by long-lived workers, several at once, and are counted in
+ * trial order: the counts, the failing trial, its message and its shrunk
+ * scenario are those of running them one by one. */
+static void run_pooled(const struct prop *p, const struct engine_opts *o,
+                       struct engine_result *r, struct u64map *seen, double start)
+{
+    unsigned workers = o->workers ? (o->workers < POOL_MAX ? o->workers : POOL_MAX)
+                                  : pool_cores();
+    struct pool_ctx ctx = { p, o };
+    struct pooled x = { p, o, r, pool_new(pool_trial, &ctx, workers, o->timeout_s), NULL,
+                        workers * PENDING_PER_WORKER, 0, 0, start };
+    x.q = mem_alloc(x.cap * sizeof(*x.q));
+    unsigned shards = o->shard_count > 1 ? o->shard_count : 1;
+    uint64_t i = o->shard_index;
+    bool more = true;
+    bool ended = false;
+    while (!ended) {
+        while (more && pool_idle(x.pl) > 0 && x.count < x.cap) {
+            if ((o->trials != 0 && i >= o->trials) ||
+                (o->seconds > 0 && wall_now() - start > o->seconds) || stopped(o)) {
+                more = false;
+                r->interrupted |= stopped(o);
+                break;
+            }
+            struct pending *pd = &x.q[(x.head + x.count) % x.cap];
+            struct rng stream;
+            uint64_t at = i;
+            i += shards;
+            if (!trial_draw(p, o, at, &pd->c, &stream, seen)) {
+                r->dups++;
+                choices_fini(&pd->c);
+                continue;
+            }
+            pd->c.extend = NULL;
+            pd->i = at;
+            pd->done = false;
+            pool_submit(x.pl, at, pd->c.buf, pd->c.len);
+            x.count++;
+        }
+        if (x.count == 0) {
+            break;
+        }
+        uint64_t tag;
+        bool fail;
+        char msg[POOL_MSG];
+        pool_wait(x.pl, &tag, &fail, msg, sizeof(msg));
+        for (unsigned k = 0; k < x.count; k++) {
+            struct pending *pd = &x.q[(x.head + k) % x.cap];
+            if (pd->i == tag && !pd->done) {
+                pd->done = true;
+                pd->fail = fail;
+                snprintf(pd->msg, sizeof(pd->msg), "%s", msg);
+            }
+        }
+        ended = pooled_commit(&x);
+    }
+    pool_free(x.pl); /* the trials still running come after the one that ended it */
+    bool failed = ended && !r->interrupted;
+    for (unsigned k = failed ? 1 : 0; k < x.count; k++) {
+        choices_fini(&x.q[(x.head + k) % x.cap].c);
+    }
+    if (failed) {
+        engine_fail(p, o, &x.q[x.head].c, r);
+        choices_fini(&x.q[x.head].c);
+    }
+    mem_free(x.q, x.cap * sizeof(*x.q));
+}
+
 void engine_run(const struct prop *p, const struct engine_opts *o, struct engine_result *r)
 {
     memset(r, 0, sizeof(*r));
@@ -499,7 +638,11 @@ void engine_run(const struct prop *p, const struct engine_opts *o, struct engine
     ASSERT(o->shard_index < shards);
     struct trail tr;
     trail_open(&tr, p, o);
-    for (uint64_t i = o->shard_index; o->trials == 0 || i < o->trials; i += shards) {
+    if (o->fork) {
+        run_pooled(p, o, r, &seen, start);
+    }
+    for (uint64_t i = o->shard_index; !o->fork && (o->trials == 0 || i < o->trials);
+         i += shards) {
         if (o->seconds > 0 && wall_now() - start > o->seconds) {
             break;
         }

@@ -36,8 +36,9 @@ struct engine_opts {
     unsigned shard_count;   /* 0 or 1: no sharding */
     uint64_t node_mutants;  /* planted bugs, to prove a property can fail */
     unsigned disk_mutants;
-    bool fork;              /* run each trial in a child with a timeout */
+    bool fork;              /* run trials in forked workers, with a timeout */
     unsigned timeout_s;     /* fork mode: a trial longer than this hangs */
+    unsigned workers;       /* fork mode: trials run at once (0: one a core) */
     uint64_t shrink_steps;  /* candidate runs the shrinker may spend */
     double shrink_seconds;
     const char *out_dir;    /* where repro traces go (made when first needed);

@@ -331,6 +331,7 @@ one_line_err() { # DESCRIPTION: stderr holds exactly one line, stdout nothing
 }
 for args in "check crash --time abc" "check crash --time -5" "check crash --timeout abc" \
             "check crash --mutant zzz" "check crash --trials=-1" "check crash --shard -1/2" \
+            "check crash --jobs 0" "check crash --jobs 17" "check crash --jobs x" \
             "replay --qd x traces/native/golden.trace" "replay --size abc traces/native/golden.trace" \
             "replay --stall 5 traces/native/golden.trace" "shrink --mutant zzz --property crash x" \
             "explore --time x traces/native/golden.trace" "quorum --threshold -1 --read 0:512 x" \
@@ -419,6 +420,15 @@ mkdir -p "$tmp/cwd"
 [ -z "$(ls -A "$tmp/cwd")" ] && ok || bad "check left files in the working directory: $(ls -A "$tmp/cwd")"
 (cd "$tmp/cwd" && "$bin" check crash --trials 30 --no-fork >/dev/null 2>&1)
 [ -z "$(ls -A "$tmp/cwd")" ] && ok || bad "check --no-fork left files: $(ls -A "$tmp/cwd")"
+# Fork mode's workers: one or three, the same failing trial, message and repro.
+for j in 1 3; do
+    expect_status 1 "check --jobs $j finds the planted bug" -- "$bin" check colo-view --quiet \
+        --mutant repl-checkpoint-no-reset --jobs "$j" --out "$tmp/jobs$j"
+    sed -e 's/ in [0-9.]* s, [0-9]* trials\/s//' -e "s|$tmp/jobs$j|OUT|" "$tmp/out" \
+        >"$tmp/jobs$j.out"
+done
+cmp -s "$tmp/jobs1.out" "$tmp/jobs3.out" && cmp -s "$tmp/jobs1/colo-view-1.trace" \
+    "$tmp/jobs3/colo-view-1.trace" && ok || bad "check --jobs 1 and 3 differ"
 expect_status 2 "check unusable --out" -- "$bin" check crash --out /nonexistent/x --mutant disk-flush-noop
 expect_err "/nonexistent/x: cannot be written" "check --out checked before work"
 touch "$tmp/plainfile"

@@ -250,6 +250,93 @@ START_TEST(test_fork_mode_catches_crashes)
 }
 END_TEST
 
+/* Fork mode's pool of workers counts trials in trial order: with 1 to 4
+ * workers it finds the same failing trial, message and shrunk scenario as
+ * running the trials in this process, and passes the same trials. */
+static void same_result(const struct engine_result *a, const struct engine_result *b)
+{
+    ck_assert_int_eq(a->failed, b->failed);
+    ck_assert_uint_eq(a->trials, b->trials);
+    ck_assert_uint_eq(a->passed, b->passed);
+    ck_assert_uint_eq(a->dups, b->dups);
+    ck_assert_uint_eq(a->fail_trial, b->fail_trial);
+    ck_assert_str_eq(a->message, b->message);
+    ck_assert_uint_eq(a->len, b->len);
+    ck_assert(a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
+}
+
+START_TEST(test_pool_agrees_with_in_process)
+{
+    if (under_valgrind()) {
+        return;
+    }
+    static const char *const props[] = { "read-your-writes", "crash", "colo-view",
+                                         "mirror-converge" };
+    proofs_collect();
+    for (size_t k = 0; k < ARRAY_LEN(props); k++) {
+        const struct proof *pr = NULL;
+        for (size_t i = 0; i < n_proofs && !pr; i++) {
+            pr = strcmp(proofs[i].property, props[k]) == 0 ? &proofs[i] : NULL;
+        }
+        ck_assert_ptr_nonnull(pr);
+        struct engine_opts o;
+        engine_opts_default(&o);
+        o.trials = 3000;
+        o.shrink_steps = 300;
+        o.node_mutants = pr->node;
+        o.disk_mutants = pr->disk;
+        struct engine_result want;
+        engine_run(registry_find(pr->property), &o, &want);
+        ck_assert_msg(want.failed, "%s", pr->property);
+        o.fork = true;
+        o.workers = 1 + (unsigned)k; /* 1 to 4 */
+        struct engine_result got;
+        engine_run(registry_find(pr->property), &o, &got);
+        same_result(&want, &got);
+        engine_result_fini(&want);
+        engine_result_fini(&got);
+    }
+    /* Passing: the same trials and duplicates. */
+    struct engine_opts o;
+    engine_opts_default(&o);
+    o.trials = 300;
+    struct engine_result want;
+    struct engine_result got;
+    engine_run(registry_find("overlay"), &o, &want);
+    o.fork = true;
+    o.workers = 3;
+    engine_run(registry_find("overlay"), &o, &got);
+    ck_assert(!want.failed);
+    same_result(&want, &got);
+}
+END_TEST
+
+/* A crash in one trial while later ones run beside it: the earliest
+ * crashing trial is the failure, whatever the number of workers. */
+START_TEST(test_pool_crash_is_the_earliest)
+{
+    if (under_valgrind()) {
+        return;
+    }
+    struct engine_result r[2];
+    for (unsigned k = 0; k < 2; k++) {
+        struct engine_opts o;
+        engine_opts_default(&o);
+        o.fork = true;
+        o.workers = k == 0 ? 1 : 4;
+        o.trials = 50;
+        o.shrink_steps = 50;
+        engine_run(&crashing, &o, &r[k]);
+        ck_assert(r[k].failed);
+        ck_assert_msg(strstr(r[k].message, "signal 6") ||
+                      strstr(r[k].message, "exited with status"), "%s", r[k].message);
+    }
+    same_result(&r[0], &r[1]);
+    engine_result_fini(&r[0]);
+    engine_result_fini(&r[1]);
+}
+END_TEST
+
 /* A check that never returns on scenarios with a flush: a hang. */
 static int check_hangs(const struct prop *p, const struct trace *t, uint64_t nm,
                        unsigned dm, char *msg, size_t size)
@@ -410,6 +497,8 @@ Suite *suite_engine(void)
     tcase_add_test(tc, test_fork_mode_catches_crashes);
     tcase_add_test(tc, test_buggify_points_fire_deterministically);
     tcase_add_test(tc, test_fork_mode_catches_hangs);
+    tcase_add_test(tc, test_pool_agrees_with_in_process);
+    tcase_add_test(tc, test_pool_crash_is_the_earliest);
     tcase_add_test(tc, test_interrupt_is_no_failure);
     tcase_add_test(tc, test_unwritable_out_keeps_the_failure);
     tcase_set_timeout(tc, 300);
