@@ -484,12 +484,14 @@ static void progress_line(const struct prop *p, const struct engine_opts *o,
 
 /* Record trial @i's bytes into @c; false when it repeats an earlier one. */
 static bool trial_draw(const struct prop *p, const struct engine_opts *o, uint64_t i,
-                       struct choices *c, struct rng *stream, struct u64map *seen)
+                       struct choices *c, struct rng *stream, struct u64map *seen,
+                       size_t *ops)
 {
     rng_stream(stream, o->seed, "trial", i, 0);
     choices_init_record(c, stream);
     struct trace t;
     gen_scenario(c, &p->gen, &t);
+    *ops = gen_trace_ops(&t);
     trace_fini(&t);
     c->len = c->pos < c->len ? c->pos : c->len; /* keep only what was read */
     return !trial_seen(seen, c->buf, c->len);
@@ -516,6 +518,7 @@ static void engine_fail(const struct prop *p, const struct engine_opts *o,
 struct pending {
     uint64_t i;
     struct choices c;
+    size_t ops; /* operations in its scenario */
     bool done;
     bool fail;
     char msg[POOL_MSG];
@@ -544,6 +547,7 @@ static bool pooled_commit(struct pooled *x)
             return true;
         }
         x->r->trials++;
+        x->r->ops += pd->ops;
         if (pd->fail) {
             x->r->fail_trial = pd->i;
             snprintf(x->r->message, sizeof(x->r->message), "%s", pd->msg);
@@ -588,7 +592,7 @@ static void run_pooled(const struct prop *p, const struct engine_opts *o,
             struct rng stream;
             uint64_t at = i;
             i += shards;
-            if (!trial_draw(p, o, at, &pd->c, &stream, seen)) {
+            if (!trial_draw(p, o, at, &pd->c, &stream, seen, &pd->ops)) {
                 r->dups++;
                 choices_fini(&pd->c);
                 continue;
@@ -652,7 +656,8 @@ void engine_run(const struct prop *p, const struct engine_opts *o, struct engine
         }
         struct choices c;
         struct rng stream;
-        if (!trial_draw(p, o, i, &c, &stream, &seen)) {
+        size_t ops;
+        if (!trial_draw(p, o, i, &c, &stream, &seen, &ops)) {
             r->dups++;
             choices_fini(&c);
             continue;
@@ -661,6 +666,7 @@ void engine_run(const struct prop *p, const struct engine_opts *o, struct engine
         trail_write(&tr, c.buf, c.len);
         if (engine_trial_fails(p, o, c.buf, c.len, r->message, sizeof(r->message))) {
             r->trials++;
+            r->ops += ops;
             r->fail_trial = i;
             engine_fail(p, o, &c, r);
             choices_fini(&c);
@@ -672,6 +678,7 @@ void engine_run(const struct prop *p, const struct engine_opts *o, struct engine
             break;
         }
         r->trials++;
+        r->ops += ops;
         r->passed++;
         choices_fini(&c);
         if (o->progress && r->trials % 64 == 0) {

@@ -53,6 +53,7 @@ struct engine_result {
     uint64_t trials;
     uint64_t passed;
     uint64_t dups;
+    uint64_t ops;          /* guest operations and control records in the trials run */
     bool failed;
     uint64_t fail_trial;
     char message[320];
