@@ -43,8 +43,11 @@ void model_disk_fini(struct model_disk *m)
     memset(m, 0, sizeof(*m));
 }
 
+STATIC_ASSERT(sizeof(struct model_cand) == 16); /* four to a cache line */
+
 uint64_t model_disk_tick(struct model_disk *m)
 {
+    ASSERT(m->seq + 1 < (1ull << 56)); /* it fits model_cand.seq */
     return ++m->seq;
 }
 

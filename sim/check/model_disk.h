@@ -31,9 +31,9 @@ enum {
 };
 
 struct model_cand {
-    uint64_t tag;  /* content tag; 0 = zeroes */
-    uint64_t seq;  /* model sequence number at completion */
-    uint32_t flags;
+    uint64_t tag;       /* content tag; 0 = zeroes */
+    uint64_t seq : 56;  /* model sequence number at completion */
+    uint64_t flags : 8; /* MODEL_* */
 };
 
 #define MODEL_INLINE 2        /* candidates held without an allocation */
