@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define WUR __attribute__((warn_unused_result))
 #define PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
@@ -140,6 +141,26 @@ static inline bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_
     return a < b + blen && b < a + alen;
 }
 
+/* Little-endian fields. On a little-endian host each is one load or store
+ * (the byte loops were not merged into one by the compiler). */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+static inline uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+#else
 static inline void put_le64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) {
@@ -162,6 +183,7 @@ static inline void put_le32(uint8_t *p, uint32_t v)
         p[i] = (uint8_t)(v >> (8 * i));
     }
 }
+#endif
 
 static inline uint32_t get_le32(const uint8_t *p)
 {
