@@ -6,6 +6,7 @@
 #include "../suites.h"
 #include "../testlib.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void parse(struct trace *t, const char *text)
@@ -231,6 +232,12 @@ END_TEST
  * repro traces as running every state from the start, passing or failing. */
 START_TEST(test_fork_mode_agrees)
 {
+    /* Under valgrind a forked child's exit reports the parent's reachable
+     * heap as leak errors (its exit status then says the state's run died):
+     * fork mode cannot be judged there; the plain and ASan runs cover it. */
+    if (getenv("BLOCKSIM_UNDER_VALGRIND")) {
+        return;
+    }
     static const struct {
         const char *path;
         uint64_t node_mutants;
