@@ -73,39 +73,33 @@ void pool_child_verdict(int status, unsigned timeout_s, char *msg, size_t size)
     }
 }
 
-/* All @len bytes, or false (end of file or an error). */
-static bool read_full(int fd, void *buf, size_t len)
+/* All @len bytes read (@out false) or written, or false: end of file or an
+ * error (EINTR retried). */
+static bool io_full(int fd, void *buf, size_t len, bool out)
 {
     uint8_t *p = buf;
     while (len > 0) {
-        ssize_t got = read(fd, p, len);
-        if (got < 0 && errno == EINTR) {
+        ssize_t n = out ? write(fd, p, len) : read(fd, p, len);
+        if (n < 0 && errno == EINTR) {
             continue;
         }
-        if (got <= 0) {
+        if (n <= 0) {
             return false;
         }
-        p += got;
-        len -= (size_t)got;
+        p += n;
+        len -= (size_t)n;
     }
     return true;
 }
 
+static bool read_full(int fd, void *buf, size_t len)
+{
+    return io_full(fd, buf, len, false);
+}
+
 static bool write_full(int fd, const void *buf, size_t len)
 {
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t put = write(fd, p, len);
-        if (put < 0 && errno == EINTR) {
-            continue;
-        }
-        if (put <= 0) {
-            return false;
-        }
-        p += put;
-        len -= (size_t)put;
-    }
-    return true;
+    return io_full(fd, (void *)(uintptr_t)buf, len, true);
 }
 
 static _Noreturn void worker_main(const struct pool *pl, int in, int out)
