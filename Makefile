@@ -251,7 +251,7 @@ bench: bootstrap
 	@$(MAKE) --no-print-directory CONFIG=release build/release/bench_replay build/release/blocksim
 	build/release/bench_replay
 	bash scripts/bench_qemu_io.sh build/release/blocksim
-	@echo "check in fork mode, a worker a core (goal: 1k trials/s a core):"
+	@echo "check in fork mode, a worker a core (goal: 1k trials a second a core; a CPU second is one core's):"
 	build/release/blocksim check crash read-your-writes quorum-vote overlay mirror-converge \
 	    colo-view colo-failover --trials 5000 --quiet
 	@echo "explore the default trace's workload (goal: under a minute):"

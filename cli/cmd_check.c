@@ -204,6 +204,7 @@ static json_t *result_json(const struct prop *p, const struct check_args *a,
     json_object_set_new(o, "duplicates", json_integer((json_int_t)r->dups));
     json_object_set_new(o, "operations", json_integer((json_int_t)r->ops));
     json_object_set_new(o, "seconds", json_real(r->seconds));
+    json_object_set_new(o, "cpu_seconds", json_real(r->cpu_seconds));
     json_object_set_new(o, "interrupted", json_boolean(r->interrupted));
     if (r->failed) {
         char cmd[768];
@@ -237,9 +238,10 @@ static void result_text(const struct prop *p, const struct check_args *a,
                         const struct engine_result *r)
 {
     printf("%-18s %s  %" PRIu64 " trials (%" PRIu64 " passed, %" PRIu64 " duplicate) in "
-           "%.2f s, %.0f trials/s, %.1f operations a trial%s\n", p->name,
-           r->failed ? "FAIL" : "pass", r->trials, r->passed, r->dups, r->seconds,
+           "%.2f s, %.0f trials/s (%.0f a CPU second), %.1f operations a trial%s\n",
+           p->name, r->failed ? "FAIL" : "pass", r->trials, r->passed, r->dups, r->seconds,
            r->seconds > 0 ? (double)r->trials / r->seconds : 0.0,
+           r->cpu_seconds > 0 ? (double)r->trials / r->cpu_seconds : 0.0,
            r->trials ? (double)r->ops / (double)r->trials : 0.0,
            r->interrupted ? " (interrupted)" : "");
     if (!r->failed) {

@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -632,10 +633,26 @@ static void run_pooled(const struct prop *p, const struct engine_opts *o,
     mem_free(x.q, x.cap * sizeof(*x.q));
 }
 
+/* CPU seconds this process and its reaped children have used. */
+static double cpu_now(void)
+{
+    double t = 0;
+    static const int who[] = { RUSAGE_SELF, RUSAGE_CHILDREN };
+    for (unsigned i = 0; i < ARRAY_LEN(who); i++) {
+        struct rusage ru;
+        if (getrusage(who[i], &ru) == 0) {
+            t += (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+        }
+    }
+    return t;
+}
+
 void engine_run(const struct prop *p, const struct engine_opts *o, struct engine_result *r)
 {
     memset(r, 0, sizeof(*r));
     double start = wall_now();
+    double cpu_start = cpu_now();
     struct u64map seen;
     u64map_init(&seen);
     unsigned shards = o->shard_count > 1 ? o->shard_count : 1;
@@ -692,6 +709,7 @@ void engine_run(const struct prop *p, const struct engine_opts *o, struct engine
     u64map_fini(&seen);
     trail_close(&tr, o);
     r->seconds = wall_now() - start;
+    r->cpu_seconds = cpu_now() - cpu_start; /* the workers are reaped by now */
     r->interrupted |= stopped(o);
     /* Every trial counted passed or is the one failure; a failure keeps its
      * scenario for the repro. */

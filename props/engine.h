@@ -67,6 +67,7 @@ struct engine_result {
     size_t len;
     bool interrupted;      /* o->stop ended the run early */
     double seconds;
+    double cpu_seconds;    /* of this process and its workers: trials a core */
 };
 
 void engine_opts_default(struct engine_opts *o);
