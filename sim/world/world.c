@@ -78,17 +78,28 @@ struct env_timer world__timer(struct world *w)
 
 /* ---- observations and digest ---- */
 
+/* Hash the observations buffered so far (one call for many: the
+ * streaming hash's cost is per call as much as per byte). */
+static void digest_flush(struct world *w)
+{
+    XXH3_64bits_update(w->digest, w->digest_buf, w->digest_len);
+    w->digest_len = 0;
+}
+
 void world__observe(struct world *w, uint32_t kind, uint64_t index, int32_t ret, uint64_t a,
                     uint64_t b)
 {
-    uint8_t rec[40];
+    if (w->digest_len + 40 > sizeof(w->digest_buf)) {
+        digest_flush(w);
+    }
+    uint8_t *rec = w->digest_buf + w->digest_len;
     put_le64(rec, w->q.now_ns);
     put_le64(rec + 8, index);
     put_le32(rec + 16, kind);
     put_le32(rec + 20, (uint32_t)ret);
     put_le64(rec + 24, a);
     put_le64(rec + 32, b);
-    XXH3_64bits_update(w->digest, rec, sizeof(rec));
+    w->digest_len += 40;
 }
 
 /* ---- the host's stack ---- */
@@ -1423,6 +1434,7 @@ static void result_fill(struct world *w)
         hash = w->t->recs[i].kind == TRACE_EXPECT && w->t->recs[i].expect == TRACE_EXPECT_CONTENT;
     }
     r->content_hash = hash ? content_hash(w) : 0;
+    digest_flush(w);
     r->digest = XXH3_64bits_digest(w->digest) ^ rng_next(&w->root);
     r->sectors_checked = w->check.sectors_checked;
     r->explained = w->check.explained + (w->r->bitmaps_on ? w->cb.explained : 0);

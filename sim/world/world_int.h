@@ -153,6 +153,9 @@ struct world {
     struct checker checkers[CHECKERS_MAX]; /* every checker, in dispatch order */
     unsigned n_checkers;
     XXH3_state_t *digest;
+    uint8_t digest_buf[40 * 64]; /* observations not yet hashed (the hash of the
+                                  * concatenation is the same however fed) */
+    unsigned digest_len;
     bool buggify;
     struct rng buggify_rng;
     struct buggify_site sites[WORLD_BUGGIFY_SITES];
