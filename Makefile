@@ -247,15 +247,20 @@ coverage: bootstrap
 	@lcov --summary build/cov/lcov.info
 	@echo "coverage report: build/cov/html/index.html"
 
+# Every figure, then the goals beside them (scripts/bench_summary.py reads
+# the run's own output, kept in build/release/bench.log).
 bench: bootstrap
 	@$(MAKE) --no-print-directory CONFIG=release build/release/bench_replay build/release/blocksim
-	build/release/bench_replay
-	bash scripts/bench_qemu_io.sh build/release/blocksim
-	@echo "check in fork mode, a worker a core (goal: 1k trials a second a core; a CPU second is one core's):"
-	build/release/blocksim check crash read-your-writes quorum-vote overlay mirror-converge \
-	    colo-view colo-failover --trials 5000 --quiet
-	@echo "explore the default trace's workload (goal: under a minute):"
-	build/release/blocksim explore $(DEFAULT_TRACE) --quiet
+	@bash -c 'set -o pipefail; { set -ex; \
+	    build/release/bench_replay; \
+	    bash scripts/bench_qemu_io.sh build/release/blocksim; \
+	    echo "check in fork mode, a worker a core (goal: 1k trials a CPU second):"; \
+	    build/release/blocksim check crash read-your-writes quorum-vote overlay \
+	        mirror-converge colo-view colo-failover --trials 5000 --quiet; \
+	    echo "explore the default trace'"'"'s workload (goal: under a minute):"; \
+	    build/release/blocksim explore $(DEFAULT_TRACE) --quiet; \
+	} 2>&1 | tee build/release/bench.log'
+	@python3 scripts/bench_summary.py build/release/bench.log
 
 # Each target fuzzes for FUZZ_SECONDS from its corpus (new inputs go to a
 # scratch directory, never into fuzz/corpus); the canary must be caught.
