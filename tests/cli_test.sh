@@ -6,6 +6,7 @@
 set -u
 bin=${1:?usage: cli_test.sh BLOCKSIM}
 tmp=$(mktemp -d)
+[ -e blocksim-failures ] && had_failures_dir=1 || had_failures_dir=0
 trap 'rm -rf "$tmp"' EXIT
 pass=0
 fail=0
@@ -254,7 +255,7 @@ expect_status 0 "converted artifact replays" -- "$bin" replay "$tmp/art.trace"
 expect_status 0 "explore exhaustive" -- "$bin" explore --exhaustive --ops 3
 expect_out "subsets exhaustive" "explore exhaustive is exhaustive"
 expect_status 1 "explore finds the map-ordering bug" -- "$bin" explore --exhaustive \
-    --mutant overlay-map-first
+    --mutant overlay-map-first --out "$tmp/exh"
 expect_out "make-empty; write 0 fua; crash at device flush" "explore names the workload"
 expect_status 0 "explore a fio log" -- "$bin" explore traces/fio/sample-v2.log --max-states 300 \
     --tear-samples 30
@@ -277,7 +278,7 @@ grep -q "^  reproduce: blocksim explore traces/native/golden.trace --point [0-9]
     ok || bad "explore prints no reproduce line"
 repro=$(sed -n 's/^  reproduce: blocksim //p' "$tmp/exout")
 msg=$(sed -n '2p' "$tmp/exout")
-eval "\"$bin\" $repro" >"$tmp/out2" 2>&1
+eval "\"$bin\" $repro --out \"$tmp/exr\"" >"$tmp/out2" 2>&1
 [ $? = 1 ] && grep -qF -- "$msg" "$tmp/out2" && ok || bad "explore's reproduce line: $(cat "$tmp/out2")"
 expect_status 0 "explore --json" -- "$bin" explore traces/native/golden.trace --json \
     --max-states 50 --tear-samples 5
@@ -870,6 +871,14 @@ grep -q '"type":"failure"' "$tmp/camp/k.jsonl" && ok || bad "a killed campaign l
 expect_status 0 "merge a killed campaign's results" -- "$bin" campaign merge \
     "$tmp/camp/k.jsonl" --db "$tmp/camp/db4"
 expect_out "1 distinct failure" "the killed campaign's failure is in the database"
+
+# Nothing a test ran may litter the working directory (the repository).
+if [ "$had_failures_dir" = 0 ] && [ -e blocksim-failures ]; then
+    bad "a test left blocksim-failures/ in the working directory: $(ls blocksim-failures)"
+    rm -rf blocksim-failures
+else
+    ok
+fi
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
