@@ -14,19 +14,17 @@
  * nothing or the budget ends; then lowers repeated byte values together and
  * sorts adjacent operation spans. A pass that found nothing twice in a row
  * sits out a round. The result is written as OUT/<property>-<seed>.trace.
- * A stop request (SIGINT) discards the trial it interrupted: a child killed
+ * A stop request (SIGINT) discards the trial it interrupted: a worker killed
  * by the user's ^C is no failure.
  */
 #include "engine.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -70,63 +68,10 @@ static bool trial_in_process(const struct prop *p, const struct engine_opts *o,
     return fail != 0;
 }
 
-/* Fork mode: the child reports through a pipe; a signal or a timeout is a
- * failure with its own message. */
-static bool trial_forked(const struct prop *p, const struct engine_opts *o,
-                         const uint8_t *bytes, size_t len, char *msg, size_t size)
-{
-    int fds[2];
-    if (pipe(fds) != 0) {
-        snprintf(msg, size, "pipe: %s", strerror(errno));
-        return true;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        /* The host program may have its own SIGALRM handler (Check's kills
-         * the whole process group): the timeout must only end this child. */
-        signal(SIGALRM, SIG_DFL);
-        signal(SIGINT, SIG_DFL); /* ^C ends the trial; the parent discards it */
-        signal(SIGTERM, SIG_DFL);
-        alarm(o->timeout_s ? o->timeout_s : 30);
-        char child_msg[320] = "";
-        bool fail = trial_in_process(p, o, bytes, len, child_msg, sizeof(child_msg));
-        ssize_t n = write(fds[1], child_msg, strlen(child_msg));
-        (void)n; /* the exit status carries the verdict */
-        _exit(fail ? 1 : 0);
-    }
-    close(fds[1]);
-    ssize_t got = pid > 0 ? read(fds[0], msg, size - 1) : -1;
-    msg[got > 0 ? got : 0] = '\0';
-    close(fds[0]);
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0) {
-        snprintf(msg, size, "fork failed: %s", strerror(errno));
-        return true;
-    }
-    if (WIFSIGNALED(status) || msg[0] == '\0') {
-        pool_child_verdict(status, o->timeout_s, msg, size);
-    }
-    return WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
-}
-
 static bool stopped(const struct engine_opts *o)
 {
     return o->stop && *o->stop;
 }
-
-bool engine_trial_fails(const struct prop *p, const struct engine_opts *o,
-                        const uint8_t *bytes, size_t len, char *msg, size_t size)
-{
-    msg[0] = '\0';
-    bool fail = o->fork ? trial_forked(p, o, bytes, len, msg, size)
-                        : trial_in_process(p, o, bytes, len, msg, size);
-    /* A trial the user interrupted (its child got the ^C too) proves nothing. */
-    return fail && !stopped(o);
-}
-
-/* ---- shrinking ---- */
 
 /* A worker of the pool runs trials as this process would. */
 struct pool_ctx {
@@ -140,6 +85,37 @@ static bool pool_trial(const void *ctx, const uint8_t *bytes, size_t len, char *
     const struct pool_ctx *x = ctx;
     return trial_in_process(x->p, x->o, bytes, len, msg, size);
 }
+
+/* One trial, by @pool's worker (fork mode) or in this process. */
+static bool trial_fails(const struct prop *p, const struct engine_opts *o, struct pool *pool,
+                        const uint8_t *bytes, size_t len, char *msg, size_t size)
+{
+    msg[0] = '\0';
+    bool fail;
+    if (pool) {
+        uint64_t tag;
+        pool_submit(pool, 0, bytes, len);
+        pool_wait(pool, &tag, &fail, msg, size);
+    } else {
+        fail = trial_in_process(p, o, bytes, len, msg, size);
+    }
+    /* A trial the user interrupted (its worker got the ^C too) proves nothing. */
+    return fail && !stopped(o);
+}
+
+bool engine_trial_fails(const struct prop *p, const struct engine_opts *o,
+                        const uint8_t *bytes, size_t len, char *msg, size_t size)
+{
+    struct pool_ctx ctx = { p, o };
+    struct pool *pool = o->fork ? pool_new(pool_trial, &ctx, 1, o->timeout_s) : NULL;
+    bool fail = trial_fails(p, o, pool, bytes, len, msg, size);
+    if (pool) {
+        pool_free(pool);
+    }
+    return fail;
+}
+
+/* ---- shrinking ---- */
 
 
 struct shrinker {
@@ -178,16 +154,7 @@ static bool shrink_try(struct shrinker *s, const uint8_t *cand, size_t len)
     }
     s->r->shrink_steps++;
     char msg[320];
-    bool fail;
-    if (s->pool) {
-        uint64_t tag;
-        pool_submit(s->pool, s->r->shrink_steps, cand, len);
-        pool_wait(s->pool, &tag, &fail, msg, sizeof(msg));
-        fail &= !stopped(s->o); /* a candidate the user interrupted proves nothing */
-    } else {
-        fail = engine_trial_fails(s->p, s->o, cand, len, msg, sizeof(msg));
-    }
-    if (!fail) {
+    if (!trial_fails(s->p, s->o, s->pool, cand, len, msg, sizeof(msg))) {
         return false;
     }
     memcpy(s->best, cand, len);
@@ -585,8 +552,7 @@ static void run_pooled(const struct prop *p, const struct engine_opts *o,
         while (more && pool_idle(x.pl) > 0 && x.count < x.cap) {
             if ((o->trials != 0 && i >= o->trials) ||
                 (o->seconds > 0 && wall_now() - start > o->seconds) || stopped(o)) {
-                more = false;
-                r->interrupted |= stopped(o);
+                more = false; /* a stop is recorded when the run ends */
                 break;
             }
             struct pending *pd = &x.q[(x.head + x.count) % x.cap];
@@ -681,7 +647,7 @@ void engine_run(const struct prop *p, const struct engine_opts *o, struct engine
         }
         c.extend = NULL;
         trail_write(&tr, c.buf, c.len);
-        if (engine_trial_fails(p, o, c.buf, c.len, r->message, sizeof(r->message))) {
+        if (trial_fails(p, o, NULL, c.buf, c.len, r->message, sizeof(r->message))) {
             r->trials++;
             r->ops += ops;
             r->fail_trial = i;

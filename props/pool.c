@@ -56,7 +56,9 @@ unsigned pool_cores(void)
     return n < 1 ? 1 : n > POOL_MAX ? POOL_MAX : (unsigned)n;
 }
 
-void pool_child_verdict(int status, unsigned timeout_s, char *msg, size_t size)
+/* The message for a worker that ended with wait status @status (a signal, a
+ * SIGALRM timeout of @timeout_s, or an exit status), or "" for exit 0. */
+static void child_verdict(int status, unsigned timeout_s, char *msg, size_t size)
 {
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
@@ -267,7 +269,7 @@ void pool_wait(struct pool *pl, uint64_t *tag, bool *fail, char *msg, size_t siz
             }
             /* The worker died in this trial: how is the verdict. */
             int status = worker_end(w, true);
-            pool_child_verdict(status, pl->timeout_s, msg, size);
+            child_verdict(status, pl->timeout_s, msg, size);
             if (msg[0] == '\0') {
                 snprintf(msg, size, "trial's worker ended without a result");
             }

@@ -44,10 +44,6 @@ void pool_submit(struct pool *pl, uint64_t tag, const uint8_t *bytes, size_t len
 /* Wait for the next result of a trial in flight (there must be one). */
 void pool_wait(struct pool *pl, uint64_t *tag, bool *fail, char *msg, size_t size);
 
-/* The message for a child that ended with wait status @status (a signal, a
- * SIGALRM timeout of @timeout_s, or an exit status), or "" for exit 0. */
-void pool_child_verdict(int status, unsigned timeout_s, char *msg, size_t size);
-
 /* Cores online (at least 1, at most POOL_MAX). */
 unsigned pool_cores(void);
 

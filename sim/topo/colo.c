@@ -651,8 +651,7 @@ static void colo_start(struct world *w)
 {
     struct colo_state *c = cs(w);
     check_colo_init(&c->ck, w->seed, w->size / 512);
-    check_rw_init(&c->pc, w->seed, promoted_taint, w);
-    c->pc.model.crash_free = w->crash_free;
+    world__check_rw_init(w, &c->pc, promoted_taint, w);
     u64map_init(&c->stale);
     disk_track(w->disks[D_PRIMARY]); /* both start zeroed: C is known */
     disk_track(w->disks[D_SECONDARY]);

@@ -111,8 +111,7 @@ static void quorum_start(struct world *w)
         u64map_init(&qs(w)->stale[i]);
         u64map_init(&qs(w)->mute[i]);
         qs(w)->rctx[i] = (struct replica_ctx){ w, i };
-        check_rw_init(&qs(w)->replica[i], w->seed, replica_taint, &qs(w)->rctx[i]);
-        qs(w)->replica[i].model.crash_free = w->crash_free;
+        world__check_rw_init(w, &qs(w)->replica[i], replica_taint, &qs(w)->rctx[i]);
     }
     check_quorum_init(&qs(w)->cq, qs(w)->cfg.children, qs(w)->cfg.threshold, qs(w)->cfg.fifo,
                       qs(w)->cfg.rewrite, qs(w)->cfg.ignore_mask);

@@ -128,9 +128,20 @@ static void fmt_duration(char *buf, size_t size, uint64_t ns)
     fmt_scaled(buf, size, ns, units, mults, ARRAY_LEN(units));
 }
 
+/* Decimal, without snprintf: the parser prints every record it reads to
+ * tell whether the line was canonical, and snprintf was a tenth of loading
+ * a trace. */
 static void fmt_u64(char *buf, size_t size, uint64_t v)
 {
-    snprintf(buf, size, "%" PRIu64, v);
+    char num[24];
+    char *p = num + sizeof(num);
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf[0] = '\0';
+    trace__cat(buf, size, p);
 }
 
 void trace__fmt_size(char *buf, size_t size, uint64_t bytes)
@@ -352,19 +363,12 @@ static int parse_range_op(struct trace_rec *r, const struct fields *f, struct er
     return 0;
 }
 
-/* " N" in decimal (the parser prints every record it reads, to tell
- * whether the line was canonical: snprintf was a tenth of loading a trace). */
+/* " N" in decimal. */
 static void cat_u64(char *buf, size_t size, uint64_t v)
 {
-    char num[24];
-    char *p = num + sizeof(num);
-    *--p = '\0';
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    *--p = ' ';
-    cat(buf, size, p);
+    char num[24] = " ";
+    fmt_u64(num + 1, sizeof(num) - 1, v);
+    cat(buf, size, num);
 }
 
 static void print_range_op(const struct trace_rec *r, char *buf, size_t size)

@@ -746,6 +746,13 @@ static bool crash_free(const struct world *w)
     return !trace_has(w->t, TRACE_CRASH);
 }
 
+void world__check_rw_init(struct world *w, struct check_rw *c, check_taint_fn *taint,
+                          void *opaque)
+{
+    check_rw_init(c, w->seed, taint, opaque);
+    c->model.crash_free = w->crash_free;
+}
+
 static void flush_seen(void *opaque)
 {
     struct world *w = opaque;
@@ -1282,16 +1289,16 @@ static int world_setup(struct world *w, struct err *e)
     TRY(faults_opt_validate(w, trace_rules, e));
     TRY(world__exports_check(w, e));
     w->crash_free = crash_free(w);
+    bool no_log = w->crash_free && !w->o.n_exports && !trace_has(w->t, TRACE_SHUTDOWN);
     for (unsigned i = 0; i < w->n_disks; i++) {
-        w->dcfg[i].no_log = w->crash_free && !w->o.n_exports && !trace_has(w->t, TRACE_SHUTDOWN);
+        w->dcfg[i].no_log = no_log;
         w->disks[i] = disk_new(&w->dcfg[i], &w->q, &w->plan, w->seed, i, w->o.disk_mutants);
         w->disks[i]->flush_hook = flush_seen;
         w->disks[i]->flush_hook_opaque = w;
         w->disks[i]->taint_hook = taint_seen;
         w->disks[i]->taint_hook_opaque = w;
     }
-    check_rw_init(&w->check, w->seed, world_taint, w);
-    w->check.model.crash_free = w->crash_free;
+    world__check_rw_init(w, &w->check, world_taint, w);
     w->check.replicas = w->topo_ops->replicas;
     world__checker_add(w, &check_rw_ops, &w->check);
     if (w->topo_ops->start) {

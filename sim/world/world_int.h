@@ -302,6 +302,10 @@ extern const struct checker_ops world__job_checker; /* self: the world */
 /* world_image.c */
 /* The index of the disk called @name, or -1. */
 int world__disk_index(const struct world *w, const char *name);
+/* check_rw_init for a checker of this run (its model keeps only the current
+ * set when no crash can come). */
+void world__check_rw_init(struct world *w, struct check_rw *c, check_taint_fn *taint,
+                          void *opaque);
 /* Tell model @m what an image of @len bytes holds, sector by sector. */
 void world__image_to_model(struct model_disk *m, const uint8_t *image, uint64_t len);
 /* The size of disk record @r's image= file. */
