@@ -72,6 +72,11 @@ static void replay_usage(FILE *out)
             "  --json          print the report as JSON\n"
             "  --quiet         print no report; the exit status tells\n"
             "  --no-wall       leave wall-clock figures out (byte-identical reruns)\n"
+            "  --bytes         carry every guest byte through the stack; by default a\n"
+            "                  disk right below the guest keeps the guest's own writes as\n"
+            "                  tags (which write, which sector) and makes their bytes only\n"
+            "                  where something needs them. Same verdict and digest, slower:\n"
+            "                  a cross-check of that shortcut\n"
             "  --buggify       enable the stack's BUGGIFY fault points (unusual but legal\n"
             "                  paths: late completions, split reads, forced copy-up)\n"
             "  --bitmap NAME[:GRANULARITY]\n"
@@ -172,7 +177,7 @@ static int opt_dirty_mark(struct replay_args *a, const char *val)
 
 enum { OPT_FORMAT = 256, OPT_SEED, OPT_FAULTS, OPT_SIZE, OPT_QD, OPT_JSON, OPT_QUIET,
        OPT_NO_WALL, OPT_MUTANT, OPT_BUGGIFY, OPT_BITMAP, OPT_DIRTY_MARK, OPT_STALL, OPT_ALIGN,
-       OPT_EXPORT, OPT_HTML, OPT_VOLUME, OPT_HELP = 'h' };
+       OPT_EXPORT, OPT_HTML, OPT_VOLUME, OPT_BYTES, OPT_HELP = 'h' };
 
 static const struct option replay_options[] = {
     { "format", required_argument, NULL, OPT_FORMAT },
@@ -192,6 +197,7 @@ static const struct option replay_options[] = {
     { "export", required_argument, NULL, OPT_EXPORT },
     { "html", required_argument, NULL, OPT_HTML },
     { "volume", required_argument, NULL, OPT_VOLUME },
+    { "bytes", no_argument, NULL, OPT_BYTES },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -234,6 +240,9 @@ static int replay_opt(struct replay_args *a, int c, char *val)
         return opt_mutant(a, val);
     case OPT_BUGGIFY:
         a->o.buggify = true;
+        return 0;
+    case OPT_BYTES:
+        a->o.bytes = true;
         return 0;
     case OPT_BITMAP:
         return opt_bitmap(a, val);

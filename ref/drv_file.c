@@ -34,6 +34,11 @@ static void file_io_done(void *opaque, int ret)
 static void file_read(struct node *n, struct req *req)
 {
     struct env_storage *st = &file_state(n)->st;
+    if (req->desc) {
+        st->ops->read_desc(st->dev, req->offset, req->buf, req->len, req->desc, file_io_done,
+                           req);
+        return;
+    }
     st->ops->read(st->dev, req->offset, req->buf, req->len, file_io_done, req);
 }
 
@@ -47,7 +52,8 @@ static unsigned file_flags(const struct node *n, const struct req *req)
 
 /* The early-ack mutant's own copy of the data, alive until the disk is done. */
 struct early_write {
-    uint64_t len;
+    uint64_t len; /* of data[]: 0 when the write is described */
+    struct env_desc desc;
     uint8_t data[];
 };
 
@@ -58,21 +64,36 @@ static void file_early_done(void *opaque, int ret)
     mem_free(ew, sizeof(*ew) + ew->len);
 }
 
+static void file_storage_write(struct env_storage *st, const struct req *req,
+                               const uint8_t *buf, const struct env_desc *desc,
+                               unsigned flags, env_io_cb *cb, void *opaque)
+{
+    if (desc) {
+        st->ops->write_desc(st->dev, req->offset, desc, req->len, flags, cb, opaque);
+    } else {
+        st->ops->write(st->dev, req->offset, buf, req->len, flags, cb, opaque);
+    }
+}
+
 static void file_write(struct node *n, struct req *req)
 {
     struct env_storage *st = &file_state(n)->st;
     if (node_mutant(n, NODE_MUTANT_FILE_EARLY_ACK)) {
         /* The data must outlive the write the guest thinks is done. */
-        struct early_write *ew = mem_alloc(sizeof(*ew) + req->len);
-        ew->len = req->len;
-        memcpy(ew->data, req->buf, req->len);
-        st->ops->write(st->dev, req->offset, ew->data, req->len, file_flags(n, req),
-                       file_early_done, ew);
+        uint64_t len = req->desc ? 0 : req->len;
+        struct early_write *ew = mem_alloc(sizeof(*ew) + len);
+        ew->len = len;
+        if (req->desc) {
+            ew->desc = *req->desc;
+        } else {
+            memcpy(ew->data, req->buf, len);
+        }
+        file_storage_write(st, req, ew->data, req->desc ? &ew->desc : NULL, file_flags(n, req),
+                           file_early_done, ew);
         req_complete(req, 0);
         return;
     }
-    st->ops->write(st->dev, req->offset, req->buf, req->len, file_flags(n, req),
-                   file_io_done, req);
+    file_storage_write(st, req, req->buf, req->desc, file_flags(n, req), file_io_done, req);
 }
 
 static void file_flush(struct node *n, struct req *req)
@@ -111,6 +132,11 @@ static int file_pread_sync(struct node *n, uint64_t offset, uint8_t *buf, uint64
     return st->ops->read_sync(st->dev, offset, buf, len);
 }
 
+static bool file_takes_desc(const struct node *n)
+{
+    return file_state(n)->st.ops->read_desc != NULL;
+}
+
 static void file_check(const struct node *n)
 {
     ASSERT(file_state(n)->st.ops != NULL);
@@ -130,6 +156,7 @@ const struct node_driver drv_file = {
     },
     .block_status = file_block_status,
     .pread_sync = file_pread_sync,
+    .takes_desc = file_takes_desc,
     .check = file_check,
 };
 

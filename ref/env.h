@@ -63,6 +63,17 @@ enum {
     ENV_IO_FUA = 1u << 0, /* the write is durable when it completes */
 };
 
+/* Described data: a shortcut a simulated environment may offer so that data
+ * it made itself need not exist as bytes on the way through the stack. A
+ * described sector holds the environment's own content for a tag at that
+ * sector; the stack never interprets tags, it only forwards a description
+ * from a request to storage that takes one (node_takes_desc). */
+struct env_desc {
+    uint64_t tag;     /* write: the tag of every sector of the request */
+    uint64_t *tags;   /* read: room for one tag per sector */
+    bool described;   /* read: set when storage answered with tags[], not bytes */
+};
+
 /* A block device. Offsets and lengths are bytes, multiples of 512. */
 struct env_storage_ops {
     void (*read)(void *dev, uint64_t offset, uint8_t *buf, uint64_t len, env_io_cb *cb,
@@ -81,6 +92,13 @@ struct env_storage_ops {
     /* Synchronous read for open-time metadata only (QEMU opens images with
      * blocking I/O too). Returns 0 or a negative errno. */
     int (*read_sync)(void *dev, uint64_t offset, uint8_t *buf, uint64_t len);
+    /* Optional, both or neither: I/O with a description (struct env_desc).
+     * read_desc fills @buf whole, or the tags and desc->described; write_desc
+     * writes the described sectors. */
+    void (*read_desc)(void *dev, uint64_t offset, uint8_t *buf, uint64_t len,
+                      struct env_desc *desc, env_io_cb *cb, void *opaque);
+    void (*write_desc)(void *dev, uint64_t offset, const struct env_desc *desc, uint64_t len,
+                       unsigned flags, env_io_cb *cb, void *opaque);
 };
 
 struct env_storage {

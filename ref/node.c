@@ -289,12 +289,24 @@ static void req_check_range(const struct node *n, enum node_op op, uint64_t offs
     }
 }
 
-void node_submit(struct node *n, enum node_op op, uint64_t offset, uint64_t len,
-                 uint8_t *buf, unsigned flags, env_io_cb *cb, void *opaque)
+bool node_takes_desc(const struct node *n)
+{
+    return n->drv->takes_desc && n->drv->takes_desc(n);
+}
+
+void node_submit_desc(struct node *n, enum node_op op, uint64_t offset, uint64_t len,
+                      uint8_t *buf, struct env_desc *desc, unsigned flags, env_io_cb *cb,
+                      void *opaque)
 {
     ASSERT(op < NODE_OP__COUNT);
     ASSERT(cb != NULL);
-    req_check_range(n, op, offset, len, buf);
+    if (desc) {
+        ASSERT(node_takes_desc(n));
+        ASSERT(op == NODE_OP_READ ? buf != NULL && desc->tags != NULL
+                                  : op == NODE_OP_WRITE && buf == NULL);
+        desc->described = false;
+    }
+    req_check_range(n, op, offset, len, desc && op == NODE_OP_WRITE ? (uint8_t *)desc : buf);
     struct graph *g = n->graph;
     struct req *req = mem_alloc(sizeof(*req));
     req->node = n;
@@ -302,6 +314,7 @@ void node_submit(struct node *n, enum node_op op, uint64_t offset, uint64_t len,
     req->offset = offset;
     req->len = len;
     req->buf = buf;
+    req->desc = desc;
     req->flags = flags;
     req->seq = g->next_seq++;
     req->cb = cb;
@@ -328,6 +341,12 @@ void node_submit(struct node *n, enum node_op op, uint64_t offset, uint64_t len,
         return;
     }
     req_dispatch(req);
+}
+
+void node_submit(struct node *n, enum node_op op, uint64_t offset, uint64_t len,
+                 uint8_t *buf, unsigned flags, env_io_cb *cb, void *opaque)
+{
+    node_submit_desc(n, op, offset, len, buf, NULL, flags, cb, opaque);
 }
 
 int node_block_status(struct node *n, uint64_t offset, uint64_t len, uint64_t *pnum)

@@ -116,6 +116,9 @@ struct node_driver {
     int (*block_status)(struct node *n, uint64_t offset, uint64_t len, uint64_t *pnum);
     /* Synchronous read for open-time metadata of parents. */
     int (*pread_sync)(struct node *n, uint64_t offset, uint8_t *buf, uint64_t len);
+    /* Optional: true if its reads and writes forward a description (env.h
+     * struct env_desc) to storage; no other driver ever gets one. */
+    bool (*takes_desc)(const struct node *n);
     void (*check)(const struct node *n);
 };
 
@@ -162,6 +165,8 @@ struct req {
     uint64_t offset;
     uint64_t len;
     uint8_t *buf;  /* read: filled; write: source; others: NULL */
+    struct env_desc *desc; /* read, write on a node that takes one: the data
+                            * described (a write's buf is then NULL); else NULL */
     unsigned flags;
     uint64_t seq;
     uint64_t ser_offset; /* serialising range; ser_len 0 if none */
@@ -231,6 +236,15 @@ struct node *graph_node_find(const struct graph *g, const char *name);
  * within the node (ignored for flush). Completes through @cb, never inline. */
 void node_submit(struct node *n, enum node_op op, uint64_t offset, uint64_t len,
                  uint8_t *buf, unsigned flags, env_io_cb *cb, void *opaque);
+
+/* Whether @n's reads and writes may carry a description. */
+bool node_takes_desc(const struct node *n);
+
+/* node_submit with a description, on a node that takes one: a write's data
+ * is @desc (@buf NULL); a read fills @buf or answers in @desc. */
+void node_submit_desc(struct node *n, enum node_op op, uint64_t offset, uint64_t len,
+                      uint8_t *buf, struct env_desc *desc, unsigned flags, env_io_cb *cb,
+                      void *opaque);
 
 static inline void node_read(struct node *n, uint64_t offset, uint64_t len, uint8_t *buf,
                              env_io_cb *cb, void *opaque)

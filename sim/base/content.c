@@ -49,6 +49,17 @@ void content_fill(uint8_t *buf, uint64_t seed, uint64_t tag, uint64_t first_sect
     }
 }
 
+void content_make(uint8_t *buf, uint64_t seed, uint64_t tag, uint64_t sector)
+{
+    ASSERT(tag != CONTENT_TAG_GARBAGE && tag != CONTENT_TAG_IMAGE);
+    if (tag == CONTENT_TAG_ZERO || content_tag_is_pattern(tag)) {
+        memset(buf, tag == CONTENT_TAG_ZERO ? 0 : (int)(tag - CONTENT_TAG_SPECIAL),
+               CONTENT_SECTOR);
+    } else {
+        content_fill(buf, seed, tag, sector, 1);
+    }
+}
+
 /* Is the sector one byte repeated? */
 static bool one_byte(const uint8_t *p)
 {

@@ -46,6 +46,10 @@ static inline bool content_tag_is_pattern(uint64_t tag)
 void content_fill(uint8_t *buf, uint64_t seed, uint64_t tag, uint64_t first_sector,
                   uint64_t n_sectors);
 
+/* The one sector at @sector whose content_identify is @tag: a write's bytes,
+ * zeroes, or a pattern (never garbage or an image's data). */
+void content_make(uint8_t *buf, uint64_t seed, uint64_t tag, uint64_t sector);
+
 /* The tag of one sector read at @sector: its writer's tag, CONTENT_TAG_ZERO
  * for an all-zero sector, a pattern tag for a sector of one byte, or
  * CONTENT_TAG_GARBAGE (then *home, if non-NULL,

@@ -177,43 +177,73 @@ static void violation_fill(struct check_rw *c, uint64_t sector, uint64_t tag,
              " or ..." : "", got);
 }
 
+/* One sector read at @s whose content tag is @tag; @data its bytes, or NULL
+ * when the read was described (then @tag is never garbage). */
+static bool read_sector(struct check_rw *c, uint64_t s, uint64_t tag, const uint8_t *data,
+                        uint64_t op_index, unsigned line, uint64_t now_ns)
+{
+    uint64_t expect[CHECK_EXPECT_MAX];
+    unsigned n_expect;
+    ASSERT(data || tag != CONTENT_TAG_GARBAGE);
+    c->sectors_checked++;
+    if (c->replicas && c->crashed && model_disk_holds_crashed(&c->model, s, tag)) {
+        return true; /* legal now, and another replica's value may be next */
+    }
+    if (model_disk_read(&c->model, s, tag, expect, CHECK_EXPECT_MAX, &n_expect)) {
+        return true;
+    }
+    uint8_t made[CONTENT_SECTOR];
+    if (!data && c->image) {
+        content_make(made, c->seed, tag, s);
+        data = made;
+    }
+    /* The image's bytes may look like anything (even another run's
+     * writes): judged as the image's data. */
+    uint64_t home = UINT64_MAX;
+    if (data && is_image_data(c, data, s)) {
+        tag = CONTENT_TAG_IMAGE;
+        if (model_disk_read(&c->model, s, tag, expect, CHECK_EXPECT_MAX, &n_expect)) {
+            return true;
+        }
+    } else if (tag == CONTENT_TAG_GARBAGE) {
+        (void)content_identify(data, c->seed, s, &home); /* whose data it was */
+    }
+    if (c->taint && c->taint(c->taint_opaque, s)) {
+        c->explained++;
+        return true;
+    }
+    if (!c->failed) {
+        c->failed = true;
+        violation_fill(c, s, tag, home, expect, n_expect);
+        c->first.op_index = op_index;
+        c->first.line = line;
+        c->first.time_ns = now_ns;
+    }
+    return false;
+}
+
 bool check_rw_read_done(struct check_rw *c, const uint8_t *buf, uint64_t sector, uint64_t n,
                         uint64_t op_index, unsigned line, uint64_t now_ns)
 {
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t s = sector + i;
-        uint64_t home;
-        uint64_t tag = content_identify(buf + i * CONTENT_SECTOR, c->seed, s, &home);
-        uint64_t expect[CHECK_EXPECT_MAX];
-        unsigned n_expect;
-        c->sectors_checked++;
-        if (c->replicas && c->crashed && model_disk_holds_crashed(&c->model, s, tag)) {
-            continue; /* legal now, and another replica's value may be next */
+        const uint8_t *data = buf + i * CONTENT_SECTOR;
+        uint64_t tag = content_identify(data, c->seed, sector + i, NULL);
+        if (!read_sector(c, sector + i, tag, data, op_index, line, now_ns)) {
+            return false;
         }
-        if (model_disk_read(&c->model, s, tag, expect, CHECK_EXPECT_MAX, &n_expect)) {
-            continue;
+    }
+    return true;
+}
+
+bool check_rw_read_tags(struct check_rw *c, const uint64_t *tags, const uint8_t *buf,
+                        uint64_t sector, uint64_t n, uint64_t op_index, unsigned line,
+                        uint64_t now_ns)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        if (!read_sector(c, sector + i, tags[i], buf ? buf + i * CONTENT_SECTOR : NULL,
+                         op_index, line, now_ns)) {
+            return false;
         }
-        /* The image's bytes may look like anything (even another run's
-         * writes): judged as the image's data. */
-        if (is_image_data(c, buf + i * CONTENT_SECTOR, s)) {
-            tag = CONTENT_TAG_IMAGE;
-            home = UINT64_MAX;
-            if (model_disk_read(&c->model, s, tag, expect, CHECK_EXPECT_MAX, &n_expect)) {
-                continue;
-            }
-        }
-        if (c->taint && c->taint(c->taint_opaque, s)) {
-            c->explained++;
-            continue;
-        }
-        if (!c->failed) {
-            c->failed = true;
-            violation_fill(c, s, tag, home, expect, n_expect);
-            c->first.op_index = op_index;
-            c->first.line = line;
-            c->first.time_ns = now_ns;
-        }
-        return false;
     }
     return true;
 }
@@ -231,7 +261,7 @@ void check_rw_io_done(struct check_rw *c, const struct checker_io *io)
     switch (io->op) {
     case NODE_OP_READ:
         if (ok) {
-            (void)check_rw_read_done(c, io->data, io->sector, io->n, io->index,
+            (void)check_rw_read_tags(c, io->tags, io->data, io->sector, io->n, io->index,
                                      io->rec->line, io->now_ns);
         }
         break;

@@ -84,6 +84,12 @@ void check_rw_crash(struct check_rw *c);
 bool check_rw_read_done(struct check_rw *c, const uint8_t *buf, uint64_t sector, uint64_t n,
                         uint64_t op_index, unsigned line, uint64_t now_ns);
 
+/* The same, from the sectors' content tags (content_identify of the bytes,
+ * or what a described read answered); @buf the bytes, NULL if described. */
+bool check_rw_read_tags(struct check_rw *c, const uint64_t *tags, const uint8_t *buf,
+                        uint64_t sector, uint64_t n, uint64_t op_index, unsigned line,
+                        uint64_t now_ns);
+
 /* Start violation @v afresh: zeroed, of @property. */
 void check_violation_begin(struct violation *v, const char *property);
 

@@ -48,7 +48,9 @@ struct checker_io {
     uint64_t tag;                /* content tag of the sectors a write carries */
     bool fua;
     int ret;                     /* done: its status */
-    const uint8_t *data;         /* done: a read's bytes; a write's buffer */
+    const uint8_t *data;         /* done: a read's bytes, a write's buffer; NULL
+                                  * when described (guest I/O, struct env_desc) */
+    const uint64_t *tags;        /* done: a guest read's content tags, one a sector */
     uint64_t cookie;             /* done, lost: what io_submit returned */
     uint64_t now_ns;
 };

@@ -12,6 +12,13 @@
  * first. Injected faults never touch the log's notion of true data: they
  * taint the sectors whose contents they made untrue, so a checker can tell
  * a stack bug from an injected fault.
+ *
+ * Described writes (disk_describe) keep a chunk as its sectors' content
+ * tags, 64 bytes instead of 4 KiB, when nothing needs the bytes: no fault
+ * fired and no cache log keeps old data. Everything that does need bytes
+ * (a byte write into part of the chunk, a peek, the log, a crash, a hash)
+ * makes them from the tags with content_make, so a described chunk reads,
+ * hashes and crashes exactly as its bytes would.
  */
 #include "disk.h"
 
@@ -19,6 +26,7 @@
 #include <xxhash.h>
 
 #include "../../ref/base.h"
+#include "../base/content.h"
 
 enum disk_io { IO_READ, IO_WRITE, IO_FLUSH, IO_DISCARD, IO_ZEROES };
 
@@ -29,6 +37,8 @@ struct disk_op {
     uint64_t offset;
     uint64_t len;
     uint8_t *buf;
+    struct env_desc *desc; /* read: where to answer with tags; write: NULL */
+    uint64_t tag;          /* described write: its sectors' tag; else 0 */
     unsigned flags;
     uint64_t flush_mark; /* flush: log entries with seq below it are durable */
     env_io_cb *cb;
@@ -100,6 +110,8 @@ struct disk *disk_new(const struct disk_config *c, struct evq *q, struct fault_p
     rng_stream(&d->rng_fault, root_seed, "disk-fault", id, 0);
     rng_stream(&d->rng_crash, root_seed, "disk-crash", id, 0);
     u64map_init(&d->chunks);
+    d->bytes.unit = DISK_CHUNK;
+    d->tags.unit = DISK_CHUNK / DISK_SECTOR * sizeof(uint64_t);
     u64map_init(&d->taint);
     u64map_init(&d->latent);
     return d;
@@ -109,6 +121,63 @@ struct disk *disk_new(const struct disk_config *c, struct evq *q, struct fault_p
 static uint64_t slab_bytes(uint64_t i)
 {
     return i >= 5 ? DISK_SLAB : min_u64(DISK_SLAB, (64u << 10) << i);
+}
+
+/* A unit from the free list, else carved from the newest slab; zeroed
+ * unless @whole (its caller writes all of it). */
+static uint8_t *pool_get(struct disk_pool *p, bool whole)
+{
+    uint8_t *c;
+    if (p->n_free > 0) {
+        c = (uint8_t *)(uintptr_t)p->free[--p->n_free];
+    } else {
+        if (p->n_slabs == 0 || p->used == slab_bytes(p->n_slabs - 1) / p->unit) {
+            if (p->n_slabs == p->cap_slabs) {
+                uint64_t cap = p->cap_slabs ? 2 * p->cap_slabs : 8;
+                p->slabs = mem_realloc(p->slabs, p->cap_slabs * sizeof(*p->slabs),
+                                       cap * sizeof(*p->slabs));
+                p->cap_slabs = cap;
+            }
+            p->slabs[p->n_slabs] = slab_bytes(p->n_slabs) == DISK_SLAB
+                                       ? mem_alloc_huge(DISK_SLAB)
+                                       : mem_alloc(slab_bytes(p->n_slabs));
+            p->n_slabs++;
+            p->used = 0;
+        }
+        c = p->slabs[p->n_slabs - 1] + p->used++ * p->unit;
+    }
+    if (!whole) {
+        memset(c, 0, p->unit);
+    }
+    return c;
+}
+
+static void pool_put(struct disk_pool *p, void *c)
+{
+    if (p->n_free == p->cap_free) {
+        uint64_t cap = p->cap_free ? 2 * p->cap_free : 64;
+        p->free = mem_realloc(p->free, p->cap_free * sizeof(*p->free), cap * sizeof(*p->free));
+        p->cap_free = cap;
+    }
+    p->free[p->n_free++] = (uint64_t)(uintptr_t)c;
+}
+
+static uint64_t pool_bytes(const struct disk_pool *p)
+{
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < p->n_slabs; i++) {
+        n += slab_bytes(i);
+    }
+    return n;
+}
+
+static void pool_fini(struct disk_pool *p)
+{
+    for (uint64_t i = 0; i < p->n_slabs; i++) {
+        mem_free(p->slabs[i], slab_bytes(i));
+    }
+    mem_free(p->slabs, p->cap_slabs * sizeof(*p->slabs));
+    mem_free(p->free, p->cap_free * sizeof(*p->free));
 }
 
 static void log_entry_free(struct disk_log_entry *e)
@@ -142,11 +211,8 @@ void disk_free(struct disk *d)
         log_pop_oldest(d);
     }
     mem_free(d->log, d->log_cap * sizeof(*d->log));
-    for (uint64_t i = 0; i < d->n_slabs; i++) {
-        mem_free(d->slabs[i], slab_bytes(i));
-    }
-    mem_free(d->slabs, d->cap_slabs * sizeof(*d->slabs));
-    mem_free(d->free_chunks, d->cap_free * sizeof(*d->free_chunks));
+    pool_fini(&d->bytes);
+    pool_fini(&d->tags);
     u64map_fini(&d->chunks);
     u64map_fini(&d->taint);
     u64map_fini(&d->latent);
@@ -158,10 +224,35 @@ void disk_free(struct disk *d)
 
 /* ---- contents ---- */
 
-static uint8_t *chunk_get(const struct disk *d, uint64_t index)
+#define CHUNK_SECTORS (DISK_CHUNK / DISK_SECTOR)
+#define CHUNK_DESCRIBED 1u /* low bit of a chunk map value */
+
+/* The chunk map's value for @index: 0 (a hole), a byte chunk, or a
+ * described chunk's tags | CHUNK_DESCRIBED. */
+static uint64_t chunk_get(const struct disk *d, uint64_t index)
 {
-    uint64_t *v = u64map_get(&d->chunks, index);
-    return v ? (uint8_t *)(uintptr_t)*v : NULL;
+    const uint64_t *v = u64map_get(&d->chunks, index);
+    return v ? *v : 0;
+}
+
+static uint8_t *chunk_bytes(uint64_t v)
+{
+    return (uint8_t *)(uintptr_t)v;
+}
+
+static uint64_t *chunk_tags(uint64_t v)
+{
+    return (uint64_t *)(uintptr_t)(v & ~(uint64_t)CHUNK_DESCRIBED);
+}
+
+/* The bytes of @n described sectors from the chunk's sector @first. */
+static void tags_make(const struct disk *d, const uint64_t *tags, uint64_t index,
+                      uint64_t first, uint64_t n, uint8_t *buf)
+{
+    for (uint64_t k = 0; k < n; k++) {
+        content_make(buf + k * DISK_SECTOR, d->content_seed, tags[first + k],
+                     index * CHUNK_SECTORS + first + k);
+    }
 }
 
 void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len)
@@ -170,9 +261,12 @@ void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len
     while (len > 0) {
         uint64_t in = offset % DISK_CHUNK;
         uint64_t n = min_u64(len, DISK_CHUNK - in);
-        const uint8_t *c = chunk_get(d, offset / DISK_CHUNK);
-        if (c) {
-            memcpy(buf, c + in, n);
+        uint64_t v = chunk_get(d, offset / DISK_CHUNK);
+        if (v & CHUNK_DESCRIBED) {
+            tags_make(d, chunk_tags(v), offset / DISK_CHUNK, in / DISK_SECTOR, n / DISK_SECTOR,
+                      buf);
+        } else if (v) {
+            memcpy(buf, chunk_bytes(v) + in, n);
         } else {
             memset(buf, 0, n);
         }
@@ -180,6 +274,28 @@ void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len
         offset += n;
         len -= n;
     }
+}
+
+/* The tags of [offset, offset + len) into @tags, if no byte chunk is in it. */
+static bool peek_tags(const struct disk *d, uint64_t offset, uint64_t len, uint64_t *tags)
+{
+    while (len > 0) {
+        uint64_t in = offset % DISK_CHUNK;
+        uint64_t n = min_u64(len, DISK_CHUNK - in);
+        uint64_t v = chunk_get(d, offset / DISK_CHUNK);
+        if (v && !(v & CHUNK_DESCRIBED)) {
+            return false;
+        }
+        if (v) {
+            memcpy(tags, chunk_tags(v) + in / DISK_SECTOR, n / DISK_SECTOR * sizeof(*tags));
+        } else {
+            memset(tags, 0, n / DISK_SECTOR * sizeof(*tags));
+        }
+        tags += n / DISK_SECTOR;
+        offset += n;
+        len -= n;
+    }
+    return true;
 }
 
 void disk_peek_durable(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len)
@@ -198,71 +314,85 @@ void disk_peek_durable(const struct disk *d, uint64_t offset, uint8_t *buf, uint
     }
 }
 
-/* A chunk from the free list, else carved from the newest slab; zeroed
- * unless @whole (its caller writes all of it). */
-static uint8_t *chunk_new(struct disk *d, bool whole)
+static void chunk_set(struct disk *d, uint64_t index, uint64_t v)
 {
-    uint8_t *c;
-    if (d->n_free > 0) {
-        c = (uint8_t *)(uintptr_t)d->free_chunks[--d->n_free];
-    } else {
-        if (d->n_slabs == 0 || d->slab_used == slab_bytes(d->n_slabs - 1) / DISK_CHUNK) {
-            if (d->n_slabs == d->cap_slabs) {
-                uint64_t cap = d->cap_slabs ? 2 * d->cap_slabs : 8;
-                d->slabs = mem_realloc(d->slabs, d->cap_slabs * sizeof(*d->slabs),
-                                       cap * sizeof(*d->slabs));
-                d->cap_slabs = cap;
-            }
-            d->slabs[d->n_slabs] = slab_bytes(d->n_slabs) == DISK_SLAB
-                                       ? mem_alloc_huge(DISK_SLAB)
-                                       : mem_alloc(slab_bytes(d->n_slabs));
-            d->n_slabs++;
-            d->slab_used = 0;
-        }
-        c = d->slabs[d->n_slabs - 1] + d->slab_used++ * DISK_CHUNK;
+    *u64map_put(&d->chunks, index, NULL) = v;
+}
+
+/* Chunk @index's old value @v is replaced or dropped: release its memory. */
+static void chunk_release(struct disk *d, uint64_t v)
+{
+    if (v & CHUNK_DESCRIBED) {
+        pool_put(&d->tags, chunk_tags(v));
+    } else if (v) {
+        pool_put(&d->bytes, chunk_bytes(v));
     }
-    if (!whole) {
-        memset(c, 0, DISK_CHUNK);
-    }
+}
+
+/* Chunk @index as bytes, made from its tags if it was described. */
+static uint8_t *chunk_to_bytes(struct disk *d, uint64_t index, uint64_t v)
+{
+    uint8_t *c = pool_get(&d->bytes, true);
+    tags_make(d, chunk_tags(v), index, 0, CHUNK_SECTORS, c);
+    chunk_release(d, v);
+    chunk_set(d, index, (uint64_t)(uintptr_t)c);
     return c;
 }
 
-static void chunk_release(struct disk *d, uint8_t *c)
-{
-    if (d->n_free == d->cap_free) {
-        uint64_t cap = d->cap_free ? 2 * d->cap_free : 64;
-        d->free_chunks = mem_realloc(d->free_chunks, d->cap_free * sizeof(*d->free_chunks),
-                                     cap * sizeof(*d->free_chunks));
-        d->cap_free = cap;
-    }
-    d->free_chunks[d->n_free++] = (uint64_t)(uintptr_t)c;
-}
-
-/* Write @src (NULL: zeroes) into the chunks. */
-static void store_write(struct disk *d, uint64_t offset, const uint8_t *src, uint64_t len)
+/* Write @src (NULL: zeroes), or the sectors of described write @tag, into
+ * the chunks. */
+static void store(struct disk *d, uint64_t offset, const uint8_t *src, uint64_t tag,
+                  uint64_t len)
 {
     ASSERT(offset + len <= d->cfg.size);
     while (len > 0) {
         uint64_t index = offset / DISK_CHUNK;
         uint64_t in = offset % DISK_CHUNK;
         uint64_t n = min_u64(len, DISK_CHUNK - in);
-        uint8_t *c = chunk_get(d, index);
+        bool whole = n == DISK_CHUNK;
+        uint64_t v = chunk_get(d, index);
         if (d->track) {
             *u64map_put(&d->changed, index, NULL) = 1;
         }
-        if (!src && n == DISK_CHUNK) {
-            if (c) {
-                chunk_release(d, c);
+        if (!src && !tag && whole) { /* zeroes over all of it: a hole */
+            if (v) {
+                chunk_release(d, v);
                 u64map_del(&d->chunks, index);
             }
+        } else if (tag && (!v || whole || (v & CHUNK_DESCRIBED))) {
+            uint64_t *t = (v & CHUNK_DESCRIBED) ? chunk_tags(v) : NULL;
+            if (!t) {
+                chunk_release(d, v);
+                t = (uint64_t *)(void *)pool_get(&d->tags, whole);
+                chunk_set(d, index, (uint64_t)(uintptr_t)t | CHUNK_DESCRIBED);
+            }
+            for (uint64_t k = in / DISK_SECTOR; k < (in + n) / DISK_SECTOR; k++) {
+                t[k] = tag;
+            }
+        } else if (tag) { /* into part of a byte chunk: its bytes */
+            for (uint64_t k = 0; k < n / DISK_SECTOR; k++) {
+                content_make(chunk_bytes(v) + in + k * DISK_SECTOR, d->content_seed, tag,
+                             offset / DISK_SECTOR + k);
+            }
         } else if (!src) {
-            if (c) {
-                memset(c + in, 0, n);
+            if (v & CHUNK_DESCRIBED) {
+                memset(chunk_tags(v) + in / DISK_SECTOR, 0, n / DISK_SECTOR * sizeof(uint64_t));
+            } else if (v) {
+                memset(chunk_bytes(v) + in, 0, n);
             }
         } else {
-            if (!c) {
-                c = chunk_new(d, n == DISK_CHUNK);
-                *u64map_put(&d->chunks, index, NULL) = (uint64_t)(uintptr_t)c;
+            uint8_t *c;
+            if (whole) {
+                chunk_release(d, v);
+                c = pool_get(&d->bytes, true);
+                chunk_set(d, index, (uint64_t)(uintptr_t)c);
+            } else if (v & CHUNK_DESCRIBED) {
+                c = chunk_to_bytes(d, index, v);
+            } else if (v) {
+                c = chunk_bytes(v);
+            } else {
+                c = pool_get(&d->bytes, false);
+                chunk_set(d, index, (uint64_t)(uintptr_t)c);
             }
             memcpy(c + in, src, n);
             src += n;
@@ -270,6 +400,11 @@ static void store_write(struct disk *d, uint64_t offset, const uint8_t *src, uin
         offset += n;
         len -= n;
     }
+}
+
+static void store_write(struct disk *d, uint64_t offset, const uint8_t *src, uint64_t len)
+{
+    store(d, offset, src, 0, len);
 }
 
 void disk_poke(struct disk *d, uint64_t offset, const uint8_t *buf, uint64_t len)
@@ -404,8 +539,12 @@ static int do_read(struct disk *d, struct disk_op *op)
 {
     struct fault_rule *corrupt = NULL;
     TRY(read_faults(d, op, &corrupt));
-    disk_peek(d, op->offset, op->buf, op->len);
     d->stats.bytes_read += op->len;
+    if (op->desc && !corrupt && peek_tags(d, op->offset, op->len, op->desc->tags)) {
+        op->desc->described = true;
+        return 0;
+    }
+    disk_peek(d, op->offset, op->buf, op->len);
     if (corrupt) {
         d->stats.faults[FAULT_READ_CORRUPT]++;
         uint64_t at = rng_below(&d->rng_fault, op->len);
@@ -434,12 +573,9 @@ static void do_misdirect(struct disk *d, struct disk_op *op, const struct fault_
     }
 }
 
-static int do_write(struct disk *d, struct disk_op *op)
+static int do_write_bytes(struct disk *d, struct disk_op *op, const uint8_t *src,
+                          struct fault_rule *r)
 {
-    const uint8_t *src = op->io == IO_ZEROES ? NULL : op->buf;
-    struct fault_rule *r = fault_plan_fire(d->plan, &d->rng_fault, d->cfg.name,
-                                           FAULT_IO_WRITE, op->offset, op->len,
-                                           d->evq->now_ns);
     if (r && r->kind == FAULT_ENOSPC) {
         d->stats.faults[FAULT_ENOSPC]++;
         return -ENOSPC;
@@ -461,6 +597,31 @@ static int do_write(struct disk *d, struct disk_op *op)
     disk_apply(d, op->offset, src, op->len, op->flags & ENV_IO_FUA);
     d->stats.bytes_written += op->len;
     return 0;
+}
+
+static int do_write(struct disk *d, struct disk_op *op)
+{
+    const uint8_t *src = op->io == IO_ZEROES ? NULL : op->buf;
+    struct fault_rule *r = fault_plan_fire(d->plan, &d->rng_fault, d->cfg.name,
+                                           FAULT_IO_WRITE, op->offset, op->len,
+                                           d->evq->now_ns);
+    if (!op->tag) {
+        return do_write_bytes(d, op, src, r);
+    }
+    if (!r && (d->cfg.cache_bytes == 0 || d->cfg.no_log)) { /* nothing needs its bytes */
+        store(d, op->offset, NULL, op->tag, op->len);
+        untaint_range(d, op->offset, op->len);
+        d->stats.bytes_written += op->len;
+        return 0;
+    }
+    uint8_t *made = mem_alloc_raw(op->len);
+    for (uint64_t k = 0; k < op->len / DISK_SECTOR; k++) {
+        content_make(made + k * DISK_SECTOR, d->content_seed, op->tag,
+                     op->offset / DISK_SECTOR + k);
+    }
+    int ret = do_write_bytes(d, op, made, r);
+    mem_free(made, op->len);
+    return ret;
 }
 
 static int do_flush(struct disk *d, struct disk_op *op)
@@ -503,9 +664,9 @@ static void disk_op_done(void *opaque)
     mem_free(op, sizeof(*op));
 }
 
-static void disk_submit(struct disk_handle *h, enum disk_io io, uint64_t offset,
-                        uint64_t len, uint8_t *buf, unsigned flags, env_io_cb *cb,
-                        void *opaque)
+static struct disk_op *disk_submit(struct disk_handle *h, enum disk_io io, uint64_t offset,
+                                    uint64_t len, uint8_t *buf, unsigned flags,
+                                    env_io_cb *cb, void *opaque)
 {
     struct disk *d = h->disk;
     if (io != IO_FLUSH) {
@@ -530,6 +691,7 @@ static void disk_submit(struct disk_handle *h, enum disk_io io, uint64_t offset,
     if (io == IO_FLUSH && d->flush_hook) {
         d->flush_hook(d->flush_hook_opaque);
     }
+    return op; /* its completion is a later event: the caller may still add to it */
 }
 
 static void st_read(void *dev, uint64_t offset, uint8_t *buf, uint64_t len, env_io_cb *cb,
@@ -542,6 +704,20 @@ static void st_write(void *dev, uint64_t offset, const uint8_t *buf, uint64_t le
                      unsigned flags, env_io_cb *cb, void *opaque)
 {
     disk_submit(dev, IO_WRITE, offset, len, (uint8_t *)buf, flags, cb, opaque);
+}
+
+static void st_read_desc(void *dev, uint64_t offset, uint8_t *buf, uint64_t len,
+                         struct env_desc *desc, env_io_cb *cb, void *opaque)
+{
+    disk_submit(dev, IO_READ, offset, len, buf, 0, cb, opaque)->desc = desc;
+}
+
+static void st_write_desc(void *dev, uint64_t offset, const struct env_desc *desc,
+                          uint64_t len, unsigned flags, env_io_cb *cb, void *opaque)
+{
+    ASSERT(desc->tag != CONTENT_TAG_ZERO && desc->tag != CONTENT_TAG_GARBAGE &&
+           desc->tag != CONTENT_TAG_IMAGE);
+    disk_submit(dev, IO_WRITE, offset, len, NULL, flags, cb, opaque)->tag = desc->tag;
 }
 
 static void st_flush(void *dev, env_io_cb *cb, void *opaque)
@@ -570,9 +746,9 @@ static int st_allocated(void *dev, uint64_t offset, uint64_t len, uint64_t *run)
 {
     const struct disk *d = ((struct disk_handle *)dev)->disk;
     uint64_t end = offset + len;
-    bool first = chunk_get(d, offset / DISK_CHUNK) != NULL;
+    bool first = chunk_get(d, offset / DISK_CHUNK) != 0;
     uint64_t at = align_down(offset, DISK_CHUNK) + DISK_CHUNK;
-    while (at < end && (chunk_get(d, at / DISK_CHUNK) != NULL) == first) {
+    while (at < end && (chunk_get(d, at / DISK_CHUNK) != 0) == first) {
         at += DISK_CHUNK;
     }
     *run = min_u64(at, end) - offset;
@@ -604,6 +780,26 @@ static const struct env_storage_ops disk_storage_ops = {
     .read_sync = st_read_sync,
 };
 
+/* The same, with described I/O (disk_describe). */
+static const struct env_storage_ops disk_storage_desc_ops = {
+    .read = st_read,
+    .write = st_write,
+    .flush = st_flush,
+    .discard = st_discard,
+    .write_zeroes = st_write_zeroes,
+    .length = st_length,
+    .allocated = st_allocated,
+    .read_sync = st_read_sync,
+    .read_desc = st_read_desc,
+    .write_desc = st_write_desc,
+};
+
+void disk_describe(struct disk *d, uint64_t seed)
+{
+    d->describe = true;
+    d->content_seed = seed;
+}
+
 struct disk_handle *disk_handle_new(struct disk *d)
 {
     struct disk_handle *h = mem_alloc(sizeof(*h));
@@ -619,7 +815,8 @@ void disk_handle_free(struct disk_handle *h)
 
 struct env_storage disk_storage(struct disk_handle *h)
 {
-    struct env_storage st = { &disk_storage_ops, h };
+    struct env_storage st = { h->disk->describe ? &disk_storage_desc_ops : &disk_storage_ops,
+                              h };
     return st;
 }
 
@@ -799,7 +996,13 @@ uint64_t disk_content_hash(const struct disk *d)
     XXH3_64bits_reset_withSeed(st, d->cfg.size);
     uint64_t *keys = u64map_keys(&d->chunks);
     for (size_t i = 0; i < d->chunks.n; i++) {
-        const uint8_t *c = chunk_get(d, keys[i]);
+        uint64_t v = chunk_get(d, keys[i]);
+        uint8_t made[DISK_CHUNK];
+        const uint8_t *c = chunk_bytes(v);
+        if (v & CHUNK_DESCRIBED) {
+            tags_make(d, chunk_tags(v), keys[i], 0, CHUNK_SECTORS, made);
+            c = made;
+        }
         if (chunk_is_zero(c)) {
             continue;
         }
@@ -816,10 +1019,7 @@ uint64_t disk_content_hash(const struct disk *d)
 
 uint64_t disk_mem_bytes(const struct disk *d)
 {
-    uint64_t chunks = 0;
-    for (uint64_t i = 0; i < d->n_slabs; i++) {
-        chunks += slab_bytes(i);
-    }
+    uint64_t chunks = pool_bytes(&d->bytes) + pool_bytes(&d->tags);
     uint64_t index = d->chunks.cap * sizeof(struct u64map_slot);
     uint64_t log = 0;
     for (uint64_t i = 0; i < d->log_n; i++) {

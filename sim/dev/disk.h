@@ -100,6 +100,19 @@ struct disk_log_entry {
     bool fua;
 };
 
+/* Fixed-size units carved from slabs that grow from 64 KiB to DISK_SLAB,
+ * with a free list. */
+struct disk_pool {
+    uint64_t unit;
+    uint8_t **slabs;
+    uint64_t n_slabs;
+    uint64_t cap_slabs;
+    uint64_t used;           /* units handed out from the newest slab */
+    uint64_t *free;
+    uint64_t n_free;
+    uint64_t cap_free;
+};
+
 struct disk {
     struct disk_config cfg;
     struct evq *evq;
@@ -109,14 +122,13 @@ struct disk {
     struct rng rng_crash;
     unsigned mutants;
     uint64_t epoch;          /* bumped by every crash */
-    struct u64map chunks;    /* chunk index -> uint8_t[DISK_CHUNK] */
-    uint8_t **slabs;         /* chunks are carved from DISK_SLAB blocks */
-    uint64_t n_slabs;
-    uint64_t cap_slabs;
-    uint64_t slab_used;      /* chunks handed out from the newest slab */
-    uint64_t *free_chunks;   /* chunks released by discard, for reuse */
-    uint64_t n_free;
-    uint64_t cap_free;
+    /* chunk index -> uint8_t[DISK_CHUNK], or (pointer | 1) to a described
+     * chunk: uint64_t[DISK_CHUNK / DISK_SECTOR] content tags (0: zeroes) */
+    struct u64map chunks;
+    struct disk_pool bytes;  /* the byte chunks */
+    struct disk_pool tags;   /* the described chunks' tag arrays */
+    bool describe;           /* takes described I/O (disk_describe) */
+    uint64_t content_seed;   /* what described sectors' bytes derive from */
     struct u64map taint;     /* sector -> enum disk_taint */
     struct u64map latent;    /* sector -> 1: unreadable until rewritten */
     bool track;              /* record changed chunks (disk_track) */
@@ -172,6 +184,11 @@ struct disk_crash_plan {
 
 void disk_crash_planned(struct disk *d, const struct disk_crash_plan *plan,
                         struct disk_crash_report *out);
+
+/* From now on take described I/O (ref/env.h struct env_desc): a described
+ * sector holds content_make(@seed, tag, sector). Sectors written so are kept
+ * as tags, not bytes, while no fault, cache log or tear needs their bytes. */
+void disk_describe(struct disk *d, uint64_t seed);
 
 /* Current contents (what a read would see without faults). */
 void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len);

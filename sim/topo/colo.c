@@ -487,6 +487,7 @@ static void ck_io_done(void *self, const struct checker_io *io)
                 any = disk_touched(w, D_SECONDARY, io->sector + k);
             }
             if (!any) {
+                ASSERT(io->data != NULL); /* the secondary's guest reads bytes */
                 (void)check_colo_read(ck, io->data, io->sector, io->n, io->index,
                                       io->rec->line, io->now_ns);
             }

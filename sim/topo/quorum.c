@@ -312,6 +312,8 @@ static void cq_io_done(void *self, const struct checker_io *io)
     struct world *w = self;
     if (io->guest) {
         uint64_t len = io->op == NODE_OP_FLUSH ? 0 : io->rec->len;
+        /* the quorum node takes no description: the bytes are there */
+        ASSERT(io->data || (io->op != NODE_OP_READ && io->op != NODE_OP_WRITE));
         (void)check_quorum_done(&qs(w)->cq, io->op, io->rec->offset, len, io->ret, io->data,
                                 io->rec->line, io->index, io->now_ns);
     }

@@ -239,7 +239,8 @@ static struct checker_io op_io(const struct world *w, const struct guest_op *op,
         .sector = flush ? 0 : rec->offset / CONTENT_SECTOR,
         .n = flush ? 0 : rec->len / CONTENT_SECTOR,
         .tag = rec->kind == TRACE_WRITE ? write_tag(rec, op->index) : CONTENT_TAG_ZERO,
-        .fua = rec->fua, .ret = ret, .data = op->buf, .now_ns = w->q.now_ns,
+        .fua = rec->fua, .ret = ret, .data = op->desc.described ? NULL : op->buf,
+        .tags = op->tags, .now_ns = w->q.now_ns,
     };
 }
 
@@ -278,13 +279,31 @@ static void op_event(struct world *w, const struct guest_op *op, int ret)
 
 static void op_free(struct guest_op *op)
 {
-    mem_free(op->buf, op->buf ? op->rec->len : 0);
+    mem_free(op->buf, op->buf_len);
     mem_free(op, sizeof(*op));
 }
 
 uint64_t world__host_epoch(const struct world *w, unsigned h)
 {
     return h == WORLD_GUEST_HOST ? w->epoch : w->hosts[h].downs;
+}
+
+/* A read that succeeded: its sectors' tags into op->tags (as described, or
+ * identified from its bytes), and what the digest records of it: the hash
+ * of the tags when no sector is garbage (content_make gives every byte from
+ * them), else of the bytes. A run has the same digest with or without
+ * described I/O. */
+static uint64_t read_identify(const struct world *w, struct guest_op *op)
+{
+    uint64_t n = op->rec->len / CONTENT_SECTOR;
+    bool garbage = false;
+    for (uint64_t i = 0; !op->desc.described && i < n; i++) {
+        op->tags[i] = content_identify(op->buf + i * CONTENT_SECTOR, w->seed,
+                                       op->rec->offset / CONTENT_SECTOR + i, NULL);
+        garbage |= op->tags[i] == CONTENT_TAG_GARBAGE;
+    }
+    return garbage ? XXH3_64bits(op->buf, op->rec->len)
+                   : XXH3_64bits(op->tags, n * sizeof(*op->tags));
 }
 
 static void op_done(void *opaque, int ret)
@@ -299,8 +318,9 @@ static void op_done(void *opaque, int ret)
     w->progress_ns = w->q.now_ns;
     uint64_t data = 0;
     if (ret == 0 && op->rec->kind == TRACE_READ) {
-        data = XXH3_64bits(op->buf, op->rec->len);
+        data = read_identify(w, op);
         w->r->bytes_read += op->rec->len;
+        w->r->described_reads += op->desc.described;
     } else if (ret == 0 && op->rec->kind == TRACE_WRITE) {
         w->r->bytes_written += op->rec->len;
     }
@@ -326,16 +346,36 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     op->host = rec->guest ? w->topo_ops->guest_host(w, rec->guest) : WORLD_GUEST_HOST;
     op->epoch = world__host_epoch(w, op->host);
     op->t_submit = w->q.now_ns;
+    unsigned flags = rec->fua ? NODE_REQ_FUA : 0;
+    uint64_t len = rec->kind == TRACE_FLUSH ? 0 : rec->len;
+    struct node *front = w->live->front ? w->live->front : w->live->root;
+    if (rec->guest) {
+        front = w->topo_ops->guest_front(w, rec->guest);
+    } else if (rec->export[0]) { /* a backup tool reading a fleecing export */
+        front = w->live->xread[world__disk_index(w, rec->export)];
+    }
+    /* A disk right below the guest takes the data described (ref/env.h):
+     * a write's tag instead of its bytes, a read's tags if it has them. */
+    op->use_desc = (rec->kind == TRACE_READ || (rec->kind == TRACE_WRITE && !rec->has_pattern)) &&
+                   node_takes_desc(front);
     /* A write's buffer is filled whole below; a read's starts zeroed, so a
-     * stack that fails to fill it shows zeroes, never a stale buffer's data. */
+     * stack that fails to fill it shows zeroes, never a stale buffer's data
+     * (a disk that takes a description fills it whole or answers in tags). */
     if (rec->kind == TRACE_READ) {
-        op->buf = mem_alloc(rec->len);
+        uint64_t tags = rec->len / CONTENT_SECTOR * sizeof(*op->tags);
+        op->buf_len = rec->len + tags;
+        op->buf = op->use_desc ? mem_alloc_raw(op->buf_len) : mem_alloc(op->buf_len);
+        op->tags = (uint64_t *)(void *)(op->buf + rec->len);
+        op->desc.tags = op->tags;
+    } else if (rec->kind == TRACE_WRITE && op->use_desc) {
+        op->desc.tag = op->index + 1;
     } else if (rec->kind == TRACE_WRITE) {
+        op->buf_len = rec->len;
         op->buf = mem_alloc_raw(rec->len);
     }
     if (rec->kind == TRACE_WRITE && rec->has_pattern) {
         memset(op->buf, rec->pattern, rec->len);
-    } else if (rec->kind == TRACE_WRITE) {
+    } else if (rec->kind == TRACE_WRITE && !op->use_desc) {
         content_fill(op->buf, w->seed, op->index + 1, rec->offset / CONTENT_SECTOR,
                      rec->len / CONTENT_SECTOR);
     }
@@ -348,15 +388,8 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
         w->cap_inflight = cap;
     }
     w->inflight[w->n_inflight++] = op;
-    unsigned flags = rec->fua ? NODE_REQ_FUA : 0;
-    uint64_t len = rec->kind == TRACE_FLUSH ? 0 : rec->len;
-    struct node *front = w->live->front ? w->live->front : w->live->root;
-    if (rec->guest) {
-        front = w->topo_ops->guest_front(w, rec->guest);
-    } else if (rec->export[0]) { /* a backup tool reading a fleecing export */
-        front = w->live->xread[world__disk_index(w, rec->export)];
-    }
-    node_submit(front, node_ops[rec->kind], rec->offset, len, op->buf, flags, op_done, op);
+    node_submit_desc(front, node_ops[rec->kind], rec->offset, len, op->buf,
+                     op->use_desc ? &op->desc : NULL, flags, op_done, op);
 }
 
 /* ---- control records ---- */
@@ -1293,6 +1326,9 @@ static int world_setup(struct world *w, struct err *e)
     for (unsigned i = 0; i < w->n_disks; i++) {
         w->dcfg[i].no_log = no_log;
         w->disks[i] = disk_new(&w->dcfg[i], &w->q, &w->plan, w->seed, i, w->o.disk_mutants);
+        if (!w->o.bytes) {
+            disk_describe(w->disks[i], w->seed);
+        }
         w->disks[i]->flush_hook = flush_seen;
         w->disks[i]->flush_hook_opaque = w;
         w->disks[i]->taint_hook = taint_seen;

@@ -96,6 +96,9 @@ struct world_opts {
     bool dirty_mark_early; /* mark bitmaps when a write is issued (the seed's mode) */
     bool want_bitmaps;     /* fill world_result.bitmaps; world_result_fini frees them */
     bool want_checks;      /* fill world_result.checks and .jobs (likewise) */
+    bool bytes;            /* carry every guest byte through the stack: no described
+                            * I/O (ref/env.h struct env_desc) between the guest and a
+                            * disk right below it; same verdicts and digest, slower */
     bool skip_content_hash; /* nobody reads world_result.content_hash (0 then) unless
                              * an 'expect content' record does: the hash over every
                              * byte stored is a tenth of a quiet replay */
@@ -161,6 +164,8 @@ struct world_result {
     uint64_t bytes_read;
     uint64_t bytes_written;
     uint64_t serialised;         /* operations that waited for an overlap */
+    uint64_t described_reads;    /* guest reads a disk answered in tags (ref/env.h
+                                  * struct env_desc), never as bytes */
     uint64_t crashes;
     uint64_t restarts;
     uint64_t sectors_checked;

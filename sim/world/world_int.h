@@ -99,7 +99,12 @@ struct guest_op {
     uint64_t t_submit; /* virtual time it was submitted */
     uint64_t epoch;    /* host incarnation it was issued in (world__host_epoch) */
     uint64_t cookie[CHECKERS_MAX]; /* what each checker's io_submit returned */
-    uint8_t *buf;
+    uint8_t *buf;      /* a read's room for bytes, then its tags; a write's bytes
+                        * unless described */
+    uint64_t buf_len;
+    uint64_t *tags;    /* a read: its sectors' content tags once done */
+    struct env_desc desc; /* described I/O (use_desc) */
+    bool use_desc;
 };
 
 #define WORLD_BUGGIFY_SITES 32

@@ -931,6 +931,7 @@ static void fleece_read(struct world *w, const struct checker_io *io)
         }
         struct target_ctx ctx = { w, (unsigned)d };
         w->fleece_reads++;
+        ASSERT(io->data != NULL); /* export reads are never described */
         (void)check_job_backup_verify(&w->cj, x->id, io->sector, io->data, io->n * 512,
                                       target_taint, &ctx, io->rec->line, io->now_ns);
     }

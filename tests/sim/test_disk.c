@@ -1,5 +1,7 @@
 /* Tests of sim/disk: cache and flush, crash generators, injected faults and
  * taint, epochs, sparse memory. */
+#include "../../sim/base/content.h"
+#include "../../sim/base/rng.h"
 #include "../../sim/dev/disk.h"
 #include "../../sim/dev/fault.h"
 #include "../suites.h"
@@ -296,6 +298,153 @@ START_TEST(test_sparse_memory_and_hash)
 }
 END_TEST
 
+/* Two disks that take the same history: one with described I/O. */
+struct desc_pair {
+    struct tl_env env;
+    struct disk *d[2];
+    struct disk_handle *h[2];
+    struct env_storage st[2];
+};
+
+/* Step @i of the history (drawn from @r) on both; true if it was a read
+ * the described disk answered in tags. */
+static bool desc_pair_step(struct desc_pair *p, struct rng *r, uint64_t i)
+{
+    static uint8_t buf[64 * 1024];
+    static uint8_t got[64 * 1024];
+    static uint8_t want[64 * 1024];
+    static uint64_t tags[128];
+    const struct env_storage *sd = &p->st[0];
+    const struct env_storage *sb = &p->st[1];
+    uint64_t n = 1 + rng_below(r, rng_below(r, 4) ? 16 : 128);
+    uint64_t off = rng_below(r, p->d[0]->cfg.size / 512 - n + 1) * 512;
+    uint64_t len = n * 512;
+    struct tl_count k = { 0, 0 };
+    uint64_t what = rng_below(r, 10);
+    struct env_desc d = { .tag = i, .tags = tags };
+    if (what < 4) { /* a described write, and its bytes */
+        sd->ops->write_desc(sd->dev, off, &d, len, 0, tl_count_cb, &k);
+        content_fill(buf, 77, i, off / 512, n);
+        sb->ops->write(sb->dev, off, buf, len, 0, tl_count_cb, &k);
+    } else if (what < 6) { /* bytes, to both */
+        tl_pattern(buf, len, i);
+        sd->ops->write(sd->dev, off, buf, len, 0, tl_count_cb, &k);
+        sb->ops->write(sb->dev, off, buf, len, 0, tl_count_cb, &k);
+    } else if (what < 7) {
+        sd->ops->write_zeroes(sd->dev, off, len, 0, tl_count_cb, &k);
+        sb->ops->write_zeroes(sb->dev, off, len, 0, tl_count_cb, &k);
+    } else if (what < 8) {
+        sd->ops->discard(sd->dev, off, len, tl_count_cb, &k);
+        sb->ops->discard(sb->dev, off, len, tl_count_cb, &k);
+    } else { /* a described read against the bytes */
+        sd->ops->read_desc(sd->dev, off, got, len, &d, tl_count_cb, &k);
+        sb->ops->read(sb->dev, off, want, len, tl_count_cb, &k);
+    }
+    tl_run(&p->env.q);
+    ck_assert_int_eq(k.ret, 0);
+    for (uint64_t s = 0; d.described && s < n; s++) {
+        content_make(got + s * 512, 77, tags[s], off / 512 + s);
+    }
+    if (what >= 8) {
+        tl_assert_mem_eq(got, want, len);
+    }
+    if (i % 100 == 0) {
+        disk_peek(p->d[0], off, got, len);
+        disk_peek(p->d[1], off, want, len);
+        tl_assert_mem_eq(got, want, len);
+        ck_assert_uint_eq(disk_content_hash(p->d[0]), disk_content_hash(p->d[1]));
+    }
+    return d.described;
+}
+
+/* Two disks take the same random history: one the guest's writes as
+ * descriptions (kept as tags), the other their bytes. Byte writes, zeroes
+ * and discards into described chunks, partial and whole, in between. Both
+ * always read, peek and hash alike; a described read answers in tags only
+ * where every chunk is described, and those tags make the same bytes. */
+START_TEST(test_described_store)
+{
+    for (unsigned no_log = 0; no_log < 2; no_log++) {
+        struct desc_pair p;
+        tl_env_init(&p.env);
+        struct disk_config c;
+        disk_config_default(&c, "d0", 256 * 1024);
+        c.no_log = no_log;
+        c.cache_bytes = no_log ? 1u << 20 : 0; /* both keep no log */
+        for (unsigned k = 0; k < 2; k++) {
+            p.d[k] = disk_new(&c, &p.env.q, &p.env.plan, 1, k, 0);
+            if (k == 0) {
+                disk_describe(p.d[k], 77);
+            }
+            p.h[k] = disk_handle_new(p.d[k]);
+            p.st[k] = disk_storage(p.h[k]);
+        }
+        ck_assert_ptr_nonnull(p.st[0].ops->read_desc);
+        ck_assert_ptr_null(p.st[1].ops->read_desc);
+        struct rng r;
+        rng_seed(&r, 5 + no_log);
+        unsigned described = 0;
+        for (uint64_t i = 1; i <= 3000; i++) {
+            described += desc_pair_step(&p, &r, i);
+        }
+        ck_assert_uint_gt(described, 50);
+        ck_assert_uint_eq(disk_content_hash(p.d[0]), disk_content_hash(p.d[1]));
+        for (unsigned k = 0; k < 2; k++) {
+            disk_handle_free(p.h[k]);
+            disk_free(p.d[k]);
+        }
+        tl_env_fini(&p.env);
+    }
+}
+END_TEST
+
+/* Only tags are kept for what the guest wrote described: a sixty-fourth of
+ * the bytes. A write the cache log must remember is kept as bytes. */
+START_TEST(test_described_memory)
+{
+    struct tl_env env;
+    tl_env_init(&env);
+    struct disk_config c;
+    disk_config_default(&c, "big", 1ull << 40);
+    c.no_log = true;
+    struct disk *d = disk_new(&c, &env.q, &env.plan, 1, 0, 0);
+    disk_describe(d, 9);
+    struct disk_handle *h = disk_handle_new(d);
+    struct env_storage st = disk_storage(h);
+    struct tl_count k = { 0, 0 };
+    for (uint64_t i = 0; i < 4096; i++) { /* 16 MiB */
+        struct env_desc desc = { .tag = i + 1 };
+        st.ops->write_desc(st.dev, i * 7919 * 4096, &desc, 4096, 0, tl_count_cb, &k);
+    }
+    tl_run(&env.q);
+    ck_assert_int_eq(k.calls, 4096);
+    ck_assert_uint_le(disk_mem_bytes(d), 1u << 20);
+    disk_handle_free(h);
+    disk_free(d);
+    c.no_log = false;
+    d = disk_new(&c, &env.q, &env.plan, 1, 0, 0);
+    disk_describe(d, 9);
+    h = disk_handle_new(d);
+    st = disk_storage(h);
+    struct env_desc desc = { .tag = 1 };
+    st.ops->write_desc(st.dev, 0, &desc, 4096, 0, tl_count_cb, &k);
+    tl_run(&env.q);
+    ck_assert_uint_eq(d->log_n, 1);
+    uint64_t tags[8];
+    struct env_desc rd = { .tags = tags };
+    uint8_t got[4096];
+    uint8_t want[4096];
+    st.ops->read_desc(st.dev, 0, got, 4096, &rd, tl_count_cb, &k);
+    tl_run(&env.q);
+    ck_assert(!rd.described); /* the log needed the bytes: they are bytes */
+    content_fill(want, 9, 1, 0, 8);
+    tl_assert_mem_eq(got, want, 4096);
+    disk_handle_free(h);
+    disk_free(d);
+    tl_env_fini(&env);
+}
+END_TEST
+
 Suite *suite_disk(void)
 {
     const TTest *tests[] = {
@@ -308,6 +457,8 @@ Suite *suite_disk(void)
         test_misdirect_and_corrupt_taint,
         test_sparse_memory_and_hash,
         test_no_log,
+        test_described_store,
+        test_described_memory,
     };
     return tl_suite("disk", tests, ARRAY_LEN(tests));
 }

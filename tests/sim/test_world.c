@@ -1,11 +1,13 @@
 /* Tests of sim/world (the scenario runner and its checker) and sim/report. */
 #include "../../ref/drv_quorum.h"
 #include "../../ref/node.h"
+#include "../../sim/base/rng.h"
 #include "../../sim/world/report.h"
 #include "../../sim/world/world.h"
 #include "../suites.h"
 #include "../testlib.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +84,74 @@ START_TEST(test_golden_trace)
     ck_assert_int_eq(r.verdict, WORLD_PASS);
     ck_assert_int_eq(report_exit_status(&r), 0);
     trace_fini(&t);
+}
+END_TEST
+
+/* A crash-free run with faults, random writes, zeroes, discards and reads
+ * over 1 MiB, as text. */
+static char *described_trace(uint64_t seed, const char *faults)
+{
+    size_t cap = 1 << 16;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    size_t at = (size_t)snprintf(text, cap, "blocksim-trace v1\nseed %" PRIu64 "\n"
+                                 "topology plain size=1M\n%sqd 8\n", seed, faults);
+    struct rng r;
+    rng_seed(&r, seed);
+    static const char *const ops[] = { "write", "write", "read", "read", "zero", "discard",
+                                       "flush" };
+    for (int i = 0; i < 600; i++) {
+        const char *op = ops[rng_below(&r, ARRAY_LEN(ops))];
+        uint64_t len = (1 + rng_below(&r, 16)) * 512;
+        uint64_t off = rng_below(&r, (1 << 20) / 512 - 16) * 512;
+        at += (size_t)(strcmp(op, "flush") == 0 ? snprintf(text + at, cap - at, "flush\n")
+                       : snprintf(text + at, cap - at, "%s %" PRIu64 " %" PRIu64 "%s\n", op,
+                                  off, len, i % 50 == 7 && op[0] == 'w' ? " pattern=0x5a" : ""));
+        ck_assert_uint_lt(at, cap);
+    }
+    return text;
+}
+
+/* Described I/O (the disk keeps the guest's writes as tags) gives the same
+ * run as bytes all the way: verdict, digest, content hash, first violation,
+ * with faults and with planted bugs. */
+START_TEST(test_described_io_same_run)
+{
+    static const char *const faults[] = {
+        "",
+        "fault misdirect disk=d0 prob=0.02 delta=64K\n",
+        "fault read-corrupt disk=d0 prob=0.03\nfault write-eio disk=d0 prob=0.03\n",
+        "fault latent disk=d0 range=0-1M prob=0.01\n",
+    };
+    static const uint64_t mutants[] = { 0, NODE_MUTANT_FILE_EARLY_ACK };
+    unsigned failed = 0;
+    for (unsigned f = 0; f < ARRAY_LEN(faults); f++) {
+        for (unsigned m = 0; m < ARRAY_LEN(mutants); m++) {
+            char *text = described_trace(f + 1, faults[f]);
+            struct trace t;
+            parse(&t, text);
+            struct world_opts o = { .node_mutants = mutants[m] };
+            struct world_result a;
+            struct world_result b;
+            run(&t, &o, &a);
+            o.bytes = true;
+            run(&t, &o, &b);
+            ck_assert_uint_gt(a.described_reads, 0);
+            ck_assert_uint_eq(b.described_reads, 0);
+            ck_assert_int_eq(a.verdict, b.verdict);
+            ck_assert_uint_eq(a.digest, b.digest);
+            ck_assert_uint_eq(a.content_hash, b.content_hash);
+            ck_assert_uint_eq(a.sectors_checked, b.sectors_checked);
+            ck_assert_str_eq(a.first.msg, b.first.msg);
+            failed += a.verdict == WORLD_FAIL;
+            if (m == 0) {
+                ck_assert_int_eq(a.verdict, WORLD_PASS);
+            }
+            trace_fini(&t);
+            free(text);
+        }
+    }
+    ck_assert_uint_gt(failed, 0); /* the planted bug was seen */
 }
 END_TEST
 
@@ -578,6 +648,7 @@ Suite *suite_world(void)
         test_world_bitmap_refusals_and_shutdown,
         test_same_seed_same_run,
         test_golden_trace,
+        test_described_io_same_run,
         test_planted_fua_bug_names_sector,
         test_planted_copyup_bug,
         test_scenario_validation,
