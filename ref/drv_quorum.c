@@ -3,7 +3,9 @@
  * issues one child request per child (fifo reads: one at a time) and
  * decides once every child answered. Versions are found by comparing
  * buffers with each version's first buffer, which is what QEMU's SHA-256
- * grouping computes, without the hash.
+ * grouping computes, without the hash. Described reads (ref/env.h): each
+ * child answers in tags or bytes; two answers in tags compare by their
+ * tags, anything else by bytes (an answer in tags made into bytes first).
  */
 #include "drv_quorum.h"
 
@@ -30,6 +32,7 @@ struct qio {
     struct qreq *qr;
     int ret;
     uint8_t *buf; /* quorum reads: this child's private copy */
+    struct env_desc desc; /* quorum reads described: this child's answer */
 };
 
 struct qreq {
@@ -41,6 +44,7 @@ struct qreq {
     bool ignore[NODE_CHILDREN_MAX];
     struct qio io[NODE_CHILDREN_MAX];
     unsigned pending;
+    uint64_t buf_len; /* of each qio's buf */
     unsigned next;  /* fifo: the child tried now */
     int ret;        /* the verdict, once voted (rewrites still pending) */
 };
@@ -164,7 +168,7 @@ static unsigned successes(const struct qreq *qr)
 static void qreq_finish(struct qreq *qr, int ret)
 {
     for (unsigned i = 0; i < qr->n_ch; i++) {
-        mem_free(qr->io[i].buf, qr->io[i].buf ? qr->req->len : 0);
+        mem_free(qr->io[i].buf, qr->io[i].buf ? qr->buf_len : 0);
     }
     req_complete(qr->req, ret);
     mem_free(qr, sizeof(*qr));
@@ -234,26 +238,82 @@ static void child_done(void *opaque, int ret)
     }
 }
 
+/* Described I/O passes through when every child takes it. */
+static bool quorum_takes_desc(const struct node *n)
+{
+    for (size_t i = 0; i < n->n_children; i++) {
+        if (!node_takes_desc(n->children[i].node)) {
+            return false;
+        }
+    }
+    return n->n_children > 0;
+}
+
 static void quorum_fanout(struct node *n, struct req *req)
 {
     struct qreq *qr = qreq_new(n, req);
     qr->ret = INT32_MIN;
     qr->pending = qr->n_ch;
+    /* A read's private copies: zeroed, or with room for the tags of a
+     * described answer (then filled whole or answered in tags). */
+    ASSERT(!req->desc || quorum_takes_desc(n)); /* no child came since it was asked */
+    qr->buf_len = req->len + (req->desc ? req->len / NODE_SECTOR * sizeof(uint64_t) : 0);
     for (unsigned i = 0; i < qr->n_ch; i++) {
+        struct qio *io = &qr->io[i];
         uint8_t *buf = req->buf;
+        struct env_desc *desc = req->desc;
         if (req->op == NODE_OP_READ) {
-            buf = qr->io[i].buf = mem_alloc(req->len);
+            buf = io->buf = req->desc ? mem_alloc_raw(qr->buf_len) : mem_alloc(qr->buf_len);
+            io->desc.tags = (uint64_t *)(void *)(buf + req->len);
+            desc = req->desc ? &io->desc : NULL;
         }
-        node_submit(qr->child[i], req->op, req->offset, req->len, buf, req->flags,
-                    child_done, &qr->io[i]);
+        node_submit_desc(qr->child[i], req->op, req->offset, req->len, buf, desc, req->flags,
+                         child_done, io);
     }
+}
+
+/* A child's answer as bytes in io->buf (made from its tags if described). */
+static void qio_bytes(const struct qreq *qr, struct qio *io)
+{
+    if (io->desc.described) {
+        env_desc_bytes(&io->desc, qr->req->offset, qr->req->len, io->buf);
+        io->desc.described = false;
+    }
+}
+
+/* Did children @a and @b answer alike? Equal tags are equal bytes. */
+static bool qio_same(const struct qreq *qr, struct qio *a, struct qio *b)
+{
+    if (a->desc.described && b->desc.described) {
+        return memcmp(a->desc.tags, b->desc.tags,
+                      qr->req->len / NODE_SECTOR * sizeof(uint64_t)) == 0;
+    }
+    qio_bytes(qr, a);
+    qio_bytes(qr, b);
+    return memcmp(a->buf, b->buf, qr->req->len) == 0;
+}
+
+/* Hand child @io's answer to the request: its tags to a described read
+ * (as the child's storage answered them), else its bytes. */
+static void qio_give(const struct qreq *qr, struct qio *io)
+{
+    struct req *req = qr->req;
+    if (req->desc && io->desc.described) {
+        memcpy(req->desc->tags, io->desc.tags, req->len / NODE_SECTOR * sizeof(uint64_t));
+        req->desc->described = true;
+        req->desc->make = io->desc.make;
+        req->desc->make_ctx = io->desc.make_ctx;
+        return;
+    }
+    qio_bytes(qr, io);
+    memcpy(req->buf, io->buf, req->len);
 }
 
 /* ---- quorum reads ---- */
 
 /* Group successful buffers into versions; ver[i] for child i (UINT32_MAX if
  * it failed), rep[v] the first child of version v. Returns the count. */
-static unsigned read_versions(const struct qreq *qr, unsigned *ver, unsigned *rep,
+static unsigned read_versions(struct qreq *qr, unsigned *ver, unsigned *rep,
                               unsigned *counts)
 {
     unsigned nv = 0;
@@ -263,7 +323,7 @@ static unsigned read_versions(const struct qreq *qr, unsigned *ver, unsigned *re
             continue;
         }
         unsigned v = 0;
-        while (v < nv && memcmp(qr->io[rep[v]].buf, qr->io[i].buf, qr->req->len) != 0) {
+        while (v < nv && !qio_same(qr, &qr->io[rep[v]], &qr->io[i])) {
             v++;
         }
         if (v == nv) {
@@ -290,15 +350,15 @@ static uint64_t first_difference(const uint8_t *a, const uint8_t *b, uint64_t le
 static void read_winner(struct qreq *qr, const unsigned *ver, unsigned win)
 {
     struct quorum_state *s = qstate(qr->n);
-    const uint8_t *data = NULL;
+    struct qio *winner = NULL;
     for (unsigned i = 0; i < qr->n_ch; i++) {
-        if (ver[i] == win && !data) {
-            data = qr->io[i].buf;
+        if (ver[i] == win && !winner) {
+            winner = &qr->io[i];
         } else if (ver[i] != win && ver[i] != UINT32_MAX) {
             report_bad(qr, i, 0);
         }
     }
-    memcpy(qr->req->buf, data, qr->req->len);
+    qio_give(qr, winner);
     qr->ret = 0;
     if (!s->rewrite || node_mutant(qr->n, NODE_MUTANT_QUORUM_NO_REWRITE)) {
         qreq_finish(qr, 0);
@@ -307,6 +367,8 @@ static void read_winner(struct qreq *qr, const unsigned *ver, unsigned win)
     /* There is a loser (the children disagreed); child_done finishes the
      * read after the last rewrite, whose completions are never inline.
      * Errors of the rewrite are ignored, as in QEMU. */
+    qio_bytes(qr, winner);
+    const uint8_t *data = winner->buf;
     for (unsigned i = 0; i < qr->n_ch; i++) {
         if (ver[i] != win && ver[i] != UINT32_MAX) {
             qr->pending++;
@@ -331,12 +393,14 @@ static void quorum_read_voted(struct qreq *qr)
     unsigned ver[NODE_CHILDREN_MAX], rep[NODE_CHILDREN_MAX], counts[NODE_CHILDREN_MAX];
     unsigned nv = read_versions(qr, ver, rep, counts);
     if (nv == 1) { /* QEMU's fast path: everybody agrees, no events */
-        memcpy(qr->req->buf, qr->io[rep[0]].buf, qr->req->len);
+        qio_give(qr, &qr->io[rep[0]]);
         qreq_finish(qr, 0);
         return;
     }
     s->stats.votes++;
     if (s->blkverify) {
+        qio_bytes(qr, &qr->io[rep[0]]);
+        qio_bytes(qr, &qr->io[rep[1]]);
         report_global(qr, QUORUM_VERIFY_MISMATCH,
                       qr->req->offset + first_difference(qr->io[rep[0]].buf,
                                                          qr->io[rep[1]].buf, qr->req->len));
@@ -359,8 +423,8 @@ static void fifo_done(void *opaque, int ret);
 
 static void fifo_try(struct qreq *qr)
 {
-    node_read(qr->child[qr->next], qr->req->offset, qr->req->len, qr->req->buf, fifo_done,
-              &qr->io[qr->next]);
+    node_submit_desc(qr->child[qr->next], NODE_OP_READ, qr->req->offset, qr->req->len,
+                     qr->req->buf, qr->req->desc, 0, fifo_done, &qr->io[qr->next]);
 }
 
 static void fifo_done(void *opaque, int ret)
@@ -383,6 +447,7 @@ static void fifo_done(void *opaque, int ret)
 }
 
 /* ---- node driver ---- */
+
 
 static void quorum_read(struct node *n, struct req *req)
 {
@@ -590,6 +655,7 @@ const struct node_driver drv_quorum = {
         [NODE_OP_WRITE_ZEROES] = quorum_fanout,
     },
     .block_status = quorum_block_status,
+    .takes_desc = quorum_takes_desc,
     .check = quorum_check,
 };
 

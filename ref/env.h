@@ -66,13 +66,27 @@ enum {
 /* Described data: a shortcut a simulated environment may offer so that data
  * it made itself need not exist as bytes on the way through the stack. A
  * described sector holds the environment's own content for a tag at that
- * sector; the stack never interprets tags, it only forwards a description
- * from a request to storage that takes one (node_takes_desc). */
+ * sector; the stack never interprets tags: it forwards a description from a
+ * request to storage that takes one (node_takes_desc), compares two answers'
+ * tags (equal tags, equal bytes), and asks for the bytes (env_desc_bytes)
+ * where it needs them. */
 struct env_desc {
     uint64_t tag;     /* write: the tag of every sector of the request */
     uint64_t *tags;   /* read: room for one tag per sector */
     bool described;   /* read: set when storage answered with tags[], not bytes */
+    /* read, described: makes the bytes of sectors [first, first + n) of the
+     * answer, tags[0] being the request's first sector @sector0 */
+    void (*make)(const void *ctx, const uint64_t *tags, uint64_t sector0, uint64_t first,
+                 uint64_t n, uint8_t *buf);
+    const void *make_ctx;
 };
+
+/* The bytes of described answer @d to a read at @offset: @len bytes. */
+static inline void env_desc_bytes(const struct env_desc *d, uint64_t offset, uint64_t len,
+                                  uint8_t *buf)
+{
+    d->make(d->make_ctx, d->tags, offset / 512, 0, len / 512, buf);
+}
 
 /* A block device. Offsets and lengths are bytes, multiples of 512. */
 struct env_storage_ops {

@@ -6,6 +6,7 @@
 #include "content.h"
 
 #include <string.h>
+#include <xxhash.h>
 
 #include "../../ref/base.h"
 #include "rng.h"
@@ -58,6 +59,22 @@ void content_make(uint8_t *buf, uint64_t seed, uint64_t tag, uint64_t sector)
     } else {
         content_fill(buf, seed, tag, sector, 1);
     }
+}
+
+bool content_identify_run(const uint8_t *data, uint64_t seed, uint64_t sector, uint64_t n,
+                          uint64_t *tags)
+{
+    bool known = true;
+    for (uint64_t i = 0; i < n; i++) {
+        tags[i] = content_identify(data + i * CONTENT_SECTOR, seed, sector + i, NULL);
+        known &= tags[i] != CONTENT_TAG_GARBAGE;
+    }
+    return known;
+}
+
+uint64_t content_hash(const uint64_t *tags, bool known, const uint8_t *data, uint64_t n)
+{
+    return known ? XXH3_64bits(tags, n * sizeof(*tags)) : XXH3_64bits(data, n * CONTENT_SECTOR);
 }
 
 /* Is the sector one byte repeated? */

@@ -58,6 +58,16 @@ void content_make(uint8_t *buf, uint64_t seed, uint64_t tag, uint64_t sector);
 uint64_t content_identify(const uint8_t *data, uint64_t seed, uint64_t sector,
                           uint64_t *home);
 
+/* content_identify of @n sectors from @sector into @tags; true if none is
+ * garbage (then the tags say every byte). */
+bool content_identify_run(const uint8_t *data, uint64_t seed, uint64_t sector, uint64_t n,
+                          uint64_t *tags);
+
+/* One hash of @n sectors' contents: of their @tags when @known (none is
+ * garbage), else of their bytes @data. Contents that came as tags (a
+ * described read, ref/env.h) and the same contents as bytes hash alike. */
+uint64_t content_hash(const uint64_t *tags, bool known, const uint8_t *data, uint64_t n);
+
 /* The operation index of a tag (tag - 1). */
 static inline uint64_t content_tag_op(uint64_t tag)
 {

@@ -65,16 +65,19 @@ void check_quorum_init(struct check_quorum *c, unsigned n, unsigned threshold, b
                        bool rewrite, unsigned ignore_mask);
 void check_quorum_fini(struct check_quorum *c);
 
-/* A child finished a request (@buf: a read's bytes or a write's source). */
+/* A child finished a request (@hash: of a read's data or a write's source,
+ * as sim/base/content's content_hash makes it, or any hash that is equal
+ * exactly for equal contents). */
 void check_quorum_child(struct check_quorum *c, unsigned child, enum node_op op,
-                        uint64_t offset, uint64_t len, int ret, const uint8_t *buf);
+                        uint64_t offset, uint64_t len, int ret, uint64_t hash);
 
 void check_quorum_event(struct check_quorum *c, const struct quorum_event *ev);
 
-/* The quorum completed @op with @ret (@data: what a read returned). @line,
- * @op_index and @now_ns say where, for the report. False on a violation. */
+/* The quorum completed @op with @ret (@hash: of what a read returned, made
+ * as the children's). @line, @op_index and @now_ns say where, for the
+ * report. False on a violation. */
 bool check_quorum_done(struct check_quorum *c, enum node_op op, uint64_t offset, uint64_t len,
-                       int ret, const uint8_t *data, unsigned line, uint64_t op_index,
+                       int ret, uint64_t hash, unsigned line, uint64_t op_index,
                        uint64_t now_ns);
 
 /* The host crashed: what its requests left behind is forgotten. */

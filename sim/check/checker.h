@@ -51,6 +51,7 @@ struct checker_io {
     const uint8_t *data;         /* done: a read's bytes, a write's buffer; NULL
                                   * when described (guest I/O, struct env_desc) */
     const uint64_t *tags;        /* done: a guest read's content tags, one a sector */
+    uint64_t read_hash;          /* done: a guest read's content_hash */
     uint64_t cookie;             /* done, lost: what io_submit returned */
     uint64_t now_ns;
 };

@@ -245,13 +245,14 @@ static uint64_t *chunk_tags(uint64_t v)
     return (uint64_t *)(uintptr_t)(v & ~(uint64_t)CHUNK_DESCRIBED);
 }
 
-/* The bytes of @n described sectors from the chunk's sector @first. */
-static void tags_make(const struct disk *d, const uint64_t *tags, uint64_t index,
-                      uint64_t first, uint64_t n, uint8_t *buf)
+/* The bytes of @n described sectors @first.. of the run of @tags that
+ * starts at sector @sector0 (env_desc.make for this disk's answers). */
+static void desc_make(const void *ctx, const uint64_t *tags, uint64_t sector0, uint64_t first,
+                      uint64_t n, uint8_t *buf)
 {
-    for (uint64_t k = 0; k < n; k++) {
-        content_make(buf + k * DISK_SECTOR, d->content_seed, tags[first + k],
-                     index * CHUNK_SECTORS + first + k);
+    const struct disk *d = ctx;
+    for (uint64_t k = first; k < first + n; k++) {
+        content_make(buf + (k - first) * DISK_SECTOR, d->content_seed, tags[k], sector0 + k);
     }
 }
 
@@ -263,8 +264,8 @@ void disk_peek(const struct disk *d, uint64_t offset, uint8_t *buf, uint64_t len
         uint64_t n = min_u64(len, DISK_CHUNK - in);
         uint64_t v = chunk_get(d, offset / DISK_CHUNK);
         if (v & CHUNK_DESCRIBED) {
-            tags_make(d, chunk_tags(v), offset / DISK_CHUNK, in / DISK_SECTOR, n / DISK_SECTOR,
-                      buf);
+            desc_make(d, chunk_tags(v), offset / DISK_CHUNK * CHUNK_SECTORS, in / DISK_SECTOR,
+                      n / DISK_SECTOR, buf);
         } else if (v) {
             memcpy(buf, chunk_bytes(v) + in, n);
         } else {
@@ -333,7 +334,7 @@ static void chunk_release(struct disk *d, uint64_t v)
 static uint8_t *chunk_to_bytes(struct disk *d, uint64_t index, uint64_t v)
 {
     uint8_t *c = pool_get(&d->bytes, true);
-    tags_make(d, chunk_tags(v), index, 0, CHUNK_SECTORS, c);
+    desc_make(d, chunk_tags(v), index * CHUNK_SECTORS, 0, CHUNK_SECTORS, c);
     chunk_release(d, v);
     chunk_set(d, index, (uint64_t)(uintptr_t)c);
     return c;
@@ -542,6 +543,8 @@ static int do_read(struct disk *d, struct disk_op *op)
     d->stats.bytes_read += op->len;
     if (op->desc && !corrupt && peek_tags(d, op->offset, op->len, op->desc->tags)) {
         op->desc->described = true;
+        op->desc->make = desc_make;
+        op->desc->make_ctx = d;
         return 0;
     }
     disk_peek(d, op->offset, op->buf, op->len);
@@ -1000,7 +1003,7 @@ uint64_t disk_content_hash(const struct disk *d)
         uint8_t made[DISK_CHUNK];
         const uint8_t *c = chunk_bytes(v);
         if (v & CHUNK_DESCRIBED) {
-            tags_make(d, chunk_tags(v), keys[i], 0, CHUNK_SECTORS, made);
+            desc_make(d, chunk_tags(v), keys[i] * CHUNK_SECTORS, 0, CHUNK_SECTORS, made);
             c = made;
         }
         if (chunk_is_zero(c)) {

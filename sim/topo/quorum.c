@@ -61,6 +61,8 @@ struct quorum_state {
         struct world *w;
         unsigned child;
     } rctx[WORLD_DISKS_MAX];
+    uint64_t *tags;                 /* scratch: a child request's content tags */
+    uint64_t cap_tags;
 };
 
 static struct quorum_state *qs(const struct world *w)
@@ -235,9 +237,36 @@ static const struct guest_op *guest_op_over(const struct world *w, uint64_t off,
     return NULL;
 }
 
-/* Feed replica @child's model with what it answered to @req. */
+/* The content tags of a child's read or write: as described (ref/env.h),
+ * or identified from @buf; *known: none is garbage. */
+static const uint64_t *child_tags(struct world *w, const struct req *req, const uint8_t *buf,
+                                  bool *known)
+{
+    uint64_t n = req->len / CONTENT_SECTOR;
+    *known = true;
+    if (!buf && req->op == NODE_OP_READ) {
+        return req->desc->tags;
+    }
+    if (n > qs(w)->cap_tags) {
+        mem_free(qs(w)->tags, qs(w)->cap_tags * sizeof(*qs(w)->tags));
+        qs(w)->cap_tags = max_u64(n, 2 * qs(w)->cap_tags);
+        qs(w)->tags = mem_alloc_raw(qs(w)->cap_tags * sizeof(*qs(w)->tags));
+    }
+    uint64_t *tags = qs(w)->tags;
+    if (!buf) { /* a described write */
+        for (uint64_t k = 0; k < n; k++) {
+            tags[k] = req->desc->tag;
+        }
+        return tags;
+    }
+    *known = content_identify_run(buf, w->seed, req->offset / CONTENT_SECTOR, n, tags);
+    return tags;
+}
+
+/* Feed replica @child's model with what it answered to @req (@tags: of a
+ * read or write's sectors; @buf: their bytes, NULL if described). */
 static void replica_seen(struct world *w, unsigned child, const struct req *req, int ret,
-                         const uint8_t *buf)
+                         const uint64_t *tags, const uint8_t *buf)
 {
     struct check_rw *c = &qs(w)->replica[child];
     uint64_t first = req->offset / 512;
@@ -245,8 +274,7 @@ static void replica_seen(struct world *w, unsigned child, const struct req *req,
     bool fua = (req->flags & NODE_REQ_FUA) != 0;
     if (req->op == NODE_OP_WRITE) {
         for (uint64_t k = 0; k < n; k++) {
-            uint64_t tag = content_identify(buf + k * 512, w->seed, first + k, NULL);
-            check_rw_write_done(c, first + k, 1, tag, ret == 0, fua);
+            check_rw_write_done(c, first + k, 1, tags[k], ret == 0, fua);
         }
     } else if (req->op == NODE_OP_WRITE_ZEROES) {
         check_rw_write_done(c, first, n, CONTENT_TAG_ZERO, ret == 0, fua);
@@ -254,8 +282,8 @@ static void replica_seen(struct world *w, unsigned child, const struct req *req,
         check_rw_flush_done(c, req->drv_u64[0], ret == 0);
     } else if (req->op == NODE_OP_READ && ret == 0) {
         const struct guest_op *g = guest_op_over(w, req->offset, req->len);
-        if (!check_rw_read_done(c, buf, first, n, g ? g->index : 0, g ? g->rec->line : 0,
-                                w->q.now_ns)) {
+        if (!check_rw_read_tags(c, tags, buf, first, n, g ? g->index : 0,
+                                g ? g->rec->line : 0, w->q.now_ns)) {
             struct violation *v = &qs(w)->replica_first;
             if (!qs(w)->replica_failed) {
                 qs(w)->replica_failed = true;
@@ -277,8 +305,15 @@ static void tap_seen(void *opaque, unsigned child, const struct req *req, int re
     if (s->dead) {
         return; /* a crashed host's stack draining */
     }
-    check_quorum_child(&qs(w)->cq, child, req->op, req->offset, req->len, ret, buf);
-    replica_seen(w, child, req, ret, buf);
+    const uint64_t *tags = NULL;
+    uint64_t hash = 0; /* what the quorum checker compares: content_hash */
+    bool known;
+    if (req->op == NODE_OP_WRITE || (req->op == NODE_OP_READ && ret == 0)) {
+        tags = child_tags(w, req, buf, &known);
+        hash = content_hash(tags, known, buf, req->len / CONTENT_SECTOR);
+    }
+    check_quorum_child(&qs(w)->cq, child, req->op, req->offset, req->len, ret, hash);
+    replica_seen(w, child, req, ret, tags, buf);
     if ((req->op == NODE_OP_WRITE || req->op == NODE_OP_WRITE_ZEROES) && ret == 0 &&
         guest_read_over(w, req->offset, req->len)) {
         repair_seen(w, child, req->offset, req->len);
@@ -312,10 +347,8 @@ static void cq_io_done(void *self, const struct checker_io *io)
     struct world *w = self;
     if (io->guest) {
         uint64_t len = io->op == NODE_OP_FLUSH ? 0 : io->rec->len;
-        /* the quorum node takes no description: the bytes are there */
-        ASSERT(io->data || (io->op != NODE_OP_READ && io->op != NODE_OP_WRITE));
-        (void)check_quorum_done(&qs(w)->cq, io->op, io->rec->offset, len, io->ret, io->data,
-                                io->rec->line, io->index, io->now_ns);
+        (void)check_quorum_done(&qs(w)->cq, io->op, io->rec->offset, len, io->ret,
+                                io->read_hash, io->rec->line, io->index, io->now_ns);
     }
 }
 
@@ -583,6 +616,7 @@ static void quorum_fini(struct world *w)
         u64map_fini(&qs(w)->stale[i]);
         u64map_fini(&qs(w)->mute[i]);
     }
+    mem_free(qs(w)->tags, qs(w)->cap_tags * sizeof(*qs(w)->tags));
     mem_free(w->tst, sizeof(struct quorum_state));
     w->tst = NULL;
 }

@@ -25,7 +25,8 @@ static void tap_done(void *opaque, int ret)
     struct req *req = opaque;
     const struct tap_opts *o = &((struct tap_state *)req->node->state)->o;
     bool data = req->op == NODE_OP_READ || req->op == NODE_OP_WRITE;
-    o->on_done(o->opaque, o->id, req, ret, data ? req->buf : NULL);
+    bool described = req->desc && (req->op == NODE_OP_WRITE || req->desc->described);
+    o->on_done(o->opaque, o->id, req, ret, data && !described ? req->buf : NULL);
     req_complete(req, ret);
 }
 
@@ -35,8 +36,13 @@ static void tap_submit(struct node *n, struct req *req)
     if (o->on_submit) {
         o->on_submit(o->opaque, o->id, req);
     }
-    node_submit(n->children[0].node, req->op, req->offset, req->len, req->buf, req->flags,
-                tap_done, req);
+    node_submit_desc(n->children[0].node, req->op, req->offset, req->len, req->buf, req->desc,
+                     req->flags, tap_done, req);
+}
+
+static bool tap_takes_desc(const struct node *n)
+{
+    return node_takes_desc(n->children[0].node);
 }
 
 static int tap_block_status(struct node *n, uint64_t offset, uint64_t len, uint64_t *pnum)
@@ -50,6 +56,7 @@ const struct node_driver drv_tap = {
     .open = tap_open,
     .submit = { tap_submit, tap_submit, tap_submit, tap_submit, tap_submit },
     .block_status = tap_block_status,
+    .takes_desc = tap_takes_desc,
 };
 
 /* ---- redirect ---- */

@@ -17,7 +17,8 @@
 
 #include "../../ref/node.h"
 
-/* @buf holds a read's bytes or a write's source (NULL for other operations). */
+/* @buf holds a read's bytes or a write's source (NULL for other operations,
+ * and for described data: then req->desc says what it is, ref/env.h). */
 typedef void tap_cb(void *opaque, unsigned id, const struct req *req, int ret,
                     const uint8_t *buf);
 

@@ -240,7 +240,7 @@ static struct checker_io op_io(const struct world *w, const struct guest_op *op,
         .n = flush ? 0 : rec->len / CONTENT_SECTOR,
         .tag = rec->kind == TRACE_WRITE ? write_tag(rec, op->index) : CONTENT_TAG_ZERO,
         .fua = rec->fua, .ret = ret, .data = op->desc.described ? NULL : op->buf,
-        .tags = op->tags, .now_ns = w->q.now_ns,
+        .tags = op->tags, .read_hash = op->read_hash, .now_ns = w->q.now_ns,
     };
 }
 
@@ -289,21 +289,16 @@ uint64_t world__host_epoch(const struct world *w, unsigned h)
 }
 
 /* A read that succeeded: its sectors' tags into op->tags (as described, or
- * identified from its bytes), and what the digest records of it: the hash
- * of the tags when no sector is garbage (content_make gives every byte from
- * them), else of the bytes. A run has the same digest with or without
+ * identified from its bytes), and its content hash (what the digest and
+ * the quorum checker see of it): a run has the same digest with or without
  * described I/O. */
 static uint64_t read_identify(const struct world *w, struct guest_op *op)
 {
     uint64_t n = op->rec->len / CONTENT_SECTOR;
-    bool garbage = false;
-    for (uint64_t i = 0; !op->desc.described && i < n; i++) {
-        op->tags[i] = content_identify(op->buf + i * CONTENT_SECTOR, w->seed,
-                                       op->rec->offset / CONTENT_SECTOR + i, NULL);
-        garbage |= op->tags[i] == CONTENT_TAG_GARBAGE;
-    }
-    return garbage ? XXH3_64bits(op->buf, op->rec->len)
-                   : XXH3_64bits(op->tags, n * sizeof(*op->tags));
+    bool known = op->desc.described ||
+                 content_identify_run(op->buf, w->seed, op->rec->offset / CONTENT_SECTOR, n,
+                                      op->tags);
+    return content_hash(op->tags, known, op->buf, n);
 }
 
 static void op_done(void *opaque, int ret)
@@ -318,7 +313,7 @@ static void op_done(void *opaque, int ret)
     w->progress_ns = w->q.now_ns;
     uint64_t data = 0;
     if (ret == 0 && op->rec->kind == TRACE_READ) {
-        data = read_identify(w, op);
+        data = op->read_hash = read_identify(w, op);
         w->r->bytes_read += op->rec->len;
         w->r->described_reads += op->desc.described;
     } else if (ret == 0 && op->rec->kind == TRACE_WRITE) {
@@ -1457,7 +1452,7 @@ static void world_loop(struct world *w)
     }
 }
 
-static uint64_t content_hash(const struct world *w)
+static uint64_t disks_content_hash(const struct world *w)
 {
     uint64_t h[WORLD_DISKS_MAX];
     for (unsigned i = 0; i < w->n_disks; i++) {
@@ -1476,7 +1471,7 @@ static void result_fill(struct world *w)
     for (size_t i = 0; i < w->t->n && !hash; i++) {
         hash = w->t->recs[i].kind == TRACE_EXPECT && w->t->recs[i].expect == TRACE_EXPECT_CONTENT;
     }
-    r->content_hash = hash ? content_hash(w) : 0;
+    r->content_hash = hash ? disks_content_hash(w) : 0;
     digest_flush(w);
     r->digest = XXH3_64bits_digest(w->digest) ^ rng_next(&w->root);
     r->sectors_checked = w->check.sectors_checked;

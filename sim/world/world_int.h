@@ -103,6 +103,7 @@ struct guest_op {
                         * unless described */
     uint64_t buf_len;
     uint64_t *tags;    /* a read: its sectors' content tags once done */
+    uint64_t read_hash; /* a read, done: content_hash of what it read */
     struct env_desc desc; /* described I/O (use_desc) */
     bool use_desc;
 };

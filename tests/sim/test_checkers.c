@@ -177,11 +177,15 @@ END_TEST
 
 /* ---- the quorum checker ---- */
 
+/* The hash of a sector of byte @fill (the checker groups by equal hashes). */
+static uint64_t fill_hash(uint8_t fill)
+{
+    return 0x9e3779b97f4a7c15ull * (fill + 1u);
+}
+
 static void child_read(struct check_quorum *c, unsigned child, int ret, uint8_t fill)
 {
-    uint8_t buf[512];
-    memset(buf, fill, sizeof(buf));
-    check_quorum_child(c, child, NODE_OP_READ, 0, 512, ret, ret == 0 ? buf : NULL);
+    check_quorum_child(c, child, NODE_OP_READ, 0, 512, ret, ret == 0 ? fill_hash(fill) : 0);
 }
 
 static void report_bad(struct check_quorum *c, enum node_op op, unsigned child, int error)
@@ -201,9 +205,8 @@ static void failure(struct check_quorum *c, enum node_op op)
 
 static bool quorum_read_returns(struct check_quorum *c, int ret, uint8_t fill)
 {
-    uint8_t buf[512];
-    memset(buf, fill, sizeof(buf));
-    return check_quorum_done(c, NODE_OP_READ, 0, 512, ret, ret == 0 ? buf : NULL, 3, 1, 0);
+    return check_quorum_done(c, NODE_OP_READ, 0, 512, ret, ret == 0 ? fill_hash(fill) : 0, 3,
+                             1, 0);
 }
 
 /* Two of three children agree on version A: the vote returns A and reports
@@ -254,10 +257,9 @@ START_TEST(test_quorum_catches_wrong_write_results)
     for (unsigned plant = 0; plant < 3; plant++) {
         struct check_quorum c;
         check_quorum_init(&c, 3, 2, false, false, 0);
-        uint8_t buf[512] = { 0 };
-        check_quorum_child(&c, 0, NODE_OP_WRITE, 0, 512, 0, buf);
-        check_quorum_child(&c, 1, NODE_OP_WRITE, 0, 512, -EIO, buf);
-        check_quorum_child(&c, 2, NODE_OP_WRITE, 0, 512, -ENOSPC, buf);
+        check_quorum_child(&c, 0, NODE_OP_WRITE, 0, 512, 0, fill_hash(0));
+        check_quorum_child(&c, 1, NODE_OP_WRITE, 0, 512, -EIO, fill_hash(0));
+        check_quorum_child(&c, 2, NODE_OP_WRITE, 0, 512, -ENOSPC, fill_hash(0));
         report_bad(&c, NODE_OP_WRITE, 1, -EIO);
         if (plant != 2) {
             report_bad(&c, NODE_OP_WRITE, 2, -ENOSPC);
@@ -265,16 +267,15 @@ START_TEST(test_quorum_catches_wrong_write_results)
         failure(&c, NODE_OP_WRITE);
         /* The tie between EIO and ENOSPC goes to the higher child index. */
         int ret = plant == 1 ? 0 : -ENOSPC;
-        bool ok = check_quorum_done(&c, NODE_OP_WRITE, 0, 512, ret, NULL, 1, 0, 0);
+        bool ok = check_quorum_done(&c, NODE_OP_WRITE, 0, 512, ret, 0, 1, 0, 0);
         ck_assert_msg(ok == (plant == 0), "plant %u: %s", plant, c.first.msg);
         check_quorum_fini(&c);
     }
     /* A child the quorum never asked. */
     struct check_quorum c;
     check_quorum_init(&c, 2, 1, false, false, 0);
-    uint8_t buf[512] = { 0 };
-    check_quorum_child(&c, 0, NODE_OP_WRITE, 0, 512, 0, buf);
-    ck_assert(!check_quorum_done(&c, NODE_OP_WRITE, 0, 512, 0, NULL, 1, 0, 0));
+    check_quorum_child(&c, 0, NODE_OP_WRITE, 0, 512, 0, fill_hash(0));
+    ck_assert(!check_quorum_done(&c, NODE_OP_WRITE, 0, 512, 0, 0, 1, 0, 0));
     ck_assert_ptr_nonnull(strstr(c.first.msg, "never asked"));
     check_quorum_fini(&c);
 }

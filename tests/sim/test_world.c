@@ -89,13 +89,13 @@ END_TEST
 
 /* A crash-free run with faults, random writes, zeroes, discards and reads
  * over 1 MiB, as text. */
-static char *described_trace(uint64_t seed, const char *faults)
+static char *described_trace(uint64_t seed, const char *topology, const char *faults)
 {
     size_t cap = 1 << 16;
     char *text = malloc(cap);
     ck_assert_ptr_nonnull(text);
     size_t at = (size_t)snprintf(text, cap, "blocksim-trace v1\nseed %" PRIu64 "\n"
-                                 "topology plain size=1M\n%sqd 8\n", seed, faults);
+                                 "topology %s size=1M\n%sqd 8\n", seed, topology, faults);
     struct rng r;
     rng_seed(&r, seed);
     static const char *const ops[] = { "write", "write", "read", "read", "zero", "discard",
@@ -112,22 +112,31 @@ static char *described_trace(uint64_t seed, const char *faults)
     return text;
 }
 
-/* Described I/O (the disk keeps the guest's writes as tags) gives the same
- * run as bytes all the way: verdict, digest, content hash, first violation,
- * with faults and with planted bugs. */
+/* Described I/O (the disk keeps the guest's writes as tags, a quorum
+ * votes on tags) gives the same run as bytes all the way: verdict, digest,
+ * content hash, first violation, with faults and with planted bugs. */
 START_TEST(test_described_io_same_run)
 {
-    static const char *const faults[] = {
-        "",
-        "fault misdirect disk=d0 prob=0.02 delta=64K\n",
-        "fault read-corrupt disk=d0 prob=0.03\nfault write-eio disk=d0 prob=0.03\n",
-        "fault latent disk=d0 range=0-1M prob=0.01\n",
+    static const struct {
+        const char *topology;
+        const char *faults;
+        uint64_t mutant;
+    } cases[] = {
+        { "plain", "", NODE_MUTANT_FILE_EARLY_ACK },
+        { "plain", "fault misdirect disk=d0 prob=0.02 delta=64K\n", NODE_MUTANT_FILE_EARLY_ACK },
+        { "plain", "fault read-corrupt disk=d0 prob=0.03\nfault write-eio disk=d0 prob=0.03\n",
+          NODE_MUTANT_FILE_EARLY_ACK },
+        { "plain", "fault latent disk=d0 range=0-1M prob=0.01\n", NODE_MUTANT_FILE_EARLY_ACK },
+        { "quorum children=3 rewrite", "fault read-corrupt disk=c1 prob=0.05\n",
+          NODE_MUTANT_QUORUM_NO_REWRITE },
+        { "quorum children=3", "fault misdirect disk=c2 prob=0.03 delta=64K\n"
+          "fault write-eio disk=c0 prob=0.02\n", NODE_MUTANT_QUORUM_WRITE_ANY },
     };
-    static const uint64_t mutants[] = { 0, NODE_MUTANT_FILE_EARLY_ACK };
     unsigned failed = 0;
-    for (unsigned f = 0; f < ARRAY_LEN(faults); f++) {
+    for (unsigned f = 0; f < ARRAY_LEN(cases); f++) {
+        const uint64_t mutants[] = { 0, cases[f].mutant };
         for (unsigned m = 0; m < ARRAY_LEN(mutants); m++) {
-            char *text = described_trace(f + 1, faults[f]);
+            char *text = described_trace(f + 1, cases[f].topology, cases[f].faults);
             struct trace t;
             parse(&t, text);
             struct world_opts o = { .node_mutants = mutants[m] };
@@ -151,7 +160,7 @@ START_TEST(test_described_io_same_run)
             free(text);
         }
     }
-    ck_assert_uint_gt(failed, 0); /* the planted bug was seen */
+    ck_assert_uint_ge(failed, 3); /* the planted bugs were seen */
 }
 END_TEST
 
