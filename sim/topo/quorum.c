@@ -273,8 +273,10 @@ static void replica_seen(struct world *w, unsigned child, const struct req *req,
     uint64_t n = req->len / 512;
     bool fua = (req->flags & NODE_REQ_FUA) != 0;
     if (req->op == NODE_OP_WRITE) {
-        for (uint64_t k = 0; k < n; k++) {
-            check_rw_write_done(c, first + k, 1, tags[k], ret == 0, fua);
+        for (uint64_t k = 0, run; k < n; k += run) { /* runs of one tag */
+            for (run = 1; k + run < n && tags[k + run] == tags[k]; run++) {
+            }
+            check_rw_write_done(c, first + k, run, tags[k], ret == 0, fua);
         }
     } else if (req->op == NODE_OP_WRITE_ZEROES) {
         check_rw_write_done(c, first, n, CONTENT_TAG_ZERO, ret == 0, fua);
