@@ -283,9 +283,13 @@ static void replica_seen(struct world *w, unsigned child, const struct req *req,
     } else if (req->op == NODE_OP_FLUSH) {
         check_rw_flush_done(c, req->drv_u64[0], ret == 0);
     } else if (req->op == NODE_OP_READ && ret == 0) {
-        const struct guest_op *g = guest_op_over(w, req->offset, req->len);
-        if (!check_rw_read_tags(c, tags, buf, first, n, g ? g->index : 0,
-                                g ? g->rec->line : 0, w->q.now_ns)) {
+        bool had_failed = c->failed;
+        if (!check_rw_read_tags(c, tags, buf, first, n, 0, 0, w->q.now_ns)) {
+            if (!had_failed) { /* its first violation: which guest read it was for */
+                const struct guest_op *g = guest_op_over(w, req->offset, req->len);
+                c->first.op_index = g ? g->index : 0;
+                c->first.line = g ? g->rec->line : 0;
+            }
             struct violation *v = &qs(w)->replica_first;
             if (!qs(w)->replica_failed) {
                 qs(w)->replica_failed = true;

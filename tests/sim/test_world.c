@@ -602,6 +602,8 @@ START_TEST(test_world_replica_durability)
     planted_proof("traces/regress/replica-fua.trace", NODE_MUTANT_NBD_SERVER_DROP_FUA, 0,
                   "replica", &ok, &bad);
     ck_assert_ptr_nonnull(strstr(bad.first.msg, "children.2"));
+    ck_assert_uint_eq(bad.first.line, 13); /* the guest read the child answered */
+    ck_assert_uint_eq(bad.first.op_index, 1);
     ck_assert_uint_eq(bad.errors[TRACE_READ], 0); /* the guest itself read fine */
 }
 END_TEST
