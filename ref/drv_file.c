@@ -134,7 +134,8 @@ static int file_pread_sync(struct node *n, uint64_t offset, uint8_t *buf, uint64
 
 static bool file_takes_desc(const struct node *n)
 {
-    return file_state(n)->st.ops->read_desc != NULL;
+    const struct env_storage *st = &file_state(n)->st;
+    return st->ops->describes && st->ops->describes(st->dev);
 }
 
 static void file_check(const struct node *n)

@@ -106,9 +106,10 @@ struct env_storage_ops {
     /* Synchronous read for open-time metadata only (QEMU opens images with
      * blocking I/O too). Returns 0 or a negative errno. */
     int (*read_sync)(void *dev, uint64_t offset, uint8_t *buf, uint64_t len);
-    /* Optional, both or neither: I/O with a description (struct env_desc).
-     * read_desc fills @buf whole, or the tags and desc->described; write_desc
-     * writes the described sectors. */
+    /* Optional: whether @dev takes I/O with a description (struct env_desc)
+     * through read_desc, which fills @buf whole or the tags and
+     * desc->described, and write_desc, which writes the described sectors. */
+    bool (*describes)(void *dev);
     void (*read_desc)(void *dev, uint64_t offset, uint8_t *buf, uint64_t len,
                       struct env_desc *desc, env_io_cb *cb, void *opaque);
     void (*write_desc)(void *dev, uint64_t offset, const struct env_desc *desc, uint64_t len,

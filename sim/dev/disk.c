@@ -709,15 +709,22 @@ static void st_write(void *dev, uint64_t offset, const uint8_t *buf, uint64_t le
     disk_submit(dev, IO_WRITE, offset, len, (uint8_t *)buf, flags, cb, opaque);
 }
 
+static bool st_describes(void *dev)
+{
+    return ((struct disk_handle *)dev)->disk->describe;
+}
+
 static void st_read_desc(void *dev, uint64_t offset, uint8_t *buf, uint64_t len,
                          struct env_desc *desc, env_io_cb *cb, void *opaque)
 {
+    ASSERT(st_describes(dev));
     disk_submit(dev, IO_READ, offset, len, buf, 0, cb, opaque)->desc = desc;
 }
 
 static void st_write_desc(void *dev, uint64_t offset, const struct env_desc *desc,
                           uint64_t len, unsigned flags, env_io_cb *cb, void *opaque)
 {
+    ASSERT(st_describes(dev));
     ASSERT(desc->tag != CONTENT_TAG_ZERO && desc->tag != CONTENT_TAG_GARBAGE &&
            desc->tag != CONTENT_TAG_IMAGE);
     disk_submit(dev, IO_WRITE, offset, len, NULL, flags, cb, opaque)->tag = desc->tag;
@@ -772,6 +779,7 @@ static int st_read_sync(void *dev, uint64_t offset, uint8_t *buf, uint64_t len)
     return 0;
 }
 
+
 static const struct env_storage_ops disk_storage_ops = {
     .read = st_read,
     .write = st_write,
@@ -781,18 +789,7 @@ static const struct env_storage_ops disk_storage_ops = {
     .length = st_length,
     .allocated = st_allocated,
     .read_sync = st_read_sync,
-};
-
-/* The same, with described I/O (disk_describe). */
-static const struct env_storage_ops disk_storage_desc_ops = {
-    .read = st_read,
-    .write = st_write,
-    .flush = st_flush,
-    .discard = st_discard,
-    .write_zeroes = st_write_zeroes,
-    .length = st_length,
-    .allocated = st_allocated,
-    .read_sync = st_read_sync,
+    .describes = st_describes,
     .read_desc = st_read_desc,
     .write_desc = st_write_desc,
 };
@@ -818,8 +815,7 @@ void disk_handle_free(struct disk_handle *h)
 
 struct env_storage disk_storage(struct disk_handle *h)
 {
-    struct env_storage st = { h->disk->describe ? &disk_storage_desc_ops : &disk_storage_ops,
-                              h };
+    struct env_storage st = { &disk_storage_ops, h };
     return st;
 }
 

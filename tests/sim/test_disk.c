@@ -379,8 +379,8 @@ START_TEST(test_described_store)
             p.h[k] = disk_handle_new(p.d[k]);
             p.st[k] = disk_storage(p.h[k]);
         }
-        ck_assert_ptr_nonnull(p.st[0].ops->read_desc);
-        ck_assert_ptr_null(p.st[1].ops->read_desc);
+        ck_assert(p.st[0].ops->describes(p.st[0].dev));
+        ck_assert(!p.st[1].ops->describes(p.st[1].dev));
         struct rng r;
         rng_seed(&r, 5 + no_log);
         unsigned described = 0;
