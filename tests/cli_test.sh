@@ -90,6 +90,15 @@ if grep '"digest"' "$tmp/a.json" | cmp -s - <(grep '"digest"' "$tmp/c.json"); th
 expect_status 0 "json report" -- "$bin" replay --json traces/native/default.trace
 expect_out '"ops_per_sec"' "json has wall figures"
 
+# --bytes carries every byte through the stack: the same run, no read
+# answered in tags (the default answered some).
+"$bin" replay --json --no-wall --bytes traces/native/default.trace >"$tmp/bytes.json"
+if diff <(grep -v described_reads "$tmp/a.json") <(grep -v described_reads "$tmp/bytes.json") \
+    >/dev/null; then ok; else bad "--bytes changed the run"; fi
+if grep -q '"described_reads": 0,' "$tmp/bytes.json" &&
+    ! grep -q '"described_reads": 0,' "$tmp/a.json"; then ok; else
+    bad "described reads: default and --bytes"; fi
+
 # Golden expectations are enforced: a wrong digest fails with status 1.
 sed 's/^expect digest .*/expect digest 0123456789abcdef/' traces/native/golden.trace \
     >"$tmp/wrong.trace"

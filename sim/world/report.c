@@ -146,6 +146,7 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
     json_object_set_new(o, "bytes_read", json_integer((json_int_t)r->bytes_read));
     json_object_set_new(o, "bytes_written", json_integer((json_int_t)r->bytes_written));
     json_object_set_new(o, "serialised", json_integer((json_int_t)r->serialised));
+    json_object_set_new(o, "described_reads", json_integer((json_int_t)r->described_reads));
     json_object_set_new(o, "crashes", json_integer((json_int_t)r->crashes));
     json_object_set_new(o, "restarts", json_integer((json_int_t)r->restarts));
     json_object_set_new(o, "hosts", hosts_json(r));
