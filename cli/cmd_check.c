@@ -178,7 +178,8 @@ static void check_reproduce(const struct prop *p, const struct check_args *a,
                             const struct engine_result *r, char *buf, size_t size)
 {
     if (r->repro_path[0]) {
-        snprintf(buf, size, "blocksim replay %s", r->repro_path);
+        snprintf(buf, size, "blocksim replay%s %s", p->replay_flags ? p->replay_flags : "",
+                 r->repro_path);
         return;
     }
     int n = snprintf(buf, size, "blocksim check %s --seed %" PRIu64 " --trials %" PRIu64 "%s",

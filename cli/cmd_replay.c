@@ -38,6 +38,7 @@ struct replay_args {
     bool json;
     bool quiet;
     bool wall;
+    bool bytes_check;   /* --bytes-check: run again with --bytes, compare */
     char mutant_names[128];
     struct world_bitmap_spec bitmaps[REPLAY_BITMAPS_MAX];
     struct world_export exports[WORLD_EXPORTS_MAX];
@@ -77,6 +78,8 @@ static void replay_usage(FILE *out)
             "                  tags (which write, which sector) and makes their bytes only\n"
             "                  where something needs them. Same verdict and digest, slower:\n"
             "                  a cross-check of that shortcut\n"
+            "  --bytes-check   replay both ways and fail (status 1) unless the verdict,\n"
+            "                  digest, contents and first violation agree\n"
             "  --buggify       enable the stack's BUGGIFY fault points (unusual but legal\n"
             "                  paths: late completions, split reads, forced copy-up)\n"
             "  --bitmap NAME[:GRANULARITY]\n"
@@ -177,7 +180,7 @@ static int opt_dirty_mark(struct replay_args *a, const char *val)
 
 enum { OPT_FORMAT = 256, OPT_SEED, OPT_FAULTS, OPT_SIZE, OPT_QD, OPT_JSON, OPT_QUIET,
        OPT_NO_WALL, OPT_MUTANT, OPT_BUGGIFY, OPT_BITMAP, OPT_DIRTY_MARK, OPT_STALL, OPT_ALIGN,
-       OPT_EXPORT, OPT_HTML, OPT_VOLUME, OPT_BYTES, OPT_HELP = 'h' };
+       OPT_EXPORT, OPT_HTML, OPT_VOLUME, OPT_BYTES, OPT_BYTES_CHECK, OPT_HELP = 'h' };
 
 static const struct option replay_options[] = {
     { "format", required_argument, NULL, OPT_FORMAT },
@@ -198,6 +201,7 @@ static const struct option replay_options[] = {
     { "html", required_argument, NULL, OPT_HTML },
     { "volume", required_argument, NULL, OPT_VOLUME },
     { "bytes", no_argument, NULL, OPT_BYTES },
+    { "bytes-check", no_argument, NULL, OPT_BYTES_CHECK },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -243,6 +247,9 @@ static int replay_opt(struct replay_args *a, int c, char *val)
         return 0;
     case OPT_BYTES:
         a->o.bytes = true;
+        return 0;
+    case OPT_BYTES_CHECK:
+        a->bytes_check = true;
         return 0;
     case OPT_BITMAP:
         return opt_bitmap(a, val);
@@ -294,6 +301,10 @@ static int replay_parse_args(struct replay_args *a, int argc, char **argv)
     if (optind != argc - 1) {
         cli_error("replay", optind == argc ? "missing TRACE (see --help)"
                                            : "one TRACE only (see --help)");
+        return CLI_USAGE;
+    }
+    if (a->bytes_check && a->o.bytes) {
+        cli_error("replay", "--bytes-check runs with and without --bytes itself: give one");
         return CLI_USAGE;
     }
     a->path = argv[optind];
@@ -441,6 +452,26 @@ static void replay_print(const struct replay_args *a, const struct world_result 
     }
 }
 
+/* --bytes-check: the run @r again with every byte carried; what differs
+ * into @differs ("" if nothing). */
+static void bytes_check(const struct replay_args *a, const struct trace *t,
+                        const struct world_result *r, char *differs, size_t size)
+{
+    struct world_opts o = a->o;
+    o.bytes = true;
+    o.on_event = NULL;   /* the report and the files are the first run's */
+    o.n_exports = 0;
+    o.want_bitmaps = false;
+    struct world_result b;
+    struct err e = { .file = a->path };
+    if (world_run(t, &o, &b, &e) < 0) { /* it took the same trace once */
+        snprintf(differs, size, "the run with --bytes refused the trace: %s", e.msg);
+        return;
+    }
+    (void)world_described_differs(r, &b, differs, size);
+    world_result_fini(&b);
+}
+
 int cmd_replay(int argc, char **argv)
 {
     struct replay_args a;
@@ -462,10 +493,14 @@ int cmd_replay(int argc, char **argv)
         a.o.on_event = html_log_event;
         a.o.event_opaque = &log;
     }
-    a.o.skip_content_hash = a.quiet && !a.html; /* nothing shows it */
+    a.o.skip_content_hash = a.quiet && !a.html && !a.bytes_check; /* nothing shows it */
     double start = wall_now();
     ret = world_run(&t, &a.o, &r, &e);
     double secs = wall_now() - start;
+    char differs[512] = "";
+    if (ret == 0 && a.bytes_check) {
+        bytes_check(&a, &t, &r, differs, sizeof(differs));
+    }
     bool html_ok = ret < 0 || !a.html || html_write(a.html, a.path, &t, &r, &log) == 0;
     html_log_fini(&log);
     trace_fini(&t);
@@ -474,10 +509,11 @@ int cmd_replay(int argc, char **argv)
     }
     char repro[1024];
     repro_command(&a, format, r.seed, repro, sizeof(repro));
-    struct report_info info = { a.path, format, repro, a.wall, secs };
+    struct report_info info = { a.path, format, repro, a.wall, secs,
+                                a.bytes_check ? differs : NULL };
     replay_print(&a, &r, &info);
     world_result_fini(&r);
-    int status = report_exit_status(&r);
+    int status = differs[0] ? CLI_FAIL : report_exit_status(&r);
     if (r.export_error[0]) {
         cli_error("replay", "%s", r.export_error);
         return status == CLI_OK ? CLI_USAGE : status;

@@ -31,6 +31,24 @@ static int check_world(const struct prop *p, const struct trace *t, uint64_t nod
     return 1;
 }
 
+/* The scenario with described I/O and with every byte carried: one run. */
+static int check_described(const struct prop *p, const struct trace *t, uint64_t node_mutants,
+                           unsigned disk_mutants, char *msg, size_t size)
+{
+    (void)p;
+    struct world_result r[2];
+    for (unsigned k = 0; k < 2; k++) {
+        struct world_opts o = { .node_mutants = node_mutants, .disk_mutants = disk_mutants,
+                                .bytes = k == 1 };
+        struct err e = { .file = "generated" };
+        if (world_run(t, &o, &r[k], &e) < 0) {
+            snprintf(msg, size, "scenario rejected: line %u: %s", e.line, e.msg);
+            return 2;
+        }
+    }
+    return world_described_differs(&r[0], &r[1], msg, size) ? 1 : 0;
+}
+
 static int check_roundtrip(const struct prop *p, const struct trace *t, uint64_t node_mutants,
                            unsigned disk_mutants, char *msg, size_t size)
 {
@@ -218,6 +236,24 @@ const struct prop registry_props[] = {
                  "not forward",
       .gen = { .max_ops = 40, .colo = GEN_COLO | GEN_COLO_LOSS },
       .check = check_world, .proofs = { "repl-primary-returns-error" } },
+    { .name = "described-io", .fuzz_id = 26,
+      .summary = "the harness's shortcut: a run whose disks keep the guest's writes as "
+                 "content tags (described I/O) has the verdict, digest, contents and first "
+                 "violation of the same run with every byte carried (--bytes), with faults, "
+                 "crashes and jobs",
+      .gen = { .max_ops = 40, .plain = true, .faults = true, .crashes = true,
+               .jobs = GEN_JOB_BACKUP | GEN_JOB_MIRROR },
+      .check = check_described, .replay_flags = " --bytes-check",
+      .proofs = { "disk-desc-misplace" } },
+    { .name = "described-quorum", .fuzz_id = 27,
+      .summary = "the same for a quorum voting on described reads, with bit flips, stale, "
+                 "unreadable and failing children",
+      .gen = { .max_ops = 40, .faults = true, .quorum = true,
+               .fault_kinds = 1u << FAULT_READ_CORRUPT | 1u << FAULT_MISDIRECT |
+                              1u << FAULT_LATENT | 1u << FAULT_READ_EIO |
+                              1u << FAULT_WRITE_EIO },
+      .check = check_described, .replay_flags = " --bytes-check",
+      .proofs = { "disk-desc-misplace" } },
 };
 
 const size_t registry_count = sizeof(registry_props) / sizeof(registry_props[0]);

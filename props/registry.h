@@ -32,6 +32,9 @@ struct prop {
      * failure; the trace shrinker rejects the candidate). */
     int (*check)(const struct prop *p, const struct trace *t, uint64_t node_mutants,
                  unsigned disk_mutants, char *msg, size_t size);
+    /* What 'blocksim replay' needs besides the repro trace to show a failure
+     * ("" or NULL: nothing). */
+    const char *replay_flags;
 };
 
 extern const struct prop registry_props[];

@@ -98,6 +98,14 @@ if diff <(grep -v described_reads "$tmp/a.json") <(grep -v described_reads "$tmp
 if grep -q '"described_reads": 0,' "$tmp/bytes.json" &&
     ! grep -q '"described_reads": 0,' "$tmp/a.json"; then ok; else
     bad "described reads: default and --bytes"; fi
+expect_status 0 "bytes-check agrees" -- "$bin" replay --bytes-check traces/native/golden.trace
+expect_out "bytes-check the same run" "bytes-check says so"
+printf 'blocksim-trace v1\ntopology plain size=1M\ndisk d0 cache=0\nwrite 0 4096\nread 0 4096\n' \
+    >"$tmp/desc.trace"
+expect_status 1 "bytes-check catches a lost home" -- "$bin" replay --bytes-check --json \
+    --mutant disk-desc-misplace "$tmp/desc.trace"
+expect_out '"bytes_check": "described I/O changed the run' "bytes-check in the JSON"
+expect_status 2 "bytes-check with bytes" -- "$bin" replay --bytes-check --bytes "$tmp/desc.trace"
 
 # Golden expectations are enforced: a wrong digest fails with status 1.
 sed 's/^expect digest .*/expect digest 0123456789abcdef/' traces/native/golden.trace \

@@ -251,8 +251,10 @@ static void desc_make(const void *ctx, const uint64_t *tags, uint64_t sector0, u
                       uint64_t n, uint8_t *buf)
 {
     const struct disk *d = ctx;
+    uint64_t off = (d->mutants & DISK_MUTANT_DESC_MISPLACE) ? 1 : 0; /* planted bug */
     for (uint64_t k = first; k < first + n; k++) {
-        content_make(buf + (k - first) * DISK_SECTOR, d->content_seed, tags[k], sector0 + k);
+        content_make(buf + (k - first) * DISK_SECTOR, d->content_seed, tags[k],
+                     sector0 + k + off);
     }
 }
 
@@ -1052,6 +1054,8 @@ const struct planted_bug disk_bugs[] = {
       "disk: acknowledges FUA writes but keeps them in its volatile cache" },
     { "disk-flush-noop", DISK_MUTANT_FLUSH_NOOP,
       "disk: flush succeeds without making anything durable" },
+    { "disk-desc-misplace", DISK_MUTANT_DESC_MISPLACE,
+      "disk: makes a described sector's bytes as the next sector's (a lost home)" },
 };
 
 const size_t disk_bugs_count = ARRAY_LEN(disk_bugs);

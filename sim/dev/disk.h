@@ -44,6 +44,8 @@ enum disk_crash_mode {
 enum disk_mutant {
     DISK_MUTANT_FUA_VOLATILE = 1u << 0, /* acknowledges FUA but caches it */
     DISK_MUTANT_FLUSH_NOOP = 1u << 1,   /* flush succeeds but persists nothing */
+    DISK_MUTANT_DESC_MISPLACE = 1u << 2, /* a described sector's bytes are made as the
+                                          * next sector's */
 };
 
 enum disk_taint {

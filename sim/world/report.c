@@ -170,6 +170,10 @@ json_t *report_json(const struct world_result *r, const struct report_info *info
     if (r->ended_early) {
         json_object_set_new(o, "ended_early", json_string(r->note));
     }
+    if (info->bytes_check) {
+        json_object_set_new(o, "bytes_check", json_string(info->bytes_check[0]
+                                                              ? info->bytes_check : "same"));
+    }
     json_object_set_new(o, "sim_time_ns", json_integer((json_int_t)r->sim_ns));
     json_object_set_new(o, "events", json_integer((json_int_t)r->events));
     if (r->verdict == WORLD_FAIL) {
@@ -353,6 +357,11 @@ void report_text(const struct world_result *r, const struct report_info *info, F
                 (double)ops_total(r) / secs);
     }
     fprintf(out, "\n");
+    if (info->bytes_check) {
+        fprintf(out, "  bytes-check %s\n", info->bytes_check[0] ? info->bytes_check
+                                                              : "the same run with every byte "
+                                                                "carried (--bytes)");
+    }
     if (r->verdict == WORLD_FAIL && info->repro) {
         fprintf(out, "  reproduce   %s\n", info->repro);
     }

@@ -26,6 +26,8 @@ struct report_info {
     const char *repro;  /* a command that reproduces the run, or NULL */
     bool has_wall;      /* wall-clock figures known */
     double wall_seconds;
+    const char *bytes_check; /* replay --bytes-check: "" the same run with every
+                              * byte carried, else what differed; NULL: not run */
 };
 
 json_t *report_json(const struct world_result *r, const struct report_info *info);

@@ -1461,6 +1461,25 @@ static uint64_t disks_content_hash(const struct world *w)
     return XXH3_64bits(h, w->n_disks * sizeof(h[0]));
 }
 
+bool world_described_differs(const struct world_result *a, const struct world_result *b,
+                             char *msg, size_t size)
+{
+    const char *what = a->verdict != b->verdict                  ? "verdict"
+                       : a->digest != b->digest                  ? "digest"
+                       : a->content_hash != b->content_hash      ? "content hash"
+                       : strcmp(a->first.msg, b->first.msg) != 0 ? "first violation"
+                                                                 : NULL;
+    if (what) {
+        snprintf(msg, size, "described I/O changed the run's %s (%" PRIu64 " reads described): "
+                 "%s, digest %016" PRIx64 "%s%.150s; with --bytes %s, digest %016" PRIx64
+                 "%s%.150s", what, a->described_reads, a->verdict == WORLD_PASS ? "pass" : "fail",
+                 a->digest, a->first.msg[0] ? ", " : "", a->first.msg,
+                 b->verdict == WORLD_PASS ? "pass" : "fail", b->digest,
+                 b->first.msg[0] ? ", " : "", b->first.msg);
+    }
+    return what != NULL;
+}
+
 static void result_fill(struct world *w)
 {
     struct world_result *r = w->r;

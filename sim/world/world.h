@@ -210,6 +210,12 @@ struct world_result {
 /* Free what world_run put in @r (the bitmaps); @r stays readable. */
 void world_result_fini(struct world_result *r);
 
+/* Whether runs @a (described I/O) and @b (opts.bytes) of one trace, which
+ * must be the same run, differ in verdict, digest, contents or first
+ * violation; if so @msg says how. */
+bool world_described_differs(const struct world_result *a, const struct world_result *b,
+                             char *msg, size_t size);
+
 /* Run @t. Returns 0 with @r filled, or a negative errno with @e filled when
  * the trace or the options are not a valid scenario (nothing ran). */
 int world_run(const struct trace *t, const struct world_opts *o, struct world_result *r,

@@ -30,7 +30,8 @@ START_TEST(test_report_forms)
         }
     }
     ck_assert_int_eq(r.verdict, WORLD_FAIL);
-    struct report_info info = { "fua.trace", "native", "blocksim replay fua.trace", true, 0.5 };
+    struct report_info info = { "fua.trace", "native", "blocksim replay fua.trace", true, 0.5,
+                                NULL };
     json_t *j = report_json(&r, &info);
     ck_assert_ptr_nonnull(json_object_get(j, "wall"));
     ck_assert_str_eq(json_string_value(json_object_get(j, "topology")), "plain");

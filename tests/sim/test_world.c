@@ -37,7 +37,7 @@ static void run(const struct trace *t, const struct world_opts *o, struct world_
 
 static char *json_text(const struct world_result *r)
 {
-    struct report_info info = { "t", "native", NULL, false, 0 };
+    struct report_info info = { "t", "native", NULL, false, 0, NULL };
     json_t *j = report_json(r, &info);
     char *s = json_dumps(j, JSON_SORT_KEYS);
     json_decref(j);
