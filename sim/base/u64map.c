@@ -17,10 +17,40 @@ void u64map_init(struct u64map *m)
     memset(m, 0, sizeof(*m));
 }
 
+static uint64_t present_words(uint64_t dense_n)
+{
+    return (dense_n + 63) / 64;
+}
+
 void u64map_fini(struct u64map *m)
 {
     mem_free(m->slots, m->cap * sizeof(*m->slots));
+    mem_free(m->dense, m->dense_n * sizeof(*m->dense));
+    mem_free(m->present, present_words(m->dense_n) * sizeof(*m->present));
     memset(m, 0, sizeof(*m));
+}
+
+void u64map_dense(struct u64map *m, uint64_t limit)
+{
+    ASSERT(m->n == 0 && m->dense_n == 0);
+    ASSERT(limit <= U64MAP_DENSE_MAX);
+    if (limit == 0) {
+        return;
+    }
+    m->dense_n = limit;
+    m->dense = mem_alloc(limit * sizeof(*m->dense));
+    m->present = mem_alloc(present_words(limit) * sizeof(*m->present));
+}
+
+uint64_t u64map_bytes(const struct u64map *m)
+{
+    return m->cap * sizeof(*m->slots) + m->dense_n * sizeof(*m->dense) +
+           present_words(m->dense_n) * sizeof(*m->present);
+}
+
+static bool dense_has(const struct u64map *m, uint64_t key)
+{
+    return (m->present[key / 64] >> (key % 64)) & 1;
 }
 
 /* Keys that differ only in their low U64MAP_RUN_BITS bits (neighbouring
@@ -38,7 +68,10 @@ static size_t slot_home(const struct u64map *m, uint64_t key)
 uint64_t *u64map_get(const struct u64map *m, uint64_t key)
 {
     ASSERT(key != U64MAP_EMPTY);
-    if (m->n == 0) {
+    if (key < m->dense_n) {
+        return dense_has(m, key) ? &m->dense[key] : NULL;
+    }
+    if (m->n == m->n_dense) {
         return NULL;
     }
     for (size_t i = slot_home(m, key), probes = 0; probes < m->cap;
@@ -78,7 +111,20 @@ static void map_grow(struct u64map *m)
 uint64_t *u64map_put(struct u64map *m, uint64_t key, bool *created)
 {
     ASSERT(key != U64MAP_EMPTY);
-    if (2 * (m->n + 1) > m->cap) {
+    if (key < m->dense_n) {
+        bool fresh = !dense_has(m, key);
+        if (fresh) {
+            m->present[key / 64] |= 1ull << (key % 64);
+            m->dense[key] = 0;
+            m->n++;
+            m->n_dense++;
+        }
+        if (created) {
+            *created = fresh;
+        }
+        return &m->dense[key];
+    }
+    if (2 * (m->n - m->n_dense + 1) > m->cap) {
         map_grow(m);
     }
     size_t i = slot_home(m, key);
@@ -105,6 +151,15 @@ uint64_t *u64map_put(struct u64map *m, uint64_t key, bool *created)
 
 bool u64map_del(struct u64map *m, uint64_t key)
 {
+    if (key < m->dense_n) {
+        if (!dense_has(m, key)) {
+            return false;
+        }
+        m->present[key / 64] &= ~(1ull << (key % 64));
+        m->n--;
+        m->n_dense--;
+        return true;
+    }
     uint64_t *v = u64map_get(m, key);
     if (!v) {
         return false;
@@ -137,6 +192,11 @@ uint64_t *u64map_keys(const struct u64map *m)
 {
     uint64_t *keys = mem_alloc(m->n * sizeof(*keys));
     size_t k = 0;
+    for (uint64_t w = 0; w < present_words(m->dense_n); w++) { /* ascending already */
+        for (uint64_t bits = m->present[w]; bits; bits &= bits - 1) {
+            keys[k++] = w * 64 + (uint64_t)__builtin_ctzll(bits);
+        }
+    }
     for (size_t i = 0; i < m->cap; i++) {
         if (m->slots[i].key != U64MAP_EMPTY) {
             keys[k++] = m->slots[i].key;
@@ -151,12 +211,20 @@ void u64map_check(const struct u64map *m)
 {
     size_t count = 0;
     ASSERT(m->cap == 0 || is_pow2(m->cap));
-    ASSERT(2 * m->n <= m->cap || m->cap == 0);
+    ASSERT(2 * (m->n - m->n_dense) <= m->cap || m->cap == 0);
+    size_t dense = 0;
+    for (uint64_t w = 0; w < present_words(m->dense_n); w++) {
+        dense += (size_t)__builtin_popcountll(m->present[w]);
+    }
+    ASSERT(dense == m->n_dense);
+    ASSERT(m->dense_n % 64 == 0 || !m->dense_n ||
+           !(m->present[m->dense_n / 64] >> (m->dense_n % 64))); /* none past the end */
     for (size_t i = 0; i < m->cap; i++) {
         if (m->slots[i].key != U64MAP_EMPTY) {
             count++;
+            ASSERT(m->slots[i].key >= m->dense_n);
             ASSERT(u64map_get(m, m->slots[i].key) == &m->slots[i].value);
         }
     }
-    ASSERT(count == m->n);
+    ASSERT(count + m->n_dense == m->n);
 }

@@ -30,6 +30,12 @@ static const struct model_cand *cands_c(const struct model_sector *sec)
     return sec->heap ? sec->heap : sec->inline_c;
 }
 
+void model_disk_size(struct model_disk *m, uint64_t sectors)
+{
+    uint64_t chunks = (sectors + MODEL_CHUNK_SECTORS - 1) / MODEL_CHUNK_SECTORS;
+    u64map_dense(&m->index, chunks <= U64MAP_DENSE_MAX ? chunks : 0);
+}
+
 void model_disk_fini(struct model_disk *m)
 {
     for (uint64_t i = 0; i < m->n_chunks; i++) {

@@ -65,6 +65,10 @@ struct model_disk {
 };
 
 void model_disk_init(struct model_disk *m);
+/* The disk has @sectors (a hint, on an empty model: the index of a disk
+ * up to 4 GiB becomes a flat array). */
+void model_disk_size(struct model_disk *m, uint64_t sectors);
+
 void model_disk_fini(struct model_disk *m);
 
 /* A new sequence number for a completion (or a flush's submission). */

@@ -110,6 +110,9 @@ struct disk *disk_new(const struct disk_config *c, struct evq *q, struct fault_p
     rng_stream(&d->rng_fault, root_seed, "disk-fault", id, 0);
     rng_stream(&d->rng_crash, root_seed, "disk-crash", id, 0);
     u64map_init(&d->chunks);
+    /* The chunk index of a disk up to 4 GiB is a flat array (8 MiB at most). */
+    uint64_t chunks = (c->size + DISK_CHUNK - 1) / DISK_CHUNK;
+    u64map_dense(&d->chunks, chunks <= U64MAP_DENSE_MAX ? chunks : 0);
     d->bytes.unit = DISK_CHUNK;
     d->tags.unit = DISK_CHUNK / DISK_SECTOR * sizeof(uint64_t);
     u64map_init(&d->taint);
@@ -1021,7 +1024,7 @@ uint64_t disk_content_hash(const struct disk *d)
 uint64_t disk_mem_bytes(const struct disk *d)
 {
     uint64_t chunks = pool_bytes(&d->bytes) + pool_bytes(&d->tags);
-    uint64_t index = d->chunks.cap * sizeof(struct u64map_slot);
+    uint64_t index = u64map_bytes(&d->chunks);
     uint64_t log = 0;
     for (uint64_t i = 0; i < d->log_n; i++) {
         const struct disk_log_entry *e = log_at(d, i);

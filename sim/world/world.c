@@ -779,6 +779,7 @@ void world__check_rw_init(struct world *w, struct check_rw *c, check_taint_fn *t
 {
     check_rw_init(c, w->seed, taint, opaque);
     c->model.crash_free = w->crash_free;
+    model_disk_size(&c->model, w->size / CONTENT_SECTOR);
 }
 
 static void flush_seen(void *opaque)

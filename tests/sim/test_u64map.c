@@ -10,11 +10,13 @@
  * and only the first key of each run. */
 static const uint64_t spreads[] = { 0x10001, 1, 8 };
 
-static void against_shadow(uint64_t spread, uint64_t seed)
+/* @dense: keys below it are held flat (u64map_dense), the rest hashed. */
+static void against_shadow(uint64_t spread, uint64_t seed, uint64_t dense)
 {
     enum { KEYS = 2048 };
     struct u64map m;
     u64map_init(&m);
+    u64map_dense(&m, dense);
     static uint64_t shadow[KEYS]; /* 0: absent, else value */
     memset(shadow, 0, sizeof(shadow));
     struct rng r;
@@ -56,7 +58,10 @@ static void against_shadow(uint64_t spread, uint64_t seed)
 START_TEST(test_u64map_against_shadow)
 {
     for (uint64_t i = 0; i < ARRAY_LEN(spreads); i++) {
-        against_shadow(spreads[i], 5 + i);
+        against_shadow(spreads[i], 5 + i, 0);
+        against_shadow(spreads[i], 9 + i, 1000);  /* some keys flat, some hashed */
+        against_shadow(spreads[i], 13 + i, 2048 * spreads[i] > U64MAP_DENSE_MAX
+                                               ? U64MAP_DENSE_MAX : 2048 * spreads[i]);
     }
 }
 END_TEST
