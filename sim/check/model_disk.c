@@ -22,13 +22,15 @@ void model_disk_init(struct model_disk *m)
 
 static struct model_cand *cands(struct model_sector *sec)
 {
-    return sec->heap ? sec->heap : sec->inline_c;
+    return sec->cap > 1 ? sec->c.heap : &sec->c.one;
 }
 
 static const struct model_cand *cands_c(const struct model_sector *sec)
 {
-    return sec->heap ? sec->heap : sec->inline_c;
+    return sec->cap > 1 ? sec->c.heap : &sec->c.one;
 }
+
+STATIC_ASSERT(sizeof(struct model_sector) == 24);
 
 void model_disk_size(struct model_disk *m, uint64_t sectors)
 {
@@ -41,7 +43,9 @@ void model_disk_fini(struct model_disk *m)
     for (uint64_t i = 0; i < m->n_chunks; i++) {
         for (unsigned k = 0; k < MODEL_CHUNK_SECTORS; k++) {
             struct model_sector *sec = &m->chunks[i].s[k];
-            mem_free(sec->heap, sec->heap ? sec->cap * sizeof(struct model_cand) : 0);
+            if (sec->cap > 1) {
+                mem_free(sec->c.heap, sec->cap * sizeof(struct model_cand));
+            }
         }
     }
     mem_free(m->chunks, m->cap_chunks * sizeof(*m->chunks));
@@ -93,8 +97,8 @@ static uint64_t chunk_add(struct model_disk *m, uint64_t chunk)
     /* The implicit initial value of every sector: zeroes, durable. */
     struct model_cand init = { 0u, 0, MODEL_DURABLE };
     for (unsigned k = 0; k < MODEL_CHUNK_SECTORS; k++) {
-        c->s[k].cap = MODEL_INLINE;
-        c->s[k].inline_c[0] = init;
+        c->s[k].cap = 1;
+        c->s[k].c.one = init;
         c->s[k].n = 1;
     }
     m->last_chunk = chunk;
@@ -145,12 +149,13 @@ static void sector_push(struct model_disk *m, struct model_sector *sec,
     if (sec->n == sec->cap) {
         ASSERT(sec->cap < MODEL_CANDS_MAX);
         uint32_t cap = 2 * sec->cap;
-        if (!sec->heap) {
-            sec->heap = mem_alloc(cap * sizeof(*sec->heap));
-            memcpy(sec->heap, sec->inline_c, sizeof(sec->inline_c));
+        if (sec->cap == 1) {
+            struct model_cand *heap = mem_alloc(cap * sizeof(*heap));
+            heap[0] = sec->c.one;
+            sec->c.heap = heap;
         } else {
-            sec->heap = mem_realloc(sec->heap, sec->cap * sizeof(*sec->heap),
-                                    cap * sizeof(*sec->heap));
+            sec->c.heap = mem_realloc(sec->c.heap, sec->cap * sizeof(*sec->c.heap),
+                                      cap * sizeof(*sec->c.heap));
         }
         sec->cap = cap;
     }

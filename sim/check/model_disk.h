@@ -36,14 +36,17 @@ struct model_cand {
     uint64_t flags : 8; /* MODEL_* */
 };
 
-#define MODEL_INLINE 2        /* candidates held without an allocation */
 #define MODEL_CHUNK_SECTORS 8 /* sectors per index entry (4 KiB) */
 
+/* 24 bytes: a 4 KiB chunk's eight sectors take three cache lines. One
+ * candidate (the common case) is held inline; more move to the heap. */
 struct model_sector {
-    struct model_cand *heap; /* NULL: the candidates are inline_c */
+    union {
+        struct model_cand one;   /* cap 1 */
+        struct model_cand *heap; /* cap > 1 */
+    } c;
     uint32_t n;
     uint32_t cap;
-    struct model_cand inline_c[MODEL_INLINE];
 };
 
 struct model_chunk {
