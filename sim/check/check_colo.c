@@ -14,12 +14,20 @@
 #include "../../ref/base.h"
 #include "../base/content.h"
 
+/* C starts empty: flat over a disk of up to 512 MiB (a lookup a sector of
+ * every copy judged). */
+static void c_init(struct check_colo *c)
+{
+    u64map_init(&c->c);
+    u64map_dense(&c->c, c->sectors <= U64MAP_DENSE_MAX ? c->sectors : 0);
+}
+
 void check_colo_init(struct check_colo *c, uint64_t seed, uint64_t sectors)
 {
     memset(c, 0, sizeof(*c));
     c->seed = seed;
     c->sectors = sectors;
-    u64map_init(&c->c);
+    c_init(c);
     u64map_init(&c->s);
     u64map_init(&c->unsure);
     c->synced = true; /* every disk starts zeroed */
@@ -157,7 +165,7 @@ void check_colo_checkpoint_begin(struct check_colo *c, bool whole)
 {
     if (whole) {
         u64map_fini(&c->c);
-        u64map_init(&c->c);
+        c_init(c);
     }
     u64map_fini(&c->s);
     u64map_init(&c->s);
