@@ -238,7 +238,7 @@ valgrind: bootstrap
 
 coverage: bootstrap
 	@rm -rf build/cov
-	@$(MAKE) --no-print-directory CONFIG=cov all
+	@$(MAKE) --no-print-directory CONFIG=cov all build/cov/fuzz_canary_standalone
 	build/cov/check_all
 	bash tests/cli_test.sh build/cov/blocksim
 	lcov --quiet --capture --directory build/cov --output-file build/cov/lcov.info
