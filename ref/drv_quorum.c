@@ -264,8 +264,10 @@ static void quorum_fanout(struct node *n, struct req *req)
         struct env_desc *desc = req->desc;
         if (req->op == NODE_OP_READ) {
             buf = io->buf = req->desc ? mem_alloc_raw(qr->buf_len) : mem_alloc(qr->buf_len);
-            io->desc.tags = (uint64_t *)(void *)(buf + req->len);
-            desc = req->desc ? &io->desc : NULL;
+            if (req->desc) {
+                io->desc.tags = (uint64_t *)(void *)(buf + req->len);
+                desc = &io->desc;
+            }
         }
         node_submit_desc(qr->child[i], req->op, req->offset, req->len, buf, desc, req->flags,
                          child_done, io);
@@ -447,7 +449,6 @@ static void fifo_done(void *opaque, int ret)
 }
 
 /* ---- node driver ---- */
-
 
 static void quorum_read(struct node *n, struct req *req)
 {

@@ -273,7 +273,7 @@ void req_complete(struct req *req, int ret)
 }
 
 static void req_check_range(const struct node *n, enum node_op op, uint64_t offset,
-                            uint64_t len, const uint8_t *buf)
+                            uint64_t len, bool data)
 {
     if (op == NODE_OP_FLUSH) {
         ASSERT(len == 0);
@@ -285,7 +285,7 @@ static void req_check_range(const struct node *n, enum node_op op, uint64_t offs
     ASSERT(offset <= n->length);
     ASSERT(len <= n->length - offset);
     if (op == NODE_OP_READ || op == NODE_OP_WRITE) {
-        ASSERT(buf != NULL);
+        ASSERT(data); /* bytes, or a description */
     }
 }
 
@@ -306,7 +306,7 @@ void node_submit_desc(struct node *n, enum node_op op, uint64_t offset, uint64_t
                                   : op == NODE_OP_WRITE && buf == NULL);
         desc->described = false;
     }
-    req_check_range(n, op, offset, len, desc && op == NODE_OP_WRITE ? (uint8_t *)desc : buf);
+    req_check_range(n, op, offset, len, buf || desc);
     struct graph *g = n->graph;
     struct req *req = mem_alloc(sizeof(*req));
     req->node = n;

@@ -376,10 +376,8 @@ static void store(struct disk *d, uint64_t offset, const uint8_t *src, uint64_t 
                 t[k] = tag;
             }
         } else if (tag) { /* into part of a byte chunk: its bytes */
-            for (uint64_t k = 0; k < n / DISK_SECTOR; k++) {
-                content_make(chunk_bytes(v) + in + k * DISK_SECTOR, d->content_seed, tag,
-                             offset / DISK_SECTOR + k);
-            }
+            content_fill(chunk_bytes(v) + in, d->content_seed, tag, offset / DISK_SECTOR,
+                         n / DISK_SECTOR);
         } else if (!src) {
             if (v & CHUNK_DESCRIBED) {
                 memset(chunk_tags(v) + in / DISK_SECTOR, 0, n / DISK_SECTOR * sizeof(uint64_t));
@@ -495,11 +493,17 @@ static void log_append(struct disk *d, uint64_t offset, const uint8_t *src, uint
     }
 }
 
+/* Does the disk keep a log of what a crash would lose? */
+static bool disk_logs(const struct disk *d)
+{
+    return d->cfg.cache_bytes > 0 && !d->cfg.no_log;
+}
+
 /* Apply a write that completed without fault: log it, then store it. */
 static void disk_apply(struct disk *d, uint64_t offset, const uint8_t *src, uint64_t len,
                        bool fua)
 {
-    if (d->cfg.cache_bytes > 0 && !d->cfg.no_log) {
+    if (disk_logs(d)) {
         log_append(d, offset, src, len, fua);
     }
     store_write(d, offset, src, len);
@@ -616,17 +620,15 @@ static int do_write(struct disk *d, struct disk_op *op)
     if (!op->tag) {
         return do_write_bytes(d, op, src, r);
     }
-    if (!r && (d->cfg.cache_bytes == 0 || d->cfg.no_log)) { /* nothing needs its bytes */
+    if (!r && !disk_logs(d)) { /* nothing needs its bytes */
         store(d, op->offset, NULL, op->tag, op->len);
         untaint_range(d, op->offset, op->len);
         d->stats.bytes_written += op->len;
         return 0;
     }
     uint8_t *made = mem_alloc_raw(op->len);
-    for (uint64_t k = 0; k < op->len / DISK_SECTOR; k++) {
-        content_make(made + k * DISK_SECTOR, d->content_seed, op->tag,
-                     op->offset / DISK_SECTOR + k);
-    }
+    content_fill(made, d->content_seed, op->tag, op->offset / DISK_SECTOR,
+                 op->len / DISK_SECTOR);
     int ret = do_write_bytes(d, op, made, r);
     mem_free(made, op->len);
     return ret;
@@ -730,8 +732,7 @@ static void st_write_desc(void *dev, uint64_t offset, const struct env_desc *des
                           uint64_t len, unsigned flags, env_io_cb *cb, void *opaque)
 {
     ASSERT(st_describes(dev));
-    ASSERT(desc->tag != CONTENT_TAG_ZERO && desc->tag != CONTENT_TAG_GARBAGE &&
-           desc->tag != CONTENT_TAG_IMAGE);
+    ASSERT(desc->tag != CONTENT_TAG_ZERO && desc->tag < CONTENT_TAG_SPECIAL); /* a write's */
     disk_submit(dev, IO_WRITE, offset, len, NULL, flags, cb, opaque)->tag = desc->tag;
 }
 
@@ -783,7 +784,6 @@ static int st_read_sync(void *dev, uint64_t offset, uint8_t *buf, uint64_t len)
     disk_peek(h->disk, offset, buf, len);
     return 0;
 }
-
 
 static const struct env_storage_ops disk_storage_ops = {
     .read = st_read,

@@ -351,18 +351,18 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     }
     /* A disk right below the guest takes the data described (ref/env.h):
      * a write's tag instead of its bytes, a read's tags if it has them. */
-    op->use_desc = (rec->kind == TRACE_READ || (rec->kind == TRACE_WRITE && !rec->has_pattern)) &&
-                   node_takes_desc(front);
+    bool data = rec->kind == TRACE_READ || (rec->kind == TRACE_WRITE && !rec->has_pattern);
+    bool use_desc = data && node_takes_desc(front);
     /* A write's buffer is filled whole below; a read's starts zeroed, so a
      * stack that fails to fill it shows zeroes, never a stale buffer's data
      * (a disk that takes a description fills it whole or answers in tags). */
     if (rec->kind == TRACE_READ) {
         uint64_t tags = rec->len / CONTENT_SECTOR * sizeof(*op->tags);
         op->buf_len = rec->len + tags;
-        op->buf = op->use_desc ? mem_alloc_raw(op->buf_len) : mem_alloc(op->buf_len);
+        op->buf = use_desc ? mem_alloc_raw(op->buf_len) : mem_alloc(op->buf_len);
         op->tags = (uint64_t *)(void *)(op->buf + rec->len);
         op->desc.tags = op->tags;
-    } else if (rec->kind == TRACE_WRITE && op->use_desc) {
+    } else if (rec->kind == TRACE_WRITE && use_desc) {
         op->desc.tag = op->index + 1;
     } else if (rec->kind == TRACE_WRITE) {
         op->buf_len = rec->len;
@@ -370,7 +370,7 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     }
     if (rec->kind == TRACE_WRITE && rec->has_pattern) {
         memset(op->buf, rec->pattern, rec->len);
-    } else if (rec->kind == TRACE_WRITE && !op->use_desc) {
+    } else if (rec->kind == TRACE_WRITE && !use_desc) {
         content_fill(op->buf, w->seed, op->index + 1, rec->offset / CONTENT_SECTOR,
                      rec->len / CONTENT_SECTOR);
     }
@@ -384,7 +384,7 @@ static void op_submit(struct world *w, const struct trace_rec *rec)
     }
     w->inflight[w->n_inflight++] = op;
     node_submit_desc(front, node_ops[rec->kind], rec->offset, len, op->buf,
-                     op->use_desc ? &op->desc : NULL, flags, op_done, op);
+                     use_desc ? &op->desc : NULL, flags, op_done, op);
 }
 
 /* ---- control records ---- */

@@ -104,8 +104,7 @@ struct guest_op {
     uint64_t buf_len;
     uint64_t *tags;    /* a read: its sectors' content tags once done */
     uint64_t read_hash; /* a read, done: content_hash of what it read */
-    struct env_desc desc; /* described I/O (use_desc) */
-    bool use_desc;
+    struct env_desc desc; /* described I/O (ref/env.h) */
 };
 
 #define WORLD_BUGGIFY_SITES 32
